@@ -1,0 +1,69 @@
+# Handoff tracking: every command a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+GEN := services/common/gen
+GENERATED := $(GEN)/.generated
+PROTOS := $(wildcard proto/handoff/v1/*.proto)
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install proto proto-check kafka-jars run up down test test-unit bench lock clean
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found %s); set PYTHON=/path/to/python3.11" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): $(PY) requirements.lock pyproject.toml
+	$(PY) -m pip install --quiet --disable-pip-version-check pip==25.3
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . || \
+		$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+$(GENERATED): $(PROTOS) $(INSTALLED)
+	rm -rf $(GEN) && mkdir -p $(GEN)
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) $(PROTOS)
+	@touch $@
+
+install: $(GENERATED) ## Virtualenv, pinned dependencies, generated protobuf code
+	@true
+
+proto: $(INSTALLED) ## Regenerate the protobuf and gRPC code from proto/
+	rm -f $(GENERATED) && $(MAKE) --no-print-directory $(GENERATED)
+
+proto-check: install ## Fail when the generated code is stale against proto/
+	$(PY) -m devstack.protocheck $(GEN) $(PROTOS)
+
+kafka-jars: install ## Fetch the Apache Kafka jars (cached outside the repo)
+	@$(PY) -m common.localkafka fetch >/dev/null
+
+run: install kafka-jars ## Kafka, the services and a demo driver in this terminal; Ctrl-C stops all
+	$(PY) -m devstack run
+
+up: install kafka-jars ## The same stack in the background; prints every endpoint
+	$(PY) -m devstack up
+
+down: ## Stop the background stack
+	@if [ -x $(PY) ]; then $(PY) -m devstack down; else echo "nothing is running"; fi
+
+test: install kafka-jars proto-check ## The whole suite against a real broker
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install ## Unit tests only (no broker)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+bench: install kafka-jars ## Benchmarks; prints a table and writes bench/results.json
+	$(PY) -m bench.run
+
+lock: $(PY) ## Re-pin requirements.lock from pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip freeze --exclude-editable | sed '1i # Every package the project installs, pinned. Regenerate with '"'"'make lock'"'"' after changing pyproject.toml.' > requirements.lock
+
+clean: ## Remove the virtualenv, generated code and local data (not the Kafka jar cache)
+	rm -rf $(VENV) $(GEN) var .run .pytest_cache

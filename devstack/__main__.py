@@ -1,0 +1,3 @@
+from devstack.main import main
+
+main()

@@ -1,0 +1,85 @@
+"""The demo driver of `make run`: opens legs, acknowledges some in time, lets others breach,
+and prints every notification the departments receive."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+import grpc
+from handoff.v1 import handoff_service_pb2 as handoff_pb2
+from handoff.v1 import handoff_service_pb2_grpc as handoff_grpc
+from handoff.v1 import notification_service_pb2 as notify_pb2
+from handoff.v1 import notification_service_pb2_grpc as notify_grpc
+from handoff.v1 import types_pb2
+from rich.console import Console
+
+DEPARTMENTS = ("billing", "field-service", "accounts", "claims")
+PRIORITIES = (types_pb2.PRIORITY_NORMAL, types_pb2.PRIORITY_HIGH, types_pb2.PRIORITY_URGENT)
+console = Console(highlight=False)
+
+
+def _stamp() -> str:
+    return datetime.now().strftime("%H:%M:%S")
+
+
+async def watch(notify_address: str, department: str) -> None:
+    """Print the department's notifications until cancelled."""
+    async with grpc.aio.insecure_channel(notify_address) as channel:
+        stub = notify_grpc.NotificationServiceStub(channel)
+        async for response in stub.Subscribe(notify_pb2.SubscribeRequest(department=department)):
+            note = response.notification
+            console.print(f"{_stamp()} [bold red]NOTIFY {department:<13}[/] {note.title}")
+
+
+async def open_leg(stub: handoff_grpc.HandoffServiceStub, number: int, acknowledge_in_time: bool) -> None:
+    department = random.choice(DEPARTMENTS)
+    leg = await stub.CreateHandoff(
+        handoff_pb2.CreateHandoffRequest(
+            request_id=str(uuid.uuid4()),
+            case_id=f"CASE-{number:04d}",
+            customer_ref=f"cust-{random.randint(1, 40):03d}",
+            department=department,
+            priority=random.choice(PRIORITIES),
+            summary="demo handoff",
+        ),
+        timeout=10,
+    )
+    plan = "will be acknowledged in time" if acknowledge_in_time else "will be left to breach"
+    console.print(f"{_stamp()} [cyan]OPEN   {department:<13}[/] {leg.case_id} {leg.handoff_id[:8]} ({plan})")
+    if acknowledge_in_time:
+        await asyncio.sleep(random.uniform(1, 3))
+        await stub.AcknowledgeHandoff(
+            handoff_pb2.AcknowledgeHandoffRequest(request_id=str(uuid.uuid4()), handoff_id=leg.handoff_id),
+            timeout=10,
+        )
+        console.print(f"{_stamp()} [green]ACK    {department:<13}[/] {leg.case_id} {leg.handoff_id[:8]}")
+
+
+async def drive(
+    handoff_address: str, notify_address: str, check_alive: Callable[[], None], interval: float = 4.0
+) -> None:
+    """Open a leg every `interval` seconds (every third left to breach) until cancelled.
+
+    `check_alive` raises when a service of the stack has died, which ends the demo.
+    """
+    watchers = [asyncio.create_task(watch(notify_address, d)) for d in DEPARTMENTS]
+    tasks: set[asyncio.Task[None]] = set()
+    try:
+        async with grpc.aio.insecure_channel(handoff_address) as channel:
+            stub = handoff_grpc.HandoffServiceStub(channel)
+            number = 0
+            while True:
+                check_alive()
+                number += 1
+                task = asyncio.create_task(open_leg(stub, number, acknowledge_in_time=number % 3 != 1))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                await asyncio.sleep(interval)
+    finally:
+        for task in [*watchers, *tasks]:
+            task.cancel()
+        await asyncio.gather(*watchers, *tasks, return_exceptions=True)

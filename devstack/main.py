@@ -1,0 +1,162 @@
+"""handoff-devstack: run the local stack in the foreground (run) or background (up/down)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from devstack.driver import drive
+from devstack.processes import ServiceFailed
+from devstack.stack import Stack
+
+app = typer.Typer(help="Run Kafka, the three services and a demo driver locally.", no_args_is_help=True,
+                  add_completion=False)
+console = Console(highlight=False)
+
+STATE_DIR = Path(".run")
+STATE_FILE = STATE_DIR / "stack.json"
+Bootstrap = Annotated[
+    str, typer.Option("--kafka-bootstrap", envvar="KAFKA_BOOTSTRAP", help="Use this Kafka instead of a local one.")
+]
+Policies = Annotated[Path, typer.Option(help="SLA policy file.", exists=True, dir_okay=False)]
+
+
+def _print_endpoints(endpoints: dict[str, str]) -> None:
+    for name, address in endpoints.items():
+        console.print(f"  {name:<18} {address}")
+
+
+def _stop_on_sigterm() -> None:
+    # A SIGTERM stops the supervisor the same way Ctrl-C does, so children are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+
+@app.command()
+def run(
+    kafka_bootstrap: Bootstrap = "",
+    policies: Policies = Path("config/demo-sla-policies.yaml"),
+    workdir: Annotated[Path, typer.Option(help="Data and logs of this run.")] = Path("var/run"),
+) -> None:
+    """Start everything, drive a demo, print notifications; Ctrl-C stops everything."""
+    _stop_on_sigterm()
+    stack = Stack(workdir, policies, kafka_bootstrap or None)
+    try:
+        with console.status("starting Kafka and the services..."):
+            stack.start()
+        console.print("[bold]stack is up[/bold] (logs in %s)" % (workdir / "logs"))
+        _print_endpoints(stack.endpoints())
+        console.print("driving a demo: legs open every few seconds; every third is left to breach. Ctrl-C stops.\n")
+        asyncio.run(drive(stack.services["handoff"].grpc, stack.services["notify"].grpc, stack.check_alive))
+    except KeyboardInterrupt:
+        console.print("\nstopping...")
+    except ServiceFailed as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1)
+    finally:
+        stack.stop()
+        console.print("stopped; nothing left running")
+
+
+@app.command()
+def serve(
+    kafka_bootstrap: Bootstrap = "",
+    policies: Policies = Path("config/sla-policies.yaml"),
+    workdir: Annotated[Path, typer.Option(help="Data and logs.")] = Path("var/up"),
+) -> None:
+    """Run the stack until SIGTERM, keeping .run/stack.json current (used by `up`)."""
+    _stop_on_sigterm()
+    stack = Stack(workdir, policies, kafka_bootstrap or None)
+    try:
+        stack.start()
+        STATE_FILE.write_text(json.dumps({"pid": os.getpid(), "endpoints": stack.endpoints()}))
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+        STATE_FILE.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _running_state() -> dict | None:
+    try:
+        state = json.loads(STATE_FILE.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if _alive(state["pid"]) else None
+
+
+@app.command()
+def up(
+    kafka_bootstrap: Bootstrap = "",
+    policies: Policies = Path("config/sla-policies.yaml"),
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the stack.")] = 180,
+) -> None:
+    """Start the stack in the background and print every endpoint."""
+    if state := _running_state():
+        console.print(f"already up (supervisor pid {state['pid']}):")
+        _print_endpoints(state["endpoints"])
+        return
+    STATE_DIR.mkdir(exist_ok=True)
+    STATE_FILE.unlink(missing_ok=True)
+    env = {**os.environ, "KAFKA_BOOTSTRAP": kafka_bootstrap} if kafka_bootstrap else dict(os.environ)
+    with (STATE_DIR / "stack.log").open("a") as log:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "devstack", "serve", "--policies", str(policies)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while (state := _running_state()) is None:
+        if supervisor.poll() is not None or time.monotonic() > deadline:
+            if supervisor.poll() is None:
+                supervisor.terminate()
+                supervisor.wait(60)
+            console.print(f"[red]the stack did not start[/red]; see {STATE_DIR / 'stack.log'}")
+            raise typer.Exit(1)
+        time.sleep(0.5)
+    console.print(f"[bold]stack is up[/bold] (supervisor pid {state['pid']}; `make down` stops it)")
+    _print_endpoints(state["endpoints"])
+
+
+@app.command()
+def down(timeout: Annotated[float, typer.Option(help="Seconds to wait for a clean stop.")] = 90) -> None:
+    """Stop the background stack started by `up`."""
+    state = _running_state()
+    if state is None:
+        console.print("nothing is running")
+        STATE_FILE.unlink(missing_ok=True)
+        return
+    os.kill(state["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(state["pid"]):
+        if time.monotonic() > deadline:
+            console.print(f"[red]supervisor {state['pid']} did not stop within {timeout:.0f}s[/red]")
+            raise typer.Exit(1)
+        time.sleep(0.3)
+    console.print("stopped")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Start a service as a child process, wait for its ready line, stop it by its pid.
+
+Children get their own session, so a Ctrl-C in the terminal reaches only the supervisor,
+which then stops them in order; nothing is ever stopped by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ServiceFailed(RuntimeError):
+    """A service exited or did not become ready; the message carries its log's tail."""
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    process: subprocess.Popen[str]
+    log_path: Path
+    endpoints: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def grpc(self) -> str:
+        return self.endpoints["grpc"]
+
+    def is_running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM, wait up to `timeout`, then SIGKILL; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def start_service(
+    name: str, module: str, env: dict[str, str], log_dir: Path, timeout: float = 90
+) -> ServiceProcess:
+    """Run `python -m module` with `env` added; return once it prints its ready line."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    log_file = log_path.open("a")
+    process = subprocess.Popen(
+        [sys.executable, "-m", module],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=log_file,
+        text=True,
+        start_new_session=True,
+    )
+    log_file.close()
+    service = ServiceProcess(name, process, log_path)
+    ready = threading.Event()
+
+    def pump() -> None:
+        # Drain stdout for the life of the process so the child never blocks on a full pipe.
+        with log_path.open("a") as sink:
+            for line in process.stdout:  # type: ignore[union-attr]
+                if not ready.is_set() and line.startswith('{"ready"'):
+                    document = json.loads(line)
+                    document.pop("ready")
+                    service.endpoints.update(document)
+                    ready.set()
+                sink.write(line)
+                sink.flush()
+
+    threading.Thread(target=pump, name=f"{name}-stdout", daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not ready.wait(0.1):
+        if process.poll() is not None or time.monotonic() > deadline:
+            service.stop()
+            why = f"exited with {process.returncode}" if process.returncode is not None else "not ready in time"
+            raise ServiceFailed(f"{name} {why}; last log lines:\n{_tail(log_path)}")
+    return service

@@ -1,0 +1,1 @@
+"""Code shared by every service: envelope, codecs, topic catalogue, clock, settings, metrics."""

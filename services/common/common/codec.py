@@ -1,0 +1,89 @@
+"""Protobuf helpers shared by every codec: timestamps, durations, envelopes, record decoding.
+
+Only codec modules import generated `*_pb2` classes; they build on these helpers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf.message import DecodeError, Message
+
+from handoff.v1 import contacts_pb2, envelope_pb2, handoff_events_pb2, notifications_pb2, sla_events_pb2
+
+from common.ids import new_event_id
+from common.topics import CONTACTS, HANDOFF_EVENTS, NOTIFICATIONS, REPEAT_CONTACTS, SLA_EVENTS, TopicSpec
+
+VALUE_TYPES: dict[str, type[Message]] = {
+    CONTACTS.name: contacts_pb2.ContactRecorded,
+    HANDOFF_EVENTS.name: handoff_events_pb2.HandoffEvent,
+    SLA_EVENTS.name: sla_events_pb2.SlaEvent,
+    REPEAT_CONTACTS.name: contacts_pb2.RepeatContactDetected,
+    NOTIFICATIONS.name: notifications_pb2.NotificationEvent,
+}
+
+
+class MalformedRecord(ValueError):
+    """A record that cannot be read as its topic's value type; it belongs in the DLQ."""
+
+
+def to_timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    """A protobuf Timestamp for an aware datetime."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: every instant must carry a time zone")
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment.astimezone(timezone.utc))
+    return stamp
+
+
+def from_timestamp(stamp: timestamp_pb2.Timestamp) -> datetime:
+    """An aware UTC datetime for a protobuf Timestamp."""
+    return stamp.ToDatetime(tzinfo=timezone.utc)
+
+
+def to_duration(span: timedelta) -> duration_pb2.Duration:
+    """A protobuf Duration for a timedelta."""
+    duration = duration_pb2.Duration()
+    duration.FromTimedelta(span)
+    return duration
+
+
+def from_duration(duration: duration_pb2.Duration) -> timedelta:
+    """A timedelta for a protobuf Duration."""
+    return duration.ToTimedelta()
+
+
+def new_envelope(
+    source: str,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    *,
+    event_id: str | None = None,
+    request_id: str = "",
+    traceparent: str = "",
+) -> envelope_pb2.Envelope:
+    """The envelope every event carries."""
+    return envelope_pb2.Envelope(
+        event_id=event_id or new_event_id(),
+        occurred_at=to_timestamp(occurred_at),
+        recorded_at=to_timestamp(recorded_at),
+        source=source,
+        request_id=request_id,
+        trace=envelope_pb2.TraceContext(traceparent=traceparent),
+    )
+
+
+def decode(topic: TopicSpec, payload: bytes | None) -> Message:
+    """Parse a record of `topic`, or raise MalformedRecord with the reason."""
+    if not payload:
+        raise MalformedRecord("empty value")
+    message = VALUE_TYPES[topic.name]()
+    try:
+        message.ParseFromString(payload)
+    except DecodeError as error:
+        raise MalformedRecord(f"not a {message.DESCRIPTOR.name}: {error}") from error
+    envelope = getattr(message, "envelope", None)
+    if envelope is not None and not envelope.event_id:
+        raise MalformedRecord(f"{message.DESCRIPTOR.name} without envelope.event_id")
+    return message

@@ -1,0 +1,131 @@
+"""The project's faust conventions in one place, and the side service every worker runs.
+
+Every stream app: at-least-once, topics created by the project (never declared here but
+for table changelogs), no faust web server (metrics come from prometheus-client), its own
+data directory, RocksDB tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import faust
+import mode
+
+from common import logs
+from common.codec import MalformedRecord, decode
+from common.dlq import dead_letter
+from common.grpcserver import RunningServer, start_server
+from common.metrics import serve_metrics
+from common.runtime import announce_ready
+from common.settings import ServiceSettings
+from common.topics import TopicSpec
+
+PARTITIONS = 4
+log = logging.getLogger(__name__)
+
+
+def make_app(app_id: str, settings: ServiceSettings, standby_replicas: int = 1) -> faust.App:
+    """A faust app with the project's settings."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        app_id,
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+        store="rocksdb://",
+        datadir=str(settings.data_dir),
+        processing_guarantee="at_least_once",
+        topic_partitions=PARTITIONS,
+        topic_disable_leader=True,
+        table_standby_replicas=standby_replicas,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        autodiscover=False,
+        producer_acks=-1,
+        stream_wait_empty=True,
+    )
+
+
+def raw_topic(app: faust.App, name: str) -> faust.TopicT:
+    """A topic of bytes keys and values: our codecs do the protobuf work."""
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=PARTITIONS,
+    )
+
+
+Handler = Callable[[Any, int], Awaitable[None]]
+
+
+async def process_records(
+    app: faust.App, stream: faust.StreamT, topic: TopicSpec, handler: Handler, consumer: str
+) -> None:
+    """Decode each record of `stream` and hand it to `handler(message, partition)`.
+
+    A record that cannot be decoded or handled goes to the topic's DLQ with the reason, and
+    the partition moves on: one bad record never stops a consumer.
+    """
+    async for event in stream.events():
+        record = event.message
+        try:
+            await handler(decode(topic, record.value), record.partition)
+        except Exception as error:
+            reason = str(error) if isinstance(error, MalformedRecord) else f"{type(error).__name__}: {error}"
+            log.warning("dead-lettering %s[%s]@%s: %s", topic.name, record.partition, record.offset, reason)
+            await dead_letter(
+                partial(_send_raw, app), topic, record.key, record.value, record.partition, record.offset,
+                reason, consumer,
+            )
+
+
+async def _send_raw(app: faust.App, topic: str, key: bytes | None, value: bytes | None, headers: list) -> None:
+    await app.topic(topic, key_serializer="raw", value_serializer="raw").send(key=key, value=value, headers=headers)
+
+
+Registration = tuple[Callable[[object, Any], None], object, str]
+
+
+class SideServer(mode.Service):
+    """Runs beside the agents: /metrics, the gRPC server with health, the ready line."""
+
+    def __init__(
+        self,
+        service: str,
+        settings: ServiceSettings,
+        registrations: list[Registration],
+        on_ready: Callable[[], Awaitable[None]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._service = service
+        self._settings = settings
+        self._registrations = registrations
+        self._on_ready = on_ready
+        self.grpc: RunningServer | None = None
+
+    async def on_start(self) -> None:
+        logs.configure(self._service, self._settings.log_level)
+        if self._on_ready:
+            await self._on_ready()
+        metrics_port = serve_metrics(self._settings.grpc_host, self._settings.metrics_port)
+        self.grpc = await start_server(self._settings.grpc_host, self._settings.grpc_port, self._registrations)
+        host = self._settings.grpc_host
+        announce_ready(
+            self._service, grpc=f"{host}:{self.grpc.port}", metrics=f"http://{host}:{metrics_port}/metrics"
+        )
+
+    async def on_stop(self) -> None:
+        if self.grpc:
+            await self.grpc.stop(grace=5)
+
+
+def run_worker(app: faust.App, side: SideServer, log_level: str) -> None:
+    """Run the app's agents and `side` until SIGTERM/SIGINT, then stop all cleanly."""
+    worker = faust.Worker(app, side, loglevel=log_level, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()

@@ -1,0 +1,27 @@
+"""Small Kafka helpers shared by the services' adapters."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+
+class MissingTopic(RuntimeError):
+    """A topic the project needs does not exist; topics are created by the project, never by the broker."""
+
+
+async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
+    """The partition ids of `topic`, or MissingTopic."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():
+            raise MissingTopic(f"topic {topic} does not exist; create the project's topics first")
+    finally:
+        await consumer.stop()
+    # The producer's metadata call is the public way to learn a topic's partitions.
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        return sorted(await producer.partitions_for(topic))
+    finally:
+        await producer.stop()

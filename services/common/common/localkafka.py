@@ -1,0 +1,357 @@
+"""A real, throwaway Kafka broker for development and tests, run from Apache Kafka's jars.
+
+Integration tests run against a real broker, never a fake, and fail rather than skip when
+it is missing, so the project brings its own: a single-node KRaft broker on the local JVM
+with free ports and its own data directory, so parallel test sessions and a dev stack
+never collide. The jars come from Maven Central once, into a per-user cache outside the
+repository. ``python -m common.localkafka --help`` lists the command-line uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from common.topics import all_topic_names
+
+KAFKA_VERSION = "4.1.1"
+_ARTIFACTS = (
+    "org.apache.kafka:kafka_2.13:{kafka}",
+    "org.apache.kafka:kafka-tools:{kafka}",  # ProducerPerformance, for benchmarks
+    "org.apache.logging.log4j:log4j-slf4j2-impl:2.24.3",
+    "org.apache.logging.log4j:log4j-core:2.24.3",
+    # Kafka's published poms ask for slf4j-api 1.7, which cannot see log4j's slf4j2
+    # binding and would drop every broker log line; Kafka's own distribution ships 2.0.
+    "org.slf4j:slf4j-api:2.0.17",
+)
+_INSTALL_HINTS = {
+    "java": "install a Java 17+ runtime, e.g. `apt-get install openjdk-17-jre-headless`",
+    "mvn": "install Apache Maven, e.g. `apt-get install maven`",
+}
+_SERVER_PROPERTIES = """\
+process.roles=broker,controller
+node.id=1
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+controller.quorum.bootstrap.servers=127.0.0.1:{controller}
+log.dirs={data}
+auto.create.topics.enable=false
+num.partitions=4
+group.initial.rebalance.delay.ms=0
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+"""
+# Everything to the console, which start() sends to broker.log: that file then also
+# catches what the JVM prints before log4j is up (a bad classpath, an unsupported JVM).
+_LOG4J2_PROPERTIES = """\
+appender.console.type = Console
+appender.console.name = console
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.console.ref = console
+"""
+
+
+def cache_dir() -> Path:
+    """Where downloaded jars are kept: per user, outside any checkout, shared by all."""
+    if explicit := os.environ.get("HANDOFF_CACHE_DIR"):
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "handoff-tracking"
+
+
+def ensure_jars(version: str = KAFKA_VERSION) -> Path:
+    """Return the directory holding Kafka's jars, fetching them with Maven on first use."""
+    home = cache_dir() / f"kafka-{version}"
+    marker = home / "complete"
+    if marker.exists():
+        return home / "libs"
+    mvn = _require("mvn")
+    _require("java")
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with open(home.parent / f"kafka-{version}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second caller waits here, then finds the marker
+        if marker.exists():
+            return home / "libs"
+        with tempfile.TemporaryDirectory(dir=home.parent, prefix=f".kafka-{version}-") as tmp:
+            staged = Path(tmp) / "home"
+            (Path(tmp) / "pom.xml").write_text(_pom(version))
+            fetched = subprocess.run(
+                [mvn, "-q", "-B", "dependency:copy-dependencies", "-DincludeScope=runtime",
+                 f"-DoutputDirectory={staged / 'libs'}"],
+                cwd=tmp, capture_output=True, text=True,
+            )
+            if fetched.returncode != 0:
+                raise RuntimeError(f"mvn could not fetch Kafka {version}:\n"
+                                   f"{_tail(fetched.stdout + fetched.stderr)}")
+            (staged / "complete").write_text(f"kafka {version}\n")
+            shutil.rmtree(home, ignore_errors=True)  # what an interrupted run left behind
+            staged.rename(home)
+    return home / "libs"
+
+
+def _pom(version: str) -> str:
+    dependencies = "".join(
+        "<dependency><groupId>{}</groupId><artifactId>{}</artifactId><version>{}</version>"
+        "</dependency>".format(*artifact.format(kafka=version).split(":"))
+        for artifact in _ARTIFACTS
+    )
+    return (
+        '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
+        "<groupId>local</groupId><artifactId>kafka-jars</artifactId><version>1</version>"
+        f"<packaging>pom</packaging><dependencies>{dependencies}</dependencies></project>\n"
+    )
+
+
+def _require(tool: str) -> str:
+    found = shutil.which(tool)
+    if found is None:
+        raise RuntimeError(f"`{tool}` not found on PATH: {_INSTALL_HINTS[tool]}")
+    return found
+
+
+def _tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id as Kafka makes one: 16 random bytes, base64url, no padding."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):  # Kafka avoids these too: they read as CLI options
+            return text
+
+
+def _two_free_ports() -> tuple[int, int]:
+    """Ports the kernel just handed out; held open together so that they differ."""
+    with socket.socket() as first, socket.socket() as second:
+        first.bind(("127.0.0.1", 0))
+        second.bind(("127.0.0.1", 0))
+        return first.getsockname()[1], second.getsockname()[1]
+
+
+def _admin(bootstrap: str, timeout: float) -> KafkaAdminClient:
+    ms = max(int(timeout * 1000), 500)
+    return KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=ms,
+                            request_timeout_ms=ms)
+
+
+def _answers(bootstrap: str, timeout: float) -> bool:
+    """True when a broker at `bootstrap` serves metadata within `timeout` seconds."""
+    # Probe TCP first: an admin client that fails to bootstrap leaves its IO thread
+    # running, and a refused connection is by far the commonest "not yet".
+    if not any(_accepts(address, timeout) for address in bootstrap.split(",")):
+        return False
+    try:
+        with _admin(bootstrap, timeout) as admin:
+            admin.list_topics()
+        return True
+    except Exception:  # any failure only means "not yet"; the caller owns the deadline
+        return False
+
+
+def _accepts(address: str, timeout: float) -> bool:
+    host, _, port = address.strip().rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def wait_for_kafka(bootstrap: str, timeout: float = 60) -> None:
+    """Block until the broker at `bootstrap` answers, or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while not _answers(bootstrap, min(5.0, max(deadline - time.monotonic(), 0.5))):
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"no Kafka broker answered at {bootstrap} within {timeout:g}s")
+        time.sleep(0.2)
+
+
+class LocalKafka:
+    """One KRaft broker+controller process on 127.0.0.1 with its own ports and data dir."""
+
+    def __init__(self, workdir: Path, libs: Path | None = None) -> None:
+        self.workdir = Path(workdir)
+        self._libs = libs
+        self._port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """Where clients connect, e.g. ``127.0.0.1:40123``."""
+        if not self._port:
+            raise RuntimeError("the broker has not been started")
+        return f"127.0.0.1:{self._port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id, or None before start."""
+        return self._process.pid if self._process else None
+
+    @property
+    def is_running(self) -> bool:
+        """Whether the broker process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = 90) -> LocalKafka:
+        """Format fresh storage, launch the broker and return once it answers clients."""
+        if self._process is not None:
+            raise RuntimeError(f"this broker was already started (pid {self.pid})")
+        libs = self._libs or ensure_jars()
+        java = _require("java")
+        # Throwaway by design: each start begins with an empty log, so no run inherits
+        # topics or offsets from the last one (and StorageTool refuses a used directory).
+        shutil.rmtree(self.workdir / "data", ignore_errors=True)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._port, controller = _two_free_ports()
+        config = self.workdir / "server.properties"
+        config.write_text(_SERVER_PROPERTIES.format(
+            port=self._port, controller=controller, data=self.workdir / "data"))
+        log4j = self.workdir / "log4j2.properties"
+        log4j.write_text(_LOG4J2_PROPERTIES)
+        jvm = [java, "-Xmx512m", f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*"]
+        formatted = subprocess.run(
+            [*jvm, "kafka.tools.StorageTool", "format", "--standalone",
+             "-t", new_cluster_id(), "-c", str(config)],
+            capture_output=True, text=True,
+        )
+        if formatted.returncode != 0:
+            raise RuntimeError(f"formatting Kafka storage failed:\n"
+                               f"{_tail(formatted.stdout + formatted.stderr)}")
+        with open(self.workdir / "broker.log", "ab") as log:
+            # A session of its own keeps a terminal's Ctrl-C from reaching the broker
+            # directly: the owner decides when and how it stops.
+            self._process = subprocess.Popen(
+                [*jvm, "kafka.Kafka", str(config)], stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        atexit.register(self.stop)
+        try:
+            self._wait_until_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not _answers(self.bootstrap, 2.0):
+            if not self.is_running:
+                raise RuntimeError(f"Kafka broker exited with code {self._process.returncode}:"
+                                   f"\n{self._log_tail()}")
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"Kafka broker not ready after {timeout:g}s:\n"
+                                   f"{self._log_tail()}")
+            time.sleep(0.2)
+
+    def _log_tail(self) -> str:
+        log = self.workdir / "broker.log"
+        return _tail(log.read_text(errors="replace")) if log.exists() else ""
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop the broker this object started: SIGTERM, then SIGKILL after `timeout`."""
+        atexit.unregister(self.stop)
+        if not self.is_running:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def __enter__(self) -> LocalKafka:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop()
+
+
+def create_topics(bootstrap: str, partitions: int = 4, replication: int = 1,
+                  timeout: float = 60) -> None:
+    """Create every catalogue topic and its dead-letter topic; existing ones are kept."""
+    names = all_topic_names()
+    wait_for_kafka(bootstrap, timeout)
+    with _admin(bootstrap, timeout) as admin:
+        existing = set(admin.list_topics())
+        wanted = {"num_partitions": partitions, "replication_factor": replication}
+        missing = {name: wanted for name in names if name not in existing}
+        if missing:
+            try:
+                admin.create_topics(missing, timeout_ms=int(timeout * 1000))
+            except TopicAlreadyExistsError:
+                pass  # another process created some of them since we listed
+        admin.wait_for_topics(names, timeout_ms=int(timeout * 1000))
+        found = {topic["name"]: len(topic["partitions"]) for topic in admin.describe_topics(names)}
+    wrong = {name: found.get(name) for name in names if found.get(name) != partitions}
+    if wrong:
+        raise RuntimeError(f"topics at {bootstrap} do not have {partitions} partitions: {wrong}; "
+                           "joined topics must be co-partitioned, so delete and recreate them")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point: ``python -m common.localkafka {fetch,run,topics}``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m common.localkafka",
+        description=f"A local single-node Kafka {KAFKA_VERSION} (KRaft) for development and tests.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("fetch", help=f"fetch the Kafka jars into {cache_dir()}, print their path")
+    run = commands.add_parser("run", help="start a broker, create the topics, print "
+                              "KAFKA_BOOTSTRAP=HOST:PORT, run until SIGTERM or Ctrl-C")
+    run.add_argument("--workdir", type=Path, required=True,
+                     help="directory for config, data and broker.log (data is wiped at start)")
+    topics = commands.add_parser("topics", help="create the project's topics on an existing broker")
+    topics.add_argument("--bootstrap", required=True, metavar="HOST:PORT", help="the broker to use")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "fetch":
+            print(ensure_jars())
+        elif args.command == "topics":
+            create_topics(args.bootstrap)
+        else:
+            _run(args.workdir)
+    except (RuntimeError, TimeoutError, KafkaError) as error:  # worded for people already
+        parser.exit(1, f"{parser.prog} {args.command}: {error}\n")
+    return 0
+
+
+def _run(workdir: Path) -> None:
+    stopping = threading.Event()
+    # Installed before start, so a signal during start-up still ends in a clean stop.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    with LocalKafka(workdir) as kafka:
+        create_topics(kafka.bootstrap)
+        print(f"KAFKA_BOOTSTRAP={kafka.bootstrap}", flush=True)
+        while not stopping.wait(1.0):
+            if not kafka.is_running:
+                raise SystemExit(f"Kafka broker exited unexpectedly; see {workdir / 'broker.log'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

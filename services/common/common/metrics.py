@@ -1,0 +1,77 @@
+"""Metrics every process shares: the /metrics endpoint, gRPC request metrics, DLQ records.
+
+Service-specific metrics live in each service's own `metrics` module.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from prometheus_client import Counter, Histogram, start_http_server
+
+GRPC_REQUESTS = Counter(
+    "handoff_grpc_requests_total",
+    "gRPC requests handled, by method and status code.",
+    ["method", "code"],
+)
+GRPC_LATENCY = Histogram(
+    "handoff_grpc_request_duration_seconds",
+    "Time to answer a unary gRPC request, by method.",
+    ["method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+DLQ_RECORDS = Counter(
+    "handoff_dlq_records_total",
+    "Records sent to a dead-letter topic, by source topic.",
+    ["topic"],
+)
+
+
+def serve_metrics(host: str, port: int) -> int:
+    """Start the /metrics HTTP endpoint; returns the port it listens on."""
+    server, _thread = start_http_server(port, addr=host)
+    return server.server_address[1]
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts and times every unary call by method and status code."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = details.method.rsplit("/", 1)[-1]
+        inner = handler.unary_unary
+
+        async def timed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                return await inner(request, context)
+            except grpc.aio.AbortError:
+                code = _code_name(context)
+                raise
+            except Exception:
+                code = "INTERNAL"
+                raise
+            finally:
+                GRPC_LATENCY.labels(method).observe(time.perf_counter() - started)
+                GRPC_REQUESTS.labels(method, code).inc()
+
+        return grpc.unary_unary_rpc_method_handler(
+            timed,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _code_name(context: grpc.aio.ServicerContext) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"

@@ -1,0 +1,79 @@
+"""Settings, read once from the environment into frozen objects at start-up.
+
+Nothing else in the project reads the environment. A bad value stops start-up with the
+variable's name and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A setting that is missing or malformed; the message names the variable."""
+
+
+def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str:
+    value = env.get(name, default)
+    if value is None or value == "":
+        raise SettingsError(f"{name} is required")
+    return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, str(default))
+    try:
+        port = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"{name}={raw!r} is outside 0..65535")
+    return port
+
+
+def _bootstrap(env: Mapping[str, str]) -> str:
+    servers = _text(env, "KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    for server in servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise SettingsError(f"KAFKA_BOOTSTRAP={servers!r}: {server!r} is not host:port")
+    return servers
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """What every service needs: Kafka, its ports, its data directory, its log level."""
+
+    kafka_bootstrap: str
+    grpc_host: str
+    grpc_port: int
+    metrics_port: int
+    data_dir: Path
+    log_level: str
+    instance: str
+
+
+def service_settings(service: str, env: Mapping[str, str] | None = None) -> ServiceSettings:
+    """Read the common settings of `service` (GRPC_PORT, METRICS_PORT, DATA_DIR, ...)."""
+    env = os.environ if env is None else env
+    level = env.get("LOG_LEVEL", "INFO").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise SettingsError(f"LOG_LEVEL={level!r} is not one of DEBUG, INFO, WARNING, ERROR")
+    return ServiceSettings(
+        kafka_bootstrap=_bootstrap(env),
+        grpc_host=env.get("GRPC_HOST", "127.0.0.1"),
+        grpc_port=_port(env, "GRPC_PORT", 0),
+        metrics_port=_port(env, "METRICS_PORT", 0),
+        data_dir=Path(env.get("DATA_DIR", f"var/{service}")),
+        log_level=level,
+        instance=env.get("INSTANCE", f"{service}-1"),
+    )
+
+
+def setting(name: str, default: str, env: Mapping[str, str] | None = None) -> str:
+    """One service-specific setting, read at start-up by that service's settings."""
+    env = os.environ if env is None else env
+    return _text(env, name, default)

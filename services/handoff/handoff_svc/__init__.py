@@ -1,0 +1,1 @@
+"""The handoff service: the leg lifecycle over gRPC, written to handoff.events.v1."""

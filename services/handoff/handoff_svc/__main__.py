@@ -1,0 +1,3 @@
+from handoff_svc.entrypoints.main import main
+
+main()

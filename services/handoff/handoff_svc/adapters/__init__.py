@@ -1,0 +1,1 @@
+"""Translate between the domain and Kafka / protobuf."""

@@ -1,0 +1,1 @@
+"""handoffctl: the command line for handoffs, SLAs and notifications."""

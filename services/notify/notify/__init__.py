@@ -1,0 +1,1 @@
+"""The notify service: turns SLA events into notifications and delivers them."""

@@ -1,0 +1,3 @@
+from notify.entrypoints.main import main
+
+main()

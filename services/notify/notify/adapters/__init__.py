@@ -1,0 +1,1 @@
+"""Kafka and protobuf <-> the domain."""

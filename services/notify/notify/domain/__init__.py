@@ -1,0 +1,1 @@
+"""Pure notification logic: what to tell whom. Standard library only."""

@@ -1,0 +1,70 @@
+"""What a receiver is told about an SLA event.
+
+A notification's key names what it is about (a breach of one clock of one leg), so the
+same breach read twice yields the same key and id and is delivered once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from common.ids import derived_event_id
+
+BREACH = "breach"
+
+
+@dataclass(frozen=True)
+class Breach:
+    """A breached clock, as notify reads it from sla.events.v1."""
+
+    sla_event_id: str
+    handoff_id: str
+    case_id: str
+    customer_ref: str
+    department: str
+    priority: str
+    category: str
+    clock: str
+    deadline: datetime
+
+
+@dataclass(frozen=True)
+class Notification:
+    notification_id: str
+    key: str
+    kind: str
+    receiver: str
+    department: str
+    priority: str
+    handoff_id: str
+    case_id: str
+    customer_ref: str
+    clock: str
+    title: str
+    body: str
+    occurred_at: datetime
+
+
+def notify_breach(breach: Breach) -> Notification:
+    """The department that holds the leg is told its clock breached."""
+    key = f"{BREACH}:{breach.handoff_id}:{breach.clock}:{breach.deadline.isoformat()}"
+    receiver = breach.department
+    return Notification(
+        notification_id=derived_event_id(key, receiver),
+        key=key,
+        kind=BREACH,
+        receiver=receiver,
+        department=breach.department,
+        priority=breach.priority,
+        handoff_id=breach.handoff_id,
+        case_id=breach.case_id,
+        customer_ref=breach.customer_ref,
+        clock=breach.clock,
+        title=f"{breach.clock} SLA breached: {breach.priority} handoff {breach.handoff_id}",
+        body=(
+            f"Case {breach.case_id} held by {breach.department} passed its {breach.clock} "
+            f"deadline of {breach.deadline.isoformat()}."
+        ),
+        occurred_at=breach.deadline,
+    )

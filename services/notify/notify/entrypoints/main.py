@@ -1,0 +1,22 @@
+"""Run the notify service: `python -m notify`."""
+
+from __future__ import annotations
+
+from common.clock import WallClock
+from common.faustapp import run_worker
+from common.runtime import fail_start
+from common.settings import SettingsError, service_settings
+from notify.entrypoints.app import build
+
+
+def main() -> None:
+    try:
+        settings = service_settings("notify")
+    except SettingsError as error:
+        fail_start(str(error))
+    app, side = build(settings, WallClock())
+    run_worker(app, side, settings.log_level)
+
+
+if __name__ == "__main__":
+    main()

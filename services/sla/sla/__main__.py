@@ -1,0 +1,3 @@
+from sla.entrypoints.main import main
+
+main()

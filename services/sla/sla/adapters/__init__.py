@@ -1,0 +1,1 @@
+"""Kafka, files and protobuf <-> the domain."""

@@ -1,0 +1,1 @@
+"""Pure SLA logic: policies, business time, clocks. Standard library only; time passed in."""

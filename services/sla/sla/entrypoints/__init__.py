@@ -1,0 +1,1 @@
+"""The faust app, its agents and timers, and the process entry point."""

@@ -1,0 +1,26 @@
+"""Run the sla service: `python -m sla`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from common.clock import WallClock
+from common.faustapp import run_worker
+from common.runtime import fail_start
+from common.settings import SettingsError, service_settings, setting
+from sla.adapters.policy_file import PolicyFileError, load_policies
+from sla.entrypoints.app import build
+
+
+def main() -> None:
+    try:
+        settings = service_settings("sla")
+        policies = load_policies(Path(setting("SLA_POLICY_FILE", "config/sla-policies.yaml")))
+    except (SettingsError, PolicyFileError) as error:
+        fail_start(str(error))
+    app, side = build(settings, policies, WallClock())
+    run_worker(app, side, settings.log_level)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The local broker every integration test relies on: it starts, holds the project's
+topics, carries records, refuses to invent topics, and leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaTimeoutError
+
+from common.localkafka import LocalKafka, create_topics
+from common.topics import CONTACTS, all_topic_names
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """One broker for the module, with the project's topics already created."""
+    with LocalKafka(tmp_path_factory.mktemp("kafka")) as broker:
+        create_topics(broker.bootstrap)
+        yield broker
+
+
+def partition_counts(bootstrap: str) -> dict[str, int]:
+    """Every topic on the broker and how many partitions it has."""
+    with KafkaAdminClient(bootstrap_servers=bootstrap) as admin:
+        return {topic["name"]: len(topic["partitions"]) for topic in admin.describe_topics()}
+
+
+def is_alive(pid: int) -> bool:
+    """Whether a process with this id still exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_every_catalogue_topic_and_its_dlq_exists_with_four_partitions(kafka: LocalKafka) -> None:
+    # given a started broker on which create_topics ran (fixture)
+    # when we describe its topics
+    counts = partition_counts(kafka.bootstrap)
+    # then each catalogue topic and each dead-letter topic has four partitions
+    expected = dict.fromkeys(all_topic_names(), 4)
+    assert {name: counts.get(name) for name in expected} == expected
+
+
+def test_a_produced_record_is_consumed_back(kafka: LocalKafka) -> None:
+    # given a record produced to the contacts topic
+    value = uuid.uuid4().bytes
+    with KafkaProducer(bootstrap_servers=kafka.bootstrap) as producer:
+        sent = producer.send(CONTACTS.name, key=b"customer-1", value=value).get(timeout=30)
+    # when a consumer reads from that partition and offset
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False)
+    partition = TopicPartition(CONTACTS.name, sent.partition)
+    consumer.assign([partition])
+    consumer.seek(partition, sent.offset)
+    received = []
+    deadline = time.monotonic() + 30
+    while not received and time.monotonic() < deadline:
+        received = [record for batch in consumer.poll(timeout_ms=500).values() for record in batch]
+    consumer.close()
+    # then it gets the same key and value back
+    assert [(record.key, record.value) for record in received[:1]] == [(b"customer-1", value)]
+
+
+def test_an_unknown_topic_is_not_auto_created(kafka: LocalKafka) -> None:
+    # given a topic name nobody created; clients ask for auto-creation by default
+    unknown = f"unknown.{uuid.uuid4().hex}"
+    # when a producer sends to it and a consumer asks for its metadata
+    with KafkaProducer(bootstrap_servers=kafka.bootstrap, max_block_ms=2000) as producer:
+        with pytest.raises(KafkaTimeoutError):
+            producer.send(unknown, value=b"lost").get(timeout=5)
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap)
+    consumer.topics()  # a metadata fetch for all topics
+    metadata = consumer.partitions_for_topic(unknown)
+    consumer.close()
+    # then the broker still does not have it
+    assert not metadata
+    assert unknown not in partition_counts(kafka.bootstrap)
+
+
+def test_creating_topics_twice_is_harmless(kafka: LocalKafka) -> None:
+    # given the topics already exist (fixture)
+    # when create_topics runs again
+    create_topics(kafka.bootstrap)
+    # then it succeeds and every topic still has four partitions
+    counts = partition_counts(kafka.bootstrap)
+    assert all(counts.get(name) == 4 for name in all_topic_names())
+
+
+def test_existing_topics_with_another_partition_count_are_an_error(kafka: LocalKafka) -> None:
+    # given topics created with four partitions (fixture)
+    # when a caller expects six
+    # then create_topics refuses loudly instead of leaving topics that are not co-partitioned
+    with pytest.raises(RuntimeError, match="do not have 6 partitions"):
+        create_topics(kafka.bootstrap, partitions=6)
+
+
+def test_stop_ends_the_broker_process(tmp_path: Path) -> None:
+    # given a running broker of its own
+    broker = LocalKafka(tmp_path).start()
+    pid = broker.pid
+    assert pid is not None and is_alive(pid)
+    # when it is stopped
+    broker.stop()
+    # then its process is gone and its log shows it started
+    assert not is_alive(pid)
+    assert (tmp_path / "broker.log").stat().st_size > 0
