@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from conftest import T0, leg_info, policy
+from tests.unit.conftest import T0, leg_info, policy
 from sla.domain.calendar import AlwaysOpen
 from sla.domain.clocks import (
     ACK,

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from conftest import T0
+from tests.unit.conftest import T0
 from sla.domain.dueindex import DueIndex
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from conftest import T0
+from tests.unit.conftest import T0
 from handoff_svc.domain.legs import (
     AcknowledgeHandoff,
     CreateHandoff,

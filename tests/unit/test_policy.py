@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from conftest import policy
+from tests.unit.conftest import policy
 from sla.domain.calendar import AlwaysOpen
 from sla.domain.policy import ANY, PolicyBook
 

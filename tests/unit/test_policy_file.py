@@ -110,21 +110,29 @@ policies:
   - department: billing
     ack: 4h
     resolve: 2d
-"""  # the bad entry below starts on line 10
+"""
+
+
+def claims_entry(**fields: str | None) -> str:
+    """A claims policy starting on line 10 after GOOD_HEAD; a field set to None is left out."""
+    merged = {"ack": "1d", "resolve": "10d", **fields}
+    lines = [f"    {key}: {value}" for key, value in merged.items() if value is not None]
+    return "  - department: claims\n" + "\n".join(lines) + "\n"
 
 
 @pytest.mark.parametrize(
-    "bad_entry, reason",
+    "fields, reason",
     [
-        ("  - department: claims\n    ack: 1d\n    resolve: 10d\n    colour: red\n", "'colour'"),
-        ("  - department: claims\n    calendar: office\n    ack: 1d\n    resolve: 10d\n", "'office'"),
-        ("  - department: claims\n    priority: CRITICAL\n    ack: 1d\n    resolve: 10d\n", "'CRITICAL'"),
-        ("  - department: claims\n    ack: 1 day\n    resolve: 10d\n", "'1 day' is not a duration"),
-        ("  - department: claims\n    ack: 1d\n    resolve: 10\n", "10 is not a duration"),
-        ("  - department: claims\n    ack: 1d\n    resolve: 10d\n    warning_fractions: [0.5, 1.5]\n", "warning_fractions (0.5, 1.5)"),
-        ("  - department: claims\n    ack: 1d\n    resolve: 10d\n    warning_fractions: [0]\n", "warning_fractions (0.0,)"),
-        ("  - department: claims\n    ack: 1d\n    resolve: 10d\n    warning_fractions: [1]\n", "warning_fractions (1.0,)"),
-        ("  - department: claims\n    ack: 1d\n", "resolve"),
+        ({"colour": "red"}, "unknown keys ['colour']"),
+        ({"calendar": "office"}, "calendar 'office' is not defined"),
+        ({"priority": "CRITICAL"}, "priority 'CRITICAL'"),
+        ({"ack": "1 day"}, "'1 day' is not a duration"),
+        ({"resolve": "10"}, "10 is not a duration"),
+        ({"max_pause": "forever"}, "'forever' is not a duration"),
+        ({"warning_fractions": "[0.5, 1.5]"}, "warning_fractions (0.5, 1.5)"),
+        ({"warning_fractions": "[0]"}, "warning_fractions (0.0,)"),
+        ({"warning_fractions": "[1]"}, "warning_fractions (1.0,)"),
+        ({"resolve": None}, "needs department, ack and resolve"),
     ],
     ids=[
         "unknown-key",
@@ -132,15 +140,16 @@ policies:
         "bad-priority",
         "bad-ack-duration",
         "resolve-without-unit",
+        "bad-max-pause",
         "warning-above-one",
         "warning-zero",
         "warning-one",
         "missing-resolve",
     ],
 )
-def test_a_bad_policy_names_the_file_the_policys_line_and_the_reason(policy_file, bad_entry, reason):
+def test_a_bad_policy_names_the_file_the_policys_line_and_the_reason(policy_file, fields, reason):
     # given
-    path = policy_file(GOOD_HEAD + bad_entry)
+    path = policy_file(GOOD_HEAD + claims_entry(**fields))
 
     # when
     with pytest.raises(PolicyFileError) as raised:
@@ -150,6 +159,13 @@ def test_a_bad_policy_names_the_file_the_policys_line_and_the_reason(policy_file
     message = str(raised.value)
     assert message.startswith(f"{path}:10: "), message
     assert reason in message.removeprefix(f"{path}:10: ")
+
+
+def test_the_claims_entry_loads_when_no_field_is_bad(policy_file):
+    # The table above proves something only if the entry is fine without its bad field.
+    book = load_policies(policy_file(GOOD_HEAD + claims_entry()))
+
+    assert [p.department for p in book.policies] == ["billing", "claims"]
 
 
 def test_a_non_24x7_calendar_names_the_file_and_the_calendars_line(policy_file):

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import DecodeError, Message
 
-from handoff.v1 import contacts_pb2, envelope_pb2, handoff_events_pb2, notifications_pb2, sla_events_pb2
+from handoff.v1 import contacts_pb2, envelope_pb2, handoff_events_pb2, notifications_pb2, sla_events_pb2, types_pb2
 
 from common.ids import new_event_id
 from common.topics import CONTACTS, HANDOFF_EVENTS, NOTIFICATIONS, REPEAT_CONTACTS, SLA_EVENTS, TopicSpec
@@ -26,6 +26,13 @@ VALUE_TYPES: dict[str, type[Message]] = {
 
 class MalformedRecord(ValueError):
     """A record that cannot be read as its topic's value type; it belongs in the DLQ."""
+
+
+def priority_name(value: int) -> str:
+    """'HIGH' for PRIORITY_HIGH; unset or unknown values count as NORMAL."""
+    if value not in types_pb2.Priority.values() or value == types_pb2.PRIORITY_UNSPECIFIED:
+        return "NORMAL"
+    return types_pb2.Priority.Name(value).removeprefix("PRIORITY_")
 
 
 def to_timestamp(moment: datetime) -> timestamp_pb2.Timestamp:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-_LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_LABEL = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 # Event time may lag (imports) but not run ahead of the server by more than clock skew.
 _MAX_FUTURE_SKEW = timedelta(minutes=5)
 
@@ -23,7 +23,7 @@ def identifier(field: str, value: str) -> str:
     """An id: 1-128 characters of letters, digits and . _ : - ."""
     if not value:
         raise InvalidField(field, "is required")
-    if not _IDENTIFIER.match(value):
+    if not _IDENTIFIER.fullmatch(value):
         raise InvalidField(field, "must be 1-128 letters, digits or . _ : - (starting with a letter or digit)")
     return value
 
@@ -32,7 +32,7 @@ def label(field: str, value: str) -> str:
     """A department or category name: lower case, digits, _ and -, up to 64 characters."""
     if not value:
         raise InvalidField(field, "is required")
-    if not _LABEL.match(value):
+    if not _LABEL.fullmatch(value):
         raise InvalidField(field, "must be lower case letters, digits, _ or - (up to 64, starting with a letter)")
     return value
 

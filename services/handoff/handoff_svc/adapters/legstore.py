@@ -41,8 +41,8 @@ class LegStore:
         """Apply `event` unless already applied; returns the leg after it."""
         if event_id in self._applied:
             return self._legs.get(event.handoff_id)
-        self._applied.add(event_id)
         leg = apply(self._legs.get(event.handoff_id), event)
+        self._applied.add(event_id)
         self._legs[event.handoff_id] = leg
         return leg
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from handoff.v1 import handoff_service_pb2 as api_pb2
+from handoff.v1 import types_pb2
 
 from common import validation as check
 from common.codec import from_timestamp
@@ -22,14 +23,16 @@ def occurred_at(request, now: datetime) -> datetime:
 def create_command(request: api_pb2.CreateHandoffRequest, actor: str) -> CreateHandoff:
     """A CreateHandoff command; the handoff id derives from the request id, so retries match."""
     request_id = check.identifier("request_id", request.request_id)
-    if request.priority not in PRIORITY_FROM_PB:
+    # Unset priority means NORMAL, the common case for a handoff.
+    priority = request.priority or types_pb2.PRIORITY_NORMAL
+    if priority not in PRIORITY_FROM_PB:
         raise check.InvalidField("priority", "must be one of LOW, NORMAL, HIGH, URGENT")
     return CreateHandoff(
         handoff_id=derived_event_id("handoff", request_id),
         case_id=check.identifier("case_id", request.case_id),
         customer_ref=check.identifier("customer_ref", request.customer_ref),
         department=check.label("department", request.department),
-        priority=PRIORITY_FROM_PB[request.priority],
+        priority=PRIORITY_FROM_PB[priority],
         category=check.label("category", request.category) if request.category else "",
         summary=check.text("summary", request.summary, 500),
         created_by=actor,

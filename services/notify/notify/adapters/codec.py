@@ -6,17 +6,12 @@ from datetime import datetime
 
 from handoff.v1 import notifications_pb2, sla_events_pb2, types_pb2
 
-from common.codec import from_timestamp, new_envelope, to_timestamp
+from common.codec import from_timestamp, new_envelope, priority_name, to_timestamp
 from notify.domain.notifications import BREACH, Breach, Notification
 
 SOURCE = "notify"
 _KINDS = {BREACH: notifications_pb2.NOTIFICATION_KIND_BREACH}
 _CLOCKS = {types_pb2.CLOCK_KIND_ACK: "ack", types_pb2.CLOCK_KIND_RESOLVE: "resolve"}
-
-
-def _priority(value: int) -> str:
-    name = types_pb2.Priority.Name(value) if value in types_pb2.Priority.values() else "PRIORITY_NORMAL"
-    return name.removeprefix("PRIORITY_")
 
 
 def breach_from(event: sla_events_pb2.SlaEvent) -> Breach | None:
@@ -29,7 +24,7 @@ def breach_from(event: sla_events_pb2.SlaEvent) -> Breach | None:
         case_id=event.case_id,
         customer_ref=event.customer_ref,
         department=event.department,
-        priority=_priority(event.priority),
+        priority=priority_name(event.priority),
         category=event.category,
         clock=_CLOCKS.get(event.clock, "ack"),
         deadline=from_timestamp(event.breached.deadline),

@@ -7,18 +7,12 @@ from datetime import datetime, timedelta
 
 from handoff.v1 import handoff_events_pb2, sla_events_pb2, types_pb2
 
-from common.codec import from_timestamp, new_envelope, to_duration, to_timestamp
+from common.codec import from_timestamp, new_envelope, priority_name, to_duration, to_timestamp
 from sla.domain.clocks import ACK, Clock, ClockBreached, ClockEvent, ClockMet, ClockStarted, LegClocks, LegInfo
 
 SOURCE = "sla"
 _CLOCK_TO_PB = {ACK: types_pb2.CLOCK_KIND_ACK, "resolve": types_pb2.CLOCK_KIND_RESOLVE}
 _CLOCK_FROM_PB = {v: k for k, v in _CLOCK_TO_PB.items()}
-
-
-def priority_name(value: int) -> str:
-    """'NORMAL' for PRIORITY_NORMAL; unset counts as NORMAL."""
-    name = types_pb2.Priority.Name(value) if value in types_pb2.Priority.values() else "PRIORITY_UNSPECIFIED"
-    return "NORMAL" if name == "PRIORITY_UNSPECIFIED" else name.removeprefix("PRIORITY_")
 
 
 def leg_info(event: handoff_events_pb2.HandoffEvent) -> LegInfo:

@@ -35,16 +35,35 @@ def parse_duration(text: str) -> timedelta:
     if not match or not any(match.groups()):
         raise ValueError(f"{text!r} is not a duration like 30s, 15m, 4h, 2d or 1h30m")
     days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    duration = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if not duration:
+        raise ValueError(f"{text!r} is zero; a target must be longer than that")
+    return duration
 
 
-def _calendar(name: str, spec: dict[str, Any]) -> AlwaysOpen:
+def _calendar(name: str, spec: Any) -> AlwaysOpen:
+    if not isinstance(spec, dict):
+        raise ValueError(f"calendar {name!r} must be a mapping such as {{hours: 24x7}}")
     if spec.get("hours") != "24x7":
         raise ValueError(f"calendar {name!r}: only 'hours: 24x7' is supported")
     return AlwaysOpen(name)
 
 
-def _policy(entry: dict[str, Any], calendars: dict[str, AlwaysOpen], defaults: dict[str, Any]) -> Policy:
+def _names(key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{key} must be a list of names, e.g. [WAITING_ON_CUSTOMER]")
+    return tuple(value)
+
+
+def _names_or_numbers(value: Any) -> list[Any]:
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("warning_fractions must be a list, e.g. [0.5, 0.8]")
+    return list(value)
+
+
+def _policy(entry: Any, calendars: dict[str, AlwaysOpen], defaults: dict[str, Any]) -> Policy:
+    if not isinstance(entry, dict):
+        raise ValueError(f"each policy must be a mapping with department, ack and resolve, not {entry!r}")
     unknown = set(entry) - {"__line__", "department", "priority", "category", "ack", "resolve", "calendar",
                             "warning_fractions", "pause_states", "max_pause"}
     if unknown:
@@ -56,7 +75,7 @@ def _policy(entry: dict[str, Any], calendars: dict[str, AlwaysOpen], defaults: d
     calendar_name = merged.get("calendar")
     if calendar_name not in calendars:
         raise ValueError(f"calendar {calendar_name!r} is not defined under 'calendars'")
-    fractions = tuple(float(f) for f in merged.get("warning_fractions", (0.5, 0.8)))
+    fractions = tuple(float(f) for f in _names_or_numbers(merged.get("warning_fractions", [0.5, 0.8])))
     if not all(0 < f < 1 for f in fractions):
         raise ValueError(f"warning_fractions {fractions} must lie strictly between 0 and 1")
     if "department" not in merged or "ack" not in merged or "resolve" not in merged:
@@ -69,9 +88,14 @@ def _policy(entry: dict[str, Any], calendars: dict[str, AlwaysOpen], defaults: d
         resolve_target=parse_duration(merged["resolve"]),
         calendar=calendars[calendar_name],
         warning_fractions=tuple(sorted(fractions)),
-        pause_states=tuple(merged.get("pause_states", ("WAITING_ON_CUSTOMER",))),
+        pause_states=_names("pause_states", merged.get("pause_states", ["WAITING_ON_CUSTOMER"])),
         max_pause=parse_duration(merged["max_pause"]) if merged.get("max_pause") else None,
     ).with_version()
+
+
+def _line(node: Any, parent: dict[str, Any]) -> int:
+    """The line a mapping starts on; for a scalar, the line of the mapping that holds it."""
+    return node.get("__line__", 0) if isinstance(node, dict) else parent.get("__line__", 0)
 
 
 def load_policies(path: Path) -> PolicyBook:
@@ -93,12 +117,12 @@ def load_policies(path: Path) -> PolicyBook:
         try:
             calendars[name] = _calendar(name, spec)
         except ValueError as error:
-            raise PolicyFileError(f"{path}:{spec.get('__line__', 0)}: {error}") from None
+            raise PolicyFileError(f"{path}:{_line(spec, document)}: {error}") from None
     defaults = {k: v for k, v in (document.get("defaults") or {}).items() if k != "__line__"}
     policies = []
     for entry in document["policies"]:
         try:
             policies.append(_policy(entry, calendars, defaults))
         except (ValueError, TypeError) as error:
-            raise PolicyFileError(f"{path}:{entry.get('__line__', 0)}: {error}") from None
+            raise PolicyFileError(f"{path}:{_line(entry, document)}: {error}") from None
     return PolicyBook(tuple(policies))

@@ -7,7 +7,7 @@ change end 24 real hours later. Working-hours calendars are a later addition.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 
 @dataclass(frozen=True)
@@ -18,11 +18,12 @@ class AlwaysOpen:
 
     def add(self, start: datetime, business: timedelta) -> datetime:
         """The instant at which `business` time has passed since `start`."""
-        return start + business
+        # Aware datetimes in one zone subtract as wall-clock time; UTC makes it real time.
+        return (start.astimezone(timezone.utc) + business).astimezone(start.tzinfo)
 
     def between(self, start: datetime, end: datetime) -> timedelta:
         """Business time from `start` to `end` (negative when `end` is earlier)."""
-        return end - start
+        return end.astimezone(timezone.utc) - start.astimezone(timezone.utc)
 
 
 Calendar = AlwaysOpen

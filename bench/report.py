@@ -1,0 +1,97 @@
+"""The bench's output: one rich table for people, bench/results.json for comparisons over time.
+
+Every figure printed is read from the results document, so the table and the file can
+never disagree, and a figure that was not measured shows as "-" rather than a guess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+RESULTS_FILE = Path(__file__).resolve().parent / "results.json"
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": model, "python": sys.version.split()[0],
+            "implementation": platform.python_implementation(), "platform": platform.platform()}
+
+
+def document(parameters: dict, results: dict, runtime_s: float, error: str | None) -> dict:
+    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+            "parameters": parameters, "results": results, "runtime_s": round(runtime_s, 1), "error": error}
+
+
+def write(doc: dict, path: Path = RESULTS_FILE) -> Path:
+    path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def _get(results: dict, *path: str):
+    node = results
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _fmt(value, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+ROWS = (
+    ("(a)(i) Kafka ProducerPerformance", "records/s", ("raw", "producer_performance", "records_per_s"), 0),
+    ("(a)(i) Kafka ProducerPerformance", "MB/s", ("raw", "producer_performance", "mb_per_s"), 2),
+    ("(a)(ii) aiokafka pre-fill (produce only)", "records/s", ("raw", "prefill", "records_per_s"), 0),
+    ("(a)(ii) aiokafka consume->produce copy", "records/s", ("raw", "copy", "records_per_s"), 0),
+    ("(b) burst written to handoff.events.v1", "records/s", ("sla_burst", "produce_records_per_s"), 0),
+    ("(b) sla: handoff events -> clock_started", "events/s", ("sla_burst", "events_per_s"), 0),
+    ("(b) sla: same, middle 80 % of the burst", "events/s", ("sla_burst", "steady_events_per_s"), 0),
+    ("(b) sla: time to last clock_started", "s", ("sla_burst", "seconds_to_last"), 1),
+    ("(b) sla: received / legs", "count", ("sla_burst", "received_of_legs"), 0),
+    ("(b) ratio sla / aiokafka copy", "x", ("sla_burst", "ratio_to_copy"), 3),
+    ("(b) dead-lettered during the burst", "count", ("sla_burst", "dead_lettered"), 0),
+    ("(c) deadline -> notification p50", "ms", ("latency", "p50_ms"), 0),
+    ("(c) deadline -> notification p99", "ms", ("latency", "p99_ms"), 0),
+    ("(c) deadline -> notification max", "ms", ("latency", "max_ms"), 0),
+    ("(c) received / expected", "count", ("latency", "received_of_expected"), 0),
+    ("(c) duplicate notifications", "count", ("latency", "duplicates"), 0),
+)
+
+
+def print_table(doc: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    results = doc["results"]
+    table = Table(title=f"handoff bench {doc['date']} — {doc['machine']['cores']} cores, "
+                        f"Python {doc['machine']['python']}, {doc['runtime_s']} s")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("unit")
+    for label, unit, path, digits in ROWS:
+        table.add_row(label, _fmt(_get(results, *path), digits), unit)
+    console.print(table)
+    if doc.get("error"):
+        console.print(f"[red]run ended early: {doc['error']}[/red]")

@@ -1,0 +1,154 @@
+"""`python -m bench.run`: start a stack of our own, measure (a) (b) (c), print and save.
+
+Kafka starts first and the raw limits (a) are measured before the services exist, so the
+ceiling is not lowered by their idle polling. Then the services start and (c) runs before
+(b): the burst leaves work behind in notify and the handoff leg feed that would otherwise
+delay the breach notifications. Everything started here is stopped in a `finally`, also
+on Ctrl-C or SIGTERM; a failed run keeps its work directory (service and broker logs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from bench import report
+from bench.latency import breach_latency
+from bench.rawkafka import copy_loop, create_bench_topics, delete_bench_topics, prefill, producer_performance
+from bench.slaburst import burst
+from devstack.stack import SERVICES, Stack
+
+
+@dataclass(frozen=True)
+class Parameters:
+    perf_records: int = 300_000
+    record_size: int = 200
+    copy_records: int = 200_000
+    copy_time_limit_s: float = 60.0
+    burst_legs: int = 30_000
+    burst_time_limit_s: float = 120.0
+    latency_departments: int = 2
+    streams_per_department: int = 2
+    latency_legs: int = 80
+    latency_ack_s: int = 3
+    latency_spread_s: float = 4.0
+    latency_grace_s: float = 20.0
+
+
+def parse_args(argv: list[str] | None) -> Parameters:
+    defaults = Parameters()
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    for name, value in asdict(defaults).items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    return Parameters(**vars(parser.parse_args(argv)))
+
+
+def write_policy(path: Path, latency_departments: list[str], burst_department: str, ack_s: int) -> Path:
+    """24x7 everywhere; a short ack target only for this run's latency departments."""
+    lines = ["calendars:", "  always:", "    hours: 24x7", "defaults:", "  calendar: always", "policies:"]
+    for department in latency_departments:
+        lines += [f"  - department: {department}", '    priority: "*"', f"    ack: {ack_s}s", "    resolve: 1h"]
+    for department in (burst_department, "*"):  # long targets: nothing else may breach during the run
+        lines += [f'  - department: "{department}"', '    priority: "*"', "    ack: 1d", "    resolve: 5d"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _raise_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def measure(stack: Stack, params: Parameters, run_id: str, console: Console, results: dict) -> None:
+    """Fill `results` phase by phase, so a failure still leaves what was measured."""
+    with console.status("starting Kafka..."):
+        stack.start_kafka()
+    bootstrap = stack.bootstrap
+    perf_topic, source, sink = (f"bench.{run_id}.{name}" for name in ("perf", "source", "sink"))
+    create_bench_topics(bootstrap, [perf_topic, source, sink])
+    raw = results["raw"] = {}
+    with console.status("(a)(i) ProducerPerformance..."):
+        raw["producer_performance"] = producer_performance(bootstrap, perf_topic, params.perf_records,
+                                                           params.record_size, stack.workdir)
+    with console.status("(a)(ii) pre-filling the copy source..."):
+        raw["prefill"] = asyncio.run(prefill(bootstrap, source, params.copy_records, params.record_size))
+    with console.status("(a)(ii) aiokafka copy loop..."):
+        raw["copy"] = asyncio.run(copy_loop(bootstrap, source, sink, params.copy_records,
+                                            params.copy_time_limit_s))
+    with console.status("starting the services..."):
+        for name, _module in SERVICES:
+            stack.start_service(name)
+    departments = [f"bench-{run_id}-lat{n}" for n in range(params.latency_departments)]
+    with console.status(f"(c) {params.latency_legs} legs left to breach..."):
+        results["latency"] = asyncio.run(breach_latency(
+            stack.services["handoff"].grpc, stack.services["notify"].grpc, departments,
+            params.streams_per_department, params.latency_legs, params.latency_ack_s, params.latency_spread_s,
+            params.latency_grace_s, run_id))
+    stack.check_alive()
+    with console.status(f"(b) burst of {params.burst_legs} legs through sla..."):
+        results["sla_burst"] = asyncio.run(burst(bootstrap, f"bench-{run_id}-burst", params.burst_legs, run_id,
+                                                 params.burst_time_limit_s))
+    stack.check_alive()
+
+
+def _derive(results: dict) -> None:
+    """Figures computed from measured ones (ratios, counts as text)."""
+    sla, copy, latency = results.get("sla_burst"), results.get("raw", {}).get("copy"), results.get("latency")
+    if sla:
+        sla["received_of_legs"] = f"{sla['clock_started_received']} / {sla['legs']}"
+        if copy and copy["records_per_s"]:
+            sla["ratio_to_copy"] = sla["events_per_s"] / copy["records_per_s"]
+    if latency:
+        latency["received_of_expected"] = f"{latency['received']} / {latency['expected']}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    params = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # stop children as Ctrl-C does
+    console = Console(highlight=False)
+    started = time.monotonic()
+    run_id = f"{int(time.time()):x}"
+    workdir = Path(tempfile.mkdtemp(prefix="handoff-bench-"))
+    external = os.environ.get("KAFKA_BOOTSTRAP") or None
+    departments = [f"bench-{run_id}-lat{n}" for n in range(params.latency_departments)]
+    policy = write_policy(workdir / "sla-policies.yaml", departments, f"bench-{run_id}-burst", params.latency_ack_s)
+    stack = Stack(workdir, policy, external)
+    results: dict = {}
+    error = None
+    try:
+        measure(stack, params, run_id, console, results)
+    except KeyboardInterrupt:
+        error = "interrupted"
+    except Exception as failure:  # reported with what was measured so far
+        error = f"{type(failure).__name__}: {failure}"
+        console.print(traceback.format_exc())
+    finally:
+        with console.status("stopping everything the bench started..."):
+            if external:
+                delete_bench_topics(external, [f"bench.{run_id}.{n}" for n in ("perf", "source", "sink")])
+            stack.stop()
+    _derive(results)
+    parameters = {**asdict(params), "run_id": run_id, "external_kafka": bool(external),
+                  "latency_department_names": departments}
+    doc = report.document(parameters, results, time.monotonic() - started, error)
+    path = report.write(doc)
+    report.print_table(doc, console)
+    console.print(f"results: {path}")
+    if error:
+        console.print(f"work directory kept for its logs: {workdir}")
+        return 1
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

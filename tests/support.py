@@ -1,0 +1,105 @@
+"""Helpers for tests that run against the real broker and real service processes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+from kafka import KafkaConsumer, TopicPartition
+
+from common.codec import MalformedRecord, decode
+from common.localkafka import LocalKafka, create_topics
+from common.topics import TopicSpec
+from devstack.stack import Stack
+
+FAST_POLICIES = """
+calendars:
+  always: {hours: 24x7}
+defaults: {calendar: always}
+policies:
+  - {department: "*", priority: "*", ack: 3s, resolve: 1m}
+  - {department: "*", priority: URGENT, ack: 2s, resolve: 30s}
+"""
+
+
+def write_policies(directory: Path, text: str = FAST_POLICIES) -> Path:
+    path = directory / "sla-policies.yaml"
+    path.write_text(text)
+    return path
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses, valid as a department, case id or customer_ref."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def running_stack(workdir: Path, policies: str = FAST_POLICIES) -> Iterator[Stack]:
+    """A broker of its own and the three services; everything stopped afterwards."""
+    with LocalKafka(workdir / "kafka") as kafka:
+        create_topics(kafka.bootstrap)
+        stack = Stack(workdir, write_policies(workdir, policies), bootstrap=kafka.bootstrap)
+        try:
+            stack.start()
+            yield stack
+        finally:
+            stack.stop()
+
+
+def read_records(bootstrap: str, topic: str, until: Callable[[list], bool], timeout: float = 30) -> list:
+    """Records of `topic` from the beginning, read until `until(records)` holds or time runs out."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=500)
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    records: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until(records):
+            for batch in consumer.poll(timeout_ms=300).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
+
+
+def read_events(bootstrap: str, topic: TopicSpec, match: Callable[[object], bool],
+                until: Callable[[list], bool], timeout: float = 30) -> list:
+    """Decoded events of `topic` that `match`, read until `until(events)` holds or time runs out."""
+    found: list = []
+
+    def readable(records: list) -> Iterator[object]:
+        for record in records:
+            try:
+                yield decode(topic, record.value)
+            except MalformedRecord:
+                continue
+
+    def enough(records: list) -> bool:
+        found[:] = [event for event in readable(records) if match(event)]
+        return until(found)
+
+    read_records(bootstrap, topic.name, enough, timeout)
+    return found
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+def rpc_error(call: Callable[[], object]) -> grpc.RpcError:
+    """The RpcError a call raises; fails the test when it succeeds."""
+    try:
+        call()
+    except grpc.RpcError as error:
+        return error
+    raise AssertionError("the call succeeded but an error was expected")

@@ -1,0 +1,105 @@
+"""notify.adapters.codec: SlaEvent breaches in, NotificationEvent(requested) records out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from handoff.v1 import envelope_pb2, notifications_pb2, sla_events_pb2, types_pb2
+
+from common.codec import from_timestamp, to_timestamp
+from tests.unit.conftest import T0
+from notify.adapters.codec import breach_from, encode_requested, occurred_at, requested_notification
+from notify.domain.notifications import Breach, notify_breach
+
+RECORDED = T0 + timedelta(minutes=1)
+
+
+def sla_breach(priority=types_pb2.PRIORITY_HIGH, clock=types_pb2.CLOCK_KIND_RESOLVE) -> sla_events_pb2.SlaEvent:
+    return sla_events_pb2.SlaEvent(
+        envelope=envelope_pb2.Envelope(event_id="sla-1", occurred_at=to_timestamp(T0)),
+        handoff_id="h-1",
+        case_id="case-1",
+        customer_ref="cust-1",
+        department="billing",
+        priority=priority,
+        category="refund",
+        clock=clock,
+        clock_sequence=1,
+        breached=sla_events_pb2.ClockBreached(deadline=to_timestamp(T0), breached_at=to_timestamp(T0)),
+    )
+
+
+def test_breach_from_reads_a_breached_sla_event():
+    assert breach_from(sla_breach()) == Breach(
+        sla_event_id="sla-1",
+        handoff_id="h-1",
+        case_id="case-1",
+        customer_ref="cust-1",
+        department="billing",
+        priority="HIGH",
+        category="refund",
+        clock="resolve",
+        deadline=T0,
+    )
+
+
+def test_breach_from_ignores_every_other_change():
+    started = sla_events_pb2.SlaEvent(handoff_id="h-1", clock_started=sla_events_pb2.ClockStarted())
+
+    assert breach_from(started) is None
+
+
+def test_breach_from_reads_an_unset_priority_as_normal():
+    # As the sla codec does: an unset priority counts as NORMAL.
+    assert breach_from(sla_breach(priority=types_pb2.PRIORITY_UNSPECIFIED)).priority == "NORMAL"
+
+
+def test_the_same_sla_record_read_twice_gives_the_same_notification_id():
+    first = notify_breach(breach_from(sla_breach()))
+    again = notify_breach(breach_from(sla_breach()))
+
+    assert first.notification_id == again.notification_id
+
+
+def test_encode_requested_parses_back_to_the_notification_it_carries():
+    # given
+    notification = notify_breach(breach_from(sla_breach()))
+
+    # when
+    event = notifications_pb2.NotificationEvent()
+    event.ParseFromString(encode_requested(notification, ["subscription", "webhook"], RECORDED))
+
+    # then
+    assert event.WhichOneof("change") == "requested"
+    assert event.envelope.event_id == notification.notification_id
+    assert event.envelope.source == "notify"
+    assert from_timestamp(event.envelope.occurred_at) == T0
+    assert from_timestamp(event.envelope.recorded_at) == RECORDED
+    assert event.receiver == "billing"
+    assert list(event.requested.channels) == ["subscription", "webhook"]
+    carried = requested_notification(event)
+    assert carried.notification_id == notification.notification_id
+    assert carried.key == notification.key
+    assert carried.kind == notifications_pb2.NOTIFICATION_KIND_BREACH
+    assert (carried.receiver, carried.department) == ("billing", "billing")
+    assert carried.priority == types_pb2.PRIORITY_HIGH
+    assert carried.clock == types_pb2.CLOCK_KIND_RESOLVE
+    assert (carried.handoff_id, carried.case_id, carried.customer_ref) == ("h-1", "case-1", "cust-1")
+    assert (carried.title, carried.body) == (notification.title, notification.body)
+    assert dict(carried.labels) == {"department": "billing", "priority": "high", "kind": "breach"}
+    assert occurred_at(carried) == T0
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        notifications_pb2.NotificationEvent(
+            receiver="billing", delivered=notifications_pb2.NotificationDelivered(notification_id="n-1")
+        ),
+        notifications_pb2.NotificationEvent(receiver="billing"),
+    ],
+    ids=["delivered", "no-change"],
+)
+def test_requested_notification_is_none_for_other_changes(event):
+    assert requested_notification(event) is None

@@ -1,0 +1,160 @@
+"""sla.adapters.codec: clock state <-> table documents, clock events -> SlaEvent records."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from handoff.v1 import envelope_pb2, handoff_events_pb2, sla_events_pb2, types_pb2
+
+from common.codec import from_duration, from_timestamp, to_timestamp
+from tests.unit.conftest import T0, leg_info, policy
+from sla.adapters.codec import (
+    breach_of,
+    decode_state,
+    encode_sla_event,
+    encode_state,
+    leg_info as leg_info_of,
+    priority_name,
+)
+from sla.domain.calendar import AlwaysOpen
+from sla.domain.clocks import ACK, breach_due, start, stop
+
+ACK_TARGET = timedelta(hours=4)
+DEADLINE = T0 + ACK_TARGET
+RECORDED = T0 + timedelta(days=1)
+
+
+def started(priority: str = "HIGH"):
+    return start(leg_info(priority=priority), policy(ack=ACK_TARGET), T0)
+
+
+def parse(value: bytes) -> sla_events_pb2.SlaEvent:
+    message = sla_events_pb2.SlaEvent()
+    message.ParseFromString(value)
+    return message
+
+
+@pytest.mark.parametrize(
+    "make_state",
+    [
+        lambda: started()[0],
+        lambda: breach_due(started()[0], DEADLINE)[0],
+        lambda: stop(started()[0], ACK, T0 + timedelta(minutes=90, microseconds=5), AlwaysOpen())[0],
+    ],
+    ids=["running", "breached", "stopped"],
+)
+def test_state_survives_a_round_trip_through_a_json_table_value(make_state):
+    # given
+    state = make_state()
+
+    # when
+    document = json.loads(json.dumps(encode_state(state, partition=3)))
+    decoded, partition = decode_state(document)
+
+    # then
+    assert decoded == state
+    assert partition == 3
+    assert decoded.clocks[ACK].deadline.utcoffset() == timedelta(0)
+
+
+def test_clock_started_becomes_an_sla_event_with_envelope_deadline_and_target():
+    # given
+    _, [event] = started()
+
+    # when
+    message = parse(encode_sla_event(event, RECORDED))
+
+    # then
+    assert message.WhichOneof("change") == "clock_started"
+    assert message.envelope.event_id == event.event_id
+    assert message.envelope.source == "sla"
+    assert from_timestamp(message.envelope.occurred_at) == T0
+    assert from_timestamp(message.envelope.recorded_at) == RECORDED
+    assert (message.handoff_id, message.case_id, message.customer_ref) == ("h-1", "case-1", "cust-1")
+    assert (message.department, message.category) == ("billing", "refund")
+    assert message.priority == types_pb2.PRIORITY_HIGH
+    assert message.clock == types_pb2.CLOCK_KIND_ACK
+    assert message.clock_sequence == 1
+    assert message.policy_version == event.clock.policy_version != ""
+    assert from_timestamp(message.clock_started.started_at) == T0
+    assert from_timestamp(message.clock_started.deadline) == DEADLINE
+    assert from_duration(message.clock_started.target) == ACK_TARGET
+
+
+def test_clock_breached_becomes_an_sla_event_with_deadline_and_breach_time():
+    _, [event] = breach_due(started()[0], DEADLINE + timedelta(minutes=3))
+
+    message = parse(encode_sla_event(event, RECORDED))
+
+    assert message.WhichOneof("change") == "breached"
+    assert message.envelope.event_id == event.event_id
+    assert from_timestamp(message.breached.deadline) == DEADLINE
+    assert from_timestamp(message.breached.breached_at) == DEADLINE
+
+
+def test_late_clock_met_becomes_an_sla_event_with_overdue_and_elapsed():
+    # given
+    stopped_at = DEADLINE + timedelta(minutes=45)
+    _, [_, met] = stop(started()[0], ACK, stopped_at, AlwaysOpen())
+
+    # when
+    message = parse(encode_sla_event(met, RECORDED))
+
+    # then
+    assert message.WhichOneof("change") == "met"
+    assert message.envelope.event_id == met.event_id
+    assert from_timestamp(message.met.deadline) == DEADLINE
+    assert from_timestamp(message.met.stopped_at) == stopped_at
+    assert message.met.late is True
+    assert from_duration(message.met.overdue) == timedelta(minutes=45)
+    assert from_duration(message.met.elapsed) == ACK_TARGET + timedelta(minutes=45)
+
+
+def test_breach_of_names_the_leg_clock_and_sequence_of_a_breach():
+    _, [event] = breach_due(started()[0], DEADLINE)
+
+    assert breach_of(parse(encode_sla_event(event, RECORDED))) == ("h-1", ACK, 1)
+
+
+def test_breach_of_ignores_every_other_change():
+    _, [event] = started()
+
+    assert breach_of(parse(encode_sla_event(event, RECORDED))) is None
+
+
+def test_breach_of_ignores_a_breach_of_an_unknown_clock_kind():
+    message = sla_events_pb2.SlaEvent(
+        handoff_id="h-1", clock=types_pb2.CLOCK_KIND_UNSPECIFIED, breached=sla_events_pb2.ClockBreached()
+    )
+
+    assert breach_of(message) is None
+
+
+@pytest.mark.parametrize(
+    "value, name",
+    [
+        (types_pb2.PRIORITY_LOW, "LOW"),
+        (types_pb2.PRIORITY_NORMAL, "NORMAL"),
+        (types_pb2.PRIORITY_HIGH, "HIGH"),
+        (types_pb2.PRIORITY_URGENT, "URGENT"),
+        (types_pb2.PRIORITY_UNSPECIFIED, "NORMAL"),
+        (99, "NORMAL"),
+    ],
+)
+def test_priority_name_reads_unset_and_unknown_as_normal(value, name):
+    assert priority_name(value) == name
+
+
+def test_leg_info_reads_the_leg_a_created_event_opens():
+    message = handoff_events_pb2.HandoffEvent(
+        envelope=envelope_pb2.Envelope(event_id="e-1", occurred_at=to_timestamp(T0)),
+        handoff_id="h-1",
+        case_id="case-1",
+        customer_ref="cust-1",
+        department="billing",
+        created=handoff_events_pb2.HandoffCreated(priority=types_pb2.PRIORITY_URGENT, category="refund"),
+    )
+
+    assert leg_info_of(message) == leg_info(priority="URGENT")
