@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+DEPS := $(VENV)/.deps
 INSTALLED := $(VENV)/.installed
 GEN := services/common/gen
 GENERATED := $(GEN)/.generated
@@ -19,23 +20,27 @@ $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found %s); set PYTHON=/path/to/python3.11" % sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 
-$(INSTALLED): $(PY) requirements.lock pyproject.toml
+$(DEPS): $(PY) requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check pip==25.3
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . || \
-		$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-$(GENERATED): $(PROTOS) $(INSTALLED)
+$(GENERATED): $(PROTOS) $(DEPS)
 	rm -rf $(GEN) && mkdir -p $(GEN)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) $(PROTOS)
 	@touch $@
 
-install: $(GENERATED) ## Virtualenv, pinned dependencies, generated protobuf code
+# The project itself is installed (editable) after generation, so the generated `handoff`
+# package is found alongside the services' packages.
+$(INSTALLED): $(GENERATED) pyproject.toml
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+install: $(INSTALLED) ## Virtualenv, pinned dependencies, generated protobuf code
 	@true
 
-proto: $(INSTALLED) ## Regenerate the protobuf and gRPC code from proto/
-	rm -f $(GENERATED) && $(MAKE) --no-print-directory $(GENERATED)
+proto: $(DEPS) ## Regenerate the protobuf and gRPC code from proto/
+	rm -f $(GENERATED) && $(MAKE) --no-print-directory install
 
 proto-check: install ## Fail when the generated code is stale against proto/
 	$(PY) -m devstack.protocheck $(GEN) $(PROTOS)
@@ -61,7 +66,7 @@ test-unit: install ## Unit tests only (no broker)
 bench: install kafka-jars ## Benchmarks; prints a table and writes bench/results.json
 	$(PY) -m bench.run
 
-lock: $(PY) ## Re-pin requirements.lock from pyproject.toml
+lock: $(INSTALLED) ## Re-pin requirements.lock from pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m pip freeze --exclude-editable | sed '1i # Every package the project installs, pinned. Regenerate with '"'"'make lock'"'"' after changing pyproject.toml.' > requirements.lock
 
