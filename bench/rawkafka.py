@@ -109,7 +109,7 @@ async def copy_loop(bootstrap: str, source: str, sink: str, records: int, time_l
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         copied = 0
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         while copied < records and time.perf_counter() - started < time_limit:
             batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
             for tp, batch in batches.items():
@@ -117,9 +117,10 @@ async def copy_loop(bootstrap: str, source: str, sink: str, records: int, time_l
                     await producer.send(sink, record.value, key=record.key, partition=tp.partition)
                 copied += len(batch)
         await producer.flush()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     finally:
         await producer.stop()
         await consumer.stop()
     return {"records": copied, "expected": records, "complete": copied >= records, "seconds": elapsed,
-            "records_per_s": copied / elapsed if elapsed else 0.0}
+            "records_per_s": copied / elapsed if elapsed else 0.0, "cpu_seconds": cpu,
+            "records_per_cpu_s": copied / cpu if cpu else None}

@@ -29,7 +29,7 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "cpu": model, "python": sys.version.split()[0],
+    return {"cores": os.cpu_count(), "cpu": model, "load_average_1m_at_end": round(os.getloadavg()[0], 2), "python": sys.version.split()[0],
             "implementation": platform.python_implementation(), "platform": platform.platform()}
 
 
@@ -67,12 +67,20 @@ ROWS = (
     ("(a)(i) Kafka ProducerPerformance", "MB/s", ("raw", "producer_performance", "mb_per_s"), 2),
     ("(a)(ii) aiokafka pre-fill (produce only)", "records/s", ("raw", "prefill", "records_per_s"), 0),
     ("(a)(ii) aiokafka consume->produce copy", "records/s", ("raw", "copy", "records_per_s"), 0),
+    ("(a)(ii) aiokafka copy per CPU-second", "records/s", ("raw", "copy", "records_per_cpu_s"), 0),
     ("(b) burst written to handoff.events.v1", "records/s", ("sla_burst", "produce_records_per_s"), 0),
     ("(b) sla: handoff events -> clock_started", "events/s", ("sla_burst", "events_per_s"), 0),
     ("(b) sla: same, middle 80 % of the burst", "events/s", ("sla_burst", "steady_events_per_s"), 0),
     ("(b) sla: time to last clock_started", "s", ("sla_burst", "seconds_to_last"), 1),
     ("(b) sla: received / legs", "count", ("sla_burst", "received_of_legs"), 0),
     ("(b) ratio sla / aiokafka copy", "x", ("sla_burst", "ratio_to_copy"), 3),
+    ("(b) sla events per sla CPU-second", "events/s", ("sla_burst", "events_per_sla_cpu_s"), 0),
+    ("(b) ratio per CPU-second sla / copy", "x", ("sla_burst", "cpu_ratio_to_copy"), 3),
+    ("(b) CPU s during burst: sla", "s", ("sla_burst", "cpu_seconds", "sla"), 1),
+    ("(b) CPU s during burst: notify", "s", ("sla_burst", "cpu_seconds", "notify"), 1),
+    ("(b) CPU s during burst: handoff", "s", ("sla_burst", "cpu_seconds", "handoff"), 1),
+    ("(b) CPU s during burst: kafka broker", "s", ("sla_burst", "cpu_seconds", "kafka"), 1),
+    ("(b) CPU s during burst: bench", "s", ("sla_burst", "cpu_seconds", "bench"), 1),
     ("(b) dead-lettered during the burst", "count", ("sla_burst", "dead_lettered"), 0),
     ("(c) deadline -> notification p50", "ms", ("latency", "p50_ms"), 0),
     ("(c) deadline -> notification p99", "ms", ("latency", "p99_ms"), 0),

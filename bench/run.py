@@ -9,7 +9,6 @@ on Ctrl-C or SIGTERM; a failed run keeps its work directory (service and broker 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import shutil
@@ -17,51 +16,18 @@ import signal
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
 
 from bench import report
+from bench.cpu import CpuMeter
+from bench.params import Parameters, parse_args, write_policy
 from bench.latency import breach_latency
 from bench.rawkafka import copy_loop, create_bench_topics, delete_bench_topics, prefill, producer_performance
 from bench.slaburst import burst
 from devstack.stack import SERVICES, Stack
-
-
-@dataclass(frozen=True)
-class Parameters:
-    perf_records: int = 300_000
-    record_size: int = 200
-    copy_records: int = 200_000
-    copy_time_limit_s: float = 60.0
-    burst_legs: int = 30_000
-    burst_time_limit_s: float = 120.0
-    latency_departments: int = 2
-    streams_per_department: int = 2
-    latency_legs: int = 80
-    latency_ack_s: int = 3
-    latency_spread_s: float = 4.0
-    latency_grace_s: float = 20.0
-
-
-def parse_args(argv: list[str] | None) -> Parameters:
-    defaults = Parameters()
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
-    for name, value in asdict(defaults).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    return Parameters(**vars(parser.parse_args(argv)))
-
-
-def write_policy(path: Path, latency_departments: list[str], burst_department: str, ack_s: int) -> Path:
-    """24x7 everywhere; a short ack target only for this run's latency departments."""
-    lines = ["calendars:", "  always:", "    hours: 24x7", "defaults:", "  calendar: always", "policies:"]
-    for department in latency_departments:
-        lines += [f"  - department: {department}", '    priority: "*"', f"    ack: {ack_s}s", "    resolve: 1h"]
-    for department in (burst_department, "*"):  # long targets: nothing else may breach during the run
-        lines += [f'  - department: "{department}"', '    priority: "*"', "    ack: 1d", "    resolve: 5d"]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def _raise_interrupt(*_: object) -> None:
@@ -94,9 +60,14 @@ def measure(stack: Stack, params: Parameters, run_id: str, console: Console, res
             params.streams_per_department, params.latency_legs, params.latency_ack_s, params.latency_spread_s,
             params.latency_grace_s, run_id))
     stack.check_alive()
+    pids = {name: service.pid for name, service in stack.services.items()}
+    if stack.kafka is not None:
+        pids["kafka"] = stack.kafka.pid
+    meter = CpuMeter({**pids, "bench": os.getpid()})
     with console.status(f"(b) burst of {params.burst_legs} legs through sla..."):
         results["sla_burst"] = asyncio.run(burst(bootstrap, f"bench-{run_id}-burst", params.burst_legs, run_id,
                                                  params.burst_time_limit_s))
+    results["sla_burst"]["cpu_seconds"] = meter.spent()
     stack.check_alive()
 
 
@@ -107,6 +78,10 @@ def _derive(results: dict) -> None:
         sla["received_of_legs"] = f"{sla['clock_started_received']} / {sla['legs']}"
         if copy and copy["records_per_s"]:
             sla["ratio_to_copy"] = sla["events_per_s"] / copy["records_per_s"]
+        if sla_cpu := sla.get("cpu_seconds", {}).get("sla"):
+            sla["events_per_sla_cpu_s"] = sla["clock_started_received"] / sla_cpu
+            if copy and copy.get("records_per_cpu_s"):
+                sla["cpu_ratio_to_copy"] = sla["events_per_sla_cpu_s"] / copy["records_per_cpu_s"]
     if latency:
         latency["received_of_expected"] = f"{latency['received']} / {latency['expected']}"
 

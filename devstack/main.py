@@ -17,7 +17,7 @@ from rich.console import Console
 
 from devstack.driver import drive
 from devstack.processes import ServiceFailed
-from devstack.stack import Stack
+from devstack.stack import WELL_KNOWN_PORTS, Stack
 
 app = typer.Typer(help="Run Kafka, the three services and a demo driver locally.", no_args_is_help=True,
                   add_completion=False)
@@ -29,6 +29,14 @@ Bootstrap = Annotated[
     str, typer.Option("--kafka-bootstrap", envvar="KAFKA_BOOTSTRAP", help="Use this Kafka instead of a local one.")
 ]
 Policies = Annotated[Path, typer.Option(help="SLA policy file.", exists=True, dir_okay=False)]
+FreePorts = Annotated[
+    bool,
+    typer.Option("--free-ports", help="Let services pick free ports instead of 50051-50053 (gRPC) and 9461-9463 (metrics)."),
+]
+
+
+def _ports(free_ports: bool) -> dict[str, tuple[int, int]] | None:
+    return None if free_ports else WELL_KNOWN_PORTS
 
 
 def _print_endpoints(endpoints: dict[str, str]) -> None:
@@ -46,10 +54,11 @@ def run(
     kafka_bootstrap: Bootstrap = "",
     policies: Policies = Path("config/demo-sla-policies.yaml"),
     workdir: Annotated[Path, typer.Option(help="Data and logs of this run.")] = Path("var/run"),
+    free_ports: FreePorts = False,
 ) -> None:
     """Start everything, drive a demo, print notifications; Ctrl-C stops everything."""
     _stop_on_sigterm()
-    stack = Stack(workdir, policies, kafka_bootstrap or None)
+    stack = Stack(workdir, policies, kafka_bootstrap or None, ports=_ports(free_ports))
     try:
         with console.status("starting Kafka and the services..."):
             stack.start()
@@ -72,10 +81,11 @@ def serve(
     kafka_bootstrap: Bootstrap = "",
     policies: Policies = Path("config/sla-policies.yaml"),
     workdir: Annotated[Path, typer.Option(help="Data and logs.")] = Path("var/up"),
+    free_ports: FreePorts = False,
 ) -> None:
     """Run the stack until SIGTERM, keeping .run/stack.json current (used by `up`)."""
     _stop_on_sigterm()
-    stack = Stack(workdir, policies, kafka_bootstrap or None)
+    stack = Stack(workdir, policies, kafka_bootstrap or None, ports=_ports(free_ports))
     try:
         stack.start()
         STATE_FILE.write_text(json.dumps({"pid": os.getpid(), "endpoints": stack.endpoints()}))
@@ -109,6 +119,7 @@ def up(
     kafka_bootstrap: Bootstrap = "",
     policies: Policies = Path("config/sla-policies.yaml"),
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the stack.")] = 180,
+    free_ports: FreePorts = False,
 ) -> None:
     """Start the stack in the background and print every endpoint."""
     if state := _running_state():
@@ -120,7 +131,8 @@ def up(
     env = {**os.environ, "KAFKA_BOOTSTRAP": kafka_bootstrap} if kafka_bootstrap else dict(os.environ)
     with (STATE_DIR / "stack.log").open("a") as log:
         supervisor = subprocess.Popen(
-            [sys.executable, "-m", "devstack", "serve", "--policies", str(policies)],
+            [sys.executable, "-m", "devstack", "serve", "--policies", str(policies),
+             *(["--free-ports"] if free_ports else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True,
         )
     deadline = time.monotonic() + timeout

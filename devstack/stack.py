@@ -6,6 +6,7 @@ listen on free loopback ports and report them; `endpoints()` lists where everyth
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from common.localkafka import LocalKafka, create_topics, wait_for_kafka
@@ -13,6 +14,8 @@ from devstack.processes import ServiceFailed, ServiceProcess, start_service
 
 # (name, module) in start order; stopped in reverse.
 SERVICES = (("handoff", "handoff_svc"), ("sla", "sla"), ("notify", "notify"))
+# The ports `make run` and `make up` use, so handoffctl's defaults reach them.
+WELL_KNOWN_PORTS = {"handoff": (50051, 9461), "sla": (50052, 9462), "notify": (50053, 9463)}
 
 
 class Stack:
@@ -22,11 +25,14 @@ class Stack:
         policy_file: Path,
         bootstrap: str | None = None,
         log_level: str = "INFO",
+        ports: dict[str, tuple[int, int]] | None = None,
     ) -> None:
+        """`ports` maps a service to its (gRPC, metrics) ports; unlisted services take free ones."""
         self.workdir = workdir
         self._policy_file = policy_file.resolve()
         self._external_bootstrap = bootstrap
         self._log_level = log_level
+        self._ports = ports or {}
         self.kafka: LocalKafka | None = None
         self.services: dict[str, ServiceProcess] = {}
 
@@ -41,11 +47,12 @@ class Stack:
     def service_env(self, name: str, instance: str | None = None) -> dict[str, str]:
         """The environment a service process of this stack runs with."""
         instance = instance or f"{name}-1"
+        grpc_port, metrics_port = self._ports.get(name, (0, 0)) if instance == f"{name}-1" else (0, 0)
         return {
             "KAFKA_BOOTSTRAP": self.bootstrap,
             "DATA_DIR": str(self.workdir / "data" / instance),
-            "GRPC_PORT": "0",
-            "METRICS_PORT": "0",
+            "GRPC_PORT": str(grpc_port),
+            "METRICS_PORT": str(metrics_port),
             "SLA_POLICY_FILE": str(self._policy_file),
             "LOG_LEVEL": self._log_level,
             "INSTANCE": instance,
@@ -56,6 +63,9 @@ class Stack:
         if self._external_bootstrap:
             wait_for_kafka(self._external_bootstrap, timeout=60)
         else:
+            # A local broker starts empty, so the services' local state from a former run
+            # would claim changelog offsets the new broker never had: start that afresh too.
+            shutil.rmtree(self.workdir / "data", ignore_errors=True)
             self.kafka = LocalKafka(self.workdir / "kafka").start()
         create_topics(self.bootstrap)
 
