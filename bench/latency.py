@@ -41,6 +41,25 @@ async def _subscribe(stub: notify_grpc.NotificationServiceStub, stream: int, dep
                                 received - deadline))
 
 
+async def warm_up(handoffs: handoff_grpc.HandoffServiceStub, department: str, run_id: str,
+                  time_limit: float = 60.0) -> float:
+    """Seconds until a first CreateHandoff succeeds: the service's ready line can come before
+    it serves writes. One request id, retried, so at most one warm-up leg is created."""
+    request = handoff_pb2.CreateHandoffRequest(
+        request_id=f"bench-{run_id}-warm-up", case_id=f"BENCH-{run_id}-W", customer_ref=f"bench-{run_id}-w",
+        department=department, priority=types_pb2.PRIORITY_NORMAL, summary="bench warm-up")
+    started = time.monotonic()
+    while True:
+        try:
+            await handoffs.CreateHandoff(request, timeout=5)
+            return time.monotonic() - started
+        except grpc.aio.AioRpcError as error:
+            retriable = error.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
+            if not retriable or time.monotonic() - started > time_limit:
+                raise
+        await asyncio.sleep(0.5)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     """Nearest-rank percentile of `values` (non-empty)."""
     ordered = sorted(values)
@@ -49,7 +68,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 async def breach_latency(handoff_address: str, notify_address: str, departments: list[str],
                          streams_per_department: int, legs: int, ack_seconds: float, spread_seconds: float,
-                         grace_seconds: float, run_id: str) -> dict:
+                         grace_seconds: float, run_id: str, warm_up_department: str) -> dict:
     """Open the streams, create `legs` legs over `spread_seconds`, wait for every breach."""
     arrivals: list[Arrival] = []
     created: dict[str, tuple[str, float]] = {}  # handoff id -> (department, created_at)
@@ -60,15 +79,19 @@ async def breach_latency(handoff_address: str, notify_address: str, departments:
                    for number, (department, _) in enumerate(
                        (d, s) for d in departments for s in range(streams_per_department))]
         try:
+            handoffs = handoff_grpc.HandoffServiceStub(handoff_channel)
+            ready_after = await warm_up(handoffs, warm_up_department, run_id)
             # Subscribe reads "from now on": give each stream's consumer time to find its end.
             await asyncio.sleep(3.0)
-            handoffs = handoff_grpc.HandoffServiceStub(handoff_channel)
+            create_ms: list[float] = []
             for number in range(legs):
                 department = departments[number % len(departments)]
+                call_started = time.perf_counter()
                 leg = await handoffs.CreateHandoff(handoff_pb2.CreateHandoffRequest(
                     request_id=f"bench-{run_id}-{uuid.uuid4()}", case_id=f"BENCH-{run_id}-L{number}",
                     customer_ref=f"bench-{run_id}-lat{number}", department=department,
                     priority=types_pb2.PRIORITY_NORMAL, summary="bench latency"), timeout=10)
+                create_ms.append((time.perf_counter() - call_started) * 1000)
                 created[leg.handoff_id] = (department, leg.created_at.seconds + leg.created_at.nanos / 1e9)
                 await asyncio.sleep(spread_seconds / legs)
             expected = legs * streams_per_department
@@ -83,7 +106,9 @@ async def breach_latency(handoff_address: str, notify_address: str, departments:
             for task in streams:
                 task.cancel()
             await asyncio.gather(*streams, return_exceptions=True)
-    return _summary(_ours(arrivals, created), created, legs, streams_per_department, ack_seconds)
+    return {**_summary(_ours(arrivals, created), created, legs, streams_per_department, ack_seconds),
+            "handoff_writes_after_s": ready_after, "create_handoff_p50_ms": percentile(create_ms, 0.5),
+            "create_handoff_max_ms": max(create_ms)}
 
 
 def _ours(arrivals: list[Arrival], created: dict[str, tuple[str, float]]) -> list[Arrival]:

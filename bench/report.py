@@ -81,7 +81,11 @@ ROWS = (
     ("(b) CPU s during burst: handoff", "s", ("sla_burst", "cpu_seconds", "handoff"), 1),
     ("(b) CPU s during burst: kafka broker", "s", ("sla_burst", "cpu_seconds", "kafka"), 1),
     ("(b) CPU s during burst: bench", "s", ("sla_burst", "cpu_seconds", "bench"), 1),
+    ("(b) handoff service sees last burst leg after", "s", ("sla_burst", "handoff_feed_seconds_after_burst"), 2),
     ("(b) dead-lettered during the burst", "count", ("sla_burst", "dead_lettered"), 0),
+    ("(c) first CreateHandoff served after", "s", ("latency", "handoff_writes_after_s"), 2),
+    ("(c) CreateHandoff call p50", "ms", ("latency", "create_handoff_p50_ms"), 1),
+    ("(c) CreateHandoff call max", "ms", ("latency", "create_handoff_max_ms"), 1),
     ("(c) deadline -> notification p50", "ms", ("latency", "p50_ms"), 0),
     ("(c) deadline -> notification p99", "ms", ("latency", "p99_ms"), 0),
     ("(c) deadline -> notification max", "ms", ("latency", "max_ms"), 0),
@@ -101,5 +105,8 @@ def print_table(doc: dict, console: Console | None = None) -> None:
     for label, unit, path, digits in ROWS:
         table.add_row(label, _fmt(_get(results, *path), digits), unit)
     console.print(table)
+    for service, errors in (results.get("service_log_errors") or {}).items():
+        if errors["error_lines"]:
+            console.print(f"[yellow]{service} log: {errors['error_lines']} error line(s); first: {errors['first']}[/]")
     if doc.get("error"):
         console.print(f"[red]run ended early: {doc['error']}[/red]")

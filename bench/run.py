@@ -23,10 +23,10 @@ from rich.console import Console
 
 from bench import report
 from bench.cpu import CpuMeter
-from bench.params import Parameters, parse_args, write_policy
 from bench.latency import breach_latency
+from bench.params import Parameters, parse_args, write_policy
 from bench.rawkafka import copy_loop, create_bench_topics, delete_bench_topics, prefill, producer_performance
-from bench.slaburst import burst
+from bench.slaburst import burst, seconds_until_visible
 from devstack.stack import SERVICES, Stack
 
 
@@ -34,7 +34,8 @@ def _raise_interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def measure(stack: Stack, params: Parameters, run_id: str, console: Console, results: dict) -> None:
+def measure(stack: Stack, params: Parameters, run_id: str, departments: list[str], console: Console,
+            results: dict) -> None:
     """Fill `results` phase by phase, so a failure still leaves what was measured."""
     with console.status("starting Kafka..."):
         stack.start_kafka()
@@ -53,12 +54,11 @@ def measure(stack: Stack, params: Parameters, run_id: str, console: Console, res
     with console.status("starting the services..."):
         for name, _module in SERVICES:
             stack.start_service(name)
-    departments = [f"bench-{run_id}-lat{n}" for n in range(params.latency_departments)]
     with console.status(f"(c) {params.latency_legs} legs left to breach..."):
         results["latency"] = asyncio.run(breach_latency(
             stack.services["handoff"].grpc, stack.services["notify"].grpc, departments,
             params.streams_per_department, params.latency_legs, params.latency_ack_s, params.latency_spread_s,
-            params.latency_grace_s, run_id))
+            params.latency_grace_s, run_id, f"bench-{run_id}-burst"))
     stack.check_alive()
     pids = {name: service.pid for name, service in stack.services.items()}
     if stack.kafka is not None:
@@ -68,6 +68,9 @@ def measure(stack: Stack, params: Parameters, run_id: str, console: Console, res
         results["sla_burst"] = asyncio.run(burst(bootstrap, f"bench-{run_id}-burst", params.burst_legs, run_id,
                                                  params.burst_time_limit_s))
     results["sla_burst"]["cpu_seconds"] = meter.spent()
+    with console.status("(b) waiting for the handoff service to see the burst..."):
+        results["sla_burst"]["handoff_feed_seconds_after_burst"] = asyncio.run(seconds_until_visible(
+            stack.services["handoff"].grpc, results["sla_burst"]["last_handoff_id"], 30.0))
     stack.check_alive()
 
 
@@ -86,6 +89,16 @@ def _derive(results: dict) -> None:
         latency["received_of_expected"] = f"{latency['received']} / {latency['expected']}"
 
 
+def _log_errors(workdir: Path) -> dict:
+    """Error lines per service log: a faust agent can crash while its process stays up."""
+    found = {}
+    for log in sorted((workdir / "logs").glob("*.log")):
+        lines = [line for line in log.read_text(errors="replace").splitlines()
+                 if '"level": "error"' in line or "Crashed" in line or "Traceback" in line]
+        found[log.stem] = {"error_lines": len(lines), "first": lines[0][:300] if lines else None}
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     params = parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop children as Ctrl-C does
@@ -100,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     error = None
     try:
-        measure(stack, params, run_id, console, results)
+        measure(stack, params, run_id, departments, console, results)
     except KeyboardInterrupt:
         error = "interrupted"
     except Exception as failure:  # reported with what was measured so far
@@ -112,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 delete_bench_topics(external, [f"bench.{run_id}.{n}" for n in ("perf", "source", "sink")])
             stack.stop()
     _derive(results)
+    results["service_log_errors"] = _log_errors(workdir)
     parameters = {**asdict(params), "run_id": run_id, "external_kafka": bool(external),
                   "latency_department_names": departments}
     doc = report.document(parameters, results, time.monotonic() - started, error)

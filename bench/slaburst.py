@@ -13,8 +13,11 @@ import time
 import uuid
 from datetime import datetime, timezone
 
+import grpc
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from handoff.v1 import handoff_events_pb2, sla_events_pb2, types_pb2
+from handoff.v1 import handoff_service_pb2 as handoff_pb2
+from handoff.v1 import handoff_service_pb2_grpc as handoff_grpc
 
 from common.codec import new_envelope, to_timestamp
 from common.kafkaio import topic_partitions
@@ -55,8 +58,8 @@ async def _collect(consumer: AIOKafkaConsumer, wanted: set[str], n: int, arrival
         for batch in batches.values():
             for record in batch:
                 event = sla_events_pb2.SlaEvent.FromString(record.value)
-                started = event.WhichOneof("change") == "clock_started"
-                if started and event.handoff_id in wanted and event.handoff_id not in seen:
+                is_start = event.WhichOneof("change") == "clock_started"
+                if is_start and event.handoff_id in wanted and event.handoff_id not in seen:
                     seen.add(event.handoff_id)
                     arrivals.append(now)
 
@@ -78,6 +81,7 @@ async def burst(bootstrap: str, department: str, n: int, run_id: str, time_limit
         arrivals: list[float] = []
         started = time.perf_counter()
         collector = asyncio.create_task(_collect(consumer, wanted, n, arrivals, started + time_limit))
+        handoff_id = ""
         for number in range(n):
             key, value, handoff_id = created_event(department, number, run_id)
             wanted.add(handoff_id)
@@ -89,7 +93,27 @@ async def burst(bootstrap: str, department: str, n: int, run_id: str, time_limit
     finally:
         await producer.stop()
         await consumer.stop()
-    return _summary(n, started, produced, arrivals, dlq_after - dlq_before)
+    return {**_summary(n, started, produced, arrivals, dlq_after - dlq_before), "last_handoff_id": handoff_id}
+
+
+async def seconds_until_visible(handoff_address: str, handoff_id: str, time_limit: float) -> float | None:
+    """How long until the handoff service's leg feed knows a leg written past it; None: not in time.
+
+    The burst goes around the handoff service, which then learns the legs the way a replica
+    learns another replica's writes: by tailing handoff.events.v1.
+    """
+    started = time.perf_counter()
+    async with grpc.aio.insecure_channel(handoff_address) as channel:
+        stub = handoff_grpc.HandoffServiceStub(channel)
+        while time.perf_counter() - started < time_limit:
+            try:
+                await stub.GetHandoff(handoff_pb2.GetHandoffRequest(handoff_id=handoff_id), timeout=5)
+                return time.perf_counter() - started
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+            await asyncio.sleep(0.2)
+    return None
 
 
 def _summary(n: int, started: float, produced: float, arrivals: list[float], dead_lettered: int) -> dict:

@@ -167,13 +167,16 @@ def test_acknowledging_after_the_deadline_is_met_late(stack, handoffs) -> None:
 
 
 def test_a_retried_create_returns_the_first_leg_and_writes_once(stack, handoffs) -> None:
-    # given a create request that the client retries with the same request id
-    department, request_id = unique("billing"), str(uuid.uuid4())
-    first = create(handoffs, department, request_id=request_id)
+    # given a create request that the client sends again, unchanged, as a retry would
+    request = api.CreateHandoffRequest(
+        request_id=str(uuid.uuid4()), case_id=unique("case"), customer_ref=unique("cust"),
+        department=unique("billing"),
+    )
+    first = handoffs.CreateHandoff(request, timeout=10)
     # when it is sent again
-    second = create(handoffs, department, request_id=request_id)
+    second = handoffs.CreateHandoff(request, timeout=10)
     # then the same leg comes back and handoff.events.v1 holds one created event for it
-    assert second.handoff_id == first.handoff_id
+    assert second == first
     created = read_events(stack.bootstrap, HANDOFF_EVENTS, lambda e: e.handoff_id == first.handoff_id,
                           lambda found: False, timeout=3)
     assert [e.WhichOneof("change") for e in created] == ["created"]

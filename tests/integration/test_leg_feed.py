@@ -12,7 +12,7 @@ import pytest
 from common.topics import HANDOFF_EVENTS
 from handoff_svc.adapters.codec import encode_event
 from handoff_svc.adapters.legstore import LegFeed, LegStore
-from handoff_svc.adapters.publisher import Publisher
+from aiokafka import AIOKafkaProducer
 from handoff_svc.domain import legs
 
 pytestmark = pytest.mark.integration
@@ -27,22 +27,26 @@ def created(handoff_id: str, at: datetime) -> legs.HandoffCreated:
 
 async def write_and_rebuild(bootstrap: str) -> tuple[list[legs.Leg], LegStore]:
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    publisher = Publisher(bootstrap, "test")
-    await publisher.start()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+
+    async def publish(key: str, value: bytes) -> None:
+        await producer.send_and_wait(HANDOFF_EVENTS.name, value, key=key.encode())
+
     written = []
     try:
         for _ in range(3):
             event = created(str(uuid.uuid4()), now)
-            await publisher.publish(HANDOFF_EVENTS.name, event.leg.customer_ref, encode_event(event, str(uuid.uuid4()), now))
+            await publish(event.leg.customer_ref, encode_event(event, str(uuid.uuid4()), now))
             written.append(event.leg)
-        ack = legs.acknowledge(written[0], legs.AcknowledgeHandoff(written[0].handoff_id, "b1"), now)
+        ack = legs.acknowledge(written[0], legs.AcknowledgeHandoff(handoff_id=written[0].handoff_id, actor="b1"), now)
         ack_id = str(uuid.uuid4())
         value = encode_event(ack, ack_id, now)
         # the same acknowledgement delivered twice, as an at-least-once retry would
-        await publisher.publish(HANDOFF_EVENTS.name, ack.customer_ref, value)
-        await publisher.publish(HANDOFF_EVENTS.name, ack.customer_ref, value)
+        await publish(ack.customer_ref, value)
+        await publish(ack.customer_ref, value)
     finally:
-        await publisher.stop()
+        await producer.stop()
     store = LegStore()
     feed = LegFeed(bootstrap, store)
     await feed.start()

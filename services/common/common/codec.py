@@ -10,14 +10,33 @@ from datetime import datetime, timedelta, timezone
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import DecodeError, Message
 
-from handoff.v1 import contacts_pb2, envelope_pb2, handoff_events_pb2, notifications_pb2, sla_events_pb2, types_pb2
+from handoff.v1 import (
+    contacts_pb2,
+    envelope_pb2,
+    handoff_commands_pb2,
+    handoff_events_pb2,
+    notifications_pb2,
+    sla_events_pb2,
+    types_pb2,
+)
 
 from common.ids import new_event_id
-from common.topics import CONTACTS, HANDOFF_EVENTS, NOTIFICATIONS, REPEAT_CONTACTS, SLA_EVENTS, TopicSpec
+from common.topics import (
+    CONTACTS,
+    HANDOFF_COMMANDS,
+    HANDOFF_EVENTS,
+    HANDOFF_REPLIES,
+    NOTIFICATIONS,
+    REPEAT_CONTACTS,
+    SLA_EVENTS,
+    TopicSpec,
+)
 
 VALUE_TYPES: dict[str, type[Message]] = {
     CONTACTS.name: contacts_pb2.ContactRecorded,
     HANDOFF_EVENTS.name: handoff_events_pb2.HandoffEvent,
+    HANDOFF_COMMANDS.name: handoff_commands_pb2.HandoffCommand,
+    HANDOFF_REPLIES.name: handoff_commands_pb2.CommandReply,
     SLA_EVENTS.name: sla_events_pb2.SlaEvent,
     REPEAT_CONTACTS.name: contacts_pb2.RepeatContactDetected,
     NOTIFICATIONS.name: notifications_pb2.NotificationEvent,

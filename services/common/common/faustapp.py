@@ -60,6 +60,11 @@ def raw_topic(app: faust.App, name: str) -> faust.TopicT:
     )
 
 
+def table(app: faust.App, name: str) -> faust.TableT:
+    """A table co-partitioned with the topics (same count), JSON values, None when missing."""
+    return app.Table(name, partitions=PARTITIONS, default=None)
+
+
 Handler = Callable[[Any, int], Awaitable[None]]
 
 
@@ -68,14 +73,16 @@ async def process_records(
 ) -> None:
     """Decode each record of `stream` and hand it to `handler(message, partition)`.
 
-    A record that cannot be decoded or handled goes to the topic's DLQ with the reason, and
-    the partition moves on: one bad record never stops a consumer.
+    A record that cannot be decoded or handled (bad data: a decode, value or lookup error)
+    goes to the topic's DLQ with the reason, and the partition moves on: one bad record
+    never stops a consumer. Any other error (the broker, a bug in wiring) stops the worker
+    without committing, so the record is processed again after the restart.
     """
     async for event in stream.events():
         record = event.message
         try:
             await handler(decode(topic, record.value), record.partition)
-        except Exception as error:
+        except (MalformedRecord, ValueError, LookupError, TypeError) as error:
             reason = str(error) if isinstance(error, MalformedRecord) else f"{type(error).__name__}: {error}"
             log.warning("dead-lettering %s[%s]@%s: %s", topic.name, record.partition, record.offset, reason)
             await dead_letter(
@@ -92,7 +99,11 @@ Registration = tuple[Callable[[object, Any], None], object, str]
 
 
 class SideServer(mode.Service):
-    """Runs beside the agents: /metrics, the gRPC server with health, the ready line."""
+    """Runs beside the agents: /metrics, the gRPC server with health, the ready line.
+
+    `on_ready` runs before the gRPC server starts (e.g. to catch up a read model);
+    `on_stopped` after it has stopped (to close what `on_ready` opened).
+    """
 
     def __init__(
         self,
@@ -100,6 +111,7 @@ class SideServer(mode.Service):
         settings: ServiceSettings,
         registrations: list[Registration],
         on_ready: Callable[[], Awaitable[None]] | None = None,
+        on_stopped: Callable[[], Awaitable[None]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -107,6 +119,7 @@ class SideServer(mode.Service):
         self._settings = settings
         self._registrations = registrations
         self._on_ready = on_ready
+        self._on_stopped = on_stopped
         self.grpc: RunningServer | None = None
 
     async def on_start(self) -> None:
@@ -123,6 +136,8 @@ class SideServer(mode.Service):
     async def on_stop(self) -> None:
         if self.grpc:
             await self.grpc.stop(grace=5)
+        if self._on_stopped:
+            await self._on_stopped()
 
 
 def run_worker(app: faust.App, side: SideServer, log_level: str) -> None:

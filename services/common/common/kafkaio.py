@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 
 class MissingTopic(RuntimeError):
@@ -25,3 +26,8 @@ async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
         return sorted(await producer.partitions_for(topic))
     finally:
         await producer.stop()
+
+
+def partition_for(key: str, partitions: list[int]) -> int:
+    """The partition a record with `key` lands on: Kafka's default (murmur2) partitioner."""
+    return DefaultPartitioner()(key.encode(), partitions, partitions)

@@ -29,6 +29,10 @@ CONTACTS = TopicSpec("contacts.v1", "customer_ref", "ContactRecorded", "handoff"
 HANDOFF_EVENTS = TopicSpec(
     "handoff.events.v1", "customer_ref", "HandoffEvent", "handoff", ("handoff", "sla", "notify")
 )
+# Commands travel to the replica that owns the customer's partition; replies come back
+# keyed by the waiting replica. Internal to the handoff service.
+HANDOFF_COMMANDS = TopicSpec("handoff.commands.v1", "customer_ref", "HandoffCommand", "handoff", ("handoff",))
+HANDOFF_REPLIES = TopicSpec("handoff.replies.v1", "replica", "CommandReply", "handoff", ("handoff",))
 SLA_EVENTS = TopicSpec("sla.events.v1", "customer_ref", "SlaEvent", "sla", ("sla", "notify"))
 REPEAT_CONTACTS = TopicSpec(
     "repeat.contacts.v1", "customer_ref", "RepeatContactDetected", "sla", ("notify",)
@@ -37,9 +41,26 @@ NOTIFICATIONS = TopicSpec(
     "notifications.v1", "receiver", "NotificationEvent", "notify", ("notify", "audit")
 )
 
-CATALOGUE: tuple[TopicSpec, ...] = (CONTACTS, HANDOFF_EVENTS, SLA_EVENTS, REPEAT_CONTACTS, NOTIFICATIONS)
+CATALOGUE: tuple[TopicSpec, ...] = (
+    CONTACTS, HANDOFF_EVENTS, HANDOFF_COMMANDS, HANDOFF_REPLIES, SLA_EVENTS, REPEAT_CONTACTS, NOTIFICATIONS,
+)
+
+
+# Each stream app's consumer group id, and the tables whose changelogs it keeps.
+HANDOFF_APP, SLA_APP, NOTIFY_APP = "handoff-legs", "handoff-sla", "handoff-notify"
+TABLES: dict[str, tuple[str, ...]] = {
+    HANDOFF_APP: ("legs", "requests"),
+    SLA_APP: ("clocks",),
+    NOTIFY_APP: ("requested",),
+}
+
+
+def changelog_topic_names() -> list[str]:
+    """The changelog topic of every table (faust's naming), created by the project with
+    the sources' partition count so tables stay co-partitioned with what feeds them."""
+    return [f"{app}-{table}-changelog" for app, tables in TABLES.items() for table in tables]
 
 
 def all_topic_names() -> list[str]:
-    """Every topic the project creates: the catalogue and one dead-letter topic each."""
+    """Every catalogue topic and its dead-letter topic (changelogs are listed apart)."""
     return [name for spec in CATALOGUE for name in (spec.name, spec.dlq)]

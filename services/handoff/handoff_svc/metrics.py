@@ -1,8 +1,40 @@
 """The handoff service's metrics (DESIGN.md section 11)."""
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+
+from handoff_svc.domain.legs import UNRESOLVED
 
 LEGS_CREATED = Counter(
     "handoff_legs_created_total", "Legs opened, by department and priority.", ["department", "priority"]
 )
+LEG_CHANGES = Counter(
+    "handoff_leg_changes_total", "Changes to legs, by department and change (acknowledged, resolved, ...).",
+    ["department", "change"],
+)
 KNOWN_LEGS = Gauge("handoff_known_legs", "Legs held by this replica's read model.")
+CONTACTS_RECORDED = Counter("handoff_contacts_recorded_total", "Contacts recorded, by channel.", ["channel"])
+
+
+class _OpenLegs:
+    """Counts unresolved legs per department at scrape time, from the read model."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+
+    def collect(self):
+        family = GaugeMetricFamily(
+            "handoff_open_legs", "Unresolved legs, by department (this replica's read model).", labels=["department"]
+        )
+        counts: dict[str, int] = {}
+        for leg in self._store.legs():
+            if leg.status in UNRESOLVED:
+                counts[leg.department] = counts.get(leg.department, 0) + 1
+        for department, count in sorted(counts.items()):
+            family.add_metric([department], count)
+        yield family
+
+
+def watch_open_legs(store) -> None:
+    """Publish handoff_open_legs computed from `store` on every scrape."""
+    REGISTRY.register(_OpenLegs(store))

@@ -2,101 +2,175 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from handoff.v1 import contacts_pb2
 from handoff.v1 import handoff_events_pb2 as events_pb2
 from handoff.v1 import handoff_service_pb2 as api_pb2
 from handoff.v1 import types_pb2
 
 from common.codec import from_timestamp, new_envelope, to_timestamp
-from handoff_svc.domain.legs import HandoffAcknowledged, HandoffCreated, HandoffEvent, Leg, Priority, Status
+from handoff_svc.domain import legs
+from handoff_svc.domain.contacts import Channel, Contact, ContactRecorded
+from handoff_svc.domain.legs import Leg, Priority, Status
 
 SOURCE = "handoff"
 
 PRIORITY_TO_PB = {p: types_pb2.Priority.Value(f"PRIORITY_{p.value}") for p in Priority}
 PRIORITY_FROM_PB = {v: k for k, v in PRIORITY_TO_PB.items()}
 STATUS_TO_PB = {s: types_pb2.LegStatus.Value(f"LEG_STATUS_{s.value}") for s in Status}
+STATUS_FROM_PB = {v: k for k, v in STATUS_TO_PB.items()}
 
 
-def encode_event(event: HandoffEvent, event_id: str, recorded_at, request_id: str = "") -> bytes:
-    """A domain event as a HandoffEvent record value."""
-    if isinstance(event, HandoffCreated):
+def _created_pb(event: legs.HandoffCreated) -> events_pb2.HandoffCreated:
+    leg = event.leg
+    return events_pb2.HandoffCreated(
+        priority=PRIORITY_TO_PB[leg.priority], category=leg.category, summary=leg.summary,
+        created_by=leg.created_by, previous_handoff_id=leg.previous_handoff_id,
+        created_at=to_timestamp(leg.created_at),
+    )
+
+
+# Domain change type -> (oneof field, protobuf payload built from the event).
+_PAYLOADS = {
+    legs.HandoffAcknowledged: ("acknowledged", lambda e: events_pb2.HandoffAcknowledged(acknowledged_by=e.actor)),
+    legs.HandoffStatusChanged: ("status_changed", lambda e: events_pb2.HandoffStatusChanged(
+        from_status=STATUS_TO_PB[e.from_status], to_status=STATUS_TO_PB[e.to_status], note=e.note)),
+    legs.HandoffPriorityChanged: ("priority_changed", lambda e: events_pb2.HandoffPriorityChanged(
+        from_priority=PRIORITY_TO_PB[e.from_priority], to_priority=PRIORITY_TO_PB[e.to_priority])),
+    legs.HandoffTransferred: ("transferred", lambda e: events_pb2.HandoffTransferred(
+        to_department=e.to_department, new_handoff_id=e.new_handoff_id, reason=e.reason)),
+    legs.HandoffResolved: ("resolved", lambda e: events_pb2.HandoffResolved(resolution=e.resolution)),
+    legs.HandoffReopened: ("reopened", lambda e: events_pb2.HandoffReopened(reason=e.reason)),
+    legs.HandoffCancelled: ("cancelled", lambda e: events_pb2.HandoffCancelled(reason=e.reason)),
+}
+
+# oneof field -> the domain change's own fields, read from the payload.
+_FIELDS = {
+    "acknowledged": (legs.HandoffAcknowledged, lambda p: {}),
+    "status_changed": (legs.HandoffStatusChanged, lambda p: dict(
+        from_status=STATUS_FROM_PB[p.from_status], to_status=STATUS_FROM_PB[p.to_status], note=p.note)),
+    "priority_changed": (legs.HandoffPriorityChanged, lambda p: dict(
+        from_priority=PRIORITY_FROM_PB[p.from_priority], to_priority=PRIORITY_FROM_PB[p.to_priority])),
+    "transferred": (legs.HandoffTransferred, lambda p: dict(
+        to_department=p.to_department, new_handoff_id=p.new_handoff_id, reason=p.reason)),
+    "resolved": (legs.HandoffResolved, lambda p: dict(resolution=p.resolution)),
+    "reopened": (legs.HandoffReopened, lambda p: dict(reason=p.reason)),
+    "cancelled": (legs.HandoffCancelled, lambda p: dict(reason=p.reason)),
+}
+
+
+def event_message(event: legs.HandoffEvent, event_id: str, recorded_at: datetime,
+                  request_id: str = "") -> events_pb2.HandoffEvent:
+    """A domain event as a HandoffEvent message."""
+    if isinstance(event, legs.HandoffCreated):
         leg = event.leg
         message = events_pb2.HandoffEvent(
-            envelope=new_envelope(SOURCE, leg.created_at, recorded_at, event_id=event_id, request_id=request_id),
-            handoff_id=leg.handoff_id,
-            case_id=leg.case_id,
-            customer_ref=leg.customer_ref,
-            department=leg.department,
-            created=events_pb2.HandoffCreated(
-                priority=PRIORITY_TO_PB[leg.priority],
-                category=leg.category,
-                summary=leg.summary,
-                created_by=leg.created_by,
-                created_at=to_timestamp(leg.created_at),
-            ),
+            handoff_id=leg.handoff_id, case_id=leg.case_id, customer_ref=leg.customer_ref,
+            department=leg.department, actor=leg.created_by, created=_created_pb(event),
         )
     else:
+        field, payload = _PAYLOADS[type(event)]
         message = events_pb2.HandoffEvent(
-            envelope=new_envelope(
-                SOURCE, event.acknowledged_at, recorded_at, event_id=event_id, request_id=request_id
-            ),
-            handoff_id=event.handoff_id,
-            case_id=event.case_id,
-            customer_ref=event.customer_ref,
-            department=event.department,
-            acknowledged=events_pb2.HandoffAcknowledged(acknowledged_by=event.acknowledged_by),
+            handoff_id=event.handoff_id, case_id=event.case_id, customer_ref=event.customer_ref,
+            department=event.department, actor=event.actor, **{field: payload(event)},
         )
-    return message.SerializeToString()
+    message.envelope.CopyFrom(
+        new_envelope(SOURCE, event.at, recorded_at, event_id=event_id, request_id=request_id)
+    )
+    return message
 
 
-def decode_event(message: events_pb2.HandoffEvent) -> HandoffEvent | None:
-    """The domain event in a HandoffEvent record; None for changes this service ignores."""
+def encode_event(event: legs.HandoffEvent, event_id: str, recorded_at: datetime, request_id: str = "") -> bytes:
+    """A domain event as a HandoffEvent record value."""
+    return event_message(event, event_id, recorded_at, request_id).SerializeToString()
+
+
+def decode_event(message: events_pb2.HandoffEvent) -> legs.HandoffEvent | None:
+    """The domain event in a HandoffEvent record; None for a record without a change."""
     change = message.WhichOneof("change")
+    if change is None:
+        return None
     if change == "created":
         created = message.created
         at = from_timestamp(created.created_at)
-        return HandoffCreated(
+        return legs.HandoffCreated(
             Leg(
-                handoff_id=message.handoff_id,
-                case_id=message.case_id,
-                customer_ref=message.customer_ref,
-                department=message.department,
-                priority=PRIORITY_FROM_PB.get(created.priority, Priority.NORMAL),
-                category=created.category,
-                summary=created.summary,
-                status=Status.OPEN,
-                created_at=at,
-                created_by=created.created_by,
-                updated_at=at,
+                handoff_id=message.handoff_id, case_id=message.case_id, customer_ref=message.customer_ref,
+                department=message.department, priority=PRIORITY_FROM_PB.get(created.priority, Priority.NORMAL),
+                category=created.category, summary=created.summary, status=Status.OPEN, created_at=at,
+                created_by=created.created_by, updated_at=at, previous_handoff_id=created.previous_handoff_id,
             )
         )
-    if change == "acknowledged":
-        return HandoffAcknowledged(
-            handoff_id=message.handoff_id,
-            customer_ref=message.customer_ref,
-            case_id=message.case_id,
-            department=message.department,
-            acknowledged_by=message.acknowledged.acknowledged_by,
-            acknowledged_at=from_timestamp(message.envelope.occurred_at),
-        )
-    return None
+    kind, fields = _FIELDS[change]
+    return kind(
+        handoff_id=message.handoff_id, customer_ref=message.customer_ref, case_id=message.case_id,
+        department=message.department, at=from_timestamp(message.envelope.occurred_at),
+        actor=message.actor or getattr(getattr(message, change), "acknowledged_by", ""),
+        **fields(getattr(message, change)),
+    )
 
 
-def leg_to_pb(leg: Leg) -> api_pb2.Handoff:
+def leg_to_pb(leg: Leg, breached: bool = False) -> api_pb2.Handoff:
     """A leg as the API's Handoff message."""
     handoff = api_pb2.Handoff(
-        handoff_id=leg.handoff_id,
-        case_id=leg.case_id,
-        customer_ref=leg.customer_ref,
-        department=leg.department,
-        priority=PRIORITY_TO_PB[leg.priority],
-        category=leg.category,
-        summary=leg.summary,
-        status=STATUS_TO_PB[leg.status],
-        created_at=to_timestamp(leg.created_at),
-        created_by=leg.created_by,
+        handoff_id=leg.handoff_id, case_id=leg.case_id, customer_ref=leg.customer_ref,
+        department=leg.department, priority=PRIORITY_TO_PB[leg.priority], category=leg.category,
+        summary=leg.summary, status=STATUS_TO_PB[leg.status], created_at=to_timestamp(leg.created_at),
+        created_by=leg.created_by, previous_handoff_id=leg.previous_handoff_id,
+        next_handoff_id=leg.next_handoff_id, reopen_count=leg.reopen_count, breached=breached,
     )
-    if leg.acknowledged_at:
-        handoff.acknowledged_at.CopyFrom(to_timestamp(leg.acknowledged_at))
-    if leg.updated_at:
-        handoff.updated_at.CopyFrom(to_timestamp(leg.updated_at))
+    for name in ("acknowledged_at", "resolved_at", "updated_at"):
+        moment = getattr(leg, name)
+        if moment is not None:
+            getattr(handoff, name).CopyFrom(to_timestamp(moment))
     return handoff
+
+
+CHANNEL_TO_PB = {c: types_pb2.ContactChannel.Value(f"CONTACT_CHANNEL_{c.value}") for c in Channel}
+CHANNEL_FROM_PB = {v: k for k, v in CHANNEL_TO_PB.items()}
+
+
+def encode_contact(event: ContactRecorded, event_id: str, recorded_at: datetime, request_id: str = "") -> bytes:
+    """A recorded contact as a ContactRecorded record value (contacts.v1)."""
+    contact = event.contact
+    return contacts_pb2.ContactRecorded(
+        envelope=new_envelope(SOURCE, contact.contacted_at, recorded_at, event_id=event_id, request_id=request_id),
+        contact_id=contact.contact_id, customer_ref=contact.customer_ref, case_id=contact.case_id,
+        channel=CHANNEL_TO_PB[contact.channel], contacted_at=to_timestamp(contact.contacted_at),
+        reason=contact.reason,
+    ).SerializeToString()
+
+
+def decode_contact(message: contacts_pb2.ContactRecorded) -> Contact:
+    return Contact(
+        contact_id=message.contact_id, customer_ref=message.customer_ref, case_id=message.case_id,
+        channel=CHANNEL_FROM_PB.get(message.channel, Channel.CALL),
+        contacted_at=from_timestamp(message.contacted_at), reason=message.reason,
+    )
+
+
+def contact_to_pb(contact: Contact) -> api_pb2.Contact:
+    return api_pb2.Contact(
+        contact_id=contact.contact_id, customer_ref=contact.customer_ref, case_id=contact.case_id,
+        channel=CHANNEL_TO_PB[contact.channel], contacted_at=to_timestamp(contact.contacted_at),
+        reason=contact.reason,
+    )
+
+
+def leg_to_record(leg: Leg) -> dict:
+    """A leg as a JSON-ready table value."""
+    record = {k: v for k, v in leg.__dict__.items()}
+    record["priority"], record["status"] = leg.priority.value, leg.status.value
+    for name in ("created_at", "acknowledged_at", "resolved_at", "updated_at"):
+        record[name] = record[name].isoformat() if record[name] else None
+    return record
+
+
+def leg_from_record(record: dict) -> Leg:
+    """Inverse of `leg_to_record`."""
+    fields = dict(record)
+    fields["priority"], fields["status"] = Priority(fields["priority"]), Status(fields["status"])
+    for name in ("created_at", "acknowledged_at", "resolved_at", "updated_at"):
+        fields[name] = datetime.fromisoformat(fields[name]) if fields[name] else None
+    return Leg(**fields)

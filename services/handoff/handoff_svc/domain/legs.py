@@ -1,13 +1,17 @@
-"""A leg and the commands that change it.
+"""A leg and the commands that change it: the leg state machine of DESIGN.md section 8.
 
 Each command handler checks the command against the leg's current state and returns the
-event that records the change; `apply` folds events into legs. Replaying the events of
+events that record the change; `apply` folds events into legs. Replaying the events of
 handoff.events.v1 through `apply` rebuilds every leg.
+
+    OPEN -> ACKNOWLEDGED -> IN_PROGRESS <-> WAITING_ON_CUSTOMER -> RESOLVED
+    RESOLVED -> REOPENED -> ACKNOWLEDGED ...
+    any unresolved state -> TRANSFERRED (ends the leg; a new leg opens) or CANCELLED
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 
@@ -28,6 +32,24 @@ class Priority(str, Enum):
     NORMAL = "NORMAL"
     HIGH = "HIGH"
     URGENT = "URGENT"
+
+
+UNRESOLVED = frozenset(
+    {Status.OPEN, Status.ACKNOWLEDGED, Status.IN_PROGRESS, Status.WAITING_ON_CUSTOMER, Status.REOPENED}
+)
+# Where each command may start from.
+ALLOWED_FROM: dict[str, frozenset[Status]] = {
+    "acknowledge": frozenset({Status.OPEN, Status.REOPENED}),
+    "start work": frozenset({Status.ACKNOWLEDGED, Status.WAITING_ON_CUSTOMER}),
+    "wait on customer": frozenset({Status.IN_PROGRESS}),
+    "resolve": UNRESOLVED,
+    "reopen": frozenset({Status.RESOLVED}),
+    "transfer": UNRESOLVED,
+    "cancel": UNRESOLVED,
+    "change priority": UNRESOLVED,
+}
+# Statuses UpdateHandoffStatus may set; the others have commands of their own.
+SETTABLE_STATUS = {Status.IN_PROGRESS: "start work", Status.WAITING_ON_CUSTOMER: "wait on customer"}
 
 
 class InvalidTransition(Exception):
@@ -51,7 +73,14 @@ class Leg:
     created_at: datetime
     created_by: str
     acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
     updated_at: datetime | None = None
+    previous_handoff_id: str = ""
+    next_handoff_id: str = ""
+    reopen_count: int = 0
+
+
+# Commands ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -64,12 +93,57 @@ class CreateHandoff:
     category: str
     summary: str
     created_by: str
+    previous_handoff_id: str = ""
 
 
 @dataclass(frozen=True)
-class AcknowledgeHandoff:
+class LegCommand:
+    """A command on an existing leg, by `actor`."""
+
     handoff_id: str
-    acknowledged_by: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class AcknowledgeHandoff(LegCommand):
+    pass
+
+
+@dataclass(frozen=True)
+class UpdateHandoffStatus(LegCommand):
+    status: Status
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ChangePriority(LegCommand):
+    priority: Priority
+
+
+@dataclass(frozen=True)
+class TransferHandoff(LegCommand):
+    to_department: str
+    new_handoff_id: str
+    reason: str = ""
+    priority: Priority | None = None
+
+
+@dataclass(frozen=True)
+class ResolveHandoff(LegCommand):
+    resolution: str = ""
+
+
+@dataclass(frozen=True)
+class ReopenHandoff(LegCommand):
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CancelHandoff(LegCommand):
+    reason: str = ""
+
+
+# Events ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -80,21 +154,67 @@ class HandoffCreated:
     def handoff_id(self) -> str:
         return self.leg.handoff_id
 
+    @property
+    def at(self) -> datetime:
+        return self.leg.created_at
+
 
 @dataclass(frozen=True)
-class HandoffAcknowledged:
+class LegChanged:
+    """Base of every change to an existing leg: which leg, when, by whom."""
+
     handoff_id: str
     customer_ref: str
     case_id: str
     department: str
-    acknowledged_by: str
-    acknowledged_at: datetime
+    at: datetime
+    actor: str
 
 
-HandoffEvent = HandoffCreated | HandoffAcknowledged
+@dataclass(frozen=True)
+class HandoffAcknowledged(LegChanged):
+    pass
 
-# States from which a leg can be acknowledged (a reopened leg is acknowledged again).
-_ACKNOWLEDGEABLE = frozenset({Status.OPEN, Status.REOPENED})
+
+@dataclass(frozen=True)
+class HandoffStatusChanged(LegChanged):
+    from_status: Status = Status.OPEN
+    to_status: Status = Status.OPEN
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class HandoffPriorityChanged(LegChanged):
+    from_priority: Priority = Priority.NORMAL
+    to_priority: Priority = Priority.NORMAL
+
+
+@dataclass(frozen=True)
+class HandoffTransferred(LegChanged):
+    to_department: str = ""
+    new_handoff_id: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class HandoffResolved(LegChanged):
+    resolution: str = ""
+
+
+@dataclass(frozen=True)
+class HandoffReopened(LegChanged):
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class HandoffCancelled(LegChanged):
+    reason: str = ""
+
+
+HandoffEvent = HandoffCreated | LegChanged
+
+
+# Handlers ----------------------------------------------------------------------------
 
 
 def create(command: CreateHandoff, at: datetime) -> HandoffCreated:
@@ -112,22 +232,96 @@ def create(command: CreateHandoff, at: datetime) -> HandoffCreated:
             created_at=at,
             created_by=command.created_by,
             updated_at=at,
+            previous_handoff_id=command.previous_handoff_id,
         )
     )
 
 
+def _check(leg: Leg, action: str) -> None:
+    if leg.status not in ALLOWED_FROM[action]:
+        raise InvalidTransition(leg.handoff_id, leg.status, action)
+
+
+def _about(leg: Leg, command: LegCommand, at: datetime) -> dict:
+    return dict(handoff_id=leg.handoff_id, customer_ref=leg.customer_ref, case_id=leg.case_id,
+                department=leg.department, at=at, actor=command.actor)
+
+
 def acknowledge(leg: Leg, command: AcknowledgeHandoff, at: datetime) -> HandoffAcknowledged:
     """The receiving department has seen the leg; stops its ack clock."""
-    if leg.status not in _ACKNOWLEDGEABLE:
-        raise InvalidTransition(leg.handoff_id, leg.status, "acknowledge")
-    return HandoffAcknowledged(
-        handoff_id=leg.handoff_id,
-        customer_ref=leg.customer_ref,
-        case_id=leg.case_id,
-        department=leg.department,
-        acknowledged_by=command.acknowledged_by,
-        acknowledged_at=at,
+    _check(leg, "acknowledge")
+    return HandoffAcknowledged(**_about(leg, command, at))
+
+
+def update_status(leg: Leg, command: UpdateHandoffStatus, at: datetime) -> HandoffStatusChanged:
+    """Work starts, or waits on the customer (which pauses the resolve clock)."""
+    _check(leg, SETTABLE_STATUS[command.status])
+    return HandoffStatusChanged(
+        **_about(leg, command, at), from_status=leg.status, to_status=command.status, note=command.note
     )
+
+
+def change_priority(leg: Leg, command: ChangePriority, at: datetime) -> list[HandoffPriorityChanged]:
+    """A new priority (the SLA recomputes deadlines); nothing when it is the same."""
+    _check(leg, "change priority")
+    if command.priority == leg.priority:
+        return []
+    return [HandoffPriorityChanged(**_about(leg, command, at), from_priority=leg.priority, to_priority=command.priority)]
+
+
+def transfer(leg: Leg, command: TransferHandoff, at: datetime) -> tuple[HandoffTransferred, HandoffCreated]:
+    """End this leg and open the next one, linked, for the target department."""
+    _check(leg, "transfer")
+    ended = HandoffTransferred(
+        **_about(leg, command, at), to_department=command.to_department,
+        new_handoff_id=command.new_handoff_id, reason=command.reason,
+    )
+    opened = create(
+        CreateHandoff(
+            handoff_id=command.new_handoff_id,
+            case_id=leg.case_id,
+            customer_ref=leg.customer_ref,
+            department=command.to_department,
+            priority=command.priority or leg.priority,
+            category=leg.category,
+            summary=command.reason or leg.summary,
+            created_by=command.actor,
+            previous_handoff_id=leg.handoff_id,
+        ),
+        at,
+    )
+    return ended, opened
+
+
+def resolve(leg: Leg, command: ResolveHandoff, at: datetime) -> HandoffResolved:
+    _check(leg, "resolve")
+    return HandoffResolved(**_about(leg, command, at), resolution=command.resolution)
+
+
+def reopen(leg: Leg, command: ReopenHandoff, at: datetime) -> HandoffReopened:
+    """The issue came back: a new resolve clock on the same leg, a reopen counted."""
+    _check(leg, "reopen")
+    return HandoffReopened(**_about(leg, command, at), reason=command.reason)
+
+
+def cancel(leg: Leg, command: CancelHandoff, at: datetime) -> HandoffCancelled:
+    _check(leg, "cancel")
+    return HandoffCancelled(**_about(leg, command, at), reason=command.reason)
+
+
+# Folding events into legs -------------------------------------------------------------
+
+_CHANGES = {
+    HandoffAcknowledged: lambda leg, e: replace(leg, status=Status.ACKNOWLEDGED, acknowledged_at=e.at),
+    HandoffStatusChanged: lambda leg, e: replace(leg, status=e.to_status),
+    HandoffPriorityChanged: lambda leg, e: replace(leg, priority=e.to_priority),
+    HandoffTransferred: lambda leg, e: replace(leg, status=Status.TRANSFERRED, next_handoff_id=e.new_handoff_id),
+    HandoffResolved: lambda leg, e: replace(leg, status=Status.RESOLVED, resolved_at=e.at),
+    HandoffReopened: lambda leg, e: replace(
+        leg, status=Status.REOPENED, resolved_at=None, reopen_count=leg.reopen_count + 1
+    ),
+    HandoffCancelled: lambda leg, e: replace(leg, status=Status.CANCELLED),
+}
 
 
 def apply(leg: Leg | None, event: HandoffEvent) -> Leg:
@@ -136,9 +330,4 @@ def apply(leg: Leg | None, event: HandoffEvent) -> Leg:
         return event.leg
     if leg is None:
         raise ValueError(f"{type(event).__name__} for unknown handoff {event.handoff_id}")
-    return replace(
-        leg,
-        status=Status.ACKNOWLEDGED,
-        acknowledged_at=event.acknowledged_at,
-        updated_at=event.acknowledged_at,
-    )
+    return replace(_CHANGES[type(event)](leg, event), updated_at=event.at)

@@ -1,21 +1,33 @@
-"""HandoffService over gRPC: decode the request, run the command, publish, answer."""
+"""HandoffService over gRPC: check the request, send the command to the partition owner,
+answer with its reply; reads come from this replica's read model once it has caught up."""
 
 from __future__ import annotations
 
+import base64
+
 import grpc
+from handoff.v1 import handoff_commands_pb2 as commands_pb2
 from handoff.v1 import handoff_service_pb2 as api_pb2
 from handoff.v1 import handoff_service_pb2_grpc as api_grpc
 
+from common import validation as check
 from common.clock import Clock
-from common.ids import derived_event_id
-from common.topics import HANDOFF_EVENTS
-from common.validation import InvalidField
-from handoff_svc import metrics
-from handoff_svc.adapters.codec import encode_event, leg_to_pb
-from handoff_svc.adapters.legstore import LegStore
-from handoff_svc.adapters.publisher import Publisher
-from handoff_svc.domain import legs
-from handoff_svc.entrypoints.requests import acknowledge_command, create_command, occurred_at
+from common.codec import new_envelope, to_timestamp
+from common.ids import new_event_id
+from handoff_svc.adapters.codec import STATUS_FROM_PB, contact_to_pb, leg_to_pb
+from handoff_svc.adapters.commandbus import CommandBus, CommandTimeout
+from handoff_svc.adapters.legstore import LegFeed, LegStore
+from handoff_svc.domain.legs import Leg
+from handoff_svc.entrypoints.requests import (
+    LEG_COMMANDS,
+    create_command,
+    occurred_at,
+    record_contact_command,
+)
+
+STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
+COMMAND_TIMEOUT = 10.0
+MAX_PAGE = 500
 
 
 def _actor(context: grpc.aio.ServicerContext) -> str:
@@ -24,56 +36,162 @@ def _actor(context: grpc.aio.ServicerContext) -> str:
 
 
 class HandoffApi(api_grpc.HandoffServiceServicer):
-    """The leg lifecycle. Methods not yet offered answer UNIMPLEMENTED (the generated base)."""
-
-    def __init__(self, store: LegStore, publisher: Publisher, clock: Clock) -> None:
+    def __init__(self, store: LegStore, feed: LegFeed, bus: CommandBus, clock: Clock) -> None:
         self._store = store
-        self._publisher = publisher
+        self._feed = feed
+        self._bus = bus
         self._clock = clock
 
-    async def _write(self, event: legs.HandoffEvent, event_id: str, request_id: str) -> legs.Leg:
-        value = encode_event(event, event_id, self._clock.now(), request_id)
-        await self._publisher.publish(HANDOFF_EVENTS.name, self._store_key(event), value)
-        return self._store.apply(event_id, event)
+    # -- writes -------------------------------------------------------------------------
 
-    @staticmethod
-    def _store_key(event: legs.HandoffEvent) -> str:
-        return event.leg.customer_ref if isinstance(event, legs.HandoffCreated) else event.customer_ref
+    async def _send(self, kind: str, request, customer_ref: str, at, context) -> commands_pb2.CommandReply:
+        now = self._clock.now()
+        command = commands_pb2.HandoffCommand(
+            envelope=new_envelope("handoff", at, now, event_id=new_event_id(), request_id=request.request_id),
+            customer_ref=customer_ref, actor=_actor(context), occurred_at=to_timestamp(at), **{kind: request},
+        )
+        try:
+            reply = await self._bus.send(command, COMMAND_TIMEOUT)
+        except CommandTimeout as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{error}; retry with the same request_id")
+        if reply.code:
+            await context.abort(STATUS_CODES[reply.code], reply.message)
+        return reply
 
-    async def CreateHandoff(self, request: api_pb2.CreateHandoffRequest, context) -> api_pb2.Handoff:
+    async def _leg_command(self, kind: str, request, context) -> commands_pb2.CommandReply:
+        convert, _ = LEG_COMMANDS[kind]
+        try:
+            convert(request, _actor(context))
+            at = occurred_at(request, self._clock.now())
+        except check.InvalidField as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        leg = await self._known_leg(request.handoff_id, context)
+        return await self._send(kind, request, leg.customer_ref, at, context)
+
+    async def CreateHandoff(self, request, context) -> api_pb2.Handoff:
         try:
             command = create_command(request, _actor(context))
             at = occurred_at(request, self._clock.now())
-        except InvalidField as error:
+        except check.InvalidField as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        existing = self._store.get(command.handoff_id)
-        if existing is not None:
-            return leg_to_pb(existing)
-        event = legs.create(command, at)
-        leg = await self._write(event, derived_event_id("created", command.handoff_id), request.request_id)
-        metrics.LEGS_CREATED.labels(leg.department, leg.priority.value.lower()).inc()
-        return leg_to_pb(leg)
+        return (await self._send("create", request, command.customer_ref, at, context)).handoffs[0]
 
-    async def AcknowledgeHandoff(self, request: api_pb2.AcknowledgeHandoffRequest, context) -> api_pb2.Handoff:
+    async def AcknowledgeHandoff(self, request, context) -> api_pb2.Handoff:
+        return (await self._leg_command("acknowledge", request, context)).handoffs[0]
+
+    async def UpdateHandoffStatus(self, request, context) -> api_pb2.Handoff:
+        return (await self._leg_command("update_status", request, context)).handoffs[0]
+
+    async def ChangePriority(self, request, context) -> api_pb2.Handoff:
+        return (await self._leg_command("change_priority", request, context)).handoffs[0]
+
+    async def TransferHandoff(self, request, context) -> api_pb2.TransferHandoffResponse:
+        reply = await self._leg_command("transfer", request, context)
+        return api_pb2.TransferHandoffResponse(ended=reply.handoffs[0], opened=reply.handoffs[-1])
+
+    async def ResolveHandoff(self, request, context) -> api_pb2.Handoff:
+        return (await self._leg_command("resolve", request, context)).handoffs[0]
+
+    async def ReopenHandoff(self, request, context) -> api_pb2.Handoff:
+        return (await self._leg_command("reopen", request, context)).handoffs[0]
+
+    async def CancelHandoff(self, request, context) -> api_pb2.Handoff:
+        return (await self._leg_command("cancel", request, context)).handoffs[0]
+
+    async def RecordContact(self, request, context) -> api_pb2.Contact:
         try:
-            command = acknowledge_command(request, _actor(context))
-            at = occurred_at(request, self._clock.now())
-        except InvalidField as error:
+            command = record_contact_command(request)
+            at = occurred_at(request, self._clock.now(), field="contacted_at")
+        except check.InvalidField as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        leg = self._store.get(command.handoff_id)
-        if leg is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"handoff {command.handoff_id} not found")
-        event_id = derived_event_id("acknowledged", command.handoff_id, request.request_id)
-        if self._store.was_applied(event_id):
-            return leg_to_pb(leg)
-        try:
-            event = legs.acknowledge(leg, command, at)
-        except legs.InvalidTransition as error:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
-        return leg_to_pb(await self._write(event, event_id, request.request_id))
+        return (await self._send("record_contact", request, command.customer_ref, at, context)).contact
 
-    async def GetHandoff(self, request: api_pb2.GetHandoffRequest, context) -> api_pb2.Handoff:
-        leg = self._store.get(request.handoff_id)
+    # -- reads --------------------------------------------------------------------------
+
+    async def _caught_up(self, context) -> None:
+        try:
+            await self._feed.caught_up()
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "this replica is catching up; retry shortly")
+
+    async def _known_leg(self, handoff_id: str, context) -> Leg:
+        try:
+            check.identifier("handoff_id", handoff_id)
+        except check.InvalidField as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        leg = self._store.get(handoff_id)
         if leg is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"handoff {request.handoff_id} not found")
-        return leg_to_pb(leg)
+            await self._caught_up(context)
+            leg = self._store.get(handoff_id)
+        if leg is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"handoff {handoff_id} not found")
+        return leg
+
+    def _pb(self, leg: Leg) -> api_pb2.Handoff:
+        return leg_to_pb(leg, breached=self._store.is_breached(leg.handoff_id))
+
+    async def GetHandoff(self, request, context) -> api_pb2.Handoff:
+        await self._caught_up(context)
+        return self._pb(await self._known_leg(request.handoff_id, context))
+
+    async def ListHandoffs(self, request, context) -> api_pb2.ListHandoffsResponse:
+        try:
+            department = check.label("department", request.department) if request.department else ""
+            status = STATUS_FROM_PB.get(request.status) if request.status else None
+            if request.status and status is None:
+                raise check.InvalidField("status", "is not a leg status")
+            if not 0 <= request.page_size <= MAX_PAGE:
+                raise check.InvalidField("page_size", f"must be 0..{MAX_PAGE}")
+            after = _decode_token(request.page_token)
+        except check.InvalidField as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        await self._caught_up(context)
+        selected = sorted(
+            (
+                leg for leg in self._store.legs()
+                if (not department or leg.department == department)
+                and (status is None or leg.status == status)
+                and (not request.filter_breached or self._store.is_breached(leg.handoff_id) == request.breached)
+                and (after is None or _order(leg) > after)
+            ),
+            key=_order,
+        )
+        size = request.page_size or 50
+        page = selected[:size]
+        token = _encode_token(_order(page[-1])) if len(selected) > size else ""
+        return api_pb2.ListHandoffsResponse(handoffs=[self._pb(leg) for leg in page], next_page_token=token)
+
+    async def GetCustomerTimeline(self, request, context) -> api_pb2.CustomerTimeline:
+        try:
+            customer_ref = check.identifier("customer_ref", request.customer_ref)
+        except check.InvalidField as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        await self._caught_up(context)
+        entries = [(c.contacted_at, api_pb2.TimelineEntry(contact=contact_to_pb(c)))
+                   for c in self._store.customer_contacts(customer_ref)]
+        entries += [(leg.created_at, api_pb2.TimelineEntry(handoff=self._pb(leg)))
+                    for leg in self._store.customer_legs(customer_ref)]
+        entries.sort(key=lambda pair: pair[0])
+        for at, entry in entries:
+            entry.at.CopyFrom(to_timestamp(at))
+        return api_pb2.CustomerTimeline(customer_ref=customer_ref, entries=[e for _, e in entries])
+
+
+def _order(leg: Leg) -> tuple[str, str]:
+    return leg.created_at.isoformat(), leg.handoff_id
+
+
+def _encode_token(order: tuple[str, str]) -> str:
+    return base64.urlsafe_b64encode("|".join(order).encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[str, str] | None:
+    if not token:
+        return None
+    try:
+        created, _, handoff_id = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
+    except (ValueError, UnicodeDecodeError):
+        raise check.InvalidField("page_token", "is not a token this service handed out") from None
+    if not handoff_id:
+        raise check.InvalidField("page_token", "is not a token this service handed out")
+    return created, handoff_id

@@ -12,10 +12,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
 
 from common.codec import MalformedRecord, decode
-from common.kafkaio import topic_partitions
+from common.kafkaio import partition_for, topic_partitions
 from common.topics import NOTIFICATIONS
 
 
@@ -42,7 +41,7 @@ class Cursor:
 async def follow(bootstrap: str, receiver: str, cursor: Cursor | None) -> AsyncIterator[tuple[Cursor, object]]:
     """Yield (cursor, NotificationEvent) for `receiver`: after `cursor`, or from now on."""
     partitions = await topic_partitions(bootstrap, NOTIFICATIONS.name)
-    partition = DefaultPartitioner()(receiver.encode(), partitions, partitions)
+    partition = partition_for(receiver, partitions)
     if cursor is not None and cursor.partition != partition:
         raise BadCursor(f"cursor {cursor} does not belong to receiver {receiver!r}")
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100)

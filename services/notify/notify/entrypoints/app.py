@@ -6,15 +6,15 @@ import faust
 from handoff.v1 import notification_service_pb2, notification_service_pb2_grpc
 
 from common.clock import Clock
-from common.faustapp import PARTITIONS, SideServer, make_app, process_records, raw_topic
+from common.faustapp import SideServer, make_app, process_records, raw_topic, table
 from common.settings import ServiceSettings
-from common.topics import NOTIFICATIONS, SLA_EVENTS
+from common.topics import NOTIFICATIONS, NOTIFY_APP, SLA_EVENTS
 from notify import metrics
 from notify.adapters.codec import breach_from, encode_requested
 from notify.domain.notifications import notify_breach
 from notify.entrypoints.grpc_api import CHANNEL, NotificationApi
 
-APP_ID = "handoff-notify"
+APP_ID = NOTIFY_APP
 SERVICE_NAME = notification_service_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name
 
 
@@ -23,11 +23,7 @@ def build(settings: ServiceSettings, clock: Clock) -> tuple[faust.App, SideServe
     sla_topic = raw_topic(app, SLA_EVENTS.name)
     notifications_topic = raw_topic(app, NOTIFICATIONS.name)
     # Notification ids already requested: a breach read twice is notified once, across restarts.
-    requested = app.Table(
-        "requested",
-        partitions=PARTITIONS,
-        default=None,
-    )
+    requested = table(app, "requested")
 
     async def on_sla_event(message, partition: int) -> None:
         breach = breach_from(message)

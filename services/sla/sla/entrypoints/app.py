@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import faust
 from common.clock import Clock
-from common.faustapp import PARTITIONS, SideServer, make_app, process_records, raw_topic
+from common.faustapp import SideServer, make_app, process_records, raw_topic, table
 from common.settings import ServiceSettings
-from common.topics import HANDOFF_EVENTS, SLA_EVENTS
+from common.topics import HANDOFF_EVENTS, SLA_APP, SLA_EVENTS
 from sla.domain.policy import PolicyBook
 from sla.entrypoints.engine import ClockEngine
 
-APP_ID = "handoff-sla"
+APP_ID = SLA_APP
 TIMER_INTERVAL = 0.05
 
 
@@ -19,16 +19,12 @@ def build(settings: ServiceSettings, policies: PolicyBook, clock: Clock) -> tupl
     app = make_app(APP_ID, settings)
     handoff_topic = raw_topic(app, HANDOFF_EVENTS.name)
     sla_topic = raw_topic(app, SLA_EVENTS.name)
-    table = app.Table(
-        "clocks",
-        partitions=PARTITIONS,
-        default=None,
-    )
+    clocks = table(app, "clocks")
 
     async def send_sla(customer_ref: str, value: bytes) -> None:
         await sla_topic.send(key=customer_ref.encode(), value=value)
 
-    engine = ClockEngine(table, policies, clock, send_sla)
+    engine = ClockEngine(clocks, policies, clock, send_sla)
 
     @app.agent(handoff_topic, concurrency=1)
     async def track_clocks(stream: faust.StreamT) -> None:

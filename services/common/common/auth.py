@@ -1,0 +1,329 @@
+"""Who is calling, and may they: bearer tokens to principals, a gRPC interceptor, roles.
+
+A token book holds only SHA-256 digests of tokens, so a leaked book grants nothing. The
+interceptor puts the caller's principal in a context variable for the servicer to read
+with `current_principal()`; servicers then call `authorize`, whose `PermissionDenied`
+the interceptor turns into PERMISSION_DENIED.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import hmac
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import grpc
+import yaml
+
+
+class Role(str, Enum):
+    """What a caller is: the role decides what it may do."""
+
+    AGENT = "agent"
+    DEPARTMENT = "department"
+    ADMIN = "admin"
+    SERVICE = "service"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller; a DEPARTMENT principal always names its department."""
+
+    name: str
+    role: Role
+    department: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("name is empty")
+        if not isinstance(self.role, Role):
+            raise ValueError(f"role {self.role!r} is not a Role")
+        if self.role is Role.DEPARTMENT and not self.department:
+            raise ValueError("role department needs a department")
+
+
+class PermissionDenied(Exception):
+    """The principal may not do what it asked; the message says why."""
+
+
+def authorize(
+    principal: Principal, allowed_roles: set[Role], department: str | None = None
+) -> None:
+    """Raise PermissionDenied unless the role is allowed and, for a department, it is its own."""
+    if principal.role not in allowed_roles:
+        allowed = ", ".join(sorted(role.value for role in allowed_roles)) or "none"
+        raise PermissionDenied(
+            f"{principal.name} has role {principal.role.value}; allowed here: {allowed}"
+        )
+    if principal.role is Role.DEPARTMENT and department is not None:
+        if department != principal.department:
+            raise PermissionDenied(
+                f"department {principal.department} may not act on legs of {department}"
+            )
+
+
+def customer_ref_for(raw_customer_id: str, key: bytes) -> str:
+    """A stable pseudonym for a customer id: keyed HMAC-SHA256, so it cannot be reversed."""
+    if not raw_customer_id.strip():
+        raise ValueError("customer id is empty")
+    if len(key) < 16:
+        raise ValueError(f"customer ref key has {len(key)} bytes; at least 16 are needed")
+    digest = hmac.new(key, raw_customer_id.encode("utf-8"), hashlib.sha256).hexdigest()
+    return "c-" + digest[:32]
+
+
+# --- token book ---------------------------------------------------------------------
+
+
+class TokenFileError(ValueError):
+    """A token file that cannot be used; the message starts with `path:line:`."""
+
+
+def token_digest(token: str) -> bytes:
+    """The SHA-256 digest under which a token is stored."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+class TokenBook:
+    """Bearer tokens (by digest) to principals."""
+
+    def __init__(self, entries: Iterable[tuple[bytes, Principal]]) -> None:
+        self._entries = tuple(entries)
+        digests = [digest for digest, _ in self._entries]
+        if len(set(digests)) != len(digests):
+            raise ValueError("the same token is listed twice")
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, token: str) -> Principal | None:
+        """The principal a token stands for, or None."""
+        candidate = token_digest(token)
+        found = None
+        # No early exit: every lookup compares against every entry.
+        for digest, principal in self._entries:
+            if hmac.compare_digest(digest, candidate):
+                found = principal
+        return found
+
+    @classmethod
+    def parse_env(cls, text: str) -> TokenBook:
+        """Read `token=name:role[:department],...`; errors name the entry, never the token."""
+        entries: list[tuple[bytes, Principal]] = []
+        for number, item in enumerate(text.split(","), start=1):
+            token, _, spec = item.strip().rpartition("=")
+            parts = spec.split(":")
+            if not token or len(parts) not in (2, 3):
+                raise ValueError(f"token entry {number}: expected token=name:role[:department]")
+            try:
+                entry = (token_digest(token), _principal(*parts))
+            except ValueError as exc:
+                raise ValueError(f"token entry {number}: {exc}") from None
+            if any(entry[0] == digest for digest, _ in entries):
+                raise ValueError(f"token entry {number}: duplicate token")
+            entries.append(entry)
+        return cls(entries)
+
+    @classmethod
+    def load(cls, path: Path) -> TokenBook:
+        """Read a YAML file of `tokens:` entries (token or token_sha256, name, role, department)."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise TokenFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark else 1
+            reason = getattr(exc, "problem", None) or exc
+            raise TokenFileError(f"{path}:{line}: not valid YAML: {reason}") from None
+        return cls(_entries_from_yaml(root, path))
+
+
+_FIELDS = {"token", "token_sha256", "name", "role", "department"}
+_ROLES = ", ".join(role.value for role in Role)
+
+
+def _principal(name: str, role: str, department: str | None = None) -> Principal:
+    try:
+        parsed = Role(role)
+    except ValueError:
+        raise ValueError(f"bad role {role!r} (expected one of {_ROLES})") from None
+    return Principal(name, parsed, department or None)
+
+
+def _entries_from_yaml(root: yaml.Node | None, path: Path) -> Iterator[tuple[bytes, Principal]]:
+    def fail(node: yaml.Node | None, reason: str) -> TokenFileError:
+        line = node.start_mark.line + 1 if node is not None else 1
+        return TokenFileError(f"{path}:{line}: {reason}")
+
+    tokens = None
+    if isinstance(root, yaml.MappingNode):
+        tokens = next((v for k, v in root.value if k.value == "tokens"), None)
+    if not isinstance(tokens, yaml.SequenceNode):
+        raise fail(tokens or root, "expected a top-level 'tokens:' list")
+    if not tokens.value:
+        raise fail(tokens, "no tokens listed")
+    first_seen: dict[bytes, int] = {}
+    for item in tokens.value:
+        if not isinstance(item, yaml.MappingNode):
+            raise fail(item, "a token entry must be a mapping")
+        fields: dict[str, str | None] = {}
+        for key, value in item.value:
+            if not isinstance(key, yaml.ScalarNode) or key.value not in _FIELDS:
+                raise fail(key, f"unknown field; expected {', '.join(sorted(_FIELDS))}")
+            if not isinstance(value, yaml.ScalarNode):
+                raise fail(value, f"{key.value} must be a plain value")
+            fields[key.value] = None if value.tag.endswith(":null") else value.value
+        if ("token" in fields) == ("token_sha256" in fields):
+            raise fail(item, "give exactly one of token and token_sha256")
+        try:
+            digest = _digest_of(fields)
+            principal = _principal(
+                fields.get("name") or "", fields.get("role") or "", fields.get("department")
+            )
+        except ValueError as exc:
+            raise fail(item, str(exc)) from None
+        line = item.start_mark.line + 1
+        if digest in first_seen:
+            raise fail(item, f"duplicate token (first listed at line {first_seen[digest]})")
+        first_seen[digest] = line
+        yield digest, principal
+
+
+def _digest_of(fields: dict[str, str | None]) -> bytes:
+    if "token" in fields:
+        if not fields["token"]:
+            raise ValueError("token is empty")
+        return token_digest(fields["token"])
+    hex_digest = (fields["token_sha256"] or "").lower()
+    if len(hex_digest) != 64 or any(c not in "0123456789abcdef" for c in hex_digest):
+        raise ValueError("token_sha256 must be 64 hex digits")
+    return bytes.fromhex(hex_digest)
+
+
+# --- the current principal and the interceptor ---------------------------------------
+
+_PRINCIPAL: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal")
+
+
+def current_principal() -> Principal:
+    """The principal of the call being handled; RuntimeError outside an authenticated call."""
+    try:
+        return _PRINCIPAL.get()
+    except LookupError:
+        raise RuntimeError(
+            "no authenticated principal: AuthInterceptor is not installed, the service is "
+            "exempt, or this runs outside a gRPC call (use acting_as in tests)"
+        ) from None
+
+
+@contextmanager
+def acting_as(principal: Principal) -> Iterator[Principal]:
+    """Make `principal` current inside the block, e.g. to test a servicer without gRPC."""
+    reset = _PRINCIPAL.set(principal)
+    try:
+        yield principal
+    finally:
+        _PRINCIPAL.reset(reset)
+
+
+EXEMPT_SERVICES = (
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection",
+)
+
+_HANDLER_FACTORIES = {
+    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
+    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
+    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
+}
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Requires `authorization: Bearer <token>` on every call outside the exempt services."""
+
+    def __init__(self, book: TokenBook, exempt_services: Iterable[str] = EXEMPT_SERVICES) -> None:
+        self._book = book
+        self._exempt = frozenset(exempt_services)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        service = details.method.lstrip("/").rpartition("/")[0]
+        if handler is None or service in self._exempt:
+            return handler
+        principal, failure = self._authenticate(details.invocation_metadata or ())
+        kind = (handler.request_streaming, handler.response_streaming)
+        field, factory = _HANDLER_FACTORIES[kind]
+        inner = getattr(handler, field)
+        if inspect.isasyncgenfunction(inner):
+            wrapped: Callable[..., Any] = _streaming(inner, principal, failure)
+        elif inspect.iscoroutinefunction(inner):
+            wrapped = _awaiting(inner, principal, failure)
+        else:
+            # A sync handler runs on a thread pool, outside the context we could set.
+            raise TypeError(f"AuthInterceptor needs async handlers; {details.method} is not")
+        return factory(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _authenticate(self, metadata: Iterable[tuple[str, Any]]) -> tuple[Principal | None, str]:
+        values = [value for key, value in metadata if key == "authorization"]
+        words = values[0].split() if len(values) == 1 and isinstance(values[0], str) else []
+        if len(words) != 2 or words[0].lower() != "bearer":
+            return None, "missing bearer token"
+        principal = self._book.lookup(words[1])
+        return (principal, "") if principal else (None, "unknown token")
+
+
+async def _enter(
+    principal: Principal | None, failure: str, context: grpc.aio.ServicerContext
+) -> None:
+    if principal is None:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, failure)
+    else:
+        # Each RPC runs in its own task, so the value dies with the call and needs no reset.
+        _PRINCIPAL.set(principal)
+
+
+def _awaiting(
+    inner: Callable[..., Awaitable[Any]], principal: Principal | None, failure: str
+) -> Callable[..., Awaitable[Any]]:
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await _enter(principal, failure, context)
+        try:
+            return await inner(request, context)
+        except PermissionDenied as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+
+    return handle
+
+
+def _streaming(
+    inner: Callable[..., AsyncIterator[Any]], principal: Principal | None, failure: str
+) -> Callable[..., AsyncIterator[Any]]:
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await _enter(principal, failure, context)
+        try:
+            async for response in inner(request, context):
+                yield response
+        except PermissionDenied as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+
+    return handle
