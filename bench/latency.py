@@ -20,6 +20,9 @@ from handoff.v1 import notification_service_pb2 as notify_pb2
 from handoff.v1 import notification_service_pb2_grpc as notify_grpc
 from handoff.v1 import types_pb2
 
+from common.grpcclient import aio_channel
+from devstack.stack import ADMIN_TOKEN
+
 
 @dataclass(frozen=True)
 class Arrival:
@@ -72,8 +75,8 @@ async def breach_latency(handoff_address: str, notify_address: str, departments:
     """Open the streams, create `legs` legs over `spread_seconds`, wait for every breach."""
     arrivals: list[Arrival] = []
     created: dict[str, tuple[str, float]] = {}  # handoff id -> (department, created_at)
-    async with grpc.aio.insecure_channel(notify_address) as notify_channel, \
-            grpc.aio.insecure_channel(handoff_address) as handoff_channel:
+    async with aio_channel(notify_address, ADMIN_TOKEN) as notify_channel, \
+            aio_channel(handoff_address, ADMIN_TOKEN) as handoff_channel:
         notify = notify_grpc.NotificationServiceStub(notify_channel)
         streams = [asyncio.create_task(_subscribe(notify, number, department, arrivals))
                    for number, (department, _) in enumerate(

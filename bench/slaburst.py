@@ -19,6 +19,9 @@ from handoff.v1 import handoff_events_pb2, sla_events_pb2, types_pb2
 from handoff.v1 import handoff_service_pb2 as handoff_pb2
 from handoff.v1 import handoff_service_pb2_grpc as handoff_grpc
 
+from common.grpcclient import aio_channel
+from devstack.stack import ADMIN_TOKEN
+
 from common.codec import new_envelope, to_timestamp
 from common.kafkaio import topic_partitions
 from common.topics import HANDOFF_EVENTS, SLA_EVENTS
@@ -103,7 +106,7 @@ async def seconds_until_visible(handoff_address: str, handoff_id: str, time_limi
     learns another replica's writes: by tailing handoff.events.v1.
     """
     started = time.perf_counter()
-    async with grpc.aio.insecure_channel(handoff_address) as channel:
+    async with aio_channel(handoff_address, ADMIN_TOKEN) as channel:
         stub = handoff_grpc.HandoffServiceStub(channel)
         while time.perf_counter() - started < time_limit:
             try:

@@ -9,13 +9,15 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-import grpc
 from handoff.v1 import handoff_service_pb2 as handoff_pb2
 from handoff.v1 import handoff_service_pb2_grpc as handoff_grpc
 from handoff.v1 import notification_service_pb2 as notify_pb2
 from handoff.v1 import notification_service_pb2_grpc as notify_grpc
 from handoff.v1 import types_pb2
 from rich.console import Console
+
+from common.grpcclient import aio_channel
+from devstack.stack import AGENT_TOKEN
 
 DEPARTMENTS = ("billing", "field-service", "accounts", "claims")
 PRIORITIES = (types_pb2.PRIORITY_NORMAL, types_pb2.PRIORITY_HIGH, types_pb2.PRIORITY_URGENT)
@@ -28,14 +30,21 @@ def _stamp() -> str:
 
 async def watch(notify_address: str, department: str) -> None:
     """Print the department's notifications until cancelled."""
-    async with grpc.aio.insecure_channel(notify_address) as channel:
+    async with aio_channel(notify_address, department_token(department)) as channel:
         stub = notify_grpc.NotificationServiceStub(channel)
         async for response in stub.Subscribe(notify_pb2.SubscribeRequest(department=department)):
             note = response.notification
             console.print(f"{_stamp()} [bold red]NOTIFY {department:<13}[/] {note.title}")
 
 
-async def open_leg(stub: handoff_grpc.HandoffServiceStub, number: int, acknowledge_in_time: bool) -> None:
+def department_token(department: str) -> str:
+    """The development token of a department's team (config/tokens.example.yaml)."""
+    return f"dev-token-{department}"
+
+
+async def open_leg(
+    stub: handoff_grpc.HandoffServiceStub, handoff_address: str, number: int, acknowledge_in_time: bool
+) -> None:
     department = random.choice(DEPARTMENTS)
     leg = await stub.CreateHandoff(
         handoff_pb2.CreateHandoffRequest(
@@ -52,10 +61,12 @@ async def open_leg(stub: handoff_grpc.HandoffServiceStub, number: int, acknowled
     console.print(f"{_stamp()} [cyan]OPEN   {department:<13}[/] {leg.case_id} {leg.handoff_id[:8]} ({plan})")
     if acknowledge_in_time:
         await asyncio.sleep(random.uniform(1, 3))
-        await stub.AcknowledgeHandoff(
-            handoff_pb2.AcknowledgeHandoffRequest(request_id=str(uuid.uuid4()), handoff_id=leg.handoff_id),
-            timeout=10,
-        )
+        # The receiving department acknowledges, with its own token.
+        async with aio_channel(handoff_address, department_token(department)) as channel:
+            await handoff_grpc.HandoffServiceStub(channel).AcknowledgeHandoff(
+                handoff_pb2.AcknowledgeHandoffRequest(request_id=str(uuid.uuid4()), handoff_id=leg.handoff_id),
+                timeout=10,
+            )
         console.print(f"{_stamp()} [green]ACK    {department:<13}[/] {leg.case_id} {leg.handoff_id[:8]}")
 
 
@@ -69,13 +80,15 @@ async def drive(
     watchers = [asyncio.create_task(watch(notify_address, d)) for d in DEPARTMENTS]
     tasks: set[asyncio.Task[None]] = set()
     try:
-        async with grpc.aio.insecure_channel(handoff_address) as channel:
+        async with aio_channel(handoff_address, AGENT_TOKEN) as channel:
             stub = handoff_grpc.HandoffServiceStub(channel)
             number = 0
             while True:
                 check_alive()
                 number += 1
-                task = asyncio.create_task(open_leg(stub, number, acknowledge_in_time=number % 3 != 1))
+                task = asyncio.create_task(
+                    open_leg(stub, handoff_address, number, acknowledge_in_time=number % 3 != 1)
+                )
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 await asyncio.sleep(interval)

@@ -14,6 +14,10 @@ from devstack.processes import ServiceFailed, ServiceProcess, start_service
 
 # (name, module) in start order; stopped in reverse.
 SERVICES = (("handoff", "handoff_svc"), ("sla", "sla"), ("notify", "notify"))
+# Development tokens and pseudonymisation key; production sets its own (deploy/).
+TOKENS_FILE = Path(__file__).resolve().parent.parent / "config" / "tokens.example.yaml"
+DEV_CUSTOMER_REF_KEY = "dev-only-customer-ref-key"
+ADMIN_TOKEN, AGENT_TOKEN = "dev-token-admin", "dev-token-agent"
 # The ports `make run` and `make up` use, so handoffctl's defaults reach them.
 WELL_KNOWN_PORTS = {"handoff": (50051, 9461), "sla": (50052, 9462), "notify": (50053, 9463)}
 
@@ -56,6 +60,8 @@ class Stack:
             "SLA_POLICY_FILE": str(self._policy_file),
             "LOG_LEVEL": self._log_level,
             "INSTANCE": instance,
+            "AUTH_TOKENS_FILE": str(TOKENS_FILE),
+            "CUSTOMER_REF_KEY": DEV_CUSTOMER_REF_KEY,
         }
 
     def start_kafka(self) -> None:

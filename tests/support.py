@@ -12,9 +12,10 @@ import grpc
 from kafka import KafkaConsumer, TopicPartition
 
 from common.codec import MalformedRecord, decode
+from common.grpcclient import channel
 from common.localkafka import LocalKafka, create_topics
 from common.topics import TopicSpec
-from devstack.stack import Stack
+from devstack.stack import ADMIN_TOKEN, Stack
 
 FAST_POLICIES = """
 calendars:
@@ -24,6 +25,11 @@ policies:
   - {department: "*", priority: "*", ack: 3s, resolve: 1m}
   - {department: "*", priority: URGENT, ack: 2s, resolve: 30s}
 """
+
+
+def admin_channel(address: str) -> grpc.Channel:
+    """A channel whose calls carry the development admin token."""
+    return channel(address, ADMIN_TOKEN)
 
 
 def write_policies(directory: Path, text: str = FAST_POLICIES) -> Path:

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from common.topics import HANDOFF_EVENTS, SLA_EVENTS
 from devstack.stack import Stack
-from tests.support import read_records, running_stack, unique, wait_for
+from tests.support import admin_channel, read_records, running_stack, unique, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +31,7 @@ EXPECTED_METRICS = {
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_stack(tmp_path_factory.mktemp("operations")) as stack:
-        with grpc.insecure_channel(stack.services["handoff"].grpc) as channel:
+        with admin_channel(stack.services["handoff"].grpc) as channel:
             # one leg through the pipeline, so counters with labels have samples
             api_grpc.HandoffServiceStub(channel).CreateHandoff(
                 api.CreateHandoffRequest(request_id=str(uuid.uuid4()), case_id="C-1", customer_ref="cust-1",

@@ -20,7 +20,7 @@ from handoff.v1 import notifications_pb2, types_pb2
 
 from common.topics import HANDOFF_EVENTS, SLA_EVENTS
 from devstack.stack import Stack
-from tests.support import read_events, rpc_error, running_stack, unique
+from tests.support import admin_channel, read_events, rpc_error, running_stack, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def handoffs(stack: Stack) -> Iterator[api_grpc.HandoffServiceStub]:
-    with grpc.insecure_channel(stack.services["handoff"].grpc) as channel:
+    with admin_channel(stack.services["handoff"].grpc) as channel:
         yield api_grpc.HandoffServiceStub(channel)
 
 
@@ -41,7 +41,7 @@ class Subscription:
     """A Subscribe stream read on a thread; notifications land in a queue."""
 
     def __init__(self, address: str, department: str, cursor: str = "") -> None:
-        self._channel = grpc.insecure_channel(address)
+        self._channel = admin_channel(address)
         stub = notify_grpc.NotificationServiceStub(self._channel)
         self._stream = stub.Subscribe(notify_api.SubscribeRequest(department=department, cursor=cursor))
         self.received: queue.Queue = queue.Queue()

@@ -1,4 +1,5 @@
-"""LegStore: legs by id, fed by events, each event id applied once."""
+"""LegStore: legs by id, fed by events, each event id applied once; breaches by leg, contacts
+and legs by customer."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ from datetime import timedelta
 import pytest
 
 from handoff_svc.adapters.legstore import LegStore
-from handoff_svc.domain.legs import AcknowledgeHandoff, CreateHandoff, Priority, Status, acknowledge, create
+from handoff_svc.domain.contacts import Channel, Contact
+from handoff_svc.domain.legs import (
+    AcknowledgeHandoff,
+    CreateHandoff,
+    Priority,
+    Status,
+    TransferHandoff,
+    acknowledge,
+    create,
+    transfer,
+)
 from tests.unit.conftest import T0
 
 CREATED = create(
@@ -73,3 +84,122 @@ def test_an_event_that_cannot_be_applied_is_not_remembered_as_applied():
     assert not store.was_applied("e-ack")
     store.apply("e-created", CREATED)
     assert store.apply("e-ack", ACKNOWLEDGED).status is Status.ACKNOWLEDGED
+
+
+# Breaches --------------------------------------------------------------------------------
+
+
+def test_a_leg_is_breached_once_a_breach_is_recorded_and_only_that_leg():
+    # given
+    store = LegStore()
+    store.apply("e-created", CREATED)
+    assert not store.is_breached("h-1")
+
+    # when
+    store.record_breach("h-1")
+    store.record_breach("h-1")
+
+    # then
+    assert store.is_breached("h-1")
+    assert not store.is_breached("h-2")
+
+
+def test_a_breach_read_before_its_leg_still_counts_once_the_leg_arrives():
+    # sla.events.v1 and handoff.events.v1 are read independently, so their order is not given.
+    store = LegStore()
+
+    store.record_breach("h-1")
+    store.apply("e-created", CREATED)
+
+    assert store.is_breached("h-1")
+
+
+# Contacts --------------------------------------------------------------------------------
+
+
+def contact(contact_id: str, customer_ref: str = "cust-1", minutes: int = 0, reason: str = "refund?") -> Contact:
+    return Contact(contact_id, customer_ref, "case-1", Channel.CALL, T0 + timedelta(minutes=minutes), reason)
+
+
+def test_contacts_are_kept_per_customer_in_arrival_order():
+    # given
+    store = LegStore()
+
+    # when
+    for recorded in (contact("c-1"), contact("c-2", "cust-2"), contact("c-3", minutes=30)):
+        store.record_contact(recorded)
+
+    # then
+    assert [c.contact_id for c in store.customer_contacts("cust-1")] == ["c-1", "c-3"]
+    assert store.customer_contacts("cust-2") == [contact("c-2", "cust-2")]
+    assert store.customer_contacts("cust-3") == []
+
+
+def test_a_contact_read_again_is_kept_once():
+    store = LegStore()
+
+    store.record_contact(contact("c-1"))
+    store.record_contact(contact("c-1"))
+
+    assert store.customer_contacts("cust-1") == [contact("c-1")]
+
+
+def test_asking_for_an_unknown_customer_adds_nothing():
+    store = LegStore()
+
+    store.customer_contacts("cust-9")
+    store.customer_legs("cust-9")
+
+    assert (store.customer_contacts("cust-9"), store.customer_legs("cust-9"), len(store)) == ([], [], 0)
+
+
+# Legs per customer -----------------------------------------------------------------------
+
+
+def created_for(handoff_id: str, customer_ref: str):
+    return create(CreateHandoff(handoff_id, "case-1", customer_ref, "billing", Priority.NORMAL, "", "s", "agent-7"), T0)
+
+
+def test_a_customers_legs_are_listed_once_each_in_creation_order_as_they_are_now():
+    # given
+    store = LegStore()
+    store.apply("e-1", created_for("h-1", "cust-1"))
+    store.apply("e-2", created_for("h-2", "cust-2"))
+    store.apply("e-3", created_for("h-3", "cust-1"))
+
+    # when: h-1 changes after h-3 was created, and its create is replayed under a new id
+    store.apply("e-4", acknowledge(store.get("h-1"), AcknowledgeHandoff("h-1", "billing-3"), T0 + timedelta(minutes=1)))
+    store.apply("e-5", created_for("h-3", "cust-1"))
+
+    # then
+    legs = store.customer_legs("cust-1")
+    assert [leg.handoff_id for leg in legs] == ["h-1", "h-3"]
+    assert legs[0].status is Status.ACKNOWLEDGED
+    assert [leg.handoff_id for leg in store.customer_legs("cust-2")] == ["h-2"]
+
+
+def test_a_transfer_lists_both_legs_under_the_customer():
+    # given
+    store = LegStore()
+    leg = store.apply("e-created", CREATED)
+    command = TransferHandoff("h-1", "billing-3", to_department="collections", new_handoff_id="h-2")
+
+    # when
+    ended, opened = transfer(leg, command, T0 + timedelta(hours=1))
+    store.apply("e-ended", ended)
+    store.apply("e-opened", opened)
+
+    # then
+    legs = store.customer_legs("cust-1")
+    assert [(leg.handoff_id, leg.status) for leg in legs] == [("h-1", Status.TRANSFERRED), ("h-2", Status.OPEN)]
+    assert len(store) == 2
+    assert {leg.handoff_id for leg in store.legs()} == {"h-1", "h-2"}
+
+
+def test_a_refused_event_does_not_list_a_leg_for_the_customer():
+    store = LegStore()
+
+    with pytest.raises(ValueError):
+        store.apply("e-ack", ACKNOWLEDGED)
+
+    assert store.customer_legs("cust-1") == []

@@ -1,4 +1,6 @@
-"""API requests -> domain commands: every bad field is an InvalidField naming it."""
+"""Create and RecordContact requests -> domain commands: every bad field is an InvalidField naming it.
+
+The requests on an existing leg are in test_leg_requests.py."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from handoff.v1 import types_pb2
 
 from common.codec import to_timestamp
 from common.validation import InvalidField
-from handoff_svc.domain.legs import AcknowledgeHandoff, CreateHandoff, Priority
-from handoff_svc.entrypoints.requests import acknowledge_command, create_command, occurred_at
+from handoff_svc.domain.contacts import Channel, RecordContact
+from handoff_svc.domain.legs import CreateHandoff, Priority
+from handoff_svc.entrypoints.requests import create_command, occurred_at, record_contact_command
 from tests.unit.conftest import T0
 
 GOOD = dict(
@@ -94,35 +97,16 @@ def test_a_summary_of_exactly_500_characters_is_accepted():
     assert len(create_command(request(summary="x" * 500), "agent-7").summary) == 500
 
 
-def test_the_handoff_id_derives_from_the_request_id_so_a_retry_gets_the_same_one():
+def test_the_handoff_id_derives_from_caller_and_request_id_so_a_retry_gets_the_same_one():
     first = create_command(request(request_id="req-1"), "agent-7")
-    retry = create_command(request(request_id="req-1", summary="edited on retry"), "agent-8")
+    retry = create_command(request(request_id="req-1", summary="edited on retry"), "agent-7")
     other = create_command(request(request_id="req-2"), "agent-7")
+    another_caller = create_command(request(request_id="req-1"), "agent-8")
 
     assert first.handoff_id == retry.handoff_id
     assert first.handoff_id != other.handoff_id
+    assert first.handoff_id != another_caller.handoff_id
     assert first.handoff_id != "req-1"
-
-
-def test_an_acknowledge_request_becomes_a_command_by_the_actor():
-    command = acknowledge_command(
-        api_pb2.AcknowledgeHandoffRequest(request_id="req-2", handoff_id="h-1"), "billing-3"
-    )
-
-    assert command == AcknowledgeHandoff(handoff_id="h-1", acknowledged_by="billing-3")
-
-
-@pytest.mark.parametrize(
-    "changes, field",
-    [({"request_id": ""}, "request_id"), ({"handoff_id": ""}, "handoff_id"), ({"handoff_id": "h 1"}, "handoff_id")],
-)
-def test_acknowledge_command_refuses_a_bad_field_naming_it(changes, field):
-    fields = {"request_id": "req-2", "handoff_id": "h-1", **changes}
-
-    with pytest.raises(InvalidField) as raised:
-        acknowledge_command(api_pb2.AcknowledgeHandoffRequest(**fields), "billing-3")
-
-    assert raised.value.field == field
 
 
 @pytest.mark.parametrize(
@@ -141,3 +125,115 @@ def test_occurred_at_in_the_future_is_refused_naming_the_field():
         occurred_at(request(occurred_at=to_timestamp(T0 + timedelta(hours=1))), T0)
 
     assert raised.value.field == "occurred_at"
+
+
+def test_customer_ref_given_by_the_edge_overrides_the_requests():
+    # The edge resolves a raw customer_id to a customer_ref and passes it in.
+    command = create_command(request(customer_ref=""), "agent-7", customer_ref="cust-9")
+
+    assert command.customer_ref == "cust-9"
+
+
+# RecordContact -------------------------------------------------------------------------
+
+CONTACT = dict(
+    request_id="req-5",
+    customer_ref="cust-1",
+    case_id="case-1",
+    channel=types_pb2.CONTACT_CHANNEL_CHAT,
+    reason="where is my refund",
+)
+
+
+def contact_request(**changes) -> api_pb2.RecordContactRequest:
+    return api_pb2.RecordContactRequest(**{**CONTACT, **changes})
+
+
+def test_a_good_contact_request_becomes_a_record_contact_command():
+    command = record_contact_command(contact_request(), "agent-7")
+
+    assert command == RecordContact(
+        contact_id=command.contact_id,
+        customer_ref="cust-1",
+        case_id="case-1",
+        channel=Channel.CHAT,
+        reason="where is my refund",
+    )
+
+
+@pytest.mark.parametrize("channel", list(Channel), ids=lambda c: c.value)
+def test_every_channel_is_read(channel):
+    request_ = contact_request(channel=types_pb2.ContactChannel.Value(f"CONTACT_CHANNEL_{channel.value}"))
+
+    assert record_contact_command(request_, "agent-7").channel is channel
+
+
+def test_the_contact_id_derives_from_the_request_id_so_a_retry_gets_the_same_one():
+    first = record_contact_command(contact_request(request_id="req-5"), "agent-7")
+    retry = record_contact_command(contact_request(request_id="req-5", reason="asked again"), "agent-7")
+    other = record_contact_command(contact_request(request_id="req-6"), "agent-7")
+
+    assert first.contact_id == retry.contact_id
+    assert first.contact_id != other.contact_id
+    assert first.contact_id not in ("req-5", create_command(request(request_id="req-5"), "agent-7").handoff_id)
+
+
+@pytest.mark.parametrize(
+    "changes, customer_ref, case_id, reason",
+    [
+        ({"case_id": ""}, "cust-1", "", "where is my refund"),
+        ({"reason": ""}, "cust-1", "case-1", ""),
+        ({"reason": "x" * 1000}, "cust-1", "case-1", "x" * 1000),
+    ],
+    ids=["case-optional", "reason-optional", "reason-at-the-limit"],
+)
+def test_a_contact_request_accepts_optional_and_boundary_fields(changes, customer_ref, case_id, reason):
+    command = record_contact_command(contact_request(**changes), "agent-7")
+
+    assert (command.customer_ref, command.case_id, command.reason) == (customer_ref, case_id, reason)
+
+
+def test_a_contact_takes_the_customer_ref_given_by_the_edge():
+    assert record_contact_command(contact_request(customer_ref=""), "agent-7", customer_ref="cust-9").customer_ref == "cust-9"
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("request_id", ""),
+        ("request_id", "has space"),
+        ("customer_ref", ""),
+        ("customer_ref", "jane doe"),
+        ("case_id", "case/1"),
+        ("channel", types_pb2.CONTACT_CHANNEL_UNSPECIFIED),
+        ("channel", 42),
+        ("reason", "x" * 1001),
+    ],
+    ids=[
+        "request_id-missing",
+        "request_id-malformed",
+        "customer_ref-missing",
+        "customer_ref-malformed",
+        "case_id-malformed",
+        "channel-unset",
+        "channel-unknown",
+        "reason-too-long",
+    ],
+)
+def test_record_contact_command_refuses_a_bad_field_naming_it(field, value):
+    with pytest.raises(InvalidField) as raised:
+        record_contact_command(contact_request(**{field: value}), "agent-7")
+
+    assert raised.value.field == field
+    assert str(raised.value).startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize(
+    "stamp, expected",
+    [(None, T0), (T0 - timedelta(hours=2), T0 - timedelta(hours=2))],
+    ids=["unset-is-now", "contact-earlier-today"],
+)
+def test_a_contacts_event_time_is_its_contacted_at_or_now(stamp, expected):
+    req = contact_request() if stamp is None else contact_request(contacted_at=to_timestamp(stamp))
+
+    assert occurred_at(req, T0, field="contacted_at") == expected

@@ -1,51 +1,48 @@
-"""The topic catalogue: one entry per topic, a dead-letter topic each, keys per DESIGN section 6."""
+"""The topic catalogue: one entry per topic, a dead-letter topic each, keys and writers per
+DESIGN.md section 6, and the changelog topic of every table named as faust names it."""
 
 from __future__ import annotations
 
+import faust
 import pytest
 
-from common.topics import CATALOGUE, all_topic_names
+from common.topics import (
+    CATALOGUE,
+    HANDOFF_APP,
+    NOTIFY_APP,
+    SLA_APP,
+    TABLES,
+    all_topic_names,
+    changelog_topic_names,
+)
+
+# name -> (key, writer); the two handoff.* internal topics carry the command bus.
+EXPECTED = {
+    "contacts.v1": ("customer_ref", "handoff"),
+    "handoff.events.v1": ("customer_ref", "handoff"),
+    "handoff.commands.v1": ("customer_ref", "handoff"),
+    "handoff.replies.v1": ("replica", "handoff"),
+    "sla.events.v1": ("customer_ref", "sla"),
+    "repeat.contacts.v1": ("customer_ref", "sla"),
+    "notifications.v1": ("receiver", "notify"),
+}
+
+
+def test_the_catalogue_declares_each_expected_topic_once():
+    names = [spec.name for spec in CATALOGUE]
+
+    assert sorted(names) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("spec", CATALOGUE, ids=lambda spec: spec.name)
+def test_each_topic_is_keyed_and_written_as_the_design_says(spec):
+    assert (spec.key, spec.writer) == EXPECTED[spec.name]
 
 
 @pytest.mark.parametrize("spec", CATALOGUE, ids=lambda spec: spec.name)
 def test_every_topic_has_a_dead_letter_topic_named_after_it(spec):
     assert spec.dlq == f"{spec.name}.dlq"
-
-
-@pytest.mark.parametrize(
-    "name, key",
-    [
-        ("contacts.v1", "customer_ref"),
-        ("handoff.events.v1", "customer_ref"),
-        ("sla.events.v1", "customer_ref"),
-        ("repeat.contacts.v1", "customer_ref"),
-        ("notifications.v1", "receiver"),
-    ],
-)
-def test_each_topic_is_keyed_as_the_design_says(name, key):
-    by_name = {spec.name: spec for spec in CATALOGUE}
-
-    assert by_name[name].key == key
-
-
-@pytest.mark.parametrize(
-    "name, writer",
-    [
-        ("contacts.v1", "handoff"),
-        ("handoff.events.v1", "handoff"),
-        ("sla.events.v1", "sla"),
-        ("repeat.contacts.v1", "sla"),
-        ("notifications.v1", "notify"),
-    ],
-)
-def test_each_topic_has_its_one_writer(name, writer):
-    assert {spec.name: spec.writer for spec in CATALOGUE}[name] == writer
-
-
-def test_every_topic_is_declared_once():
-    names = [spec.name for spec in CATALOGUE]
-
-    assert len(names) == len(set(names)) == 5
+    assert spec.dlq in all_topic_names()
 
 
 def test_all_topic_names_lists_each_topic_and_its_dead_letter_topic():
@@ -53,3 +50,31 @@ def test_all_topic_names_lists_each_topic_and_its_dead_letter_topic():
 
     assert len(names) == len(set(names)) == 2 * len(CATALOGUE)
     assert set(names) == {spec.name for spec in CATALOGUE} | {f"{spec.name}.dlq" for spec in CATALOGUE}
+
+
+def test_each_stream_app_has_its_own_id_and_tables():
+    assert set(TABLES) == {HANDOFF_APP, SLA_APP, NOTIFY_APP}
+    assert len({HANDOFF_APP, SLA_APP, NOTIFY_APP}) == 3
+    assert TABLES == {HANDOFF_APP: ("legs", "requests"), SLA_APP: ("clocks",), NOTIFY_APP: ("requested",)}
+
+
+def test_changelog_names_are_app_table_changelog_for_every_table():
+    expected = [f"{app}-{table}-changelog" for app in TABLES for table in TABLES[app]]
+
+    assert changelog_topic_names() == expected
+    assert "handoff-legs-legs-changelog" in changelog_topic_names()
+    assert len(set(expected)) == len(expected)
+    assert not set(expected) & set(all_topic_names())
+
+
+@pytest.mark.parametrize(
+    "app_id, table", [(app, table) for app, tables in TABLES.items() for table in tables]
+)
+def test_each_changelog_name_is_the_one_faust_gives_that_table(app_id, table):
+    # The project pre-creates changelogs; a name faust does not use would leave faust creating its own.
+    app = faust.App(app_id, autodiscover=False, web_enabled=False, store="memory://")
+
+    name = app.Table(table, partitions=4, default=None).changelog_topic.get_topic_name()
+
+    assert name == f"{app_id}-{table}-changelog"
+    assert name in changelog_topic_names()

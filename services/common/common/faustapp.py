@@ -7,6 +7,7 @@ data directory, RocksDB tables.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -21,10 +22,12 @@ from common.dlq import dead_letter
 from common.grpcserver import RunningServer, start_server
 from common.metrics import serve_metrics
 from common.runtime import announce_ready
+from common.security import ServerSecurity
 from common.settings import ServiceSettings
 from common.topics import TopicSpec
 
 PARTITIONS = 4
+READY_TIMEOUT = 60.0
 log = logging.getLogger(__name__)
 
 
@@ -107,33 +110,62 @@ class SideServer(mode.Service):
 
     def __init__(
         self,
+        app: faust.App,
         service: str,
         settings: ServiceSettings,
+        security: ServerSecurity,
         registrations: list[Registration],
         on_ready: Callable[[], Awaitable[None]] | None = None,
         on_stopped: Callable[[], Awaitable[None]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self._app = app
         self._service = service
         self._settings = settings
+        self._security = security
         self._registrations = registrations
         self._on_ready = on_ready
         self._on_stopped = on_stopped
         self.grpc: RunningServer | None = None
+        self._serving: asyncio.Task[None] | None = None
 
     async def on_start(self) -> None:
-        logs.configure(self._service, self._settings.log_level)
+        # The worker finishes starting (and so joins its group) only after this returns,
+        # so serving waits in the background for the tables to be restored.
+        self._serving = asyncio.create_task(self._serve_when_recovered(), name=f"{self._service}-serve")
+
+    async def _serve_when_recovered(self) -> None:
+        log = logs.configure(self._service, self._settings.log_level)
+        try:
+            await self._serve(log)
+        except Exception as error:
+            # Not serving is fatal: crash the worker so its supervisor sees a failed process.
+            log.exception("cannot serve")
+            await self.crash(error)
+
+    async def _serve(self, log) -> None:
+        try:
+            # Ready means the worker has joined its group and restored its tables, so the
+            # first request does not wait for a rebalance.
+            await asyncio.wait_for(self._app.tables.recovery.completed.wait(), READY_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.warning("tables not recovered yet; serving anyway", waited_seconds=READY_TIMEOUT)
         if self._on_ready:
             await self._on_ready()
         metrics_port = serve_metrics(self._settings.grpc_host, self._settings.metrics_port)
-        self.grpc = await start_server(self._settings.grpc_host, self._settings.grpc_port, self._registrations)
+        self.grpc = await start_server(
+            self._settings.grpc_host, self._settings.grpc_port, self._registrations, self._security
+        )
         host = self._settings.grpc_host
         announce_ready(
             self._service, grpc=f"{host}:{self.grpc.port}", metrics=f"http://{host}:{metrics_port}/metrics"
         )
 
     async def on_stop(self) -> None:
+        if self._serving and not self._serving.done():
+            self._serving.cancel()
+            await asyncio.gather(self._serving, return_exceptions=True)
         if self.grpc:
             await self.grpc.stop(grace=5)
         if self._on_stopped:

@@ -10,6 +10,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from common.metrics import MetricsInterceptor
+from common.security import ServerSecurity
 
 
 @dataclass
@@ -32,9 +33,13 @@ async def start_server(
     host: str,
     port: int,
     registrations: Iterable[tuple[Callable[[object, grpc.aio.Server], None], object, str]],
+    security: ServerSecurity,
 ) -> RunningServer:
-    """Start a server for `(add_servicer_to_server, servicer, full service name)` triples."""
-    server = grpc.aio.server(interceptors=[MetricsInterceptor()])
+    """Start a server for `(add_servicer_to_server, servicer, full service name)` triples.
+
+    Metrics come first among the interceptors, so refused calls are counted too.
+    """
+    server = grpc.aio.server(interceptors=[MetricsInterceptor(), security.interceptor])
     names: list[str] = []
     for add, servicer, name in registrations:
         add(servicer, server)
@@ -44,7 +49,11 @@ async def start_server(
     reflection.enable_server_reflection(
         (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    if security.credentials is not None:
+        bound = server.add_secure_port(address, security.credentials)
+    else:
+        bound = server.add_insecure_port(address)
     if bound == 0:
         raise OSError(f"cannot listen for gRPC on {host}:{port}")
     await server.start()

@@ -77,3 +77,38 @@ def setting(name: str, default: str, env: Mapping[str, str] | None = None) -> st
     """One service-specific setting, read at start-up by that service's settings."""
     env = os.environ if env is None else env
     return _text(env, name, default)
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    """Who may call (a token book) and how (TLS files); the key that pseudonymises customer ids."""
+
+    tokens_file: Path | None
+    tokens_inline: str | None
+    tls_cert_file: Path | None
+    tls_key_file: Path | None
+    tls_client_ca_file: Path | None
+    customer_ref_key: bytes | None
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    value = env.get(name, "")
+    return Path(value) if value else None
+
+
+def security_settings(env: Mapping[str, str] | None = None) -> SecuritySettings:
+    """AUTH_TOKENS_FILE or AUTH_TOKENS (one is required), TLS_* files, CUSTOMER_REF_KEY."""
+    env = os.environ if env is None else env
+    tokens_file, tokens_inline = _path(env, "AUTH_TOKENS_FILE"), env.get("AUTH_TOKENS") or None
+    if bool(tokens_file) == bool(tokens_inline):
+        raise SettingsError("set exactly one of AUTH_TOKENS_FILE (a token file) or AUTH_TOKENS (token=name:role[:department],...)")
+    cert, key = _path(env, "TLS_CERT_FILE"), _path(env, "TLS_KEY_FILE")
+    if bool(cert) != bool(key):
+        raise SettingsError("TLS_CERT_FILE and TLS_KEY_FILE go together")
+    client_ca = _path(env, "TLS_CLIENT_CA_FILE")
+    if client_ca and not cert:
+        raise SettingsError("TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE")
+    raw_key = env.get("CUSTOMER_REF_KEY", "")
+    if raw_key and len(raw_key.encode()) < 16:
+        raise SettingsError("CUSTOMER_REF_KEY must be at least 16 bytes")
+    return SecuritySettings(tokens_file, tokens_inline, cert, key, client_ca, raw_key.encode() or None)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 from enum import Enum
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import grpc
 import typer
@@ -17,6 +18,8 @@ from handoff.v1 import notification_service_pb2_grpc as notify_grpc
 from handoff.v1 import types_pb2
 from rich.console import Console
 from rich.table import Table
+
+from common.grpcclient import channel
 
 app = typer.Typer(
     help="Work with handoffs: create and acknowledge legs, watch notifications.",
@@ -41,6 +44,10 @@ NotifyAddress = Annotated[
     str, typer.Option("--notify", envvar="NOTIFY_GRPC", help="Address of the notify service.")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Token = Annotated[str, typer.Option("--token", envvar="HANDOFF_TOKEN", help="Bearer token of the caller.")]
+CaFile = Annotated[
+    Optional[Path], typer.Option("--ca", envvar="HANDOFF_CA", help="CA certificate: connect with TLS.")
+]
 
 
 def _fail(error: grpc.RpcError) -> None:
@@ -69,6 +76,8 @@ def create(
     summary: Annotated[str, typer.Option(help="What the department should do.")] = "",
     request_id: Annotated[str, typer.Option(help="Idempotency key; a retry with the same id creates nothing new.")] = "",
     handoff: HandoffAddress = "127.0.0.1:50051",
+    token: Token = "",
+    ca: CaFile = None,
     as_json: AsJson = False,
 ) -> None:
     """Hand a case to a department: opens a leg and starts its SLA clocks."""
@@ -81,9 +90,9 @@ def create(
         category=category,
         summary=summary,
     )
-    with grpc.insecure_channel(handoff) as channel:
+    with channel(handoff, token, ca) as connection:
         try:
-            leg = handoff_grpc.HandoffServiceStub(channel).CreateHandoff(request, timeout=10)
+            leg = handoff_grpc.HandoffServiceStub(connection).CreateHandoff(request, timeout=10)
         except grpc.RpcError as error:
             _fail(error)
     _show(leg, as_json, "handoff created")
@@ -94,13 +103,15 @@ def ack(
     handoff_id: Annotated[str, typer.Argument(help="The leg to acknowledge.")],
     request_id: Annotated[str, typer.Option(help="Idempotency key.")] = "",
     handoff: HandoffAddress = "127.0.0.1:50051",
+    token: Token = "",
+    ca: CaFile = None,
     as_json: AsJson = False,
 ) -> None:
     """Acknowledge a leg: the department has seen it; stops its ack clock."""
     request = handoff_pb2.AcknowledgeHandoffRequest(request_id=request_id or str(uuid.uuid4()), handoff_id=handoff_id)
-    with grpc.insecure_channel(handoff) as channel:
+    with channel(handoff, token, ca) as connection:
         try:
-            leg = handoff_grpc.HandoffServiceStub(channel).AcknowledgeHandoff(request, timeout=10)
+            leg = handoff_grpc.HandoffServiceStub(connection).AcknowledgeHandoff(request, timeout=10)
         except grpc.RpcError as error:
             _fail(error)
     _show(leg, as_json, "handoff acknowledged")
@@ -112,12 +123,14 @@ def watch(
     cursor: Annotated[str, typer.Option(help="Resume after this cursor (printed with each notification).")] = "",
     count: Annotated[int, typer.Option(help="Stop after this many notifications; 0 runs until Ctrl-C.")] = 0,
     notify: NotifyAddress = "127.0.0.1:50053",
+    token: Token = "",
+    ca: CaFile = None,
     as_json: AsJson = False,
 ) -> None:
     """Print a department's notifications as they arrive."""
     received = 0
-    with grpc.insecure_channel(notify) as channel:
-        stream = notify_grpc.NotificationServiceStub(channel).Subscribe(
+    with channel(notify, token, ca) as connection:
+        stream = notify_grpc.NotificationServiceStub(connection).Subscribe(
             notify_pb2.SubscribeRequest(department=department, cursor=cursor)
         )
         try:

@@ -7,6 +7,7 @@ from handoff.v1 import handoff_service_pb2, handoff_service_pb2_grpc
 
 from common.clock import Clock
 from common.faustapp import SideServer, make_app, process_records, raw_topic, table
+from common.security import ServerSecurity
 from common.settings import ServiceSettings
 from common.topics import HANDOFF_APP, HANDOFF_COMMANDS
 from handoff_svc import metrics
@@ -19,7 +20,7 @@ APP_ID = HANDOFF_APP
 SERVICE_NAME = handoff_service_pb2.DESCRIPTOR.services_by_name["HandoffService"].full_name
 
 
-def build(settings: ServiceSettings, clock: Clock) -> tuple[faust.App, SideServer]:
+def build(settings: ServiceSettings, security: ServerSecurity, clock: Clock) -> tuple[faust.App, SideServer]:
     app = make_app(APP_ID, settings)
     commands = raw_topic(app, HANDOFF_COMMANDS.name)
     legs_table = table(app, "legs")
@@ -49,10 +50,12 @@ def build(settings: ServiceSettings, clock: Clock) -> tuple[faust.App, SideServe
         await bus.stop()
         await feed.stop()
 
-    api = HandoffApi(store, feed, bus, clock)
+    api = HandoffApi(store, feed, bus, clock, security.customer_ref_key)
     side = SideServer(
+        app,
         "handoff",
         settings,
+        security,
         registrations=[(handoff_service_pb2_grpc.add_HandoffServiceServicer_to_server, api, SERVICE_NAME)],
         on_ready=start_edge,
         on_stopped=stop_edge,

@@ -11,6 +11,7 @@ from handoff.v1 import handoff_service_pb2 as api_pb2
 from handoff.v1 import handoff_service_pb2_grpc as api_grpc
 
 from common import validation as check
+from common.auth import Role, authorize, current_principal, customer_ref_for
 from common.clock import Clock
 from common.codec import new_envelope, to_timestamp
 from common.ids import new_event_id
@@ -18,6 +19,7 @@ from handoff_svc.adapters.codec import STATUS_FROM_PB, contact_to_pb, leg_to_pb
 from handoff_svc.adapters.commandbus import CommandBus, CommandTimeout
 from handoff_svc.adapters.legstore import LegFeed, LegStore
 from handoff_svc.domain.legs import Leg
+from handoff_svc.entrypoints.access import RULES
 from handoff_svc.entrypoints.requests import (
     LEG_COMMANDS,
     create_command,
@@ -31,12 +33,19 @@ MAX_PAGE = 500
 
 
 def _actor(context: grpc.aio.ServicerContext) -> str:
-    metadata = dict(context.invocation_metadata() or ())
-    return str(metadata.get("x-actor", "unknown"))[:128]
+    return current_principal().name
+
+
+def _allow(kind: str, department: str | None = None) -> None:
+    """Raise PermissionDenied (PERMISSION_DENIED) unless the caller may do `kind`."""
+    authorize(current_principal(), RULES[kind], department)
 
 
 class HandoffApi(api_grpc.HandoffServiceServicer):
-    def __init__(self, store: LegStore, feed: LegFeed, bus: CommandBus, clock: Clock) -> None:
+    def __init__(
+        self, store: LegStore, feed: LegFeed, bus: CommandBus, clock: Clock, customer_ref_key: bytes | None
+    ) -> None:
+        self._customer_ref_key = customer_ref_key
         self._store = store
         self._feed = feed
         self._bus = bus
@@ -66,9 +75,28 @@ class HandoffApi(api_grpc.HandoffServiceServicer):
         except check.InvalidField as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         leg = await self._known_leg(request.handoff_id, context)
+        _allow(kind, leg.department)
         return await self._send(kind, request, leg.customer_ref, at, context)
 
+    async def _pseudonymise(self, request, context):
+        """A copy of `request` whose raw customer_id, if any, is replaced by its customer_ref."""
+        if not request.customer_id:
+            return request
+        if request.customer_ref:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "customer_id: give customer_ref or customer_id, not both")
+        if self._customer_ref_key is None:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, "customer_id: this service has no CUSTOMER_REF_KEY to pseudonymise it"
+            )
+        safe = type(request)()
+        safe.CopyFrom(request)
+        safe.customer_ref = customer_ref_for(request.customer_id, self._customer_ref_key)
+        safe.customer_id = ""
+        return safe
+
     async def CreateHandoff(self, request, context) -> api_pb2.Handoff:
+        _allow("create")
+        request = await self._pseudonymise(request, context)
         try:
             command = create_command(request, _actor(context))
             at = occurred_at(request, self._clock.now())
@@ -99,8 +127,10 @@ class HandoffApi(api_grpc.HandoffServiceServicer):
         return (await self._leg_command("cancel", request, context)).handoffs[0]
 
     async def RecordContact(self, request, context) -> api_pb2.Contact:
+        _allow("record_contact")
+        request = await self._pseudonymise(request, context)
         try:
-            command = record_contact_command(request)
+            command = record_contact_command(request, _actor(context))
             at = occurred_at(request, self._clock.now(), field="contacted_at")
         except check.InvalidField as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
@@ -132,7 +162,9 @@ class HandoffApi(api_grpc.HandoffServiceServicer):
 
     async def GetHandoff(self, request, context) -> api_pb2.Handoff:
         await self._caught_up(context)
-        return self._pb(await self._known_leg(request.handoff_id, context))
+        leg = await self._known_leg(request.handoff_id, context)
+        _allow("read", leg.department)
+        return self._pb(leg)
 
     async def ListHandoffs(self, request, context) -> api_pb2.ListHandoffsResponse:
         try:
@@ -145,6 +177,11 @@ class HandoffApi(api_grpc.HandoffServiceServicer):
             after = _decode_token(request.page_token)
         except check.InvalidField as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        principal = current_principal()
+        if principal.role is Role.DEPARTMENT:
+            # A department lists its own legs; asking for another's is refused, not emptied.
+            _allow("read", department or principal.department)
+            department = principal.department
         await self._caught_up(context)
         selected = sorted(
             (
@@ -162,6 +199,8 @@ class HandoffApi(api_grpc.HandoffServiceServicer):
         return api_pb2.ListHandoffsResponse(handoffs=[self._pb(leg) for leg in page], next_page_token=token)
 
     async def GetCustomerTimeline(self, request, context) -> api_pb2.CustomerTimeline:
+        _allow("timeline")
+        request = await self._pseudonymise(request, context)
         try:
             customer_ref = check.identifier("customer_ref", request.customer_ref)
         except check.InvalidField as error:

@@ -21,7 +21,7 @@ from common.validation import InvalidField
 from handoff_svc import metrics
 from handoff_svc.adapters import codec
 from handoff_svc.domain import contacts, legs
-from handoff_svc.entrypoints.requests import LEG_COMMANDS, create_command, new_leg_id, record_contact_command
+from handoff_svc.entrypoints.requests import LEG_COMMANDS, create_command, new_id, record_contact_command
 
 Send = Callable[[str, str, bytes], Awaitable[None]]
 
@@ -43,7 +43,8 @@ class CommandOwner:
         """Apply one command (or replay its stored reply) and answer the waiting replica."""
         kind = message.WhichOneof("command")
         request = getattr(message, kind)
-        done_key = f"{kind}:{request.request_id}"
+        # Scoped by caller: a request id is the caller's own idempotency key.
+        done_key = f"{kind}:{message.actor}:{request.request_id}"
         stored = self._done.get(done_key)
         if stored is not None:
             reply = commands_pb2.CommandReply.FromString(bytes.fromhex(stored))
@@ -76,7 +77,7 @@ class CommandOwner:
             _count(event)
         if not changed:
             # Nothing changed (a create already applied, the same priority): answer with the leg.
-            handoff_id = new_leg_id(request.request_id) if kind == "create" else request.handoff_id
+            handoff_id = new_id("create", message.actor, request.request_id) if kind == "create" else request.handoff_id
             changed[handoff_id] = self._load(handoff_id)
         return commands_pb2.CommandReply(handoffs=[codec.leg_to_pb(leg) for leg in changed.values()])
 
@@ -100,7 +101,7 @@ class CommandOwner:
         return leg
 
     async def _record_contact(self, request, message, at, done_key: str) -> commands_pb2.CommandReply:
-        command = record_contact_command(request, customer_ref=message.customer_ref)
+        command = record_contact_command(request, message.actor, customer_ref=message.customer_ref)
         event = contacts.record(command, at)
         value = codec.encode_contact(event, derived_event_id(done_key, 0), self._clock.now(), request.request_id)
         await self._send(CONTACTS.name, command.customer_ref, value)

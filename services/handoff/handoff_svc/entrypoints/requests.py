@@ -1,7 +1,8 @@
 """API requests -> domain commands, checking every field (INVALID_ARGUMENT names it).
 
-Ids a command opens (a new leg, a contact) derive from the request id, so a retried
-request names the same leg or contact.
+Ids a command opens (a new leg, a contact) derive from the caller, the kind of request and
+its request id, so a retried request names the same leg or contact while two callers who
+happen to pick the same request id never share one.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ def request_id(request) -> str:
     return check.identifier("request_id", request.request_id)
 
 
-def new_leg_id(request_id_: str) -> str:
-    return derived_event_id("handoff", request_id_)
+def new_id(kind: str, actor: str, request_id_: str) -> str:
+    """The id of the leg or contact that request `request_id_` of `actor` opens."""
+    return derived_event_id(kind, actor, request_id_)
 
 
 def _priority(value: int, field: str = "priority") -> legs.Priority:
@@ -45,7 +47,7 @@ def create_command(request: api_pb2.CreateHandoffRequest, actor: str, customer_r
     # Unset priority means NORMAL, the common case for a handoff.
     priority = _priority(request.priority or types_pb2.PRIORITY_NORMAL)
     return legs.CreateHandoff(
-        handoff_id=new_leg_id(request_id(request)),
+        handoff_id=new_id("create", actor, request_id(request)),
         case_id=check.identifier("case_id", request.case_id),
         customer_ref=customer_ref or check.identifier("customer_ref", request.customer_ref),
         department=check.label("department", request.department),
@@ -83,7 +85,7 @@ def transfer_command(request: api_pb2.TransferHandoffRequest, actor: str) -> leg
     return legs.TransferHandoff(
         **fields,
         to_department=check.label("to_department", request.to_department),
-        new_handoff_id=new_leg_id(request.request_id),
+        new_handoff_id=new_id("transfer", actor, request.request_id),
         reason=check.text("reason", request.reason, MAX_NOTE),
         priority=_priority(request.priority) if request.priority else None,
     )
@@ -102,13 +104,13 @@ def cancel_command(request: api_pb2.CancelHandoffRequest, actor: str) -> legs.Ca
 
 
 def record_contact_command(
-    request: api_pb2.RecordContactRequest, customer_ref: str | None = None
+    request: api_pb2.RecordContactRequest, actor: str, customer_ref: str | None = None
 ) -> contacts.RecordContact:
     channel = CHANNEL_FROM_PB.get(request.channel)
     if channel is None:
         raise check.InvalidField("channel", "must be one of CALL, CHAT, EMAIL, MESSAGING")
     return contacts.RecordContact(
-        contact_id=derived_event_id("contact", request_id(request)),
+        contact_id=new_id("record_contact", actor, request_id(request)),
         customer_ref=customer_ref or check.identifier("customer_ref", request.customer_ref),
         case_id=check.identifier("case_id", request.case_id) if request.case_id else "",
         channel=channel,

@@ -7,6 +7,7 @@ from handoff.v1 import notification_service_pb2, notification_service_pb2_grpc
 
 from common.clock import Clock
 from common.faustapp import SideServer, make_app, process_records, raw_topic, table
+from common.security import ServerSecurity
 from common.settings import ServiceSettings
 from common.topics import NOTIFICATIONS, NOTIFY_APP, SLA_EVENTS
 from notify import metrics
@@ -18,7 +19,7 @@ APP_ID = NOTIFY_APP
 SERVICE_NAME = notification_service_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name
 
 
-def build(settings: ServiceSettings, clock: Clock) -> tuple[faust.App, SideServer]:
+def build(settings: ServiceSettings, security: ServerSecurity, clock: Clock) -> tuple[faust.App, SideServer]:
     app = make_app(APP_ID, settings)
     sla_topic = raw_topic(app, SLA_EVENTS.name)
     notifications_topic = raw_topic(app, NOTIFICATIONS.name)
@@ -44,8 +45,10 @@ def build(settings: ServiceSettings, clock: Clock) -> tuple[faust.App, SideServe
 
     api = NotificationApi(settings.kafka_bootstrap, clock)
     side = SideServer(
+        app,
         "notify",
         settings,
+        security,
         registrations=[(notification_service_pb2_grpc.add_NotificationServiceServicer_to_server, api, SERVICE_NAME)],
     )
     return app, side

@@ -5,6 +5,7 @@ from __future__ import annotations
 import faust
 from common.clock import Clock
 from common.faustapp import SideServer, make_app, process_records, raw_topic, table
+from common.security import ServerSecurity
 from common.settings import ServiceSettings
 from common.topics import HANDOFF_EVENTS, SLA_APP, SLA_EVENTS
 from sla.domain.policy import PolicyBook
@@ -14,7 +15,9 @@ APP_ID = SLA_APP
 TIMER_INTERVAL = 0.05
 
 
-def build(settings: ServiceSettings, policies: PolicyBook, clock: Clock) -> tuple[faust.App, SideServer]:
+def build(
+    settings: ServiceSettings, security: ServerSecurity, policies: PolicyBook, clock: Clock
+) -> tuple[faust.App, SideServer]:
     """Wire the app: topics, the clocks table, agents, timer and side server."""
     app = make_app(APP_ID, settings)
     handoff_topic = raw_topic(app, HANDOFF_EVENTS.name)
@@ -46,4 +49,4 @@ def build(settings: ServiceSettings, policies: PolicyBook, clock: Clock) -> tupl
         await engine.fire_due()
 
     # SlaService's methods arrive with the SLA engine issue; health and reflection serve now.
-    return app, SideServer("sla", settings, registrations=[])
+    return app, SideServer(app, "sla", settings, security, registrations=[])

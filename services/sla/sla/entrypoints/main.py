@@ -7,7 +7,8 @@ from pathlib import Path
 from common.clock import WallClock
 from common.faustapp import run_worker
 from common.runtime import fail_start
-from common.settings import SettingsError, service_settings, setting
+from common.security import server_security
+from common.settings import SettingsError, security_settings, service_settings, setting
 from sla.adapters.policy_file import PolicyFileError, load_policies
 from sla.entrypoints.app import build
 
@@ -15,10 +16,11 @@ from sla.entrypoints.app import build
 def main() -> None:
     try:
         settings = service_settings("sla")
+        security = server_security(security_settings())
         policies = load_policies(Path(setting("SLA_POLICY_FILE", "config/sla-policies.yaml")))
     except (SettingsError, PolicyFileError) as error:
         fail_start(str(error))
-    app, side = build(settings, policies, WallClock())
+    app, side = build(settings, security, policies, WallClock())
     run_worker(app, side, settings.log_level)
 
 
