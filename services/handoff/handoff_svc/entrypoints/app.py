@@ -9,12 +9,12 @@ from common.clock import Clock
 from common.faustapp import SideServer, make_app, process_records, raw_topic, table
 from common.security import ServerSecurity
 from common.settings import ServiceSettings
-from common.topics import HANDOFF_APP, HANDOFF_COMMANDS
+from common.topics import HANDOFF_APP, HANDOFF_COMMANDS, HANDOFF_EVENTS
 from handoff_svc import metrics
 from handoff_svc.adapters.commandbus import CommandBus
 from handoff_svc.adapters.legstore import LegFeed, LegStore
 from handoff_svc.entrypoints.grpc_api import HandoffApi
-from handoff_svc.entrypoints.owner import CommandOwner
+from handoff_svc.entrypoints.owner import CommandOwner, ImportedLegs
 
 APP_ID = HANDOFF_APP
 SERVICE_NAME = handoff_service_pb2.DESCRIPTOR.services_by_name["HandoffService"].full_name
@@ -31,10 +31,16 @@ def build(settings: ServiceSettings, security: ServerSecurity, clock: Clock) -> 
         await app.topic(topic, key_serializer="raw", value_serializer="raw").send(key=key.encode(), value=value)
 
     owner = CommandOwner(legs_table, done, send, clock)
+    imported = ImportedLegs(legs_table)
+    events = raw_topic(app, HANDOFF_EVENTS.name)
 
     @app.agent(commands, concurrency=1)
     async def apply_commands(stream: faust.StreamT) -> None:
         await process_records(app, stream, HANDOFF_COMMANDS, owner.on_command, APP_ID)
+
+    @app.agent(events, concurrency=1)
+    async def fold_imported_legs(stream: faust.StreamT) -> None:
+        await process_records(app, stream, HANDOFF_EVENTS, imported.on_event, APP_ID)
 
     store = LegStore()
     feed = LegFeed(settings.kafka_bootstrap, store)
