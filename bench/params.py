@@ -27,14 +27,21 @@ class Parameters:
     latency_ack_s: int = 3
     latency_spread_s: float = 4.0
     latency_grace_s: float = 20.0
+    api_calls: int = 3000
+    api_time_limit_s: float = 20.0
+    api_concurrency: tuple[int, ...] = (1, 16, 64)
 
 
 def parse_args(argv: list[str] | None) -> Parameters:
     defaults = Parameters()
     parser = argparse.ArgumentParser(prog="python -m bench.run", description="Benchmarks of the handoff stack.")
     for name, value in asdict(defaults).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    return Parameters(**vars(parser.parse_args(argv)))
+        if isinstance(value, tuple):
+            parser.add_argument(f"--{name.replace('_', '-')}", type=int, nargs="+", default=list(value))
+        else:
+            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    values = vars(parser.parse_args(argv))
+    return Parameters(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def write_policy(path: Path, latency_departments: list[str], burst_department: str, ack_s: int) -> Path:

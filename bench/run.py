@@ -23,6 +23,7 @@ from rich.console import Console
 
 from bench import report
 from bench.cpu import CpuMeter
+from bench.handoffapi import create_load, warm_up
 from bench.latency import breach_latency
 from bench.params import Parameters, parse_args, write_policy
 from bench.rawkafka import copy_loop, create_bench_topics, delete_bench_topics, prefill, producer_performance
@@ -59,6 +60,23 @@ def measure(stack: Stack, params: Parameters, run_id: str, departments: list[str
             stack.services["handoff"].grpc, stack.services["notify"].grpc, departments,
             params.streams_per_department, params.latency_legs, params.latency_ack_s, params.latency_spread_s,
             params.latency_grace_s, run_id, f"bench-{run_id}-burst"))
+    stack.check_alive()
+    api_department = f"bench-{run_id}-api"
+    api = results["handoff_api"] = []
+    address = stack.services["handoff"].grpc
+    asyncio.run(warm_up(address, api_department))
+    for concurrency in params.api_concurrency:
+        with console.status(f"(d) CreateHandoff, 1 replica, concurrency {concurrency}..."):
+            api.append(asyncio.run(create_load([address], concurrency, params.api_calls, params.api_time_limit_s,
+                                               api_department)))
+    with console.status("(d) starting a second handoff replica..."):
+        second = stack.start_service("handoff", instance="handoff-2")
+        asyncio.run(warm_up(second.grpc, api_department))
+    for concurrency in params.api_concurrency:
+        with console.status(f"(d) CreateHandoff, 2 replicas, concurrency {concurrency}..."):
+            api.append(asyncio.run(create_load([address, second.grpc], concurrency, params.api_calls,
+                                               params.api_time_limit_s, api_department)))
+    stack.services.pop("handoff-2").stop()
     stack.check_alive()
     pids = {name: service.pid for name, service in stack.services.items()}
     if stack.kafka is not None:

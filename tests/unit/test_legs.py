@@ -433,3 +433,25 @@ def test_reopen_clears_resolved_at_until_the_next_resolution():
     acknowledged = apply(reopened, legs.acknowledge(reopened, AcknowledgeHandoff("h-1", ACTOR), later))
     resolved = apply(acknowledged, legs.resolve(acknowledged, ResolveHandoff("h-1", ACTOR), later))
     assert resolved.resolved_at == later
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_change_dated_before_the_leg_was_created_is_refused_naming_occurred_at(name):
+    # given a leg in a state the command accepts
+    case = CASES[name]
+    status = sorted(case.allowed_from, key=lambda s: s.value)[0]
+    leg = leg_in(status)
+    # when the change claims to have happened before the leg existed
+    with pytest.raises(legs.InvalidCommand) as refused:
+        case.handle(leg, case.command, leg.created_at - timedelta(seconds=1))
+    # then it is refused, naming the field
+    assert refused.value.field == "occurred_at"
+
+
+def test_a_transfer_to_the_legs_own_department_is_refused_naming_to_department():
+    leg = leg_in(Status.ACKNOWLEDGED)
+    command = legs.TransferHandoff(handoff_id=leg.handoff_id, actor=ACTOR, to_department=leg.department,
+                                   new_handoff_id="h-2")
+    with pytest.raises(legs.InvalidCommand) as refused:
+        legs.transfer(leg, command, AT)
+    assert refused.value.field == "to_department"

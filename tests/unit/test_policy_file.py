@@ -1,15 +1,18 @@
-"""Reading config/sla-policies.yaml: durations, the shipped file, and errors naming file:line."""
+"""Reading config/sla-policies.yaml: durations, calendars, the shipped file, and errors naming file:line."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 
 import pytest
 
-from sla.adapters.policy_file import PolicyFileError, load_policies, parse_duration
+from sla.adapters.policy_file import PolicyFileError, holiday_years, load_policies, parse_duration
+from sla.domain.calendar import AlwaysOpen, WorkingHours
 from sla.domain.policy import ANY
+
+SPLIT_DAY = ((time(8), time(12)), (time(13), time(17)))
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "sla-policies.yaml"
 
@@ -168,24 +171,166 @@ def test_the_claims_entry_loads_when_no_field_is_bad(policy_file):
     assert [p.department for p in book.policies] == ["billing", "claims"]
 
 
-def test_a_non_24x7_calendar_names_the_file_and_the_calendars_line(policy_file):
+OFFICE = """\
+calendars:
+  office:
+    timezone: Europe/Berlin
+    hours:
+      mon-fri: ["08:00-12:00", "13:00-17:00"]
+      sat: ["09:00-13:00"]
+    holidays:
+      country: DE
+      dates: [2026-12-24]
+policies:
+  - {department: billing, calendar: office, ack: 4h, resolve: 2d}
+"""
+
+
+def test_a_working_hours_calendar_reads_zone_windows_and_holidays(policy_file):
+    # when
+    calendar = load_policies(policy_file(OFFICE), years=[2026]).find("billing", "NORMAL").calendar
+
+    # then
+    assert isinstance(calendar, WorkingHours)
+    assert (calendar.name, calendar.zone) == ("office", "Europe/Berlin")
+    assert calendar.week == {**{day: SPLIT_DAY for day in range(5)}, 5: ((time(9), time(13)),)}
+    assert {date(2026, 1, 1), date(2026, 4, 3), date(2026, 10, 3), date(2026, 12, 24)} <= calendar.holidays
+    assert date(2026, 1, 6) not in calendar.holidays  # Epiphany is a holiday in Bavaria, not nationwide
+
+
+def test_country_holidays_cover_the_years_passed_and_a_subdivision_adds_its_own(policy_file):
+    path = policy_file(OFFICE.replace("country: DE", "country: DE\n      subdivision: BY"))
+
+    calendar = load_policies(path, years=[2027, 2028]).policies[0].calendar
+
+    assert {date(2027, 1, 1), date(2028, 1, 1), date(2027, 1, 6)} <= calendar.holidays
+    assert date(2026, 1, 1) not in calendar.holidays
+    assert date(2026, 12, 24) in calendar.holidays  # explicit dates whatever the years
+
+
+def test_years_default_to_last_year_through_five_ahead():
+    assert holiday_years(date(2026, 7, 1)) == range(2025, 2032)
+
+
+@pytest.mark.parametrize(
+    "spec, week",
+    [
+        ({"mon,wed-thu": "09:00-17:00"}, {0: ((time(9), time(17)),), 2: ((time(9), time(17)),), 3: ((time(9), time(17)),)}),
+        ({"Fri": ["22:00-24:00"], "sat": ["00:00-02:00"]}, {4: ((time(22), time(0)),), 5: ((time(0), time(2)),)}),
+        ({"mon": ["13:00-17:00", "08:00-12:00"], "tue": []}, {0: SPLIT_DAY, 1: ()}),
+    ],
+    ids=["lists-and-ranges-of-days", "end-of-2400-is-midnight", "windows-sorted-and-closed-days"],
+)
+def test_days_and_windows_are_read_in_every_documented_form(policy_file, spec, week):
+    hours = "\n".join(f"      {day}: {windows!r}" for day, windows in spec.items())
+    path = policy_file(OFFICE.replace('      mon-fri: ["08:00-12:00", "13:00-17:00"]\n      sat: ["09:00-13:00"]', hours))
+
+    assert load_policies(path, years=[2026]).policies[0].calendar.week == week
+
+
+def test_24x7_alone_counts_every_hour_and_with_a_zone_it_can_have_holidays(policy_file):
     path = policy_file(
         """
         calendars:
-          always:
-            hours: 24x7
-          office:
-            hours: "08:00-17:00"
+          always: {hours: 24x7}
+          always-but-christmas: {timezone: Europe/Berlin, hours: 24x7, holidays: {dates: [2026-12-25]}}
         policies:
           - {department: billing, calendar: always, ack: 4h, resolve: 2d}
+          - {department: claims, calendar: always-but-christmas, ack: 4h, resolve: 2d}
         """
     )
 
-    with pytest.raises(PolicyFileError) as raised:
-        load_policies(path)
+    billing, claims = (p.calendar for p in load_policies(path, years=[2026]).policies)
 
-    assert str(raised.value).startswith(f"{path}:5: ")
-    assert "office" in str(raised.value)
+    assert billing == AlwaysOpen("always")
+    assert claims.week == {day: ((time(0), time(0)),) for day in range(7)}
+    assert claims.holidays == {date(2026, 12, 25)}
+
+
+@pytest.mark.parametrize(
+    "old, new, line, reason",
+    [
+        ("Europe/Berlin", "Europe/Berlim", 3, "unknown time zone 'Europe/Berlim'"),
+        ("    timezone: Europe/Berlin\n", "", 2, "calendar 'office' needs a timezone"),
+        ('"08:00-12:00", "13:00-17:00"', '"08:00-12:00", "1pm-5pm"', 5, "window '1pm-5pm' is not like 08:00-12:00"),
+        ('"09:00-13:00"', '"09:00-24:30"', 6, "window '09:00-24:30' is not like"),
+        ('"09:00-13:00"', '"9:00-13:00"', 6, "window '9:00-13:00' is not like"),
+        ('"13:00-17:00"', '"11:00-17:00"', 5, "windows 08:00-12:00 and 11:00-17:00 overlap"),
+        ('"09:00-13:00"', '"22:00-02:00"', 6, "window 22:00-02:00 must end after it starts and may not cross midnight"),
+        ("sat:", "sa:", 6, "unknown day 'sa'"),
+        ("sat:", "saturday:", 6, "unknown day 'saturday'"),
+        ("mon-fri:", "fri-mon:", 5, "day range 'fri-mon' runs backwards"),
+        ("sat:", "fri:", 6, "fri: fri already has hours"),
+        ('sat: ["09:00-13:00"]', "sat: {from: 9}", 6, "sat: windows must be a list"),
+        ('mon-fri: ["08:00-12:00", "13:00-17:00"]\n      sat: ["09:00-13:00"]', "mon-fri: []", 4, "calendar 'office' has no working hours"),
+        ('hours:\n      mon-fri: ["08:00-12:00", "13:00-17:00"]\n      sat: ["09:00-13:00"]', 'hours: "08:00-17:00"', 4, "hours must be 24x7 or days with windows"),
+        ("country: DE", "country: XX", 8, "unknown country 'XX'"),
+        ("country: DE", "country: NO", 8, "country False must be a code such as DE; quote it"),
+        ("country: DE", "country: DE\n      subdivision: XY", 9, "DE has no subdivision 'XY'"),
+        ("country: DE", "subdivision: BY", 8, "a subdivision needs a country"),
+        ("country: DE", "country: DE\n      region: BY", 9, "holidays: unknown keys ['region']"),
+        ("dates: [2026-12-24]", "dates: [2026-12-24, christmas]", 9, "holiday 'christmas' is not a date like 2026-12-24"),
+        ("dates: [2026-12-24]", "dates: 2026-12-24", 9, "dates must be a list"),
+        ("    holidays:", "    holiday:", 7, "calendar 'office': unknown keys ['holiday']"),
+    ],
+    ids=[
+        "unknown-time-zone",
+        "missing-time-zone",
+        "bad-window-syntax",
+        "end-after-2400",
+        "hour-without-leading-zero",
+        "overlapping-windows",
+        "window-crossing-midnight",
+        "unknown-day",
+        "full-day-name",
+        "backwards-day-range",
+        "day-given-twice",
+        "windows-not-a-list",
+        "no-working-hours",
+        "hours-a-bare-window",
+        "unknown-country",
+        "unquoted-norway",
+        "unknown-subdivision",
+        "subdivision-without-country",
+        "unknown-holidays-key",
+        "bad-holiday-date",
+        "holiday-dates-not-a-list",
+        "unknown-calendar-key",
+    ],
+)
+def test_a_bad_calendar_names_the_file_the_line_and_the_reason(policy_file, old, new, line, reason):
+    # given
+    assert old in OFFICE
+    path = policy_file(OFFICE.replace(old, new))
+
+    # when
+    with pytest.raises(PolicyFileError) as raised:
+        load_policies(path, years=[2026])
+
+    # then
+    message = str(raised.value)
+    assert message.startswith(f"{path}:{line}: "), message
+    assert reason in message, message
+
+
+def test_a_bad_window_in_a_block_list_names_its_own_line(policy_file):
+    path = policy_file(OFFICE.replace('mon-fri: ["08:00-12:00", "13:00-17:00"]', 'mon-fri:\n        - "08:00-12:00"\n        - "13-17"'))
+
+    with pytest.raises(PolicyFileError, match=rf"^{re.escape(str(path))}:7: .*'13-17'"):
+        load_policies(path, years=[2026])
+
+
+def test_the_shipped_calendars_close_on_german_holidays_and_keep_urgent_billing_24x7():
+    book = load_policies(SHIPPED, years=[2026])
+
+    office = book.find("billing", "NORMAL").calendar
+    assert book.find("accounts", "NORMAL").calendar == office
+    assert book.find("claims", "NORMAL").calendar == office
+    assert (office.zone, date(2026, 12, 25) in office.holidays) == ("Europe/Berlin", True)
+    assert book.find("field-service", "NORMAL").calendar.week[5] == ((time(7), time(19)),)
+    assert 6 not in book.find("field-service", "NORMAL").calendar.week
+    assert isinstance(book.find("billing", "URGENT").calendar, AlwaysOpen)
+    assert isinstance(book.find("somewhere-else", "LOW").calendar, AlwaysOpen)
 
 
 def test_invalid_yaml_names_the_file_and_the_offending_line(policy_file):

@@ -60,6 +60,14 @@ class InvalidTransition(Exception):
         self.current = current
 
 
+class InvalidCommand(ValueError):
+    """A command that can never apply to this leg, whatever its state; names the field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+
+
 @dataclass(frozen=True)
 class Leg:
     handoff_id: str
@@ -243,6 +251,8 @@ def _check(leg: Leg, action: str) -> None:
 
 
 def _about(leg: Leg, command: LegCommand, at: datetime) -> dict:
+    if at < leg.created_at:
+        raise InvalidCommand("occurred_at", f"lies before the leg was created ({leg.created_at.isoformat()})")
     return dict(handoff_id=leg.handoff_id, customer_ref=leg.customer_ref, case_id=leg.case_id,
                 department=leg.department, at=at, actor=command.actor)
 
@@ -272,6 +282,8 @@ def change_priority(leg: Leg, command: ChangePriority, at: datetime) -> list[Han
 def transfer(leg: Leg, command: TransferHandoff, at: datetime) -> tuple[HandoffTransferred, HandoffCreated]:
     """End this leg and open the next one, linked, for the target department."""
     _check(leg, "transfer")
+    if command.to_department == leg.department:
+        raise InvalidCommand("to_department", f"the leg is already with {leg.department}")
     ended = HandoffTransferred(
         **_about(leg, command, at), to_department=command.to_department,
         new_handoff_id=command.new_handoff_id, reason=command.reason,

@@ -90,7 +90,10 @@ class HandoffApi(api_grpc.HandoffServiceServicer):
             )
         safe = type(request)()
         safe.CopyFrom(request)
-        safe.customer_ref = customer_ref_for(request.customer_id, self._customer_ref_key)
+        try:
+            safe.customer_ref = customer_ref_for(request.customer_id, self._customer_ref_key)
+        except ValueError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"customer_id: {error}")
         safe.customer_id = ""
         return safe
 

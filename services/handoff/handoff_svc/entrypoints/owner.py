@@ -61,7 +61,7 @@ class CommandOwner:
             if kind == "record_contact":
                 return await self._record_contact(request, message, at, done_key)
             events = self._decide(kind, request, message, at)
-        except InvalidField as error:
+        except (InvalidField, legs.InvalidCommand) as error:
             return commands_pb2.CommandReply(code=grpc.StatusCode.INVALID_ARGUMENT.value[0], message=str(error))
         except legs.InvalidTransition as error:
             return commands_pb2.CommandReply(code=grpc.StatusCode.FAILED_PRECONDITION.value[0], message=str(error))

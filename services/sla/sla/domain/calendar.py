@@ -1,13 +1,29 @@
 """Business time: how much of a span counts against an SLA target, and when a target ends.
 
-A 24x7 calendar counts all elapsed (real) time, so 24 business hours across a spring DST
-change end 24 real hours later. Working-hours calendars are a later addition.
+Business time is real elapsed time that falls inside working windows. A 24x7 calendar
+counts all of it, so 24 business hours across a spring DST change end 24 real hours
+later. A working-hours calendar counts the real time inside its weekly wall-clock windows
+in its IANA zone, except on holidays, so an 08:00-17:00 day is nine real hours even on the
+day the clocks change. Instants are compared in UTC, where subtraction is real time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from bisect import bisect_left
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+Window = tuple[time, time]
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MIDNIGHT = time(0)
+UTC = timezone.utc
+_ZERO = timedelta(0)
+_TICK = timedelta(microseconds=1)
+_DAY = timedelta(days=1)
+_WEEK = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -19,11 +35,182 @@ class AlwaysOpen:
     def add(self, start: datetime, business: timedelta) -> datetime:
         """The instant at which `business` time has passed since `start`."""
         # Aware datetimes in one zone subtract as wall-clock time; UTC makes it real time.
-        return (start.astimezone(timezone.utc) + business).astimezone(start.tzinfo)
+        return (start.astimezone(UTC) + business).astimezone(start.tzinfo)
 
     def between(self, start: datetime, end: datetime) -> timedelta:
         """Business time from `start` to `end` (negative when `end` is earlier)."""
-        return end.astimezone(timezone.utc) - start.astimezone(timezone.utc)
+        return end.astimezone(UTC) - start.astimezone(UTC)
 
 
-Calendar = AlwaysOpen
+@dataclass(frozen=True)
+class WorkingHours:
+    """Weekly wall-clock windows in an IANA zone, closed on `holidays` (local dates).
+
+    `week` maps a weekday (0 = Monday) to its windows, e.g. ((08:00, 12:00), (13:00,
+    17:00)). A window ends on the day it starts; an end of 00:00 means midnight at the end
+    of the day (24:00). Windows of a day may touch but not overlap.
+
+    DST rule: a window's boundaries are wall-clock readings turned into instants. A reading
+    that occurs twice (autumn) means its first occurrence (fold=0); a reading that does not
+    exist (spring gap) means the instant of the change, the first reading after the gap.
+    A window then runs in real time from its start instant to its end instant: it is its
+    nominal length unless the change falls inside it (an hour shorter across a spring
+    change, longer across an autumn one), and it is empty if it lies wholly in the gap.
+    Local time maps to instants in order under this rule, so windows never overlap.
+    """
+
+    name: str
+    zone: str
+    week: dict[int, tuple[Window, ...]] = field(hash=False)
+    holidays: frozenset[date] = frozenset()
+
+    def __post_init__(self) -> None:
+        try:
+            tz = ZoneInfo(self.zone)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"unknown time zone {self.zone!r}") from None
+        week = {day: day_windows(day, windows) for day, windows in self.week.items()}
+        week_total = sum((_length(w) for windows in week.values() for w in windows), _ZERO)
+        if not week_total:
+            raise ValueError(f"calendar {self.name!r} has no working hours")
+        object.__setattr__(self, "week", week)
+        object.__setattr__(self, "holidays", frozenset(self.holidays))
+        object.__setattr__(self, "_tz", tz)
+        object.__setattr__(self, "_week_total", week_total)
+        object.__setattr__(self, "_holiday_list", sorted(self.holidays))
+
+    def add(self, start: datetime, business: timedelta) -> datetime:
+        """The first instant by which `business` working time has passed since `start`."""
+        _require_aware(start)
+        if business < _ZERO:
+            raise ValueError(f"cannot add negative business time {business}")
+        if not business:
+            return start
+        at, remaining = start.astimezone(UTC), business
+        day = at.astimezone(self._tz).date() - _DAY
+        while True:
+            if remaining > self._week_total and self._midnight(day) >= at and self._is_plain(day):
+                remaining -= self._week_total
+                day += _WEEK
+                continue
+            for begin, end in self._windows_on(day):
+                begin = max(begin, at)
+                if end <= begin:
+                    continue
+                if end - begin >= remaining:
+                    return (begin + remaining).astimezone(start.tzinfo)
+                remaining -= end - begin
+            day += _DAY
+
+    def between(self, start: datetime, end: datetime) -> timedelta:
+        """Working time in [start, end); negative (the same amount) when `end` is earlier."""
+        _require_aware(start)
+        _require_aware(end)
+        if end < start:
+            return -self.between(end, start)
+        a, b = start.astimezone(UTC), end.astimezone(UTC)
+        total = _ZERO
+        day = a.astimezone(self._tz).date() - _DAY
+        while self._midnight(day) < b:
+            if self._midnight(day) >= a and self._midnight(day + _WEEK) <= b and self._is_plain(day):
+                total += self._week_total
+                day += _WEEK
+                continue
+            for begin, finish in self._windows_on(day):
+                total += max(min(finish, b) - max(begin, a), _ZERO)
+            day += _DAY
+        return total
+
+    # Deadlines of many legs fall on the same days, and converting a day is the costly step.
+    @lru_cache(maxsize=8192)
+    def _windows_on(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        """The day's working windows as UTC instants; none on a holiday."""
+        if day in self.holidays:
+            return ()
+        windows = []
+        for begin, end in self.week.get(day.weekday(), ()):
+            first = self._instant(day, begin)
+            last = self._midnight(day + _DAY) if end == MIDNIGHT else self._instant(day, end)
+            if first < last:
+                windows.append((first, last))
+        return tuple(windows)
+
+    @lru_cache(maxsize=8192)
+    def _is_plain(self, day: date) -> bool:
+        """No holiday and no UTC-offset change in the week from `day`: it has its nominal time."""
+        # One offset at all eight midnights means no change, as zones change at most once a day.
+        index = bisect_left(self._holiday_list, day)
+        if index < len(self._holiday_list) and self._holiday_list[index] < day + _WEEK:
+            return False
+        offsets = {datetime.combine(day + k * _DAY, MIDNIGHT, tzinfo=self._tz).utcoffset() for k in range(8)}
+        return len(offsets) == 1
+
+    @lru_cache(maxsize=8192)
+    def _midnight(self, day: date) -> datetime:
+        return self._instant(day, MIDNIGHT)
+
+    def _instant(self, day: date, reading: time) -> datetime:
+        """The UTC instant of a wall-clock reading on a local day, by the DST rule above."""
+        local = datetime.combine(day, reading, tzinfo=self._tz)
+        instant = local.astimezone(UTC)
+        if instant.astimezone(self._tz).replace(tzinfo=None) == local.replace(tzinfo=None):
+            return instant
+        # In a spring gap fold=1 reads the time before the change, fold=0 after it.
+        return _change_between(self._tz, local.replace(fold=1).astimezone(UTC), instant)
+
+
+Calendar = AlwaysOpen | WorkingHours
+
+
+def _change_between(tz: ZoneInfo, before: datetime, after: datetime) -> datetime:
+    """The first instant with `after`'s UTC offset, given `before` still has the old one."""
+    offset = after.astimezone(tz).utcoffset()
+    while after - before > _TICK:
+        middle = before + (after - before) / 2
+        if middle.astimezone(tz).utcoffset() == offset:
+            after = middle
+        else:
+            before = middle
+    return after
+
+
+def _length(window: Window) -> timedelta:
+    begin, end = window
+    return _since_midnight(end, is_end=True) - _since_midnight(begin)
+
+
+def _since_midnight(reading: time, is_end: bool = False) -> timedelta:
+    if is_end and reading == MIDNIGHT:
+        return _DAY
+    return timedelta(hours=reading.hour, minutes=reading.minute, seconds=reading.second,
+                     microseconds=reading.microsecond)
+
+
+def day_windows(day: int, windows: Iterable[Window]) -> tuple[Window, ...]:
+    """A weekday's windows, sorted; ValueError naming the day if one is malformed or two overlap."""
+    if not isinstance(day, int) or not 0 <= day <= 6:
+        raise ValueError(f"weekday {day!r} is not 0 (Monday) to 6 (Sunday)")
+    windows = tuple(windows)
+    for window in windows:
+        if not (isinstance(window, tuple) and len(window) == 2
+                and all(isinstance(t, time) and t.tzinfo is None for t in window)):
+            raise ValueError(f"{DAY_NAMES[day]}: a window is a pair of naive times, not {window!r}")
+    ordered = tuple(sorted(windows))
+    for begin, end in ordered:
+        if _length((begin, end)) <= _ZERO:
+            raise ValueError(f"{DAY_NAMES[day]}: window {_text((begin, end))} must end after it starts "
+                             "and may not cross midnight")
+    for earlier, later in zip(ordered, ordered[1:]):
+        if _since_midnight(earlier[1], is_end=True) > _since_midnight(later[0]):
+            raise ValueError(f"{DAY_NAMES[day]}: windows {_text(earlier)} and {_text(later)} overlap")
+    return ordered
+
+
+def _text(window: Window) -> str:
+    begin, end = window
+    return f"{begin:%H:%M}-{'24:00' if end == MIDNIGHT else f'{end:%H:%M}'}"
+
+
+def _require_aware(instant: datetime) -> None:
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"{instant!r} has no time zone; business time needs an aware instant")

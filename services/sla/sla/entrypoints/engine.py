@@ -21,6 +21,9 @@ from sla.domain.dueindex import DueIndex
 from sla.domain.policy import PolicyBook
 
 Send = Callable[[str, bytes], Awaitable[None]]
+# A leg resolved, transferred or cancelled before anyone acknowledged it stops its ack clock
+# too: the department has dealt with it.
+STOPS_ACK = frozenset({"acknowledged", "resolved", "transferred", "cancelled"})
 
 
 class RecentIds:
@@ -78,7 +81,7 @@ class ClockEngine:
                 metrics.UNCOVERED_LEGS.labels(leg.department).inc()
                 return
             state, events = clocks.start(leg, policy, at)
-        elif change == "acknowledged" and state is not None:
+        elif change in STOPS_ACK and state is not None:
             state, events = clocks.stop(state, clocks.ACK, at, self._calendar(state))
         else:
             return

@@ -1,0 +1,179 @@
+"""What the commands print: a rich table for people, or `--json` for scripts.
+
+JSON is the response message as MessageToDict gives it (proto field names, enum names,
+RFC 3339 times; fields at their default value are left out). Tables show enums and times
+the way the commands take them (`in-progress`) and times in UTC (`2025-03-01 09:30:00Z`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timezone
+
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+from handoff.v1 import types_pb2
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+console = Console()
+
+
+def as_dict(message: Message) -> dict:
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def print_json(message: Message) -> None:
+    """The message as indented JSON."""
+    print(json.dumps(as_dict(message), indent=2), flush=True)
+
+
+def _enum(enum_type, prefix: str, value: int) -> str:
+    name = enum_type.Name(value) if value in enum_type.values() else str(value)
+    return name.removeprefix(prefix).lower().replace("_", "-")
+
+
+def priority_text(value: int) -> str:
+    return _enum(types_pb2.Priority, "PRIORITY_", value)
+
+
+def status_text(value: int) -> str:
+    return _enum(types_pb2.LegStatus, "LEG_STATUS_", value)
+
+
+def channel_text(value: int) -> str:
+    return _enum(types_pb2.ContactChannel, "CONTACT_CHANNEL_", value)
+
+
+def when(message: Message, field: str) -> str:
+    """A timestamp field in UTC to the second (RFC 3339 with a space, so it wraps); empty when unset."""
+    if not message.HasField(field):
+        return ""
+    moment = getattr(message, field).ToDatetime(tzinfo=timezone.utc)
+    return moment.isoformat(sep=" ", timespec="seconds").replace("+00:00", "Z")
+
+
+def _breached(leg) -> Text:
+    return Text("yes", style="red") if leg.breached else Text("no")
+
+
+def _cells(values) -> list[Text]:
+    """Table cells that print user text as it is: a `[word]` in a summary is not markup."""
+    return [value if isinstance(value, Text) else Text(value) for value in values]
+
+
+def leg_rows(leg) -> list[tuple[str, str | Text]]:
+    """(label, value) for every field of a Handoff, in reading order."""
+    return [
+        ("handoff_id", leg.handoff_id),
+        ("case", leg.case_id),
+        ("customer", leg.customer_ref),
+        ("department", leg.department),
+        ("priority", priority_text(leg.priority)),
+        ("status", status_text(leg.status)),
+        ("breached", _breached(leg)),
+        ("category", leg.category),
+        ("summary", leg.summary),
+        ("created", when(leg, "created_at")),
+        ("created by", leg.created_by),
+        ("acknowledged", when(leg, "acknowledged_at")),
+        ("resolved", when(leg, "resolved_at")),
+        ("updated", when(leg, "updated_at")),
+        ("previous leg", leg.previous_handoff_id),
+        ("next leg", leg.next_handoff_id),
+        ("reopened", f"{leg.reopen_count} times" if leg.reopen_count else ""),
+    ]
+
+
+def _fields_table(title: str, rows: list[tuple[str, str | Text]]) -> Table:
+    table = Table(title=Text(title), show_header=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for row in rows:
+        table.add_row(*_cells(row))
+    return table
+
+
+def _rows_table(title: str, columns: tuple[str, ...]) -> Table:
+    """A table of one row per item, light on borders; in a narrow terminal other columns
+    fold so that nothing is cut off, and ids stay whole for copying."""
+    table = Table(title=Text(title), box=box.SIMPLE_HEAD, show_edge=False)
+    for column in columns:
+        if column == "id":
+            table.add_column(column, no_wrap=True, min_width=36)
+        else:
+            table.add_column(column, overflow="fold")
+    return table
+
+
+def show_leg(leg, as_json: bool, title: str) -> None:
+    """One leg: JSON, or a table of its fields."""
+    if as_json:
+        print_json(leg)
+        return
+    console.print(_fields_table(title, leg_rows(leg)))
+
+
+def show_transfer(response, as_json: bool) -> None:
+    """The leg a transfer ended, then the leg it opened."""
+    if as_json:
+        print_json(response)
+        return
+    console.print(_fields_table("ended leg", leg_rows(response.ended)))
+    console.print(_fields_table("opened leg", leg_rows(response.opened)))
+
+
+def show_legs(response, as_json: bool) -> None:
+    """A page of legs: one row each, and how to get the next page."""
+    if as_json:
+        print_json(response)
+        return
+    table = _rows_table(f"{len(response.handoffs)} handoffs",
+                        ("id", "case", "department", "priority", "status", "breached", "created"))
+    for leg in response.handoffs:
+        table.add_row(*_cells((leg.handoff_id, leg.case_id, leg.department, priority_text(leg.priority),
+                               status_text(leg.status), _breached(leg), when(leg, "created_at"))))
+    console.print(table)
+    if response.next_page_token:
+        console.print(f"more: --page-token {response.next_page_token}  (or --all)", soft_wrap=True, markup=False)
+
+
+def contact_rows(contact) -> list[tuple[str, str]]:
+    return [
+        ("contact_id", contact.contact_id),
+        ("customer", contact.customer_ref),
+        ("case", contact.case_id),
+        ("channel", channel_text(contact.channel)),
+        ("contacted", when(contact, "contacted_at")),
+        ("reason", contact.reason),
+    ]
+
+
+def show_contact(contact, as_json: bool) -> None:
+    if as_json:
+        print_json(contact)
+        return
+    console.print(_fields_table("contact recorded", contact_rows(contact)))
+
+
+def _timeline_row(entry) -> tuple[str, ...]:
+    if entry.WhichOneof("entry") == "contact":
+        contact = entry.contact
+        return (when(entry, "at"), "contact", contact.contact_id, contact.case_id,
+                f"{channel_text(contact.channel)}: {contact.reason}".rstrip(": "))
+    leg = entry.handoff
+    return (when(entry, "at"), "leg", leg.handoff_id, leg.case_id,
+            f"{leg.department}, {status_text(leg.status)}, {priority_text(leg.priority)}")
+
+
+def show_timeline(timeline, as_json: bool) -> None:
+    """A customer's contacts and legs in time order."""
+    if as_json:
+        print_json(timeline)
+        return
+    table = _rows_table(f"timeline of {timeline.customer_ref}", ("at", "what", "id", "case", "detail"))
+    for entry in timeline.entries:
+        table.add_row(*_cells(_timeline_row(entry)))
+    console.print(table)

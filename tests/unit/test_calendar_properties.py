@@ -1,0 +1,111 @@
+"""Business-time laws that must hold for any calendar, start and duration (hypothesis).
+
+Calendars are random weekly windows on a quarter-hour grid (so edges land on DST gaps,
+folds and midnights) in zones that change clocks at 02:00, at midnight, by half an hour,
+or not at all; starts cluster around clock changes as well as anywhere in 2026.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from sla.domain.calendar import AlwaysOpen, WorkingHours
+
+ZONES = ["Europe/Berlin", "America/New_York", "America/Havana", "America/Santiago", "Australia/Lord_Howe",
+         "Asia/Kolkata", "UTC"]
+# Berlin, New York, Havana, Santiago and Lord Howe clock changes, give or take a day.
+CHANGES = [datetime(2026, 3, 29, 1), datetime(2026, 10, 25, 1), datetime(2026, 3, 8, 7), datetime(2026, 11, 1, 6),
+           datetime(2026, 3, 8, 5), datetime(2026, 4, 5, 3), datetime(2026, 9, 6, 4), datetime(2026, 4, 4, 15)]
+TICK = timedelta(microseconds=1)
+LAWS = settings(max_examples=200, deadline=None)
+
+
+@st.composite
+def working_hours(draw: st.DrawFn) -> WorkingHours:
+    """Up to three windows a day on a quarter-hour grid (96 is 24:00), and up to 15 holidays."""
+    week = {}
+    for day in range(7):
+        edges = sorted(draw(st.lists(st.integers(0, 96), unique=True, max_size=6)))
+        week[day] = tuple((_quarter(a), _quarter(b)) for a, b in zip(edges[::2], edges[1::2]))
+    assume(any(week.values()))
+    holidays = {date(2025, 12, 1) + timedelta(days=n) for n in draw(st.lists(st.integers(0, 600), max_size=15))}
+    return WorkingHours("random", draw(st.sampled_from(ZONES)), week, frozenset(holidays))
+
+
+def _quarter(n: int) -> time:
+    return time(0) if n == 96 else time(n // 4, n % 4 * 15)
+
+
+ANYWHERE = st.datetimes(datetime(2026, 1, 1), datetime(2027, 1, 1), timezones=st.just(timezone.utc))
+NEAR_A_CHANGE = st.builds(
+    lambda change, shift: (change + shift).replace(tzinfo=timezone.utc),
+    st.sampled_from(CHANGES),
+    st.timedeltas(-timedelta(days=2), timedelta(days=2)),
+)
+INSTANTS = st.one_of(ANYWHERE, NEAR_A_CHANGE)
+DURATIONS = st.timedeltas(timedelta(0), timedelta(hours=300))
+
+
+@LAWS
+@given(working_hours(), INSTANTS, DURATIONS)
+def test_measuring_an_added_duration_gives_it_back(calendar, start, business):
+    assert calendar.between(start, calendar.add(start, business)) == business
+
+
+@LAWS
+@given(working_hours(), INSTANTS, DURATIONS, DURATIONS)
+def test_a_longer_duration_never_ends_earlier(calendar, start, shorter, longer):
+    shorter, longer = sorted((shorter, longer))
+
+    assert start <= calendar.add(start, shorter) <= calendar.add(start, longer)
+
+
+@LAWS
+@given(working_hours(), INSTANTS, INSTANTS, INSTANTS)
+def test_between_is_additive_in_any_order(calendar, a, b, c):
+    assert calendar.between(a, b) + calendar.between(b, c) == calendar.between(a, c)
+    assert calendar.between(b, a) == -calendar.between(a, b)
+
+
+@LAWS
+@given(working_hours(), INSTANTS, DURATIONS.filter(bool))
+def test_a_deadline_lies_inside_a_window_or_at_its_end(calendar, start, business):
+    # given
+    deadline = calendar.add(start, business)
+
+    # then: the microsecond before the deadline is working time, and nothing ends earlier
+    assert calendar.between(deadline - TICK, deadline) == TICK
+    assert calendar.between(start, deadline - TICK) == business - TICK
+
+
+@LAWS
+@given(working_hours(), INSTANTS, DURATIONS, DURATIONS)
+def test_adding_in_two_steps_ends_where_adding_once_does(calendar, start, first, second):
+    # One long addition skips whole weeks; two shorter ones take other paths to the same end.
+    assert calendar.add(calendar.add(start, first), second) == calendar.add(start, first + second)
+
+
+@LAWS
+@given(st.sampled_from(ZONES), INSTANTS, INSTANTS, DURATIONS)
+def test_working_every_hour_of_every_day_is_24x7(zone, start, end, business):
+    every_day = WorkingHours("all-day", zone, {day: ((time(0), time(0)),) for day in range(7)})
+    always = AlwaysOpen()
+
+    assert every_day.between(start, end) == always.between(start, end)
+    assert every_day.add(start, business) == always.add(start, business)
+
+
+@LAWS
+@given(working_hours(), INSTANTS, DURATIONS)
+def test_the_deadline_keeps_the_zone_of_the_start(calendar, start, business):
+    local_start = start.astimezone(ZoneInfo("Europe/Berlin"))
+
+    deadline = calendar.add(local_start, business)
+
+    # Compared in UTC: Python never finds a fold=1 reading equal to an instant in another zone.
+    assert deadline.tzinfo is local_start.tzinfo
+    assert deadline.astimezone(timezone.utc) == calendar.add(start, business)
