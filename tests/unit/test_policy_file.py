@@ -171,6 +171,8 @@ def test_the_claims_entry_loads_when_no_field_is_bad(policy_file):
     assert [p.department for p in book.policies] == ["billing", "claims"]
 
 
+# The hours of OFFICE below, for cases that replace them.
+HOURS = 'mon-fri: ["08:00-12:00", "13:00-17:00"]\n      sat: ["09:00-13:00"]'
 OFFICE = """\
 calendars:
   office:
@@ -215,7 +217,7 @@ def test_years_default_to_last_year_through_five_ahead():
 @pytest.mark.parametrize(
     "spec, week",
     [
-        ({"mon,wed-thu": "09:00-17:00"}, {0: ((time(9), time(17)),), 2: ((time(9), time(17)),), 3: ((time(9), time(17)),)}),
+        ({"mon,wed-thu": "09:00-17:00"}, {day: ((time(9), time(17)),) for day in (0, 2, 3)}),
         ({"Fri": ["22:00-24:00"], "sat": ["00:00-02:00"]}, {4: ((time(22), time(0)),), 5: ((time(0), time(2)),)}),
         ({"mon": ["13:00-17:00", "08:00-12:00"], "tue": []}, {0: SPLIT_DAY, 1: ()}),
     ],
@@ -223,7 +225,7 @@ def test_years_default_to_last_year_through_five_ahead():
 )
 def test_days_and_windows_are_read_in_every_documented_form(policy_file, spec, week):
     hours = "\n".join(f"      {day}: {windows!r}" for day, windows in spec.items())
-    path = policy_file(OFFICE.replace('      mon-fri: ["08:00-12:00", "13:00-17:00"]\n      sat: ["09:00-13:00"]', hours))
+    path = policy_file(OFFICE.replace(f"      {HOURS}", hours))
 
     assert load_policies(path, years=[2026]).policies[0].calendar.week == week
 
@@ -262,15 +264,16 @@ def test_24x7_alone_counts_every_hour_and_with_a_zone_it_can_have_holidays(polic
         ("mon-fri:", "fri-mon:", 5, "day range 'fri-mon' runs backwards"),
         ("sat:", "fri:", 6, "fri: fri already has hours"),
         ('sat: ["09:00-13:00"]', "sat: {from: 9}", 6, "sat: windows must be a list"),
-        ('mon-fri: ["08:00-12:00", "13:00-17:00"]\n      sat: ["09:00-13:00"]', "mon-fri: []", 4, "calendar 'office' has no working hours"),
-        ('hours:\n      mon-fri: ["08:00-12:00", "13:00-17:00"]\n      sat: ["09:00-13:00"]', 'hours: "08:00-17:00"', 4, "hours must be 24x7 or days with windows"),
+        (HOURS, "mon-fri: []", 4, "calendar 'office' has no working hours"),
+        (f"hours:\n      {HOURS}", 'hours: "08:00-17:00"', 4, "hours must be 24x7 or days with windows"),
         ("country: DE", "country: XX", 8, "unknown country 'XX'"),
-        ("country: DE", "country: NO", 8, "country False must be a code such as DE; quote it"),
+        ("country: DE", "country: NO", 8, "country False is not a code such as DE (YAML reads an unquoted NO"),
         ("country: DE", "country: DE\n      subdivision: XY", 9, "DE has no subdivision 'XY'"),
         ("country: DE", "subdivision: BY", 8, "a subdivision needs a country"),
         ("country: DE", "country: DE\n      region: BY", 9, "holidays: unknown keys ['region']"),
-        ("dates: [2026-12-24]", "dates: [2026-12-24, christmas]", 9, "holiday 'christmas' is not a date like 2026-12-24"),
+        ("dates: [2026-12-24]", "dates: [2026-12-24, xmas]", 9, "holiday 'xmas' is not a date like 2026-12-24"),
         ("dates: [2026-12-24]", "dates: 2026-12-24", 9, "dates must be a list"),
+        ("dates: [2026-12-24]", "dates: [2026-12-24 10:00:00]", 9, "is not a date like 2026-12-24"),
         ("    holidays:", "    holiday:", 7, "calendar 'office': unknown keys ['holiday']"),
     ],
     ids=[
@@ -295,6 +298,7 @@ def test_24x7_alone_counts_every_hour_and_with_a_zone_it_can_have_holidays(polic
         "unknown-holidays-key",
         "bad-holiday-date",
         "holiday-dates-not-a-list",
+        "holiday-with-a-time",
         "unknown-calendar-key",
     ],
 )
@@ -314,7 +318,8 @@ def test_a_bad_calendar_names_the_file_the_line_and_the_reason(policy_file, old,
 
 
 def test_a_bad_window_in_a_block_list_names_its_own_line(policy_file):
-    path = policy_file(OFFICE.replace('mon-fri: ["08:00-12:00", "13:00-17:00"]', 'mon-fri:\n        - "08:00-12:00"\n        - "13-17"'))
+    block = 'mon-fri:\n        - "08:00-12:00"\n        - "13-17"'
+    path = policy_file(OFFICE.replace('mon-fri: ["08:00-12:00", "13:00-17:00"]', block))
 
     with pytest.raises(PolicyFileError, match=rf"^{re.escape(str(path))}:7: .*'13-17'"):
         load_policies(path, years=[2026])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -153,7 +153,7 @@ def _holidays(spec: Any, years: list[int]) -> frozenset[date]:
 
 
 def _date(value: Any, index: int) -> date:
-    if isinstance(value, date):  # YAML reads an unquoted 2026-12-24 as a date already
+    if isinstance(value, date) and not isinstance(value, datetime):  # YAML reads 2026-12-24 as a date
         return value
     try:
         return date.fromisoformat(str(value))
@@ -163,9 +163,9 @@ def _date(value: Any, index: int) -> date:
 
 def _country_dates(country: Any, subdivision: Any, years: list[int]) -> set[date]:
     """Public holidays of a country (and subdivision) from the holidays package, for `years`."""
-    if not isinstance(country, str):  # YAML reads an unquoted NO (Norway) as false
-        raise _Invalid(f"holidays: country {country!r} must be a code such as DE; quote it, e.g. 'NO'",
-                       "holidays", "country")
+    if not isinstance(country, str):
+        raise _Invalid(f"holidays: country {country!r} is not a code such as DE "
+                       "(YAML reads an unquoted NO as false; write 'NO')", "holidays", "country")
     try:
         known = holidays_package.country_holidays(country, years=[])
     except NotImplementedError:
@@ -207,7 +207,7 @@ def _names_or_numbers(value: Any) -> list[Any]:
     return list(value)
 
 
-def _policy(entry: Any, calendars: dict[str, AlwaysOpen], defaults: dict[str, Any]) -> Policy:
+def _policy(entry: Any, calendars: dict[str, Calendar], defaults: dict[str, Any]) -> Policy:
     if not isinstance(entry, dict):
         raise ValueError(f"each policy must be a mapping with department, ack and resolve, not {entry!r}")
     unknown = set(entry) - {"__line__", "department", "priority", "category", "ack", "resolve", "calendar",

@@ -12,8 +12,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Window = tuple[time, time]
@@ -106,9 +106,9 @@ class WorkingHours:
         """Working time in [start, end); negative (the same amount) when `end` is earlier."""
         _require_aware(start)
         _require_aware(end)
-        if end < start:
-            return -self.between(end, start)
         a, b = start.astimezone(UTC), end.astimezone(UTC)
+        if b < a:
+            return -self.between(end, start)
         total = _ZERO
         day = a.astimezone(self._tz).date() - _DAY
         while self._midnight(day) < b:
@@ -138,7 +138,8 @@ class WorkingHours:
     @lru_cache(maxsize=8192)
     def _is_plain(self, day: date) -> bool:
         """No holiday and no UTC-offset change in the week from `day`: it has its nominal time."""
-        # One offset at all eight midnights means no change, as zones change at most once a day.
+        # One offset at all eight midnights means no change: since 1970 no zone has changed twice
+        # within a day (the closest two changes in tzdata are 166 hours apart).
         index = bisect_left(self._holiday_list, day)
         if index < len(self._holiday_list) and self._holiday_list[index] < day + _WEEK:
             return False
@@ -155,7 +156,7 @@ class WorkingHours:
         instant = local.astimezone(UTC)
         if instant.astimezone(self._tz).replace(tzinfo=None) == local.replace(tzinfo=None):
             return instant
-        # In a spring gap fold=1 reads the time before the change, fold=0 after it.
+        # A reading in a spring gap: fold=1 lands before the change and fold=0 after it.
         return _change_between(self._tz, local.replace(fold=1).astimezone(UTC), instant)
 
 

@@ -12,6 +12,15 @@ from sla.domain.calendar import Calendar
 ANY = "*"
 
 
+def _calendar_identity(calendar: Calendar) -> str:
+    """Everything that defines a calendar, in a stable order (zone, hours, holidays)."""
+    zone = getattr(calendar, "zone", "")
+    week = sorted((day, [(a.isoformat(), b.isoformat()) for a, b in windows])
+                  for day, windows in getattr(calendar, "week", {}).items())
+    holidays = sorted(d.isoformat() for d in getattr(calendar, "holidays", ()))
+    return json.dumps([calendar.name, zone, week, holidays])
+
+
 @dataclass(frozen=True)
 class Policy:
     """The targets one leg runs under; `version` is a hash of everything that defines them."""
@@ -36,7 +45,7 @@ class Policy:
                 self.category,
                 self.ack_target.total_seconds(),
                 self.resolve_target.total_seconds(),
-                self.calendar.name,
+                _calendar_identity(self.calendar),
                 self.warning_fractions,
                 self.pause_states,
                 self.max_pause.total_seconds() if self.max_pause else None,

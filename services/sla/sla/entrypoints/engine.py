@@ -15,7 +15,7 @@ from common.clock import Clock
 from sla import metrics
 from sla.adapters import codec
 from sla.domain import clocks
-from sla.domain.calendar import AlwaysOpen
+from sla.domain.calendar import AlwaysOpen, Calendar
 from sla.domain.clocks import ClockBreached, ClockEvent, ClockMet, ClockStarted, LegClocks
 from sla.domain.dueindex import DueIndex
 from sla.domain.policy import PolicyBook
@@ -57,7 +57,7 @@ class ClockEngine:
         raw = self._table.get(handoff_id)
         return codec.decode_state(raw) if raw else (None, -1)
 
-    def _calendar(self, state: LegClocks) -> AlwaysOpen:
+    def _calendar(self, state: LegClocks) -> Calendar:
         policy = self._policies.find(state.leg.department, state.leg.priority, state.leg.category)
         return policy.calendar if policy else AlwaysOpen()
 
