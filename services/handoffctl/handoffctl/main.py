@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from handoffctl import customers, handoffs, notifications
+from handoffctl import customers, handoffs, importing, notifications
 
 # One line per paragraph: rich re-wraps help text to the terminal's width.
 HELP = """Track handoffs between contact-centre departments: open legs, move them through their states, read them, record customer contacts and watch notifications.
@@ -34,6 +34,8 @@ Examples:
   handoffctl timeline --customer cust-042 --json
 
   handoffctl watch billing --count 1
+
+  handoffctl import --handoffs legs.csv --contacts contacts.csv --kafka-bootstrap 127.0.0.1:9092
 """
 
 app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False)
@@ -52,10 +54,10 @@ COMMANDS = {
     "contact": customers.contact,
     "timeline": customers.timeline,
     "watch": notifications.watch,
+    "import": importing.import_history,
 }
 for name, command in COMMANDS.items():
     app.command(name)(command)
-# Commands kept elsewhere are added below the same way: app.command(name)(function).
 
 
 if __name__ == "__main__":

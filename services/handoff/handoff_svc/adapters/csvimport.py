@@ -4,8 +4,9 @@ events the service would have written at the time (docs/csv-import.md).
 Every problem is collected as `file:line: column: reason` instead of stopping at the
 first, so a file is fixed in one round. A transfer has no time column of its own: it
 happens when the leg it opens is created, so both legs must be in the same import.
-Nothing here talks to Kafka; `ImportPlan.events()` hands the events over in event-time
-order, each with an id derived from its row, so importing a file twice yields the same ids.
+Nothing here talks to Kafka: `ImportPlan.schedule()` puts the events in event-time order
+and `ImportPlan.event()` builds each one with an id derived from its row, so importing a
+file twice yields the same ids.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple, TypeVar
 
 from common import validation as check
 from common.auth import customer_ref_for
@@ -37,11 +38,8 @@ RAW_CUSTOMER = "customer_id"
 MAX_SUMMARY, MAX_REASON = 500, 1000
 PRIORITIES = {p.value.lower(): p for p in Priority}
 CHANNELS = {c.value.lower(): c for c in Channel}
-_EVENT_KINDS = {
-    legs.HandoffCreated: "created", legs.HandoffAcknowledged: "acknowledged", legs.HandoffResolved: "resolved",
-    legs.HandoffCancelled: "cancelled", legs.HandoffTransferred: "transferred",
-}
 _PROGRESS_EVERY = 10_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,23 +58,19 @@ class RowError:
 
 @dataclass(frozen=True, slots=True)
 class LegRow:
-    """One checked row of a handoffs file."""
+    """One checked row of a handoffs file: the leg as created, then what became of it."""
 
     line: int
-    handoff_id: str
-    case_id: str
-    customer_ref: str
-    department: str
-    priority: Priority
-    category: str
-    summary: str
-    created_at: datetime
+    created: legs.HandoffCreated
     acknowledged_at: datetime | None
     resolved_at: datetime | None
     cancelled_at: datetime | None
     transferred_to: str
     next_handoff_id: str
-    previous_handoff_id: str
+
+    @property
+    def leg(self) -> legs.Leg:
+        return self.created.leg
 
 
 class Imported(NamedTuple):
@@ -88,6 +82,13 @@ class Imported(NamedTuple):
     event: legs.HandoffEvent | ContactRecorded
 
 
+# When, in which transfer chain position, which of the row's events, which row, what:
+# sorting these puts events in event-time order, and on ties a leg before the leg it
+# transferred to and a leg's own events in their order. The first four fields are unique.
+Moment = tuple[datetime, int, int, int, str]
+CONTACT = "contact"
+
+
 @dataclass
 class ImportPlan:
     """What the files hold once checked; write it only when `errors` is empty."""
@@ -97,49 +98,65 @@ class ImportPlan:
     errors: list[RowError] = field(default_factory=list)
     chain_position: dict[str, int] = field(default_factory=dict)
 
-    def events(self) -> list[Imported]:
-        """Every event of both files, in event-time order (and causal order on ties)."""
-        by_id = {row.handoff_id: row for row in self.legs}
-        keyed = []
+    def schedule(self) -> list[Moment]:
+        """Every event to write, in order; `event` builds each (so millions need not be held)."""
+        by_id = {row.leg.handoff_id: row for row in self.legs}
+        moments = []
         for seq, row in enumerate(self.legs):
             following = by_id.get(row.next_handoff_id)
-            position = self.chain_position.get(row.handoff_id, 0)
-            for index, event in enumerate(leg_events(row, following.created_at if following else None)):
-                event_id = derived_event_id(ACTOR, row.handoff_id, _EVENT_KINDS[type(event)])
-                # At one instant a leg precedes the leg it transfers to, and a leg's own
-                # events keep their order: created, acknowledged, ended.
-                keyed.append(((event.at, position, index, seq), Imported(event.at, row.customer_ref, event_id, event)))
-        for seq, recorded in enumerate(self.contacts):
+            position = self.chain_position.get(row.leg.handoff_id, 0)
+            for index, (kind, at) in enumerate(leg_history(row, following.leg.created_at if following else None)):
+                moments.append((at, position, index, seq, kind))
+        moments += [(recorded.contact.contacted_at, 0, -1, seq, CONTACT) for seq, recorded in enumerate(self.contacts)]
+        moments.sort()
+        return moments
+
+    def event(self, moment: Moment) -> Imported:
+        """The event a moment of `schedule()` stands for."""
+        at, _, _, seq, kind = moment
+        if kind == CONTACT:
+            recorded = self.contacts[seq]
             contact = recorded.contact
-            event_id = derived_event_id(ACTOR, "contact", contact.contact_id)
-            keyed.append(((contact.contacted_at, 0, -1, seq),
-                          Imported(contact.contacted_at, contact.customer_ref, event_id, recorded)))
-        keyed.sort(key=lambda pair: pair[0])
-        return [item for _, item in keyed]
+            event_id = derived_event_id(ACTOR, CONTACT, contact.contact_id, "recorded")
+            return Imported(at, contact.customer_ref, event_id, recorded)
+        row = self.legs[seq]
+        leg = row.leg
+        return Imported(at, leg.customer_ref, derived_event_id(ACTOR, leg.handoff_id, kind), leg_event(row, kind, at))
+
+    def events(self) -> list[Imported]:
+        """Every event, in order (for small plans: each event is held in memory)."""
+        return [self.event(moment) for moment in self.schedule()]
 
 
-def leg_events(row: LegRow, transferred_at: datetime | None) -> list[legs.HandoffEvent]:
-    """One leg's history as the service would have recorded it, oldest first."""
-    created = legs.create(
-        legs.CreateHandoff(
-            handoff_id=row.handoff_id, case_id=row.case_id, customer_ref=row.customer_ref,
-            department=row.department, priority=row.priority, category=row.category, summary=row.summary,
-            created_by=ACTOR, previous_handoff_id=row.previous_handoff_id,
-        ),
-        row.created_at,
-    )
-    leg, events = created.leg, [created]
+def leg_history(row: LegRow, transferred_at: datetime | None) -> list[tuple[str, datetime]]:
+    """What happened to a leg and when, oldest first: created, acknowledged, its ending."""
+    history = [("created", row.leg.created_at)]
     if row.acknowledged_at:
-        events.append(legs.acknowledge(leg, legs.AcknowledgeHandoff(row.handoff_id, ACTOR), row.acknowledged_at))
-    # Every ending is allowed from OPEN as from ACKNOWLEDGED, so the new leg serves for both.
+        history.append(("acknowledged", row.acknowledged_at))
     if row.resolved_at:
-        events.append(legs.resolve(leg, legs.ResolveHandoff(row.handoff_id, ACTOR), row.resolved_at))
+        history.append(("resolved", row.resolved_at))
     elif row.cancelled_at:
-        events.append(legs.cancel(leg, legs.CancelHandoff(row.handoff_id, ACTOR), row.cancelled_at))
+        history.append(("cancelled", row.cancelled_at))
     elif transferred_at:
-        transfer = legs.TransferHandoff(row.handoff_id, ACTOR, row.transferred_to, row.next_handoff_id)
-        events.append(legs.transfer(leg, transfer, transferred_at)[0])  # the next leg has its own row
-    return events
+        history.append(("transferred", transferred_at))
+    return history
+
+
+# How each later event arises from the newly created leg. Acknowledging needs an OPEN leg
+# and every ending is allowed from OPEN as from ACKNOWLEDGED, so the new leg serves for all.
+_CHANGES = {
+    "acknowledged": lambda leg, row, at: legs.acknowledge(leg, legs.AcknowledgeHandoff(leg.handoff_id, ACTOR), at),
+    "resolved": lambda leg, row, at: legs.resolve(leg, legs.ResolveHandoff(leg.handoff_id, ACTOR), at),
+    "cancelled": lambda leg, row, at: legs.cancel(leg, legs.CancelHandoff(leg.handoff_id, ACTOR), at),
+    # transfer() also opens the next leg; that leg has its own row, created from there.
+    "transferred": lambda leg, row, at: legs.transfer(
+        leg, legs.TransferHandoff(leg.handoff_id, ACTOR, row.transferred_to, row.next_handoff_id), at)[0],
+}
+
+
+def leg_event(row: LegRow, kind: str, at: datetime) -> legs.HandoffEvent:
+    """The `kind` event of a leg's history, as the service would have recorded it."""
+    return row.created if kind == "created" else _CHANGES[kind](row.leg, row, at)
 
 
 def validate(
@@ -155,25 +172,31 @@ def validate(
     plan = ImportPlan()
     report = on_rows or (lambda count: None)
     if handoffs is not None:
-        name, seen, errors = str(handoffs), {}, []
-        for line, cells in _rows(handoffs, HANDOFF_COLUMNS, customer_ref_key, errors, report):
-            row = _leg_row(line, cells, now, customer_ref_key)
-            _note_duplicate(cells.values["handoff_id"], line, seen, "handoff_id", cells)
-            errors.extend(RowError(name, line, column, reason) for column, reason in cells.problems)
-            if row is not None and not cells.problems:
-                plan.legs.append(row)
-        plan.chain_position = _check_transfers(plan.legs, set(seen), name, errors)
+        errors: list[RowError] = []
+        plan.legs, ids = _read(handoffs, HANDOFF_COLUMNS, "handoff_id", customer_ref_key, errors, report,
+                               lambda line, cells: _leg_row(line, cells, now, customer_ref_key))
+        plan.chain_position = _check_transfers(plan.legs, ids, str(handoffs), errors)
         plan.errors += sorted(errors, key=lambda error: error.line)
     if contacts_file is not None:
-        name, seen, errors = str(contacts_file), {}, []
-        for line, cells in _rows(contacts_file, CONTACT_COLUMNS, customer_ref_key, errors, report):
-            recorded = _contact(cells, now, customer_ref_key)
-            _note_duplicate(cells.values["contact_id"], line, seen, "contact_id", cells)
-            errors.extend(RowError(name, line, column, reason) for column, reason in cells.problems)
-            if recorded is not None and not cells.problems:
-                plan.contacts.append(recorded)
+        errors = []
+        plan.contacts, _ = _read(contacts_file, CONTACT_COLUMNS, "contact_id", customer_ref_key, errors, report,
+                                 lambda line, cells: _contact(cells, now, customer_ref_key))
         plan.errors += sorted(errors, key=lambda error: error.line)
     return plan
+
+
+def _read(path: Path, columns: tuple[str, ...], id_column: str, key: bytes | None, errors: list[RowError],
+          report: Callable[[int], None], parse: Callable[[int, _Cells], T | None]) -> tuple[list[T], set[str]]:
+    """The rows of one file that pass every check, and every id the file uses (good or bad)."""
+    name, seen, good = str(path), {}, []
+    for line, cells in _rows(path, columns, key, errors, report):
+        parsed = parse(line, cells)
+        _note_duplicate(cells.values[id_column], line, seen, id_column, cells)
+        if cells.problems:
+            errors += [RowError(name, line, column, reason) for column, reason in cells.problems]
+        elif parsed is not None:
+            good.append(parsed)
+    return good, set(seen)
 
 
 # Reading files ----------------------------------------------------------------------
@@ -197,14 +220,29 @@ class _Cells:
         self.problems.append((column, reason))
 
 
+class _NotUtf8(ValueError):
+    def __init__(self, line: int) -> None:
+        super().__init__(f"line {line} is not UTF-8")
+        self.line = line
+
+
+def _text_lines(stream: BinaryIO) -> Iterator[str]:
+    """The file's lines as text, a byte-order mark dropped; decoded line by line so that
+    bytes which are not UTF-8 are reported at their own line."""
+    for number, raw in enumerate(stream, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise _NotUtf8(number) from None
+
+
 def _rows(path: Path, columns: tuple[str, ...], key: bytes | None, errors: list[RowError],
           report: Callable[[int], None]) -> Iterator[tuple[int, _Cells]]:
     """(first line, cells) of each data row; header and file problems go to `errors`."""
     name, line, unreported = str(path), 1, 0
     try:
-        # utf-8-sig drops a byte-order mark; newline="" lets csv handle CRLF and quoted newlines.
-        with open(path, encoding="utf-8-sig", newline="") as stream:
-            reader = csv.reader(stream)
+        with open(path, "rb") as stream:
+            reader = csv.reader(_text_lines(stream))  # csv itself copes with CRLF and quoted newlines
             header = [column.strip() for column in next(reader, [])]
             problems = _header_problems(header, columns, key)
             errors.extend(RowError(name, 1, "header", reason) for reason in problems)
@@ -222,11 +260,11 @@ def _rows(path: Path, columns: tuple[str, ...], key: bytes | None, errors: list[
                 if len(values) != len(header):
                     errors.append(RowError(name, start, "", f"has {len(values)} fields; the header has {len(header)}"))
                     continue
-                yield start, _Cells(dict(zip(header, (value.strip() for value in values))))
+                yield start, _Cells(dict(zip(header, [value.strip() for value in values])))
     except OSError as error:
         errors.append(RowError(name, 0, "", f"cannot read: {error.strerror or error}"))
-    except UnicodeDecodeError:
-        errors.append(RowError(name, line, "", "is not UTF-8 text (near this line); save the file as UTF-8"))
+    except _NotUtf8 as error:
+        errors.append(RowError(name, error.line, "", "is not UTF-8 text; save the file as UTF-8"))
     except csv.Error as error:
         errors.append(RowError(name, line, "", f"not readable as CSV: {error}"))
     report(unreported)
@@ -236,9 +274,11 @@ def _header_problems(header: list[str], columns: tuple[str, ...], key: bytes | N
     expected = ", ".join(columns)
     if not any(header):
         return [f"the file is empty; the first line must be the header: {expected}"]
+    known = set(columns) | {RAW_CUSTOMER}
+    if known.isdisjoint(header):
+        return [f"the first line is not a header; it must name the columns: {expected}"]
     problems = [f"column {column!r} appears more than once" for column in dict.fromkeys(header)
                 if header.count(column) > 1]
-    known = set(columns) | {RAW_CUSTOMER}
     problems += [f"unknown column {column!r}; the columns are: {expected} (or {RAW_CUSTOMER} for customer_ref)"
                  for column in header if column not in known]
     needed = [c for c in columns if c not in header and not (c == "customer_ref" and RAW_CUSTOMER in header)]
@@ -274,7 +314,8 @@ def _instant(column: str, value: str, now: datetime) -> datetime | None:
         raise InvalidField(column, f"{_shown(value)} is not an ISO 8601 time like 2025-03-03T09:30:00+01:00") from None
     if moment.tzinfo is None:
         raise InvalidField(column, f"{_shown(value)} has no UTC offset; add one (+01:00) or Z")
-    return check.event_time(column, moment, now)
+    # One zone for every instant: comparing datetimes of different zones is ten times slower.
+    return check.event_time(column, moment.astimezone(timezone.utc), now)
 
 
 def _required_instant(column: str, value: str, now: datetime) -> datetime:
@@ -314,9 +355,12 @@ def _customer_ref(cells: _Cells, key: bytes | None) -> str | None:
     return cells.get("customer_ref", check.identifier)
 
 
+_AFTER_CREATION = ("acknowledged_at", "resolved_at", "cancelled_at", "transferred_to", "next_handoff_id")
+
+
 def _leg_row(line: int, cells: _Cells, now: datetime, key: bytes | None) -> LegRow | None:
     get = cells.get
-    row = dict(
+    values = dict(  # in column order, so that a row's problems are listed in that order
         handoff_id=get("handoff_id", check.identifier),
         case_id=get("case_id", check.identifier),
         customer_ref=_customer_ref(cells, key),
@@ -334,41 +378,46 @@ def _leg_row(line: int, cells: _Cells, now: datetime, key: bytes | None) -> LegR
     )
     if cells.problems:
         return None
+    created_at = values.pop("created_at")
+    later = {column: values.pop(column) for column in _AFTER_CREATION}
+    row = LegRow(line, legs.create(legs.CreateHandoff(**values, created_by=ACTOR), created_at), **later)
     _check_leg(row, cells)
-    return None if cells.problems else LegRow(line=line, **row)
+    return None if cells.problems else row
 
 
-def _check_leg(row: dict, cells: _Cells) -> None:
+def _check_leg(row: LegRow, cells: _Cells) -> None:
     """The rules between one row's columns: one ending at most, times in order, links."""
-    endings = [column for column in ("resolved_at", "cancelled_at", "transferred_to") if row[column]]
+    endings = [column for column in ("resolved_at", "cancelled_at", "transferred_to") if getattr(row, column)]
     if len(endings) > 1:
         cells.fail(endings[1], f"a leg ends at most one way, and this row also gives {endings[0]}")
-    if bool(row["transferred_to"]) != bool(row["next_handoff_id"]):
-        missing = "next_handoff_id" if row["transferred_to"] else "transferred_to"
-        cells.fail(missing, "is required with " + ("transferred_to" if row["transferred_to"] else "next_handoff_id"))
-    for column in ("next_handoff_id", "previous_handoff_id"):
-        if row[column] == row["handoff_id"]:
+    if bool(row.transferred_to) != bool(row.next_handoff_id):
+        given = "transferred_to" if row.transferred_to else "next_handoff_id"
+        cells.fail("next_handoff_id" if row.transferred_to else "transferred_to", f"is required with {given}")
+    leg = row.leg
+    for column, linked in (("next_handoff_id", row.next_handoff_id), ("previous_handoff_id", leg.previous_handoff_id)):
+        if linked == leg.handoff_id:
             cells.fail(column, "names the leg itself")
-    created, acknowledged = row["created_at"], row["acknowledged_at"]
-    if acknowledged and acknowledged < created:
+    if row.acknowledged_at and row.acknowledged_at < leg.created_at:
         cells.fail("acknowledged_at", "is before created_at")
-    last = "acknowledged_at" if acknowledged and acknowledged >= created else "created_at"
-    for column in ("resolved_at", "cancelled_at"):
-        if row[column] and row[column] < row[last]:
+        return
+    last, last_at = ("acknowledged_at", row.acknowledged_at) if row.acknowledged_at else ("created_at", leg.created_at)
+    for column, moment in (("resolved_at", row.resolved_at), ("cancelled_at", row.cancelled_at)):
+        if moment and moment < last_at:
             cells.fail(column, f"is before {last}")
 
 
 def _check_transfers(rows: list[LegRow], all_ids: set[str], name: str, errors: list[RowError]) -> dict[str, int]:
     """Check that linked legs agree with each other; each leg's place in its transfer chain."""
-    by_id = {row.handoff_id: row for row in rows}
+    by_id = {row.leg.handoff_id: row for row in rows}
 
     def fail(row: LegRow, column: str, reason: str) -> None:
         errors.append(RowError(name, row.line, column, reason))
 
     for row in rows:
-        before = by_id.get(row.previous_handoff_id)
-        if before is not None and before.next_handoff_id != row.handoff_id:
-            fail(row, "previous_handoff_id", f"leg {before.handoff_id} (line {before.line}) does not name "
+        leg = row.leg
+        before = by_id.get(leg.previous_handoff_id)
+        if before is not None and before.next_handoff_id != leg.handoff_id:
+            fail(row, "previous_handoff_id", f"leg {before.leg.handoff_id} (line {before.line}) does not name "
                  "this leg as its next_handoff_id")
         if not row.next_handoff_id or (row.next_handoff_id not in by_id and row.next_handoff_id in all_ids):
             continue  # no transfer, or the next leg's own row is bad and reported already
@@ -377,18 +426,17 @@ def _check_transfers(rows: list[LegRow], all_ids: set[str], name: str, errors: l
             fail(row, "next_handoff_id", f"leg {row.next_handoff_id!r} is not in this file; a transfer happens "
                  "when the next leg is created, so import both legs together")
             continue
-        where = f"leg {after.handoff_id} (line {after.line})"
-        if after.previous_handoff_id != row.handoff_id:
+        where, next_leg = f"leg {after.leg.handoff_id} (line {after.line})", after.leg
+        if next_leg.previous_handoff_id != leg.handoff_id:
             fail(row, "next_handoff_id", f"{where} does not name this leg as its previous_handoff_id")
-        if after.department != row.transferred_to:
-            fail(row, "transferred_to", f"is {row.transferred_to!r} but {where} is for {after.department!r}")
+        if next_leg.department != row.transferred_to:
+            fail(row, "transferred_to", f"is {row.transferred_to!r} but {where} is for {next_leg.department!r}")
         for column in ("case_id", "customer_ref"):
-            if getattr(after, column) != getattr(row, column):
+            if getattr(next_leg, column) != getattr(leg, column):
                 fail(row, column, f"differs from that of {where}; a transfer keeps the case and customer")
-        last = row.acknowledged_at or row.created_at
-        if after.created_at < last:
-            fail(row, "next_handoff_id", f"{where} is created before this leg's "
-                 f"{'acknowledged_at' if row.acknowledged_at else 'created_at'}; the transfer happens then")
+        last = "acknowledged_at" if row.acknowledged_at else "created_at"
+        if next_leg.created_at < (row.acknowledged_at or leg.created_at):
+            fail(row, "next_handoff_id", f"{where} is created before this leg's {last}; the transfer happens then")
     return _chain_positions(by_id, name, errors)
 
 
@@ -397,7 +445,7 @@ def _chain_positions(by_id: dict[str, LegRow], name: str, errors: list[RowError]
     position: dict[str, int] = {}
     for row in by_id.values():
         path: list[str] = []
-        current = row.handoff_id
+        current = row.leg.handoff_id
         while current in by_id and current not in position:
             if current in path:
                 looped = path[path.index(current):]
@@ -405,7 +453,7 @@ def _chain_positions(by_id: dict[str, LegRow], name: str, errors: list[RowError]
                               for h in looped)
                 break
             path.append(current)
-            current = by_id[current].previous_handoff_id
+            current = by_id[current].leg.previous_handoff_id
         base = position[current] + 1 if current in position else 0
         for offset, handoff_id in enumerate(reversed(path)):
             position[handoff_id] = base + offset
@@ -414,14 +462,15 @@ def _chain_positions(by_id: dict[str, LegRow], name: str, errors: list[RowError]
 
 def _contact(cells: _Cells, now: datetime, key: bytes | None) -> ContactRecorded | None:
     get = cells.get
-    command = dict(
+    values = dict(  # in column order, so that a row's problems are listed in that order
         contact_id=get("contact_id", check.identifier),
         customer_ref=_customer_ref(cells, key),
         case_id=get("case_id", _OPTIONAL_ID),
         channel=get("channel", _CHANNEL),
+        contacted_at=get("contacted_at", _required_instant, now),
         reason=get("reason", check.text, MAX_REASON),
     )
-    at = get("contacted_at", _required_instant, now)
     if cells.problems:
         return None
-    return contacts.record(contacts.RecordContact(**command), at)
+    at = values.pop("contacted_at")
+    return contacts.record(contacts.RecordContact(**values), at)
