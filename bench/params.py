@@ -30,6 +30,7 @@ class Parameters:
     api_calls: int = 3000
     api_time_limit_s: float = 20.0
     api_concurrency: tuple[int, ...] = (1, 16, 64)
+    import_rows: int = 1_000_000
 
 
 def parse_args(argv: list[str] | None) -> Parameters:

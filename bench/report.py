@@ -110,8 +110,8 @@ def print_table(doc: dict, console: Console | None = None) -> None:
         table.add_row(name, f"{_fmt(level['calls_per_s'], 0)} calls/s", f"p50 {_fmt(level['p50_ms'], 1)} ms, "
                       f"p99 {_fmt(level['p99_ms'], 1)} ms, {level['calls']} calls, {errors} errors")
     if imported := results.get("import"):
-        table.add_row("(e) historical import", f"{_fmt(imported.get('rows_per_s'), 0)} rows/s",
-                      f"{_fmt(imported.get('rows'), 0)} rows in {_fmt(imported.get('seconds'), 1)} s")
+        table.add_row("(e) historical import", f"{_fmt(imported.get('rows'), 0)} rows in "
+                      f"{_fmt(imported.get('seconds'), 1)} s", f"{_fmt(imported.get('events_per_s'), 0)} events/s")
     console.print(table)
     for service, errors in (results.get("service_log_errors") or {}).items():
         if errors["error_lines"]:

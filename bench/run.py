@@ -24,6 +24,7 @@ from rich.console import Console
 from bench import report
 from bench.cpu import CpuMeter
 from bench.handoffapi import create_load, warm_up
+from bench.importbench import import_rate
 from bench.latency import breach_latency
 from bench.params import Parameters, parse_args, write_policy
 from bench.rawkafka import copy_loop, create_bench_topics, delete_bench_topics, prefill, producer_performance
@@ -90,6 +91,12 @@ def measure(stack: Stack, params: Parameters, run_id: str, departments: list[str
         results["sla_burst"]["handoff_feed_seconds_after_burst"] = asyncio.run(seconds_until_visible(
             stack.services["handoff"].grpc, results["sla_burst"]["last_handoff_id"], 30.0))
     stack.check_alive()
+    # The import runs on the broker alone: with the services up, they would replay it meanwhile.
+    for name in reversed(list(stack.services)):
+        stack.services.pop(name).stop()
+    (stack.workdir / "import").mkdir(exist_ok=True)
+    with console.status(f"(e) importing {params.import_rows:,} generated rows..."):
+        results["import"] = asyncio.run(import_rate(bootstrap, params.import_rows, stack.workdir / "import"))
 
 
 def _derive(results: dict) -> None:

@@ -13,8 +13,8 @@ class MissingTopic(RuntimeError):
 async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
     """The partition ids of `topic`, or MissingTopic."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()
         if topic not in await consumer.topics():
             raise MissingTopic(f"topic {topic} does not exist; create the project's topics first")
     finally:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
+from aiokafka.errors import KafkaError
+
+from common.kafkaio import MissingTopic
 from handoff_svc.entrypoints.importer import ImportInterrupted, ImportRejected, import_files
 
 errors = Console(stderr=True, highlight=False)
@@ -38,14 +42,24 @@ def import_history(
         raise typer.BadParameter("give --handoffs, --contacts or both")
     key = customer_ref_key.encode() or None
     try:
-        report = asyncio.run(import_files(kafka_bootstrap, handoffs, contacts, customer_ref_key=key,
-                                          progress=not quiet))
+        report = asyncio.run(_cancellable(import_files(kafka_bootstrap, handoffs, contacts, customer_ref_key=key,
+                                                       progress=not quiet)))
     except ImportRejected as rejected:
         for line in rejected.listing():
-            errors.print(line)
+            errors.print(line, markup=False)  # rows are echoed; [..] in them is not markup
         errors.print(f"[red]error[/red] {rejected}")
         raise typer.Exit(1) from None
     except ImportInterrupted as interrupted:
         errors.print(f"[red]error[/red] {interrupted}")
         raise typer.Exit(1) from None
+    except (MissingTopic, KafkaError, ValueError) as error:
+        errors.print(f"[red]error[/red] {type(error).__name__}: {error}; nothing was written", markup=False)
+        raise typer.Exit(1) from None
     print(report)
+
+
+async def _cancellable(work):
+    """Run `work`, turning SIGTERM into a cancellation (reported as ImportInterrupted)."""
+    task = asyncio.ensure_future(work)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await task
