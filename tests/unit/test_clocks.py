@@ -11,6 +11,8 @@ from tests.unit.conftest import T0, leg_info, policy
 from sla.domain.calendar import AlwaysOpen
 from sla.domain.clocks import (
     ACK,
+    AT_CREATION,
+    RESOLVE,
     ClockBreached,
     ClockMet,
     ClockStarted,
@@ -264,3 +266,42 @@ def test_next_deadline_is_the_earliest_among_running_clocks():
 )
 def test_next_deadline_is_none_when_no_clock_is_pending(finish):
     assert next_deadline(finish(started())) is None
+
+
+def test_start_at_creation_runs_ack_and_resolve_each_with_its_own_started_event():
+    # when
+    state, events = start(leg_info(), policy(ack=ACK_TARGET, resolve=timedelta(days=2)), T0, AT_CREATION)
+
+    # then
+    assert [(e.clock.kind, e.clock.sequence, e.clock.deadline) for e in events] == [
+        (ACK, 1, DEADLINE),
+        (RESOLVE, 1, T0 + timedelta(days=2)),
+    ]
+    assert all(isinstance(e, ClockStarted) and e.occurred_at == T0 for e in events)
+    assert events[0].event_id != events[1].event_id
+    assert {k: c.deadline for k, c in state.clocks.items()} == {ACK: DEADLINE, RESOLVE: T0 + timedelta(days=2)}
+
+
+@pytest.mark.parametrize(
+    "kind, at, late, overdue",
+    [
+        (ACK, T0 + timedelta(hours=3), False, timedelta(0)),
+        (ACK, T0 + timedelta(hours=5), True, timedelta(hours=1)),
+        (RESOLVE, T0 + timedelta(days=1), False, timedelta(0)),
+        (RESOLVE, T0 + timedelta(days=2, hours=6), True, timedelta(hours=6)),
+    ],
+    ids=["ack-in-time", "ack-late", "resolve-in-time", "resolve-late"],
+)
+def test_stop_meets_either_clock_and_leaves_the_other_running(kind, at, late, overdue):
+    # given both clocks running
+    state, _ = start(leg_info(), policy(ack=ACK_TARGET, resolve=timedelta(days=2)), T0, AT_CREATION)
+    other = RESOLVE if kind == ACK else ACK
+
+    # when
+    state, events = stop(state, kind, at, CALENDAR)
+
+    # then
+    met = events[-1]
+    assert isinstance(met, ClockMet) and met.clock.kind == kind
+    assert (met.late, met.overdue, met.elapsed) == (late, overdue, at - T0)
+    assert not state.clocks[kind].running and state.clocks[other].running
