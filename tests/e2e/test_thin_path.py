@@ -108,8 +108,14 @@ def acknowledge(stub, handoff_id: str) -> api.Handoff:
     )
 
 
+def ack_clock(handoff_id: str):
+    """Selects the SLA events of one leg's ack clock."""
+    return lambda e: e.handoff_id == handoff_id and e.clock == types_pb2.CLOCK_KIND_ACK
+
+
 def sla_changes(stack: Stack, handoff_id: str, until, timeout: float = 30) -> list[str]:
-    events = read_events(stack.bootstrap, SLA_EVENTS, lambda e: e.handoff_id == handoff_id,
+    """The changes of a leg's ack clock on sla.events.v1, read until `until(changes)`."""
+    events = read_events(stack.bootstrap, SLA_EVENTS, ack_clock(handoff_id),
                          lambda found: until([e.WhichOneof("change") for e in found]), timeout)
     return [e.WhichOneof("change") for e in events]
 
@@ -128,9 +134,14 @@ def test_unacknowledged_handoff_breaches_and_the_subscriber_is_notified(stack, h
     )
     assert note.clock == types_pb2.CLOCK_KIND_ACK
     assert response.cursor
-    # and sla.events.v1 holds clock_started then exactly one breach for it
+    # and sla.events.v1 holds its ack clock's start, a warning at 50 % and 80 %, then one breach
     changes = sla_changes(stack, leg.handoff_id, lambda c: "breached" in c)
-    assert changes == ["clock_started", "breached"]
+    assert changes == ["clock_started", "warning", "warning", "breached"]
+    # and its resolve clock started with it
+    resolve = read_events(stack.bootstrap, SLA_EVENTS,
+                          lambda e: e.handoff_id == leg.handoff_id and e.clock == types_pb2.CLOCK_KIND_RESOLVE,
+                          lambda found: len(found) >= 1)
+    assert resolve[0].WhichOneof("change") == "clock_started"
 
 
 def test_acknowledged_in_time_is_met_and_not_notified(stack, handoffs, subscribe) -> None:
@@ -146,7 +157,7 @@ def test_acknowledged_in_time_is_met_and_not_notified(stack, handoffs, subscribe
     # then only the canary was notified
     assert [r.notification.handoff_id for r in [first, *later]] == [canary.handoff_id]
     # and the acknowledged leg's ack clock was met in time, never breached
-    met = read_events(stack.bootstrap, SLA_EVENTS, lambda e: e.handoff_id == acknowledged.handoff_id,
+    met = read_events(stack.bootstrap, SLA_EVENTS, ack_clock(acknowledged.handoff_id),
                       lambda found: any(e.WhichOneof("change") == "met" for e in found))
     assert [e.WhichOneof("change") for e in met] == ["clock_started", "met"]
     assert met[-1].met.late is False
@@ -159,9 +170,9 @@ def test_acknowledging_after_the_deadline_is_met_late(stack, handoffs) -> None:
     # when it is acknowledged
     acknowledge(handoffs, leg.handoff_id)
     # then the clock is met late with the overdue time, after exactly one breach
-    events = read_events(stack.bootstrap, SLA_EVENTS, lambda e: e.handoff_id == leg.handoff_id,
+    events = read_events(stack.bootstrap, SLA_EVENTS, ack_clock(leg.handoff_id),
                          lambda found: any(e.WhichOneof("change") == "met" for e in found))
-    assert [e.WhichOneof("change") for e in events] == ["clock_started", "breached", "met"]
+    assert [e.WhichOneof("change") for e in events] == ["clock_started", "warning", "warning", "breached", "met"]
     assert events[-1].met.late is True
     assert events[-1].met.overdue.ToTimedelta().total_seconds() > 0
 
@@ -216,3 +227,41 @@ def test_acknowledging_twice_is_a_failed_precondition_naming_the_state(handoffs)
     error = rpc_error(lambda: acknowledge(handoffs, leg.handoff_id))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "ACKNOWLEDGED" in error.details()
+
+
+def resolve_changes(stack: Stack, handoff_id: str, until) -> list:
+    return read_events(stack.bootstrap, SLA_EVENTS,
+                       lambda e: e.handoff_id == handoff_id and e.clock == types_pb2.CLOCK_KIND_RESOLVE,
+                       lambda found: until([e.WhichOneof("change") for e in found]))
+
+
+def test_the_resolve_clock_pauses_resumes_recomputes_stops_and_restarts_on_reopen(stack, handoffs) -> None:
+    # given an acknowledged leg at work
+    leg = create(handoffs, unique("billing"))
+    acknowledge(handoffs, leg.handoff_id)
+
+    def change(method, request_type, **fields):
+        getattr(handoffs, method)(request_type(request_id=str(uuid.uuid4()), handoff_id=leg.handoff_id, **fields),
+                                  timeout=10)
+
+    change("UpdateHandoffStatus", api.UpdateHandoffStatusRequest, status=types_pb2.LEG_STATUS_IN_PROGRESS)
+    # when it waits on the customer for a while, then work resumes
+    change("UpdateHandoffStatus", api.UpdateHandoffStatusRequest, status=types_pb2.LEG_STATUS_WAITING_ON_CUSTOMER)
+    time.sleep(1.0)
+    change("UpdateHandoffStatus", api.UpdateHandoffStatusRequest, status=types_pb2.LEG_STATUS_IN_PROGRESS)
+    # and its priority rises, it is resolved, then reopened
+    change("ChangePriority", api.ChangePriorityRequest, priority=types_pb2.PRIORITY_URGENT)
+    change("ResolveHandoff", api.ResolveHandoffRequest, resolution="refunded")
+    change("ReopenHandoff", api.ReopenHandoffRequest, reason="refund bounced")
+    # then the resolve clock records each step, in order
+    events = resolve_changes(stack, leg.handoff_id, lambda c: c.count("clock_started") >= 2)
+    assert [e.WhichOneof("change") for e in events] == [
+        "clock_started", "paused", "resumed", "recomputed", "met", "clock_started",
+    ]
+    started, _, resumed, recomputed, met, restarted = events
+    # the pause moved the deadline by the paused time; urgent (30 s) pulled it in
+    assert resumed.resumed.deadline.ToDatetime() > started.clock_started.deadline.ToDatetime()
+    assert recomputed.recomputed.deadline.ToDatetime() < recomputed.recomputed.previous_deadline.ToDatetime()
+    assert met.met.late is False
+    # and the reopened leg runs a second resolve clock
+    assert (restarted.clock_sequence, met.clock_sequence) == (2, 1)

@@ -6,6 +6,10 @@ CLOCKS_STARTED = Counter(
     "handoff_sla_clocks_started_total", "SLA clocks started, by department, priority and clock.",
     ["department", "priority", "clock"],
 )
+WARNINGS = Counter(
+    "handoff_sla_warnings_total", "SLA warnings (a fraction of a target passed), by department, priority and clock.",
+    ["department", "priority", "clock"],
+)
 BREACHES = Counter(
     "handoff_sla_breaches_total", "SLA clocks breached, by department, priority and clock.",
     ["department", "priority", "clock"],

@@ -8,10 +8,24 @@ from datetime import datetime, timedelta
 from handoff.v1 import handoff_events_pb2, sla_events_pb2, types_pb2
 
 from common.codec import from_timestamp, new_envelope, priority_name, to_duration, to_timestamp
-from sla.domain.clocks import ACK, Clock, ClockBreached, ClockEvent, ClockMet, ClockStarted, LegClocks, LegInfo
+from sla.domain.clocks import (
+    ACK,
+    RESOLVE,
+    Clock,
+    ClockBreached,
+    ClockEvent,
+    ClockMet,
+    ClockPaused,
+    ClockRecomputed,
+    ClockResumed,
+    ClockStarted,
+    ClockWarning,
+    LegClocks,
+    LegInfo,
+)
 
 SOURCE = "sla"
-_CLOCK_TO_PB = {ACK: types_pb2.CLOCK_KIND_ACK, "resolve": types_pb2.CLOCK_KIND_RESOLVE}
+_CLOCK_TO_PB = {ACK: types_pb2.CLOCK_KIND_ACK, RESOLVE: types_pb2.CLOCK_KIND_RESOLVE}
 _CLOCK_FROM_PB = {v: k for k, v in _CLOCK_TO_PB.items()}
 
 
@@ -60,6 +74,26 @@ def encode_sla_event(event: ClockEvent, recorded_at: datetime) -> bytes:
                 deadline=to_timestamp(clock.deadline), breached_at=to_timestamp(event.occurred_at)
             )
         )
+    elif isinstance(event, ClockWarning):
+        message.warning.CopyFrom(
+            sla_events_pb2.ClockWarning(
+                fraction=event.fraction, deadline=to_timestamp(clock.deadline),
+                warned_at=to_timestamp(event.occurred_at),
+            )
+        )
+    elif isinstance(event, ClockPaused):
+        message.paused.CopyFrom(sla_events_pb2.ClockPaused(paused_at=to_timestamp(event.occurred_at)))
+    elif isinstance(event, ClockResumed):
+        message.resumed.CopyFrom(
+            sla_events_pb2.ClockResumed(resumed_at=to_timestamp(event.occurred_at), deadline=to_timestamp(clock.deadline))
+        )
+    elif isinstance(event, ClockRecomputed):
+        message.recomputed.CopyFrom(
+            sla_events_pb2.ClockRecomputed(
+                previous_deadline=to_timestamp(event.previous_deadline), deadline=to_timestamp(clock.deadline),
+                target=to_duration(clock.target),
+            )
+        )
     elif isinstance(event, ClockMet):
         message.met.CopyFrom(
             sla_events_pb2.ClockMet(
@@ -71,6 +105,24 @@ def encode_sla_event(event: ClockEvent, recorded_at: datetime) -> bytes:
             )
         )
     return message.SerializeToString()
+
+
+def status_name(value: int) -> str:
+    """'WAITING_ON_CUSTOMER' for LEG_STATUS_WAITING_ON_CUSTOMER."""
+    return types_pb2.LegStatus.Name(value).removeprefix("LEG_STATUS_") if value in types_pb2.LegStatus.values() else ""
+
+
+def emitted_of(event: sla_events_pb2.SlaEvent) -> tuple[str, str, int, float | None] | None:
+    """(handoff id, clock, sequence, warning fraction or None for a breach) for a warning or
+    breach this service emitted; None for every other change."""
+    if event.clock not in _CLOCK_FROM_PB:
+        return None
+    change = event.WhichOneof("change")
+    if change == "breached":
+        return event.handoff_id, _CLOCK_FROM_PB[event.clock], event.clock_sequence, None
+    if change == "warning":
+        return event.handoff_id, _CLOCK_FROM_PB[event.clock], event.clock_sequence, event.warning.fraction
+    return None
 
 
 def breach_of(event: sla_events_pb2.SlaEvent) -> tuple[str, str, int] | None:
@@ -88,6 +140,7 @@ def encode_state(state: LegClocks, partition: int) -> dict:
             "started_at": clock.started_at.isoformat(),
             "deadline": clock.deadline.isoformat(),
             "stopped_at": clock.stopped_at.isoformat() if clock.stopped_at else None,
+            "paused_at": clock.paused_at.isoformat() if clock.paused_at else None,
             "target": clock.target.total_seconds(),
         }
         for kind, clock in state.clocks.items()
@@ -104,6 +157,8 @@ def decode_state(document: dict) -> tuple[LegClocks, int]:
                 "started_at": datetime.fromisoformat(fields["started_at"]),
                 "deadline": datetime.fromisoformat(fields["deadline"]),
                 "stopped_at": datetime.fromisoformat(fields["stopped_at"]) if fields["stopped_at"] else None,
+                "paused_at": datetime.fromisoformat(fields["paused_at"]) if fields.get("paused_at") else None,
+                "warned": tuple(fields.get("warned", ())),
                 "target": timedelta(seconds=fields["target"]),
             }
         )

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from common.clock import Clock
 from sla import metrics
 from sla.adapters import codec
 from sla.domain import clocks
 from sla.domain.calendar import AlwaysOpen, Calendar
-from sla.domain.clocks import ClockBreached, ClockEvent, ClockMet, ClockStarted, LegClocks
+from sla.domain.clocks import ClockBreached, ClockEvent, ClockMet, ClockStarted, ClockWarning, LegClocks
 from sla.domain.dueindex import DueIndex
-from sla.domain.policy import PolicyBook
+from sla.domain.policy import Policy, PolicyBook
 
 Send = Callable[[str, bytes], Awaitable[None]]
 # A leg resolved, transferred or cancelled before anyone acknowledged it stops its ack clock
@@ -57,9 +57,15 @@ class ClockEngine:
         raw = self._table.get(handoff_id)
         return codec.decode_state(raw) if raw else (None, -1)
 
-    def _calendar(self, state: LegClocks) -> Calendar:
-        policy = self._policies.find(state.leg.department, state.leg.priority, state.leg.category)
-        return policy.calendar if policy else AlwaysOpen()
+    def _policy(self, state: LegClocks) -> Policy | None:
+        return self._policies.find(state.leg.department, state.leg.priority, state.leg.category)
+
+    def _rules(self, state: LegClocks) -> tuple[Calendar, tuple[float, ...], timedelta | None]:
+        """The leg's calendar, warning fractions and pause cap (24x7, none, none without a policy)."""
+        policy = self._policy(state)
+        if policy is None:
+            return AlwaysOpen(), (), None
+        return policy.calendar, policy.warning_fractions, policy.max_pause
 
     async def _emit(self, events: list[ClockEvent]) -> None:
         now = self._clock.now()
@@ -69,39 +75,74 @@ class ClockEngine:
             await self._send(event.leg.customer_ref, codec.encode_sla_event(event, now))
             _count(event, now)
 
-    async def on_handoff_event(self, message, partition: int) -> None:
-        """Start or stop clocks for one HandoffEvent (already decoded)."""
+    def _decide(self, message, state: LegClocks | None, at: datetime):
+        """The leg's clocks and the events after one handoff change; None when nothing changes."""
         change = message.WhichOneof("change")
-        state, _ = self._load(message.handoff_id)
-        at = codec.occurred_at(message)
-        if change == "created" and state is None:
+        if change == "created":
+            if state is not None:
+                return None
             leg = codec.leg_info(message)
             policy = self._policies.find(leg.department, leg.priority, leg.category)
             if policy is None:
                 metrics.UNCOVERED_LEGS.labels(leg.department).inc()
-                return
-            state, events = clocks.start(leg, policy, at)
-        elif change in STOPS_ACK and state is not None:
-            state, events = clocks.stop(state, clocks.ACK, at, self._calendar(state))
-        else:
+                return None
+            return clocks.start(leg, policy, at, kinds=clocks.AT_CREATION)
+        if state is None:
+            return None
+        calendar, _, max_pause = self._rules(state)
+        if change in STOPS_ACK:
+            state, events = clocks.stop(state, clocks.ACK, at, calendar, max_pause)
+            if change != "acknowledged":
+                state, more = clocks.stop(state, clocks.RESOLVE, at, calendar, max_pause)
+                events += more
+            return state, events
+        if change == "status_changed":
+            policy = self._policy(state)
+            pauses = policy.pause_states if policy else ()
+            to_status = codec.status_name(message.status_changed.to_status)
+            if to_status in pauses:
+                return clocks.pause(state, at, calendar, max_pause)
+            return clocks.resume(state, at, calendar, max_pause)
+        if change == "reopened":
+            policy = self._policy(state)
+            return clocks.reopen(state, at, policy) if policy else None
+        if change == "priority_changed":
+            priority = codec.priority_name(message.priority_changed.to_priority)
+            policy = self._policies.find(state.leg.department, priority, state.leg.category)
+            return clocks.recompute(state, policy, at, priority=priority) if policy else None
+        return None
+
+    def _index(self, state: LegClocks) -> None:
+        calendar, fractions, max_pause = self._rules(state)
+        due = clocks.next_due(state, calendar, fractions, max_pause)
+        if due is not None:
+            self._due.add(due, state.leg.handoff_id)
+
+    async def on_handoff_event(self, message, partition: int) -> None:
+        """Start, stop, pause, resume or recompute clocks for one HandoffEvent."""
+        state, _ = self._load(message.handoff_id)
+        decided = self._decide(message, state, codec.occurred_at(message))
+        if decided is None:
             return
+        state, events = decided
         # Emit before saving: a crash in between re-emits the same ids, which consumers drop.
         await self._emit(events)
         self._table[message.handoff_id] = codec.encode_state(state, partition)
-        deadline = clocks.next_deadline(state)
-        if deadline is not None:
-            self._due.add(deadline, message.handoff_id)
+        self._index(state)
 
     async def on_sla_event(self, message, partition: int) -> None:
-        """Record a breach this service emitted, so a restart does not emit it again."""
-        breach = codec.breach_of(message)
-        if breach is None:
+        """Record a warning or breach this service emitted, so a restart does not emit it again."""
+        emitted = codec.emitted_of(message)
+        if emitted is None:
             return
-        handoff_id, kind, sequence = breach
+        handoff_id, kind, sequence, fraction = emitted
         state, _ = self._load(handoff_id)
         if state is None:
             return
-        updated = clocks.record_breach(state, kind, sequence)
+        if fraction is None:
+            updated = clocks.record_breach(state, kind, sequence)
+        else:
+            updated = clocks.record_warning(state, kind, sequence, fraction)
         if updated is not state:
             self._table[handoff_id] = codec.encode_state(updated, partition)
 
@@ -110,23 +151,23 @@ class ClockEngine:
         self._due.clear()
         for raw in self._table.values():
             state, partition = codec.decode_state(raw)
-            deadline = clocks.next_deadline(state)
-            if partition in partitions and deadline is not None:
-                self._due.add(deadline, state.leg.handoff_id)
+            if partition in partitions:
+                self._index(state)
         self.indexed_partitions = partitions
 
     async def fire_due(self) -> None:
-        """Emit a breach for every clock whose deadline has passed."""
+        """Emit the warnings and breaches that have fallen due."""
         now = self._clock.now()
         for handoff_id in self._due.pop_due(now):
             state, partition = self._load(handoff_id)
             if state is None or partition not in self.indexed_partitions:
                 continue
-            state, events = clocks.breach_due(state, now)
+            calendar, fractions, max_pause = self._rules(state)
+            state, events = clocks.due_events(state, now, calendar, fractions, max_pause)
             await self._emit(events)
-            deadline = clocks.next_deadline(state)
-            if deadline is not None:
-                self._due.add(deadline, handoff_id)
+            # Until the sla agent reads them back, remember what was emitted (RecentIds drops
+            # repeats) and index what falls due next.
+            self._index(state)
         metrics.RUNNING_CLOCKS.set(len(self._due))
 
     def seconds_to_next_deadline(self) -> float | None:
@@ -139,6 +180,8 @@ def _count(event: ClockEvent, now: datetime) -> None:
     labels = (leg.department, leg.priority.lower(), clock.kind)
     if isinstance(event, ClockStarted):
         metrics.CLOCKS_STARTED.labels(*labels).inc()
+    elif isinstance(event, ClockWarning):
+        metrics.WARNINGS.labels(*labels).inc()
     elif isinstance(event, ClockBreached):
         metrics.BREACHES.labels(*labels).inc()
         metrics.BREACH_LAG.observe(max((now - clock.deadline).total_seconds(), 0.0))
