@@ -11,8 +11,8 @@ from handoff.v1 import envelope_pb2, handoff_events_pb2, sla_events_pb2, types_p
 from common.codec import from_duration, from_timestamp, to_timestamp
 from tests.unit.conftest import T0, leg_info, policy
 from sla.adapters.codec import (
-    breach_of,
     decode_state,
+    emitted_of,
     encode_sla_event,
     encode_state,
     leg_info as leg_info_of,
@@ -112,24 +112,24 @@ def test_late_clock_met_becomes_an_sla_event_with_overdue_and_elapsed():
     assert from_duration(message.met.elapsed) == ACK_TARGET + timedelta(minutes=45)
 
 
-def test_breach_of_names_the_leg_clock_and_sequence_of_a_breach():
+def test_emitted_of_names_the_leg_clock_and_sequence_of_a_breach():
     _, [event] = breach_due(started()[0], DEADLINE)
 
-    assert breach_of(parse(encode_sla_event(event, RECORDED))) == ("h-1", ACK, 1)
+    assert emitted_of(parse(encode_sla_event(event, RECORDED))) == ("h-1", ACK, 1, None)
 
 
-def test_breach_of_ignores_every_other_change():
+def test_emitted_of_ignores_a_clock_start():
     _, [event] = started()
 
-    assert breach_of(parse(encode_sla_event(event, RECORDED))) is None
+    assert emitted_of(parse(encode_sla_event(event, RECORDED))) is None
 
 
-def test_breach_of_ignores_a_breach_of_an_unknown_clock_kind():
+def test_emitted_of_ignores_a_breach_of_an_unknown_clock_kind():
     message = sla_events_pb2.SlaEvent(
         handoff_id="h-1", clock=types_pb2.CLOCK_KIND_UNSPECIFIED, breached=sla_events_pb2.ClockBreached()
     )
 
-    assert breach_of(message) is None
+    assert emitted_of(message) is None
 
 
 @pytest.mark.parametrize(

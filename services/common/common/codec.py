@@ -50,6 +50,10 @@ class MalformedRecord(ValueError):
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+# ClockKind values and the clock names the domain uses.
+CLOCK_NAMES = {types_pb2.CLOCK_KIND_ACK: "ack", types_pb2.CLOCK_KIND_RESOLVE: "resolve"}
+
+
 def priority_name(value: int) -> str:
     """'HIGH' for PRIORITY_HIGH; unset or unknown values count as NORMAL."""
     if value not in types_pb2.Priority.values() or value == types_pb2.PRIORITY_UNSPECIFIED:

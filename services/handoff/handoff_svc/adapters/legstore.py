@@ -23,6 +23,7 @@ from handoff_svc.domain.legs import HandoffEvent, Leg, apply
 
 log = logging.getLogger(__name__)
 FEEDS: tuple[TopicSpec, ...] = (HANDOFF_EVENTS, SLA_EVENTS, CONTACTS)
+_FEED_BY_NAME = {spec.name: spec for spec in FEEDS}
 
 
 class LegStore:
@@ -132,7 +133,7 @@ class LegFeed:
                 self._progress.notify_all()
 
     def _apply(self, topic: str, record) -> None:
-        spec = next(s for s in FEEDS if s.name == topic)
+        spec = _FEED_BY_NAME[topic]
         try:
             message = decode(spec, record.value)
             if spec is HANDOFF_EVENTS:

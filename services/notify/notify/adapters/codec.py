@@ -6,12 +6,11 @@ from datetime import datetime
 
 from handoff.v1 import notifications_pb2, sla_events_pb2, types_pb2
 
-from common.codec import from_timestamp, new_envelope, priority_name, to_timestamp
+from common.codec import CLOCK_NAMES, from_timestamp, new_envelope, priority_name, to_timestamp
 from notify.domain.notifications import BREACH, Breach, Notification
 
 SOURCE = "notify"
 _KINDS = {BREACH: notifications_pb2.NOTIFICATION_KIND_BREACH}
-_CLOCKS = {types_pb2.CLOCK_KIND_ACK: "ack", types_pb2.CLOCK_KIND_RESOLVE: "resolve"}
 
 
 def breach_from(event: sla_events_pb2.SlaEvent) -> Breach | None:
@@ -26,7 +25,7 @@ def breach_from(event: sla_events_pb2.SlaEvent) -> Breach | None:
         department=event.department,
         priority=priority_name(event.priority),
         category=event.category,
-        clock=_CLOCKS.get(event.clock, "ack"),
+        clock=CLOCK_NAMES.get(event.clock, "ack"),
         deadline=from_timestamp(event.breached.deadline),
     )
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from handoff.v1 import handoff_events_pb2, sla_events_pb2, types_pb2
 
-from common.codec import from_timestamp, new_envelope, priority_name, to_duration, to_timestamp
+from common.codec import CLOCK_NAMES, from_timestamp, new_envelope, priority_name, to_duration, to_timestamp
 from sla.domain.clocks import (
     ACK,
     RESOLVE,
@@ -25,8 +25,8 @@ from sla.domain.clocks import (
 )
 
 SOURCE = "sla"
-_CLOCK_TO_PB = {ACK: types_pb2.CLOCK_KIND_ACK, RESOLVE: types_pb2.CLOCK_KIND_RESOLVE}
-_CLOCK_FROM_PB = {v: k for k, v in _CLOCK_TO_PB.items()}
+_CLOCK_FROM_PB = CLOCK_NAMES
+_CLOCK_TO_PB = {name: value for value, name in CLOCK_NAMES.items()}
 
 
 def leg_info(event: handoff_events_pb2.HandoffEvent) -> LegInfo:
@@ -123,13 +123,6 @@ def emitted_of(event: sla_events_pb2.SlaEvent) -> tuple[str, str, int, float | N
     if change == "warning":
         return event.handoff_id, _CLOCK_FROM_PB[event.clock], event.clock_sequence, event.warning.fraction
     return None
-
-
-def breach_of(event: sla_events_pb2.SlaEvent) -> tuple[str, str, int] | None:
-    """(handoff id, clock kind, sequence) when `event` is a breach, else None."""
-    if event.WhichOneof("change") != "breached" or event.clock not in _CLOCK_FROM_PB:
-        return None
-    return event.handoff_id, _CLOCK_FROM_PB[event.clock], event.clock_sequence
 
 
 def encode_state(state: LegClocks, partition: int) -> dict:

@@ -170,10 +170,6 @@ class ClockEngine:
             self._index(state)
         metrics.RUNNING_CLOCKS.set(len(self._due))
 
-    def seconds_to_next_deadline(self) -> float | None:
-        deadline = self._due.next_deadline()
-        return None if deadline is None else (deadline - self._clock.now()).total_seconds()
-
 
 def _count(event: ClockEvent, now: datetime) -> None:
     leg, clock = event.leg, event.clock
