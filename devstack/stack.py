@@ -30,13 +30,16 @@ class Stack:
         bootstrap: str | None = None,
         log_level: str = "INFO",
         ports: dict[str, tuple[int, int]] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
-        """`ports` maps a service to its (gRPC, metrics) ports; unlisted services take free ones."""
+        """`ports` maps a service to its (gRPC, metrics) ports; unlisted services take free ones.
+        `env` adds settings every service process gets (e.g. SLA_CLOCK=event)."""
         self.workdir = workdir
         self._policy_file = policy_file.resolve()
         self._external_bootstrap = bootstrap
         self._log_level = log_level
         self._ports = ports or {}
+        self._env = env or {}
         self.kafka: LocalKafka | None = None
         self.services: dict[str, ServiceProcess] = {}
 
@@ -62,6 +65,7 @@ class Stack:
             "INSTANCE": instance,
             "AUTH_TOKENS_FILE": str(TOKENS_FILE),
             "CUSTOMER_REF_KEY": DEV_CUSTOMER_REF_KEY,
+            **self._env,
         }
 
     def start_kafka(self) -> None:

@@ -401,3 +401,98 @@ def test_pause_states_given_as_one_word_instead_of_a_list_is_refused(policy_file
 
     with pytest.raises(PolicyFileError, match=rf"^{re.escape(str(path))}:4: .*pause_states"):
         load_policies(path)
+
+
+DEMO = SHIPPED.with_name("demo-sla-policies.yaml")
+SHIPPED_COSTS = {"call": 450, "chat": 250, "email": 300, "messaging": 200}
+# A repeat_contacts section on lines 10 to 17, after GOOD_HEAD.
+REPEATS = """\
+repeat_contacts:
+  window: 3d
+  transfer_grace: 10m
+  currency: GBP
+  cost_per_contact:
+    call: 500
+    chat: 300
+    email: 350
+"""
+
+
+@pytest.mark.parametrize(
+    "path, window, grace",
+    [(SHIPPED, timedelta(days=7), timedelta(minutes=15)), (DEMO, timedelta(minutes=10), timedelta(seconds=20))],
+    ids=["shipped", "demo"],
+)
+def test_the_shipped_files_price_repeats_on_every_channel(path, window, grace):
+    rules = load_policies(path, years=[2026]).repeats
+
+    assert (rules.window, rules.transfer_grace, rules.currency) == (window, grace, "EUR")
+    assert rules.cost_per_contact == SHIPPED_COSTS
+
+
+def test_a_repeat_contacts_section_sets_window_grace_currency_and_costs(policy_file):
+    rules = load_policies(policy_file(GOOD_HEAD + REPEATS)).repeats
+
+    assert (rules.window, rules.transfer_grace, rules.currency) == (timedelta(days=3), timedelta(minutes=10), "GBP")
+    assert (rules.cost_of("call"), rules.cost_of("email"), rules.cost_of("messaging")) == (500, 350, 0)
+
+
+@pytest.mark.parametrize(
+    "section, window, grace, costs",
+    [
+        ("", timedelta(days=7), timedelta(minutes=15), {}),
+        ("repeat_contacts:\n", timedelta(days=7), timedelta(minutes=15), {}),
+        ("repeat_contacts: {window: 1d}\n", timedelta(days=1), timedelta(minutes=15), {}),
+        ("repeat_contacts:\n  window: 5m\n  transfer_grace: 30s\n", timedelta(minutes=5), timedelta(seconds=30), {}),
+        ("repeat_contacts:\n  cost_per_contact: {call: 0, chat: 250}\n", timedelta(days=7), timedelta(minutes=15),
+         {"call": 0, "chat": 250}),
+    ],
+    ids=["no-section", "empty-section", "window-only", "shorter-window-and-grace-together", "flow-mapping-costs"],
+)
+def test_every_repeat_contacts_key_is_optional(policy_file, section, window, grace, costs):
+    rules = load_policies(policy_file(GOOD_HEAD + section)).repeats
+
+    assert (rules.window, rules.transfer_grace, rules.currency, rules.cost_per_contact) == (window, grace, "EUR", costs)
+
+
+@pytest.mark.parametrize(
+    "old, new, line, reason",
+    [
+        ("window: 3d", "window: 3 days", 11, "repeat_contacts: window: '3 days' is not a duration"),
+        ("window: 3d", "window: 5m", 12, "repeat_contacts: transfer_grace: 0:10:00 must be at least zero and shorter"),
+        ("transfer_grace: 10m", "transfer_grace: 4d", 12, "transfer_grace: 4 days, 0:00:00 must be"),
+        ("  window: 3d\n  transfer_grace: 10m\n", "  window: 10m\n", 10,
+         "transfer_grace: 0:15:00 must be at least zero and shorter than the window (0:10:00)"),
+        ("currency: GBP", "currency: gbp", 13, "repeat_contacts: currency: 'gbp' is not an ISO 4217 code such as EUR"),
+        ("currency: GBP", "currency: 826", 13, "repeat_contacts: currency: '826' is not an ISO 4217 code"),
+        ("chat: 300", "fax: 300", 16, "repeat_contacts: cost_per_contact: unknown channel 'fax'; "
+                                      "use call, chat, email, messaging"),
+        ("email: 350", "email: -1", 17, "repeat_contacts: cost_per_contact: email: -1 is not a whole, non-negative"),
+        ("call: 500", "call: 4.50", 15, "cost_per_contact: call: 4.5 is not a whole"),
+        ("call: 500", "call: yes", 15, "cost_per_contact: call: True is not a whole"),
+        ("  cost_per_contact:\n    call: 500\n    chat: 300\n    email: 350\n", "  cost_per_contact: 450\n", 14,
+         "repeat_contacts: cost_per_contact: must be a mapping of channel to minor units"),
+        ("  currency: GBP\n", "  currency: GBP\n  colour: red\n", 14, "repeat_contacts: unknown keys ['colour']; "
+                                                                     "use window, transfer_grace, currency"),
+        (REPEATS, "repeat_contacts: 7d\n", 10, "repeat_contacts must be a mapping such as {window: 7d}"),
+    ],
+    ids=[
+        "bad-window", "window-shorter-than-the-grace", "grace-longer-than-the-window",
+        "window-shorter-than-the-default-grace", "lower-case-currency", "numeric-currency", "unknown-channel",
+        "negative-cost", "fractional-cost", "boolean-cost", "costs-not-a-mapping", "unknown-key",
+        "section-not-a-mapping",
+    ],
+)
+def test_a_bad_repeat_contacts_section_names_the_file_the_line_and_the_reason(policy_file, old, new, line, reason):
+    # given
+    assert old in REPEATS
+    path = policy_file(GOOD_HEAD + REPEATS.replace(old, new))
+
+    # when
+    with pytest.raises(PolicyFileError) as raised:
+        load_policies(path)
+
+    # then
+    message = str(raised.value)
+    assert message.startswith(f"{path}:{line}: "), message
+    assert reason in message, message

@@ -55,7 +55,7 @@ def test_all_topic_names_lists_each_topic_and_its_dead_letter_topic():
 def test_each_stream_app_has_its_own_id_and_tables():
     assert set(TABLES) == {HANDOFF_APP, SLA_APP, NOTIFY_APP}
     assert len({HANDOFF_APP, SLA_APP, NOTIFY_APP}) == 3
-    assert TABLES == {HANDOFF_APP: ("legs", "requests"), SLA_APP: ("clocks",), NOTIFY_APP: ("requested",)}
+    assert TABLES == {HANDOFF_APP: ("legs", "requests"), SLA_APP: ("clocks", "customers"), NOTIFY_APP: ("requested",)}
 
 
 def test_changelog_names_are_app_table_changelog_for_every_table():

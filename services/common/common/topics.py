@@ -50,7 +50,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
 HANDOFF_APP, SLA_APP, NOTIFY_APP = "handoff-legs", "handoff-sla", "handoff-notify"
 TABLES: dict[str, tuple[str, ...]] = {
     HANDOFF_APP: ("legs", "requests"),
-    SLA_APP: ("clocks",),
+    SLA_APP: ("clocks", "customers"),
     NOTIFY_APP: ("requested",),
 }
 

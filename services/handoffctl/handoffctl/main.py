@@ -1,6 +1,7 @@
-"""handoffctl: the command line for handoffs; one command per HandoffService call, plus `watch`.
+"""handoffctl: the command line for handoffs; one command per HandoffService and SlaService
+call, plus `watch`.
 
-Commands live in modules by subject (handoffs, customers, notifications); this module
+Commands live in modules by subject (handoffs, customers, sla, notifications); this module
 builds the app and lists them in the order `--help` shows them.
 """
 
@@ -8,12 +9,12 @@ from __future__ import annotations
 
 import typer
 
-from handoffctl import customers, handoffs, importing, notifications
+from handoffctl import customers, handoffs, importing, notifications, sla
 
 # One line per paragraph: rich re-wraps help text to the terminal's width.
-HELP = """Track handoffs between contact-centre departments: open legs, move them through their states, read them, record customer contacts and watch notifications.
+HELP = """Track handoffs between contact-centre departments: open legs, move them through their states, read them, record customer contacts, read SLA clocks, scorecards and breaches, and watch notifications.
 
-Commands reach the handoff service at --handoff (or HANDOFF_GRPC; default 127.0.0.1:50051), `watch` the notify service at --notify (or NOTIFY_GRPC; default 127.0.0.1:50053). Every command needs --token (or HANDOFF_TOKEN); --ca (or HANDOFF_CA) turns on TLS. Output is a table, or JSON with --json. A failed call prints `error CODE: details` on stderr and exits 1.
+Commands reach the handoff service at --handoff (or HANDOFF_GRPC; default 127.0.0.1:50051); `sla`, `scorecard` and `breaches` the sla service at --sla (or SLA_GRPC; default 127.0.0.1:50052); `watch` the notify service at --notify (or NOTIFY_GRPC; default 127.0.0.1:50053). Every command needs --token (or HANDOFF_TOKEN); --ca (or HANDOFF_CA) turns on TLS. Output is a table, or JSON with --json. A failed call prints `error CODE: details` on stderr and exits 1.
 
 Examples:
 
@@ -32,6 +33,12 @@ Examples:
   handoffctl contact --customer cust-042 --channel call --case CASE-1
 
   handoffctl timeline --customer cust-042 --json
+
+  handoffctl sla HANDOFF_ID
+
+  handoffctl scorecard --department billing --from 2025-03-01 --to 2025-04-01 --token dev-token-billing
+
+  handoffctl breaches --department billing --since 2025-03-01 --all
 
   handoffctl watch billing --count 1
 
@@ -53,6 +60,9 @@ COMMANDS = {
     "list": handoffs.list_handoffs,
     "contact": customers.contact,
     "timeline": customers.timeline,
+    "sla": sla.sla,
+    "scorecard": sla.scorecard,
+    "breaches": sla.breaches,
     "watch": notifications.watch,
     "import": importing.import_history,
 }

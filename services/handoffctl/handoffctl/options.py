@@ -55,6 +55,7 @@ HandoffAddress = Annotated[
 NotifyAddress = Annotated[
     str, typer.Option("--notify", envvar="NOTIFY_GRPC", help="Address of the notify service.")
 ]
+SlaAddress = Annotated[str, typer.Option("--sla", envvar="SLA_GRPC", help="Address of the sla service.")]
 Token = Annotated[str, typer.Option("--token", envvar="HANDOFF_TOKEN", help="Bearer token of the caller.")]
 CaFile = Annotated[
     Optional[Path], typer.Option("--ca", envvar="HANDOFF_CA", help="CA certificate: connect with TLS.")

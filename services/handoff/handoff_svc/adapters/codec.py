@@ -87,9 +87,10 @@ def encode_event(event: legs.HandoffEvent, event_id: str, recorded_at: datetime,
 
 
 def decode_event(message: events_pb2.HandoffEvent) -> legs.HandoffEvent | None:
-    """The domain event in a HandoffEvent record; None for a record without a change."""
+    """The domain event in a HandoffEvent record; None for a record without a leg's change
+    (nothing set, or an event-time heartbeat)."""
     change = message.WhichOneof("change")
-    if change is None:
+    if change is None or change == "heartbeat":
         return None
     if change == "created":
         created = message.created

@@ -8,22 +8,15 @@ write (on any replica) see that write.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections import defaultdict
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from common.codec import MalformedRecord, decode
-from common.kafkaio import topic_partitions
+from common.feed import TopicFeed
 from common.topics import CONTACTS, HANDOFF_EVENTS, SLA_EVENTS, TopicSpec
 from handoff_svc.adapters.codec import decode_contact, decode_event
 from handoff_svc.domain.contacts import Contact
 from handoff_svc.domain.legs import HandoffEvent, Leg, apply
 
-log = logging.getLogger(__name__)
 FEEDS: tuple[TopicSpec, ...] = (HANDOFF_EVENTS, SLA_EVENTS, CONTACTS)
-_FEED_BY_NAME = {spec.name: spec for spec in FEEDS}
 
 
 class LegStore:
@@ -76,75 +69,20 @@ class LegStore:
         self._contacts[contact.customer_ref][contact.contact_id] = contact
 
 
-class LegFeed:
+class LegFeed(TopicFeed):
     """Tails the feed topics from the beginning into a LegStore."""
 
     def __init__(self, bootstrap: str, store: LegStore) -> None:
+        super().__init__(bootstrap, FEEDS, self._apply_message, name="leg-feed")
         self._store = store
-        self._bootstrap = bootstrap
-        self._consumer: AIOKafkaConsumer | None = None
-        self._partitions: list[TopicPartition] = []
-        self._read_up_to: dict[TopicPartition, int] = {}
-        self._progress = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Read every partition up to its current end, then keep following in the background."""
-        for topic in FEEDS:
-            self._partitions += [TopicPartition(topic.name, p) for p in await topic_partitions(self._bootstrap, topic.name)]
-        # Kafka clients bind to the running loop, so they are made here, not in __init__.
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-            fetch_max_wait_ms=20,
-        )
-        await self._consumer.start()
-        self._consumer.assign(self._partitions)
-        await self._consumer.seek_to_beginning(*self._partitions)
-        self._task = asyncio.create_task(self._follow(), name="leg-feed")
-        await self.caught_up(timeout=None)
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._consumer:
-            await self._consumer.stop()
-
-    async def caught_up(self, timeout: float | None = 5.0) -> None:
-        """Wait until every record written before this call has been applied."""
-        ends = await self._consumer.end_offsets(self._partitions)
-
-        def done() -> bool:
-            return all(self._read_up_to.get(tp, 0) >= end for tp, end in ends.items())
-
-        async with self._progress:
-            await asyncio.wait_for(self._progress.wait_for(done), timeout)
-
-    async def _follow(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
-            for tp, records in batches.items():
-                for record in records:
-                    self._apply(tp.topic, record)
-            # Everything the consumer has handed out is applied, so its positions are ours.
-            for tp in self._partitions:
-                self._read_up_to[tp] = await self._consumer.position(tp)
-            async with self._progress:
-                self._progress.notify_all()
-
-    def _apply(self, topic: str, record) -> None:
-        spec = _FEED_BY_NAME[topic]
-        try:
-            message = decode(spec, record.value)
-            if spec is HANDOFF_EVENTS:
-                event = decode_event(message)
-                if event is not None:
-                    self._store.apply(message.envelope.event_id, event)
-            elif spec is SLA_EVENTS:
-                if message.WhichOneof("change") == "breached":
-                    self._store.record_breach(message.handoff_id)
-            else:
-                self._store.record_contact(decode_contact(message))
-        except (MalformedRecord, ValueError, KeyError) as error:
-            # The sla service dead-letters malformed records; a read model only skips them.
-            log.warning("skipping unreadable %s record at offset %s: %s", topic, record.offset, error)
+    def _apply_message(self, spec: TopicSpec, message) -> None:
+        if spec is HANDOFF_EVENTS:
+            event = decode_event(message)
+            if event is not None:
+                self._store.apply(message.envelope.event_id, event)
+        elif spec is SLA_EVENTS:
+            if message.WhichOneof("change") == "breached":
+                self._store.record_breach(message.handoff_id)
+        else:
+            self._store.record_contact(decode_contact(message))

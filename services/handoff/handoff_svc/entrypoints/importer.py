@@ -7,7 +7,9 @@ source "import", which the handoff service folds into its legs. (Kafka's own rec
 timestamp stays the time of writing: months-old timestamps would put the records straight
 out of the topic's time-based retention.) If writing stops part-way (a broker failure,
 Ctrl-C), the count Kafka acknowledged is reported (`ImportInterrupted`); re-running is safe
-because every event id derives from its row and consumers skip ids they have applied.
+because every event id derives from its row and consumers skip ids they have applied. When all is written, an event-time heartbeat at the last
+imported instant goes to every partition of handoff.events.v1, so sla workers on event time
+fire what fell due by then.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from rich.text import Text
 from common.clock import Clock, WallClock
 from common.codec import decode
 from common.kafkaio import partition_for, topic_partitions
+from common.ticks import send_heartbeats
 from common.topics import CONTACTS, HANDOFF_EVENTS
 from handoff_svc.adapters import codec, csvimport
 from handoff_svc.adapters.csvimport import Imported, RowError
@@ -153,7 +156,12 @@ async def _write(bootstrap: str, plan: csvimport.ImportPlan, schedule: list[csvi
     await producer.start()
     try:
         records = (kafka_record(plan.event(moment), recorded_at) for moment in schedule)
-        return await send_all(producer, records, partitions, len(schedule), advance)
+        written = await send_all(producer, records, partitions, len(schedule), advance)
+        if schedule:
+            # Everything up to the last imported instant is written: a heartbeat behind it on
+            # every partition lets sla workers on event time fire what fell due by then.
+            await send_heartbeats(bootstrap, schedule[-1][0], IMPORT_SOURCE, recorded_at, producer)
+        return written
     finally:
         await producer.stop()
 

@@ -158,3 +158,8 @@ def decode_state(document: dict) -> tuple[LegClocks, int]:
         for kind, fields in document["clocks"].items()
     }
     return LegClocks(LegInfo(**document["leg"]), clocks), document["partition"]
+
+
+def breach_deadline(event: sla_events_pb2.SlaEvent) -> datetime:
+    """The deadline a breached SlaEvent passed."""
+    return from_timestamp(event.breached.deadline)

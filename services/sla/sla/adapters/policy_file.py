@@ -14,6 +14,7 @@ import yaml
 
 from sla.domain.calendar import MIDNIGHT, AlwaysOpen, Calendar, Window, WorkingHours, day_windows
 from sla.domain.policy import ANY, Policy, PolicyBook
+from sla.domain.repeats import InvalidRules, RepeatRules
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _PRIORITIES = {ANY, "LOW", "NORMAL", "HIGH", "URGENT"}
@@ -239,6 +240,38 @@ def _policy(entry: Any, calendars: dict[str, Calendar], defaults: dict[str, Any]
     ).with_version()
 
 
+def _repeat_rules(section: Any) -> RepeatRules:
+    """The optional `repeat_contacts` section; an error's `where` leads to the key at fault."""
+    if section is None:
+        return RepeatRules()
+    if not isinstance(section, dict):
+        raise _Invalid(f"repeat_contacts must be a mapping such as {{window: 7d}}, not {section!r}")
+    unknown = sorted(set(section) - {"__line__", *_REPEAT_READERS}, key=str)
+    if unknown:
+        raise _Invalid(f"repeat_contacts: unknown keys {unknown}; use {', '.join(_REPEAT_READERS)}", unknown[0])
+    values: dict[str, Any] = {}
+    for key in (key for key in _REPEAT_READERS if key in section):
+        try:
+            values[key] = _REPEAT_READERS[key](section[key])
+        except ValueError as error:
+            raise _Invalid(f"repeat_contacts: {key}: {error}", key) from None
+    try:
+        return RepeatRules(**values)
+    except InvalidRules as error:
+        raise _Invalid(f"repeat_contacts: {error}", *error.where) from None
+
+
+def _costs(spec: Any) -> dict[Any, Any]:
+    """{call: 450, ...}; the rules themselves check channels and amounts."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"must be a mapping of channel to minor units such as {{call: 450}}, not {spec!r}")
+    return {channel: cost for channel, cost in spec.items() if channel != "__line__"}
+
+
+_REPEAT_READERS = {"window": parse_duration, "transfer_grace": parse_duration, "currency": str,
+                   "cost_per_contact": _costs}
+
+
 def _line(node: Any, parent: dict[str, Any]) -> int:
     """The line a mapping starts on; for a scalar, the line of the mapping that holds it."""
     return node.get("__line__", 0) if isinstance(node, dict) else parent.get("__line__", 0)
@@ -280,4 +313,9 @@ def load_policies(path: Path, years: Iterable[int] | None = None) -> PolicyBook:
             policies.append(_policy(entry, calendars, defaults))
         except (ValueError, TypeError) as error:
             raise PolicyFileError(f"{path}:{_line(entry, document)}: {error}") from None
-    return PolicyBook(tuple(policies))
+    try:
+        repeats = _repeat_rules(document.get("repeat_contacts"))
+    except _Invalid as error:
+        where = ("repeat_contacts", *error.where)
+        raise PolicyFileError(f"{path}:{_line_of(text, where, 1)}: {error}") from None
+    return PolicyBook(tuple(policies), repeats)

@@ -361,3 +361,20 @@ def next_due(state: LegClocks, calendar: Calendar, fractions: Iterable[float] = 
     fractions = tuple(fractions)
     instants = (_next_instant(c, calendar, fractions, max_pause) for c in state.clocks.values())
     return min((i for i in instants if i is not None), default=None)
+
+
+
+def breached_by(state: LegClocks, at: datetime, calendar: Calendar,
+                max_pause: timedelta | None = None) -> datetime | None:
+    """The earliest instant, at or before `at`, at which one of the leg's clocks breached.
+
+    Counts breaches recorded, clocks stopped after their deadline, and breaches that were
+    due by `at` but not emitted yet (the timer had not got there).
+    """
+    _, due = due_events(state, at, calendar, (), max_pause)
+    breaches = [event.clock.deadline for event in due if isinstance(event, ClockBreached)]
+    breaches += [
+        c.deadline for c in state.clocks.values()
+        if c.deadline <= at and (c.breached or (c.stopped_at is not None and c.stopped_at > c.deadline))
+    ]
+    return min(breaches, default=None)

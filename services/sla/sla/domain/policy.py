@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sla.domain.calendar import Calendar
+from sla.domain.repeats import RepeatRules
 
 ANY = "*"
 
@@ -57,9 +58,13 @@ class Policy:
 
 @dataclass(frozen=True)
 class PolicyBook:
-    """Every policy; the most specific match wins (department, then priority, then category)."""
+    """Every policy; the most specific match wins (department, then priority, then category).
+
+    `repeats` holds the repeat-contact rules of the same file.
+    """
 
     policies: tuple[Policy, ...]
+    repeats: RepeatRules = field(default_factory=RepeatRules)
 
     def find(self, department: str, priority: str, category: str = "") -> Policy | None:
         """The policy for a leg, or None when no policy covers it."""

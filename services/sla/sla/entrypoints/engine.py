@@ -2,16 +2,19 @@
 
 Kept apart from faust wiring so each step reads as decode -> domain -> encode. State
 writes happen only inside stream iteration (faust requires it); the timer emits breaches
-and learns them back through the sla agent, which records them in the table.
+and learns them back through the sla agent, which records them in the table. A handoff
+event awaits its sends between reading and writing a leg's clocks, so a lock keeps the
+sla agent's writes from landing in between and being overwritten.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime, timedelta
 
-from common.clock import Clock
+from common.clock import Clock, WallClock
 from sla import metrics
 from sla.adapters import codec
 from sla.domain import clocks
@@ -44,13 +47,19 @@ class RecentIds:
 
 
 class ClockEngine:
-    def __init__(self, table: MutableMapping[str, dict], policies: PolicyBook, clock: Clock, send: Send) -> None:
+    """`clock` decides what is due (wall time, or event time in replay); `recorded` stamps
+    each event's recorded_at (always wall time)."""
+
+    def __init__(self, table: MutableMapping[str, dict], policies: PolicyBook, clock: Clock, send: Send,
+                 recorded: Clock | None = None) -> None:
         self._table = table
         self._policies = policies
         self._clock = clock
+        self._recorded = recorded or WallClock()
         self._send = send
         self._due = DueIndex()
         self._recent = RecentIds()
+        self._lock = asyncio.Lock()
         self.indexed_partitions: frozenset[int] = frozenset()
 
     def _load(self, handoff_id: str) -> tuple[LegClocks | None, int]:
@@ -68,11 +77,11 @@ class ClockEngine:
         return policy.calendar, policy.warning_fractions, policy.max_pause
 
     async def _emit(self, events: list[ClockEvent]) -> None:
-        now = self._clock.now()
+        recorded_at, now = self._recorded.now(), self._clock.now()
         for event in events:
             if not self._recent.add(event.event_id):
                 continue
-            await self._send(event.leg.customer_ref, codec.encode_sla_event(event, now))
+            await self._send(event.leg.customer_ref, codec.encode_sla_event(event, recorded_at))
             _count(event, now)
 
     def _decide(self, message, state: LegClocks | None, at: datetime):
@@ -89,7 +98,20 @@ class ClockEngine:
             return clocks.start(leg, policy, at, kinds=clocks.AT_CREATION)
         if state is None:
             return None
-        calendar, _, max_pause = self._rules(state)
+        # What fell due before this change is emitted first, whether or not the timer got
+        # there: the events then depend only on the leg's history, not on timing, which is
+        # what makes a replay on event time emit what live processing emitted.
+        calendar, fractions, max_pause = self._rules(state)
+        state, due = clocks.due_events(state, at, calendar, fractions, max_pause)
+        decided = self._change(change, message, state, at, calendar, max_pause)
+        if decided is None:
+            return (state, due) if due else None
+        state, events = decided
+        return state, due + events
+
+    def _change(self, change: str, message, state: LegClocks, at: datetime, calendar: Calendar,
+                max_pause: timedelta | None):
+        """The leg's clocks and events after a change to an existing leg; None when nothing changes."""
         if change in STOPS_ACK:
             state, events = clocks.stop(state, clocks.ACK, at, calendar, max_pause)
             if change != "acknowledged":
@@ -118,20 +140,29 @@ class ClockEngine:
         if due is not None:
             self._due.add(due, state.leg.handoff_id)
 
-    async def on_handoff_event(self, message, partition: int) -> None:
-        """Start, stop, pause, resume or recompute clocks for one HandoffEvent."""
+    async def on_handoff_event(self, message, partition: int) -> list[ClockEvent]:
+        """Start, stop, pause, resume or recompute clocks for one HandoffEvent; the events decided."""
+        async with self._lock:
+            return await self._apply(message, partition)
+
+    async def _apply(self, message, partition: int) -> list[ClockEvent]:
         state, _ = self._load(message.handoff_id)
         decided = self._decide(message, state, codec.occurred_at(message))
         if decided is None:
-            return
+            return []
         state, events = decided
         # Emit before saving: a crash in between re-emits the same ids, which consumers drop.
         await self._emit(events)
         self._table[message.handoff_id] = codec.encode_state(state, partition)
         self._index(state)
+        return events
 
     async def on_sla_event(self, message, partition: int) -> None:
         """Record a warning or breach this service emitted, so a restart does not emit it again."""
+        async with self._lock:
+            self._record(message, partition)
+
+    def _record(self, message, partition: int) -> None:
         emitted = codec.emitted_of(message)
         if emitted is None:
             return
@@ -145,6 +176,14 @@ class ClockEngine:
             updated = clocks.record_warning(state, kind, sequence, fraction)
         if updated is not state:
             self._table[handoff_id] = codec.encode_state(updated, partition)
+
+    def breached_by(self, handoff_id: str, at: datetime) -> datetime | None:
+        """When one of the leg's clocks breached, if it had by `at` (emitted yet or not)."""
+        state, _ = self._load(handoff_id)
+        if state is None:
+            return None
+        calendar, _, max_pause = self._rules(state)
+        return clocks.breached_by(state, at, calendar, max_pause)
 
     def rebuild(self, partitions: frozenset[int]) -> None:
         """Re-index the running clocks of the partitions this worker now owns."""
@@ -183,7 +222,5 @@ def _count(event: ClockEvent, now: datetime) -> None:
         metrics.BREACH_LAG.observe(max((now - clock.deadline).total_seconds(), 0.0))
     elif isinstance(event, ClockMet):
         metrics.MET.labels(*labels, "late" if event.late else "in_time").inc()
-        if clock.kind == clocks.ACK:
-            metrics.TIME_TO_ACKNOWLEDGE.labels(leg.department, leg.priority.lower()).observe(
-                event.elapsed.total_seconds()
-            )
+        spent = metrics.TIME_TO_ACKNOWLEDGE if clock.kind == clocks.ACK else metrics.TIME_TO_RESOLVE
+        spent.labels(leg.department, leg.priority.lower()).observe(event.elapsed.total_seconds())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.clock import WallClock
+from common.clock import Clock, EventTime, WallClock
 from common.faustapp import run_worker
 from common.runtime import fail_start
 from common.security import server_security
@@ -13,14 +13,26 @@ from sla.adapters.policy_file import PolicyFileError, load_policies
 from sla.entrypoints.app import build
 
 
+# SLA_CLOCK: "wall" in production; "event" for replay and simulation (DESIGN.md section 5.6).
+CLOCKS: dict[str, type] = {"wall": WallClock, "event": EventTime}
+
+
+def clock_setting(value: str) -> Clock:
+    """The clock SLA_CLOCK names."""
+    if value not in CLOCKS:
+        raise SettingsError(f"SLA_CLOCK={value!r} is not one of: {', '.join(CLOCKS)}")
+    return CLOCKS[value]()
+
+
 def main() -> None:
     try:
         settings = service_settings("sla")
         security = server_security(security_settings())
         policies = load_policies(Path(setting("SLA_POLICY_FILE", "config/sla-policies.yaml")))
+        clock = clock_setting(setting("SLA_CLOCK", "wall"))
     except (SettingsError, PolicyFileError) as error:
         fail_start(str(error))
-    app, side = build(settings, security, policies, WallClock())
+    app, side = build(settings, security, policies, clock)
     run_worker(app, side, settings.log_level)
 
 

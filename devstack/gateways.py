@@ -1,0 +1,52 @@
+"""Start a channel gateway (webhook, email, log) as a child process, for tests and the dev stack.
+
+Each gateway takes free loopback ports and reports them in its ready line; the returned
+ServiceProcess stops it by its pid (SIGTERM, then SIGKILL after a timeout).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from devstack.processes import ServiceProcess, start_service
+
+KINDS = ("webhook", "email", "log")
+# Development defaults only; production sets its own tokens and secrets (deploy/).
+TOKENS_FILE = Path(__file__).resolve().parent.parent / "config" / "tokens.example.yaml"
+DEV_WEBHOOK_SECRETS = '{"*": "dev-only-webhook-secret"}'
+DEV_SMTP = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": "1025", "SMTP_FROM": "handoff@localhost"}
+
+
+def gateway_env(kind: str, workdir: Path) -> dict[str, str]:
+    """The environment a `kind` gateway of a dev stack under `workdir` runs with by default."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown gateway kind {kind!r}; expected one of {', '.join(KINDS)}")
+    data_dir = workdir / "data" / f"gateway-{kind}"
+    env = {
+        "GATEWAY_KIND": kind,
+        "GRPC_PORT": "0",
+        "METRICS_PORT": "0",
+        "DATA_DIR": str(data_dir),
+        "INSTANCE": f"gateway-{kind}-1",
+        "AUTH_TOKENS_FILE": str(TOKENS_FILE),
+    }
+    if kind == "webhook":
+        env["WEBHOOK_SECRETS"] = DEV_WEBHOOK_SECRETS
+    elif kind == "email":
+        env.update(DEV_SMTP)
+    else:
+        env["LOG_FILE"] = str(data_dir / "deliveries.jsonl")
+    return env
+
+
+def start_gateway(
+    kind: str, workdir: Path, env: dict[str, str] | None = None, timeout: float = 30
+) -> tuple[ServiceProcess, str]:
+    """Run `python -m gateways` of `kind` with `env` over the defaults; returns it and its gRPC address.
+
+    Raises devstack.processes.ServiceFailed, with the log's tail, when it exits or is not
+    ready within `timeout`. Its log is `workdir/logs/gateway-<kind>.log`.
+    """
+    settings = {**gateway_env(kind, workdir), **(env or {})}
+    process = start_service(f"gateway-{kind}", "gateways", settings, workdir / "logs", timeout)
+    return process, process.grpc

@@ -1,0 +1,100 @@
+"""Tailing topics from the beginning into an in-memory read model, on every replica.
+
+A read model assigns itself every partition of its topics (no consumer group: each
+replica reads everything), seeks to the beginning and follows in a background task.
+`caught_up()` waits until everything written before the call has been applied, which
+gives a read after a write (on any replica) that write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from google.protobuf.message import Message
+
+from common.codec import MalformedRecord, decode
+from common.kafkaio import topic_partitions
+from common.topics import TopicSpec
+
+log = logging.getLogger(__name__)
+# Decoded record of one of the feed's topics -> the read model.
+Apply = Callable[[TopicSpec, Message], None]
+
+
+class TopicFeed:
+    """Tails `topics` from the beginning, handing each decoded record to `apply`.
+
+    A record that cannot be decoded, or that `apply` refuses with a ValueError or
+    KeyError, is logged and skipped: the writers' consumers dead-letter bad records, a
+    read model only moves past them.
+    """
+
+    def __init__(self, bootstrap: str, topics: Iterable[TopicSpec], apply: Apply, name: str = "feed") -> None:
+        self._bootstrap = bootstrap
+        self._topics = {spec.name: spec for spec in topics}
+        self._apply = apply
+        self._name = name
+        self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
+        self._read_up_to: dict[TopicPartition, int] = {}
+        self._progress = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Read every partition up to its current end, then keep following in the background."""
+        for topic in self._topics:
+            self._partitions += [TopicPartition(topic, p) for p in await topic_partitions(self._bootstrap, topic)]
+        # Kafka clients bind to the running loop, so they are made here, not in __init__.
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+            fetch_max_wait_ms=20,
+        )
+        await self._consumer.start()
+        self._consumer.assign(self._partitions)
+        await self._consumer.seek_to_beginning(*self._partitions)
+        self._task = asyncio.create_task(self._follow(), name=self._name)
+        await self.caught_up(timeout=None)
+
+    async def stop(self) -> None:
+        """Stop following and close the consumer; safe before `start` and twice."""
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._consumer:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def caught_up(self, timeout: float | None = 5.0) -> None:
+        """Wait until every record written before this call has been applied (TimeoutError after `timeout`)."""
+        if self._consumer is None:
+            raise RuntimeError(f"{self._name} is not started")
+        ends = await self._consumer.end_offsets(self._partitions)
+
+        def done() -> bool:
+            return all(self._read_up_to.get(tp, 0) >= end for tp, end in ends.items())
+
+        async with self._progress:
+            await asyncio.wait_for(self._progress.wait_for(done), timeout)
+
+    async def _follow(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
+            for tp, records in batches.items():
+                for record in records:
+                    self._apply_record(tp.topic, record)
+            # Everything the consumer has handed out is applied, so its positions are ours.
+            for tp in self._partitions:
+                self._read_up_to[tp] = await self._consumer.position(tp)
+            async with self._progress:
+                self._progress.notify_all()
+
+    def _apply_record(self, topic: str, record) -> None:
+        spec = self._topics[topic]
+        try:
+            self._apply(spec, decode(spec, record.value))
+        except (MalformedRecord, ValueError, KeyError) as error:
+            log.warning("%s: skipping unreadable %s record at offset %s: %s", self._name, topic, record.offset, error)

@@ -1,0 +1,3 @@
+from gateways.entrypoints.main import main
+
+main()

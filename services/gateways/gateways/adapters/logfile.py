@@ -1,0 +1,57 @@
+"""Append notifications as numbered JSON lines to a file; the line's number is the receipt."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from common.clock import Clock
+from gateways.domain.delivery import Delivery, Unavailable
+from gateways.domain.logline import log_line
+
+_CHUNK = 1 << 20
+
+
+def _lines_in(path: Path) -> int:
+    if not path.exists():
+        return 0
+    count = 0
+    with path.open("rb") as file:
+        while chunk := file.read(_CHUNK):
+            count += chunk.count(b"\n")
+    return count
+
+
+class LogChannel:
+    """One append-only file; numbering continues after a restart from the lines already there."""
+
+    def __init__(self, path: Path, clock: Clock) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._written = _lines_in(path)
+        self._file = path.open("a", encoding="utf-8")
+        self._clock = clock
+        # One writer at a time, so numbers follow the order of lines in the file.
+        self._lock = asyncio.Lock()
+
+    @property
+    def path(self) -> Path:
+        return Path(self._file.name)
+
+    async def deliver(self, delivery: Delivery, timeout: float) -> str:
+        """Write one line and flush it; the receipt is its sequence number."""
+        async with self._lock:
+            sequence = self._written + 1
+            line = log_line(delivery, sequence, self._clock.now())
+            try:
+                await asyncio.to_thread(self._append, line)
+            except OSError as error:
+                raise Unavailable(f"cannot write {self.path}: {error.strerror or error}") from None
+            self._written = sequence
+        return str(sequence)
+
+    def _append(self, line: str) -> None:
+        self._file.write(line + "\n")
+        self._file.flush()
+
+    async def close(self) -> None:
+        self._file.close()

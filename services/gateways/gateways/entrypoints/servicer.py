@@ -1,0 +1,114 @@
+"""ChannelGateway.Deliver over gRPC: check the caller and the request, send once, map the outcome.
+
+A delivery_id is sent at most once while the gateway remembers it: a repeat is answered
+with the first receipt, and a repeat that arrives while the first is still being sent waits
+for that one instead of sending again. The send runs in its own task, so a caller that gives
+up (its deadline passed) does not cut a send short: the retry then finds the receipt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+from handoff.v1 import channel_gateway_pb2, channel_gateway_pb2_grpc
+
+from common.auth import Role, authorize, current_principal
+from common.validation import InvalidField
+from gateways import metrics
+from gateways.adapters.codec import deliver_response, delivery_from
+from gateways.domain.delivery import Channel, Delivery, DeliveryFailed, downstream_timeout
+from gateways.domain.ledger import ReceiptLedger
+from gateways.domain.targets import valid_delivery
+
+# Notify (a service) delivers; operators (admin) may deliver by hand to test a channel.
+CALLERS = {Role.SERVICE, Role.ADMIN}
+
+
+class GatewayServicer(channel_gateway_pb2_grpc.ChannelGatewayServicer):
+    """Deliver for one kind of channel."""
+
+    def __init__(self, kind: str, channel: Channel, ledger: ReceiptLedger, timeout: float, log) -> None:
+        self._kind = kind
+        self._channel = channel
+        self._ledger = ledger
+        self._timeout = timeout
+        self._log = log
+        self._in_flight: dict[str, asyncio.Task[str]] = {}
+
+    async def Deliver(
+        self, request: channel_gateway_pb2.DeliverRequest, context: grpc.aio.ServicerContext
+    ) -> channel_gateway_pb2.DeliverResponse:
+        authorize(current_principal(), CALLERS)
+        try:
+            delivery = valid_delivery(self._kind, delivery_from(request))
+        except InvalidField as error:
+            self._count("invalid")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        receipt = self._ledger.receipt_for(delivery.delivery_id)
+        if receipt is not None:
+            self._count("duplicate")
+            return deliver_response(delivery.delivery_id, receipt)
+        task = self._in_flight.get(delivery.delivery_id)
+        if task is None:
+            task = await self._start(delivery, context)
+        else:
+            self._count("duplicate")
+        return deliver_response(delivery.delivery_id, await self._outcome(task, context))
+
+    async def _start(self, delivery: Delivery, context: grpc.aio.ServicerContext) -> asyncio.Task[str]:
+        timeout = downstream_timeout(self._timeout, context.time_remaining())
+        if timeout <= 0:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no time left before the call's deadline")
+        log = self._log.bind(delivery_id=delivery.delivery_id)
+        if trace := _traceparent(context):
+            log = log.bind(traceparent=trace)
+        task = asyncio.create_task(self._send(delivery, timeout, log), name=f"deliver-{delivery.delivery_id}")
+        self._in_flight[delivery.delivery_id] = task
+        task.add_done_callback(lambda done: self._forget(delivery.delivery_id, done))
+        return task
+
+    async def _outcome(self, task: asyncio.Task[str], context: grpc.aio.ServicerContext) -> str:
+        try:
+            return await asyncio.shield(task)
+        except DeliveryFailed as failure:
+            code = grpc.StatusCode.UNAVAILABLE if failure.retryable else grpc.StatusCode.FAILED_PRECONDITION
+            await context.abort(code, str(failure))
+
+    async def _send(self, delivery: Delivery, timeout: float, log) -> str:
+        started = time.perf_counter()
+        try:
+            receipt = await self._channel.deliver(delivery, timeout)
+        except DeliveryFailed as failure:
+            self._count("unavailable" if failure.retryable else "rejected")
+            log.warning("delivery failed", retryable=failure.retryable, reason=str(failure))
+            raise
+        except Exception:
+            self._count("error")
+            log.exception("delivery broke")
+            raise
+        finally:
+            metrics.DELIVERY_DURATION.labels(self._kind).observe(time.perf_counter() - started)
+        self._ledger.record(delivery.delivery_id, receipt)
+        self._count("delivered")
+        log.info("delivered", receipt=receipt, seconds=round(time.perf_counter() - started, 4))
+        return receipt
+
+    async def drain(self, timeout: float) -> None:
+        """Wait up to `timeout` for sends whose callers have gone, so none is cut off at exit."""
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight.values()), timeout=timeout)
+
+    def _forget(self, delivery_id: str, task: asyncio.Task[str]) -> None:
+        self._in_flight.pop(delivery_id, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here, so a send nobody waits for any more is not reported as lost
+
+    def _count(self, outcome: str) -> None:
+        metrics.DELIVERIES.labels(self._kind, outcome).inc()
+
+
+def _traceparent(context: grpc.aio.ServicerContext) -> str:
+    """The caller's W3C trace context, so the gateway's log lines join its trace."""
+    return next((value for key, value in context.invocation_metadata() or () if key == "traceparent"), "")

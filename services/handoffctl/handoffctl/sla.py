@@ -1,0 +1,203 @@
+"""Commands on SLAs: a leg's clocks, a department's scorecard, the breaches of a period.
+
+They ask the sla service (--sla, or SLA_GRPC). Tables show durations as business time
+(`2h 05m`), shares as percentages and costs in major units of their currency; `--json`
+prints the response as the service sent it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import grpc
+import typer
+from google.protobuf.message import Message
+from handoff.v1 import sla_service_pb2 as sla_pb2
+from handoff.v1 import sla_service_pb2_grpc as sla_grpc
+from handoff.v1 import types_pb2
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from common.grpcclient import channel
+from handoffctl.client import TIMEOUT, fail
+from handoffctl.options import AsJson, CaFile, HandoffId, SlaAddress, Token, timestamp
+from handoffctl.output import console, print_json, priority_text, when
+
+DEFAULT_SLA = "127.0.0.1:50052"
+# Currencies whose minor unit is not a hundredth (ISO 4217); all others have two decimals.
+_DECIMALS = {"BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+             "ISK": 0, "JPY": 0, "KRW": 0, "CLP": 0, "VND": 0, "XAF": 0, "XOF": 0}
+
+
+def _call(address: str, token: str, ca, method: str, request: Message) -> Message:
+    with channel(address, token, ca) as connection:
+        try:
+            return getattr(sla_grpc.SlaServiceStub(connection), method)(request, timeout=TIMEOUT)
+        except grpc.RpcError as error:
+            fail(error, token)
+
+
+def duration_text(span: timedelta) -> str:
+    """`3d 4h`, `2h 05m`, `4m 10s`, `3s`, `0.2s`: the two largest units (tenths under 10 s)."""
+    if span < timedelta(seconds=10) and span.microseconds:
+        return f"{span.total_seconds():.1f}s"
+    seconds = int(span.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def money_text(minor: int, currency: str) -> str:
+    decimals = _DECIMALS.get(currency, 2)
+    amount = f"{minor / 10 ** decimals:,.{decimals}f}"
+    return f"{amount} {currency}".strip()
+
+
+def _enum_text(enum_type, prefix: str, value: int) -> str:
+    return enum_type.Name(value).removeprefix(prefix).lower().replace("_", "-") if value in enum_type.values() else str(value)
+
+
+def _clock_text(value: int) -> str:
+    return _enum_text(types_pb2.ClockKind, "CLOCK_KIND_", value)
+
+
+def _state(clock: sla_pb2.ClockState) -> Text:
+    if clock.met:
+        return Text("met late", style="red") if clock.late else Text("met", style="green")
+    if clock.breached:
+        return Text("breached", style="red")
+    return Text("paused") if clock.paused else Text("running")
+
+
+def _table(title: str, columns: tuple[str, ...]) -> Table:
+    table = Table(title=Text(title), box=box.SIMPLE_HEAD, show_edge=False)
+    for column in columns:
+        if column == "id":
+            # Ids stay whole, for copying; other columns fold in a narrow terminal.
+            table.add_column(column, no_wrap=True, min_width=36)
+        else:
+            table.add_column(column, overflow="fold")
+    return table
+
+
+def _fields(title: str, rows: list[tuple[str, str]]) -> Table:
+    table = Table(title=Text(title), show_header=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for label, value in rows:
+        table.add_row(Text(label), Text(value))
+    return table
+
+
+def sla(
+    handoff_id: HandoffId,
+    sla_address: SlaAddress = DEFAULT_SLA,
+    token: Token = "",
+    ca: CaFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show a leg's SLA clocks: state, deadline, target and the business time left."""
+    answer = _call(sla_address, token, ca, "GetHandoffSla", sla_pb2.GetHandoffSlaRequest(handoff_id=handoff_id))
+    if as_json:
+        print_json(answer)
+        return
+    title = f"SLA of {answer.handoff_id} ({answer.department}, {priority_text(answer.priority)})"
+    table = _table(title, ("clock", "state", "started", "deadline", "target", "left", "policy"))
+    for clock in answer.clocks:
+        name = _clock_text(clock.clock) + (f" #{clock.sequence}" if clock.sequence > 1 else "")
+        table.add_row(Text(name), _state(clock), Text(when(clock, "started_at")), Text(when(clock, "deadline")),
+                      Text(duration_text(clock.target.ToTimedelta())),
+                      Text(duration_text(clock.business_time_left.ToTimedelta())), Text(clock.policy_version))
+    console.print(table)
+    if not answer.clocks:
+        console.print("no SLA clocks: no policy covers this leg, or its clocks have not started yet")
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.1f} %"
+
+
+def scorecard(
+    department: Annotated[str, typer.Option(
+        help="Department to score; omit for the whole centre (admin and service tokens only).")] = "",
+    start: Annotated[str, typer.Option(
+        "--from", help="Start of the period, ISO 8601 (UTC if no offset). Default: 30 days before --to.")] = "",
+    end: Annotated[str, typer.Option(
+        "--to", help="End of the period (exclusive), ISO 8601. Default: now.")] = "",
+    sla_address: SlaAddress = DEFAULT_SLA,
+    token: Token = "",
+    ca: CaFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show a department's SLA scorecard for a period: legs, compliance, breaches, TTA/TTR, repeat contacts, cost, FCR."""
+    request = sla_pb2.GetScorecardRequest(
+        department=department, period_start=timestamp(start, "--from"), period_end=timestamp(end, "--to")
+    )
+    card = _call(sla_address, token, ca, "GetScorecard", request)
+    if as_json:
+        print_json(card)
+        return
+    repeats = [(f"repeats {_enum_text(types_pb2.RepeatCause, 'REPEAT_CAUSE_', r.cause)}", str(r.count))
+               for r in card.repeat_contacts]
+    rows = [
+        ("period", f"{when(card, 'period_start')} to {when(card, 'period_end')}"),
+        ("legs", str(card.legs)),
+        ("ack compliance", _percent(card.ack_compliance)),
+        ("resolve compliance", _percent(card.resolve_compliance)),
+        ("breaches", str(card.breaches)),
+        ("TTA p50 / p90", f"{duration_text(card.tta_p50.ToTimedelta())} / {duration_text(card.tta_p90.ToTimedelta())}"),
+        ("TTR p50 / p90", f"{duration_text(card.ttr_p50.ToTimedelta())} / {duration_text(card.ttr_p90.ToTimedelta())}"),
+        *repeats,
+        ("avoidable repeats", str(card.avoidable_repeats)),
+        ("failure-demand cost", money_text(card.failure_demand_cost_minor, card.currency)),
+        ("first contact resolution", _percent(card.first_contact_resolution)),
+        ("reopens", str(card.reopens)),
+    ]
+    console.print(_fields(f"scorecard of {card.department or 'the whole centre'}", rows))
+
+
+def breaches(
+    department: Annotated[str, typer.Option(
+        help="Only this department's breaches (a department token must name its own).")] = "",
+    since: Annotated[str, typer.Option(
+        help="Only breaches at or after this instant, ISO 8601. Default: 30 days ago.")] = "",
+    page_size: Annotated[int, typer.Option(
+        min=0, max=500, help="Breaches per page; 0 for the service's default (50).")] = 0,
+    page_token: Annotated[str, typer.Option(help="Continue where a previous page ended.")] = "",
+    every_page: Annotated[bool, typer.Option("--all", help="Follow next_page_token to the last page.")] = False,
+    sla_address: SlaAddress = DEFAULT_SLA,
+    token: Token = "",
+    ca: CaFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """List SLA breaches, newest first: which leg, which clock, its deadline and when it breached."""
+    request = sla_pb2.ListBreachesRequest(
+        department=department, since=timestamp(since, "--since"), page_size=page_size, page_token=page_token
+    )
+    page = _call(sla_address, token, ca, "ListBreaches", request)
+    if every_page:
+        collected = sla_pb2.ListBreachesResponse(breaches=page.breaches)
+        while page.next_page_token:
+            request.page_token = page.next_page_token
+            page = _call(sla_address, token, ca, "ListBreaches", request)
+            collected.breaches.extend(page.breaches)
+        page = collected
+    if as_json:
+        print_json(page)
+        return
+    table = _table(f"{len(page.breaches)} breaches",
+                   ("breached", "id", "case", "department", "priority", "clock", "deadline"))
+    for breach in page.breaches:
+        table.add_row(*(Text(value) for value in (
+            when(breach, "breached_at"), breach.handoff_id, breach.case_id, breach.department,
+            priority_text(breach.priority), _clock_text(breach.clock), when(breach, "deadline"))))
+    console.print(table)
+    if page.next_page_token:
+        console.print(f"more: --page-token {page.next_page_token}  (or --all)", soft_wrap=True, markup=False)

@@ -1,0 +1,77 @@
+"""A customer's repeat-contact state in the `customers` table, and its JSON-ready form.
+
+One document per customer_ref: the contacts already examined (within the repeat window),
+the contacts waiting for event time to pass them, and the customer's recent legs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sla.domain.repeats import Contact, LegHistory
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    """What repeat detection keeps of one customer; `partition` owns it."""
+
+    partition: int
+    contacts: tuple[Contact, ...] = ()
+    pending: tuple[Contact, ...] = ()
+    legs: tuple[LegHistory, ...] = ()
+
+    def knows_contact(self, contact_id: str) -> bool:
+        """Has this contact been examined or queued already (a redelivered record)?"""
+        return any(c.contact_id == contact_id for c in (*self.contacts, *self.pending))
+
+
+def _contact(contact: Contact) -> list:
+    return [contact.contact_id, contact.case_id, contact.channel, contact.contacted_at.isoformat()]
+
+
+def _contact_of(customer_ref: str, fields: list) -> Contact:
+    contact_id, case_id, channel, at = fields
+    return Contact(contact_id, customer_ref, case_id, channel, datetime.fromisoformat(at))
+
+
+def _leg(leg: LegHistory) -> dict:
+    return {
+        "id": leg.handoff_id,
+        "case": leg.case_id,
+        "department": leg.department,
+        "created": leg.created_at.isoformat(),
+        "changes": [[at.isoformat(), what] for at, what in leg.changes],
+        "breached": leg.breached_at.isoformat() if leg.breached_at else None,
+    }
+
+
+def _leg_of(fields: dict) -> LegHistory:
+    return LegHistory(
+        handoff_id=fields["id"],
+        case_id=fields["case"],
+        department=fields["department"],
+        created_at=datetime.fromisoformat(fields["created"]),
+        changes=tuple((datetime.fromisoformat(at), what) for at, what in fields["changes"]),
+        breached_at=datetime.fromisoformat(fields["breached"]) if fields["breached"] else None,
+    )
+
+
+def encode_customer(record: CustomerRecord) -> dict:
+    """Table value for a customer's record."""
+    return {
+        "p": record.partition,
+        "contacts": [_contact(c) for c in record.contacts],
+        "pending": [_contact(c) for c in record.pending],
+        "legs": [_leg(leg) for leg in record.legs],
+    }
+
+
+def decode_customer(customer_ref: str, document: dict) -> CustomerRecord:
+    """Inverse of `encode_customer`."""
+    return CustomerRecord(
+        partition=document["p"],
+        contacts=tuple(_contact_of(customer_ref, c) for c in document["contacts"]),
+        pending=tuple(_contact_of(customer_ref, c) for c in document["pending"]),
+        legs=tuple(_leg_of(leg) for leg in document["legs"]),
+    )

@@ -1,0 +1,201 @@
+"""The sla read model's state: every leg, its clocks, repeat contacts, reopens and contacts.
+
+Fed by the read-model feed from four topics read independently, so each apply is
+idempotent (records are keyed) and tolerates the topics' relative order: a leg's SLA
+events may be read before its creation. Within one topic a leg's events keep their order
+(every topic is keyed by customer_ref). Plain Python, no Kafka: the feed calls `apply_*`
+and `record_*`, the servicer the queries.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sla.domain.scorecard import (
+    WHOLE_CENTRE,
+    ClockRecord,
+    LegRecord,
+    Period,
+    RepeatRecord,
+    ReopenRecord,
+    Scorecard,
+    scorecard,
+)
+
+_KIND_ORDER = {"ack": 0, "resolve": 1}
+# Orders breaches newest first: (breached_at, handoff_id, clock kind, sequence).
+BreachKey = tuple[datetime, str, str, int]
+
+
+@dataclass(frozen=True)
+class SlaChange:
+    """One SlaEvent, flattened: the leg it names, which clock, what changed, and what it carries.
+
+    `at` is the instant of the change (started, breached, stopped, paused or resumed at);
+    `deadline` the clock's deadline after it.
+    """
+
+    leg: LegRecord
+    kind: str
+    sequence: int
+    policy_version: str
+    change: str
+    at: datetime | None = None
+    deadline: datetime | None = None
+    target: timedelta | None = None
+    late: bool = False
+    elapsed: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class PriorityChange:
+    handoff_id: str
+    priority: str
+
+
+def _started(clock: ClockRecord | None, change: SlaChange) -> ClockRecord:
+    # A start read again (a replay) leaves the clock as later events made it.
+    return clock or ClockRecord(
+        handoff_id=change.leg.handoff_id, department=change.leg.department, kind=change.kind,
+        sequence=change.sequence, started_at=change.at, deadline=change.deadline, target=change.target,
+        policy_version=change.policy_version,
+    )
+
+
+def _breached(clock: ClockRecord, change: SlaChange) -> ClockRecord:
+    return clock if clock.breached else replace(clock, breached_at=change.at, breach_deadline=change.deadline)
+
+
+def _met(clock: ClockRecord, change: SlaChange) -> ClockRecord:
+    return replace(clock, running=False, paused_at=None, stopped_at=change.at, late=change.late,
+                   elapsed=change.elapsed, deadline=change.deadline)
+
+
+# Changes of a running clock only: once stopped, a clock's deadline and target are final.
+_WHILE_RUNNING: dict[str, Callable[[ClockRecord, SlaChange], ClockRecord]] = {
+    "paused": lambda clock, change: replace(clock, paused_at=change.at),
+    "resumed": lambda clock, change: replace(clock, paused_at=None, deadline=change.deadline),
+    "recomputed": lambda clock, change: replace(
+        clock, deadline=change.deadline, target=change.target, policy_version=change.policy_version
+    ),
+    "warning": lambda clock, change: clock,
+}
+_ALWAYS = {"breached": _breached, "met": _met}
+
+
+def fold(clock: ClockRecord | None, change: SlaChange) -> ClockRecord | None:
+    """The clock after `change`; None for a change to a clock whose start was never read."""
+    if change.change == "clock_started":
+        return _started(clock, change)
+    if clock is None:
+        return None
+    if change.change in _ALWAYS:
+        return _ALWAYS[change.change](clock, change)
+    if not clock.running or change.change not in _WHILE_RUNNING:
+        return clock
+    return _WHILE_RUNNING[change.change](clock, change)
+
+
+class SlaReadModel:
+    """Everything the SlaService answers from, kept per leg and indexed by department."""
+
+    def __init__(self) -> None:
+        self._legs: dict[str, LegRecord] = {}
+        self._clocks: dict[str, dict[tuple[str, int], ClockRecord]] = defaultdict(dict)
+        self._by_department: dict[str, set[str]] = defaultdict(set)
+        self._repeats: dict[str, RepeatRecord] = {}
+        self._reopens: dict[str, ReopenRecord] = {}
+        self._contacts: dict[str, datetime] = {}
+
+    # -- feeding ------------------------------------------------------------------------
+
+    def _know(self, leg: LegRecord) -> None:
+        self._legs[leg.handoff_id] = leg
+        self._by_department[leg.department].add(leg.handoff_id)
+
+    def record_leg(self, leg: LegRecord) -> None:
+        """A leg's creation; the first one read counts (a replayed creation changes nothing)."""
+        known = self._legs.get(leg.handoff_id)
+        if known is None or known.created_at is None:
+            self._know(leg)
+
+    def change_priority(self, change: PriorityChange) -> None:
+        leg = self._legs.get(change.handoff_id)
+        if leg is not None:
+            self._legs[change.handoff_id] = replace(leg, priority=change.priority)
+
+    def apply_sla(self, change: SlaChange) -> None:
+        """Fold one SLA event into its clock; it also introduces a leg not yet read from handoff events."""
+        known = self._legs.get(change.leg.handoff_id)
+        if known is None or known.created_at is None:
+            # Until the creation is read, the leg is as its latest SLA event tells.
+            self._know(change.leg)
+        key = (change.kind, change.sequence)
+        clocks = self._clocks[change.leg.handoff_id]
+        clock = fold(clocks.get(key), change)
+        if clock is not None:
+            clocks[key] = clock
+
+    def record_reopen(self, event_id: str, reopen: ReopenRecord) -> None:
+        self._reopens[event_id] = reopen
+
+    def record_repeat(self, repeat: RepeatRecord) -> None:
+        self._repeats[repeat.contact_id] = repeat
+
+    def record_contact(self, contact_id: str, contacted_at: datetime) -> None:
+        self._contacts[contact_id] = contacted_at
+
+    # -- queries ------------------------------------------------------------------------
+
+    def leg(self, handoff_id: str) -> LegRecord | None:
+        return self._legs.get(handoff_id)
+
+    def clocks_of(self, handoff_id: str) -> list[ClockRecord]:
+        """The leg's clocks, ack first, then each resolve clock in sequence."""
+        clocks = self._clocks.get(handoff_id, {}).values()
+        return sorted(clocks, key=lambda c: (_KIND_ORDER.get(c.kind, 9), c.kind, c.sequence))
+
+    def _ids(self, department: str) -> list[str]:
+        return list(self._legs) if department == WHOLE_CENTRE else list(self._by_department.get(department, ()))
+
+    def _clocks_in(self, department: str) -> list[ClockRecord]:
+        return [clock for handoff_id in self._ids(department) for clock in self._clocks.get(handoff_id, {}).values()]
+
+    def breaches(
+        self, department: str, since: datetime, after: BreachKey | None = None, limit: int = 50
+    ) -> tuple[list[tuple[LegRecord, ClockRecord]], bool]:
+        """Breaches at or after `since`, newest first, after the key `after`; and whether more follow."""
+        found = sorted(
+            (
+                (breach_key(clock), clock) for clock in self._clocks_in(department)
+                if clock.breached and clock.breached_at >= since
+            ),
+            key=lambda pair: pair[0], reverse=True,
+        )
+        if after is not None:
+            found = [(key, clock) for key, clock in found if key < after]
+        page = [(self._legs[clock.handoff_id], clock) for _, clock in found[:limit]]
+        return page, len(found) > limit
+
+    def scorecard(self, department: str, period: Period, default_currency: str = "") -> Scorecard:
+        """The scorecard of `department` ("" for the whole centre) over `period`."""
+        return scorecard(
+            department, period,
+            legs=[self._legs[h] for h in self._ids(department)],
+            clocks=self._clocks_in(department),
+            repeats=self._repeats.values(),
+            reopens=self._reopens.values(),
+            contacts=self._contacts.values() if department == WHOLE_CENTRE else (),
+            default_currency=default_currency,
+        )
+
+    def __len__(self) -> int:
+        return len(self._legs)
+
+
+def breach_key(clock: ClockRecord) -> BreachKey:
+    """Where a breach sorts among breaches (newest first when sorted in reverse)."""
+    return clock.breached_at, clock.handoff_id, clock.kind, clock.sequence

@@ -1,0 +1,175 @@
+"""SlaService over gRPC: check the request, ask this replica's read model once it has caught
+up, answer. Any replica answers any call: each reads the whole stream (adapters.readmodel).
+
+Who may read what (DESIGN.md section 7): anyone authenticated may read a leg's clocks,
+a department only its own legs'; scorecards and breaches are for departments (their own
+only, never the whole centre), admins and services.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta
+
+import grpc
+from handoff.v1 import sla_service_pb2 as api_pb2
+from handoff.v1 import sla_service_pb2_grpc as api_grpc
+
+from common import validation as check
+from common.auth import PermissionDenied, Role, authorize, current_principal
+from common.clock import Clock
+from common.codec import from_timestamp
+from sla.adapters import readmodel_codec as codec
+from sla.adapters.readmodel import SlaFeed
+from sla.adapters.readmodel_store import BreachKey, SlaReadModel, breach_key
+from sla.domain.calendar import AlwaysOpen
+from sla.domain.policy import PolicyBook
+from sla.domain.scorecard import WHOLE_CENTRE, MixedCurrencies, Period, business_time_left
+
+SERVICE_NAME = api_pb2.DESCRIPTOR.services_by_name["SlaService"].full_name
+DEFAULT_PERIOD = timedelta(days=30)
+DEFAULT_PAGE, MAX_PAGE = 50, 500
+_REPORT_READERS = {Role.DEPARTMENT, Role.ADMIN, Role.SERVICE}
+RULES: dict[str, set[Role]] = {
+    "handoff_sla": set(Role),
+    "scorecard": _REPORT_READERS,
+    "breaches": _REPORT_READERS,
+}
+
+
+def _allow(kind: str, department: str) -> None:
+    """Raise PermissionDenied unless the caller may do `kind` for `department` ("" = whole centre)."""
+    principal = current_principal()
+    if principal.role is Role.DEPARTMENT and department == WHOLE_CENTRE:
+        raise PermissionDenied(
+            f"department {principal.department} may read only its own figures; ask for department "
+            f"{principal.department} (the whole centre needs an admin or service token)"
+        )
+    authorize(principal, RULES[kind], department or None)
+
+
+class SlaApi(api_grpc.SlaServiceServicer):
+    """Reads only: each call validates, authorizes, waits for the read model, answers."""
+
+    def __init__(
+        self, store: SlaReadModel, feed: SlaFeed, policies: PolicyBook, clock: Clock, default_currency: str = ""
+    ) -> None:
+        self._store = store
+        self._feed = feed
+        self._policies = policies
+        self._clock = clock
+        self._default_currency = default_currency
+
+    async def _caught_up(self, context) -> None:
+        try:
+            await self._feed.caught_up()
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "this replica is catching up; retry shortly")
+
+    async def GetHandoffSla(self, request, context) -> api_pb2.HandoffSla:
+        try:
+            handoff_id = check.identifier("handoff_id", request.handoff_id)
+        except check.InvalidField as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        await self._caught_up(context)
+        leg = self._store.leg(handoff_id)
+        if leg is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"handoff {handoff_id} not found")
+        _allow("handoff_sla", leg.department)
+        policy = self._policies.find(leg.department, leg.priority, leg.category)
+        # A leg no policy covers (any more) counts time as its clocks did without one: 24x7.
+        calendar, max_pause = (policy.calendar, policy.max_pause) if policy else (AlwaysOpen(), None)
+        now = self._clock.now()
+        clocks = [(c, business_time_left(c, calendar, now, max_pause)) for c in self._store.clocks_of(handoff_id)]
+        return codec.handoff_sla_pb(leg, clocks)
+
+    async def GetScorecard(self, request, context) -> api_pb2.Scorecard:
+        try:
+            department = _department(request.department)
+            period = _period(request, self._clock.now())
+        except check.InvalidField as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        _allow("scorecard", department)
+        await self._caught_up(context)
+        try:
+            card = self._store.scorecard(department, period, self._default_currency)
+        except MixedCurrencies as error:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{error}; ask for a shorter period")
+        return codec.scorecard_pb(card)
+
+    async def ListBreaches(self, request, context) -> api_pb2.ListBreachesResponse:
+        try:
+            department = _department(request.department)
+            now = self._clock.now()
+            since = _instant("since", request) or now - DEFAULT_PERIOD
+            if not 0 <= request.page_size <= MAX_PAGE:
+                raise check.InvalidField("page_size", f"must be 0..{MAX_PAGE} (0 for {DEFAULT_PAGE})")
+            after = decode_page_token(request.page_token)
+        except check.InvalidField as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        _allow("breaches", department)
+        await self._caught_up(context)
+        page, more = self._store.breaches(department, since, after, request.page_size or DEFAULT_PAGE)
+        return api_pb2.ListBreachesResponse(
+            breaches=[codec.breach_pb(leg, clock) for leg, clock in page],
+            next_page_token=encode_page_token(breach_key(page[-1][1])) if more else "",
+        )
+
+
+def _department(value: str) -> str:
+    return check.label("department", value) if value else WHOLE_CENTRE
+
+
+def _instant(field: str, request) -> datetime | None:
+    if not request.HasField(field):
+        return None
+    try:
+        return from_timestamp(getattr(request, field))
+    except (ValueError, OverflowError):
+        raise check.InvalidField(field, "is not a valid time") from None
+
+
+def _period(request, now: datetime) -> Period:
+    """The requested period: by default the 30 days before `period_end`, which defaults to now."""
+    end = _instant("period_end", request) or now
+    start = _instant("period_start", request) or end - DEFAULT_PERIOD
+    if end <= start:
+        raise check.InvalidField(
+            "period_end", f"must be after period_start ({end.isoformat()} is not after {start.isoformat()})"
+        )
+    return Period(start, end)
+
+
+def encode_page_token(key: BreachKey) -> str:
+    """An opaque token for the page after the breach `key`."""
+    breached_at, handoff_id, kind, sequence = key
+    text = "|".join((breached_at.isoformat(), handoff_id, kind, str(sequence)))
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def decode_page_token(token: str) -> BreachKey | None:
+    """The key an `encode_page_token` token names; None for no token; InvalidField for any other text."""
+    if not token:
+        return None
+    try:
+        breached_at, handoff_id, kind, sequence = base64.urlsafe_b64decode(token.encode()).decode().split("|")
+        key = (datetime.fromisoformat(breached_at), handoff_id, kind, int(sequence))
+    except (ValueError, UnicodeDecodeError):
+        raise check.InvalidField("page_token", "is not a token this service handed out") from None
+    if key[0].tzinfo is None or not handoff_id:
+        raise check.InvalidField("page_token", "is not a token this service handed out")
+    return key
+
+
+def serving(bootstrap: str, policies: PolicyBook, clock: Clock) -> dict:
+    """SideServer arguments serving SlaService: the read model is caught up before the
+    server serves (`on_ready`) and closed after it has stopped (`on_stopped`)."""
+    store = SlaReadModel()
+    feed = SlaFeed(bootstrap, store)
+    # A scorecard without avoidable repeats states its cost in the configured currency.
+    api = SlaApi(store, feed, policies, clock, policies.repeats.currency)
+    return {
+        "registrations": [(api_grpc.add_SlaServiceServicer_to_server, api, SERVICE_NAME)],
+        "on_ready": feed.start,
+        "on_stopped": feed.stop,
+    }

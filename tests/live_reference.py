@@ -1,0 +1,82 @@
+"""Live processing of a history, in-process: what the sla service emits when each event
+arrives at its own time and the timer fires every clock exactly when it falls due.
+
+The same engine and tracker the worker runs, on in-memory tables and a clock the feed
+advances; every warning and breach is read back at once, as the sla agent would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from common.clock import EPOCH
+from common.codec import decode
+from common.kafkaio import partition_for
+from common.topics import CONTACTS, HANDOFF_EVENTS, REPEAT_CONTACTS, SLA_EVENTS
+from handoff_svc.adapters.csvimport import ImportPlan
+from handoff_svc.entrypoints.importer import kafka_record
+from sla.domain.policy import PolicyBook
+from sla.entrypoints.engine import ClockEngine
+from sla.entrypoints.repeat_tracker import RepeatTracker
+
+PARTITIONS = list(range(4))
+
+
+@dataclass
+class SteppedClock:
+    at: datetime = EPOCH
+
+    def now(self) -> datetime:
+        return self.at
+
+
+@dataclass
+class LiveRun:
+    sla_events: dict[str, object] = field(default_factory=dict)
+    repeats: dict[str, object] = field(default_factory=dict)
+
+
+async def process_live(plan: ImportPlan, policies: PolicyBook, until: datetime) -> LiveRun:
+    """Every SLA event and repeat contact live processing of `plan` emits by `until`."""
+    run, clock = LiveRun(), SteppedClock()
+    sent: list[bytes] = []
+
+    async def send_sla(_: str, value: bytes) -> None:
+        sent.append(value)
+
+    async def send_repeat(_: str, value: bytes) -> None:
+        message = decode(REPEAT_CONTACTS, value)
+        run.repeats[message.envelope.event_id] = message
+
+    engine = ClockEngine({}, policies, clock, send_sla, recorded=clock)
+    tracker = RepeatTracker({}, engine.breached_by, policies.repeats, send_repeat, clock)
+    engine.rebuild(frozenset(PARTITIONS))
+
+    async def read_back() -> None:
+        while sent:
+            message = decode(SLA_EVENTS, sent.pop(0))
+            run.sla_events[message.envelope.event_id] = message
+            partition = partition_for(message.customer_ref, PARTITIONS)
+            await engine.on_sla_event(message, partition)
+            if message.WhichOneof("change") == "breached":
+                await tracker.on_breach(message, partition)
+
+    async def advance(to: datetime) -> None:
+        clock.at = to
+        await engine.fire_due()
+        await read_back()
+
+    for item in plan.events():
+        await advance(item.at)
+        topic, key, value = kafka_record(item, item.at)
+        partition = partition_for(key.decode(), PARTITIONS)
+        if topic == HANDOFF_EVENTS.name:
+            message = decode(HANDOFF_EVENTS, value)
+            events = await engine.on_handoff_event(message, partition)
+            await tracker.on_leg_change(message, events, partition)
+        else:
+            await tracker.on_contact(decode(CONTACTS, value), partition)
+        await read_back()
+    await advance(until)
+    return run
