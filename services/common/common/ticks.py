@@ -36,8 +36,9 @@ async def send_heartbeats(bootstrap: str, at: datetime, source: str, recorded_at
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
         await producer.start()
     try:
-        sent = [await producer.send(HANDOFF_EVENTS.name, heartbeat_value(at, p, source, recorded_at), partition=p)
-                for p in partitions]
+        # An empty key: a heartbeat belongs to no customer; the partition is given explicitly.
+        sent = [await producer.send(HANDOFF_EVENTS.name, heartbeat_value(at, p, source, recorded_at), key=b"",
+                                    partition=p) for p in partitions]
         for future in sent:
             await future
     finally:

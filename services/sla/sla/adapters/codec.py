@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from handoff.v1 import handoff_events_pb2, sla_events_pb2, types_pb2
@@ -127,18 +126,30 @@ def emitted_of(event: sla_events_pb2.SlaEvent) -> tuple[str, str, int, float | N
 
 def encode_state(state: LegClocks, partition: int) -> dict:
     """Table value: the leg's clocks and the partition that owns them, JSON-ready."""
+    # Fields by hand rather than dataclasses.asdict, which deep-copies: this runs per event.
     clocks = {
         kind: {
-            **asdict(clock),
+            "kind": clock.kind,
+            "sequence": clock.sequence,
             "started_at": clock.started_at.isoformat(),
-            "deadline": clock.deadline.isoformat(),
-            "stopped_at": clock.stopped_at.isoformat() if clock.stopped_at else None,
-            "paused_at": clock.paused_at.isoformat() if clock.paused_at else None,
             "target": clock.target.total_seconds(),
+            "deadline": clock.deadline.isoformat(),
+            "policy_version": clock.policy_version,
+            "running": clock.running,
+            "breached": clock.breached,
+            "stopped_at": clock.stopped_at.isoformat() if clock.stopped_at else None,
+            "warned": list(clock.warned),
+            "paused_at": clock.paused_at.isoformat() if clock.paused_at else None,
         }
         for kind, clock in state.clocks.items()
     }
-    return {"leg": asdict(state.leg), "clocks": clocks, "partition": partition}
+    leg = state.leg
+    return {
+        "leg": {"handoff_id": leg.handoff_id, "case_id": leg.case_id, "customer_ref": leg.customer_ref,
+                "department": leg.department, "priority": leg.priority, "category": leg.category},
+        "clocks": clocks,
+        "partition": partition,
+    }
 
 
 def decode_state(document: dict) -> tuple[LegClocks, int]:

@@ -13,7 +13,6 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Window = tuple[time, time]
@@ -78,6 +77,12 @@ class WorkingHours:
         object.__setattr__(self, "_tz", tz)
         object.__setattr__(self, "_week_total", week_total)
         object.__setattr__(self, "_holiday_list", sorted(self.holidays))
+        # Deadlines of many legs fall on the same days, and converting a day is the costly
+        # step: each day is converted once per calendar. (Per-instance dicts: a method
+        # cache would hash the whole calendar on every lookup.)
+        object.__setattr__(self, "_windows_of", {})
+        object.__setattr__(self, "_plain_of", {})
+        object.__setattr__(self, "_midnight_of", {})
 
     def add(self, start: datetime, business: timedelta) -> datetime:
         """The first instant by which `business` working time has passed since `start`."""
@@ -121,10 +126,14 @@ class WorkingHours:
             day += _DAY
         return total
 
-    # Deadlines of many legs fall on the same days, and converting a day is the costly step.
-    @lru_cache(maxsize=8192)
     def _windows_on(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
         """The day's working windows as UTC instants; none on a holiday."""
+        windows = self._windows_of.get(day)
+        if windows is None:
+            windows = self._windows_of[day] = self._day_windows(day)
+        return windows
+
+    def _day_windows(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
         if day in self.holidays:
             return ()
         windows = []
@@ -135,9 +144,14 @@ class WorkingHours:
                 windows.append((first, last))
         return tuple(windows)
 
-    @lru_cache(maxsize=8192)
     def _is_plain(self, day: date) -> bool:
         """No holiday and no UTC-offset change in the week from `day`: it has its nominal time."""
+        plain = self._plain_of.get(day)
+        if plain is None:
+            plain = self._plain_of[day] = self._week_is_plain(day)
+        return plain
+
+    def _week_is_plain(self, day: date) -> bool:
         # One offset at all eight midnights means no change: since 1970 no zone has changed twice
         # within a day (the closest two changes in tzdata are 166 hours apart).
         index = bisect_left(self._holiday_list, day)
@@ -146,9 +160,11 @@ class WorkingHours:
         offsets = {datetime.combine(day + k * _DAY, MIDNIGHT, tzinfo=self._tz).utcoffset() for k in range(8)}
         return len(offsets) == 1
 
-    @lru_cache(maxsize=8192)
     def _midnight(self, day: date) -> datetime:
-        return self._instant(day, MIDNIGHT)
+        midnight = self._midnight_of.get(day)
+        if midnight is None:
+            midnight = self._midnight_of[day] = self._instant(day, MIDNIGHT)
+        return midnight
 
     def _instant(self, day: date, reading: time) -> datetime:
         """The UTC instant of a wall-clock reading on a local day, by the DST rule above."""
