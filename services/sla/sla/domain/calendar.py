@@ -23,6 +23,7 @@ _ZERO = timedelta(0)
 _TICK = timedelta(microseconds=1)
 _DAY = timedelta(days=1)
 _WEEK = timedelta(days=7)
+_REINDEX_MARGIN = timedelta(days=400)
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,15 @@ class WorkingHours:
         object.__setattr__(self, "holidays", frozenset(self.holidays))
         object.__setattr__(self, "_tz", tz)
         object.__setattr__(self, "_week_total", week_total)
-        object.__setattr__(self, "_holiday_list", sorted(self.holidays))
         # Deadlines of many legs fall on the same days, and converting a day is the costly
         # step: each day is converted once per calendar. (Per-instance dicts: a method
         # cache would hash the whole calendar on every lookup.)
         object.__setattr__(self, "_windows_of", {})
-        object.__setattr__(self, "_plain_of", {})
         object.__setattr__(self, "_midnight_of", {})
+        # Running totals of working time at each midnight from `_first_day` on, so a span's
+        # business time is a difference of two totals, not a walk over its days.
+        object.__setattr__(self, "_first_day", None)
+        object.__setattr__(self, "_totals", [_ZERO])
 
     def add(self, start: datetime, business: timedelta) -> datetime:
         """The first instant by which `business` working time has passed since `start`."""
@@ -91,40 +94,53 @@ class WorkingHours:
             raise ValueError(f"cannot add negative business time {business}")
         if not business:
             return start
-        at, remaining = start.astimezone(UTC), business
-        day = at.astimezone(self._tz).date() - _DAY
-        while True:
-            if remaining > self._week_total and self._midnight(day) >= at and self._is_plain(day):
-                remaining -= self._week_total
-                day += _WEEK
-                continue
-            for begin, end in self._windows_on(day):
-                begin = max(begin, at)
-                if end <= begin:
-                    continue
-                if end - begin >= remaining:
-                    return (begin + remaining).astimezone(start.tzinfo)
-                remaining -= end - begin
-            day += _DAY
+        target = self._worked_until(start) + business
+        totals = self._totals
+        while totals[-1] < target:
+            self._total_at(self._first_day + timedelta(days=len(totals)))
+        # The first day whose end reaches the target; the target falls in its windows.
+        index = bisect_left(totals, target)
+        remaining = target - totals[index - 1]
+        for begin, end in self._windows_on(self._first_day + timedelta(days=index - 1)):
+            if end - begin >= remaining:
+                return (begin + remaining).astimezone(start.tzinfo)
+            remaining -= end - begin
+        raise AssertionError("running totals and day windows disagree")  # unreachable
 
     def between(self, start: datetime, end: datetime) -> timedelta:
         """Working time in [start, end); negative (the same amount) when `end` is earlier."""
         _require_aware(start)
         _require_aware(end)
-        a, b = start.astimezone(UTC), end.astimezone(UTC)
-        if b < a:
+        if end < start:
             return -self.between(end, start)
-        total = _ZERO
-        day = a.astimezone(self._tz).date() - _DAY
-        while self._midnight(day) < b:
-            if self._midnight(day) >= a and self._midnight(day + _WEEK) <= b and self._is_plain(day):
-                total += self._week_total
-                day += _WEEK
-                continue
-            for begin, finish in self._windows_on(day):
-                total += max(min(finish, b) - max(begin, a), _ZERO)
-            day += _DAY
+        # The earlier instant first: indexing further back (which renumbers the totals)
+        # can only happen then, never between the two readings.
+        worked_before = self._worked_until(start)
+        return self._worked_until(end) - worked_before
+
+    def _worked_until(self, at: datetime) -> timedelta:
+        """Working time from the first indexed midnight to `at`."""
+        at = at.astimezone(UTC)
+        day = at.astimezone(self._tz).date()
+        total = self._total_at(day - _DAY)
+        # A day's windows lie between its midnights; the day before is counted too for
+        # readings at a DST change around midnight.
+        for each in (day - _DAY, day):
+            for begin, finish in self._windows_on(each):
+                total += max(min(finish, at) - begin, _ZERO)
         return total
+
+    def _total_at(self, day: date) -> timedelta:
+        """Working time from the first indexed midnight to `day`'s midnight."""
+        if self._first_day is None or day < self._first_day:
+            # Index from well before the earliest day asked for; re-indexing is rare.
+            object.__setattr__(self, "_first_day", day - _REINDEX_MARGIN)
+            object.__setattr__(self, "_totals", [_ZERO])
+        totals, index = self._totals, (day - self._first_day).days
+        while len(totals) <= index:
+            previous = self._first_day + timedelta(days=len(totals) - 1)
+            totals.append(totals[-1] + sum((b - a for a, b in self._windows_on(previous)), _ZERO))
+        return totals[index]
 
     def _windows_on(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
         """The day's working windows as UTC instants; none on a holiday."""
@@ -143,22 +159,6 @@ class WorkingHours:
             if first < last:
                 windows.append((first, last))
         return tuple(windows)
-
-    def _is_plain(self, day: date) -> bool:
-        """No holiday and no UTC-offset change in the week from `day`: it has its nominal time."""
-        plain = self._plain_of.get(day)
-        if plain is None:
-            plain = self._plain_of[day] = self._week_is_plain(day)
-        return plain
-
-    def _week_is_plain(self, day: date) -> bool:
-        # One offset at all eight midnights means no change: since 1970 no zone has changed twice
-        # within a day (the closest two changes in tzdata are 166 hours apart).
-        index = bisect_left(self._holiday_list, day)
-        if index < len(self._holiday_list) and self._holiday_list[index] < day + _WEEK:
-            return False
-        offsets = {datetime.combine(day + k * _DAY, MIDNIGHT, tzinfo=self._tz).utcoffset() for k in range(8)}
-        return len(offsets) == 1
 
     def _midnight(self, day: date) -> datetime:
         midnight = self._midnight_of.get(day)

@@ -155,9 +155,21 @@ def start(
     return LegClocks(leg, clocks), events
 
 
+# The due checks ask for a clock's paused total several times per event; the answer only
+# depends on these inputs, so recent ones are kept (a plain dict, emptied when full).
+_PAUSED: dict[tuple[Calendar, datetime, datetime, timedelta], timedelta] = {}
+_PAUSED_KEPT = 65536
+
+
 def paused_total(clock: Clock, calendar: Calendar) -> timedelta:
     """Business time the clock has counted as paused (closed pauses only)."""
-    return calendar.between(clock.started_at, clock.deadline) - clock.target
+    key = (calendar, clock.started_at, clock.deadline, clock.target)
+    total = _PAUSED.get(key)
+    if total is None:
+        if len(_PAUSED) >= _PAUSED_KEPT:
+            _PAUSED.clear()
+        total = _PAUSED[key] = calendar.between(clock.started_at, clock.deadline) - clock.target
+    return total
 
 
 def warning_at(clock: Clock, fraction: float, calendar: Calendar) -> datetime:

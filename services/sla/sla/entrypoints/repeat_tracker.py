@@ -86,8 +86,25 @@ class RepeatTracker:
         if legs.get(leg.handoff_id) == leg:
             return
         legs[leg.handoff_id] = leg
-        kept = repeats.prune_legs(legs.values(), at, self._rules)
+        horizon = self._prune_horizon(record, at)
+        kept = legs.values() if horizon is None else repeats.prune_legs(legs.values(), horizon, self._rules)
         self._save(message.customer_ref, replace(record, legs=tuple(kept)))
+
+    def _prune_horizon(self, record: CustomerRecord, at: datetime) -> datetime | None:
+        """The instant legs no longer live may be pruned at (None: keep every leg for now).
+
+        On wall time a contact is examined when it arrives, so `at`. On event time a contact
+        earlier than `at` may still wait, or still be on its way (contacts.v1 is read apart
+        from handoff.events.v1); one on its way is no earlier than the customer's latest
+        contact, and a customer without one may yet have any.
+        """
+        if self._event_time is None:
+            return at
+        if record.pending:
+            return min(at, *(c.contacted_at for c in record.pending))
+        if record.contacts:
+            return min(at, max(c.contacted_at for c in record.contacts))
+        return None
 
     async def on_breach(self, message, partition: int) -> None:
         """Remember a breach the timer emitted (read back from sla.events.v1)."""
