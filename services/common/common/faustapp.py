@@ -20,6 +20,7 @@ from common import logs
 from common.codec import MalformedRecord, decode
 from common.dlq import dead_letter
 from common.grpcserver import RunningServer, start_server
+from common import metrics
 from common.metrics import serve_metrics
 from common.runtime import announce_ready
 from common.security import ServerSecurity
@@ -98,6 +99,7 @@ async def _send_raw(app: faust.App, topic: str, key: bytes | None, value: bytes 
     await app.topic(topic, key_serializer="raw", value_serializer="raw").send(key=key, value=value, headers=headers)
 
 
+LAG_INTERVAL = 5.0
 Registration = tuple[Callable[[object, Any], None], object, str]
 
 
@@ -129,11 +131,13 @@ class SideServer(mode.Service):
         self._on_stopped = on_stopped
         self.grpc: RunningServer | None = None
         self._serving: asyncio.Task[None] | None = None
+        self._lag: asyncio.Task[None] | None = None
 
     async def on_start(self) -> None:
         # The worker finishes starting (and so joins its group) only after this returns,
         # so serving waits in the background for the tables to be restored.
         self._serving = asyncio.create_task(self._serve_when_recovered(), name=f"{self._service}-serve")
+        self._lag = asyncio.create_task(self._measure_lag(), name=f"{self._service}-lag")
 
     async def _serve_when_recovered(self) -> None:
         log = logs.configure(self._service, self._settings.log_level)
@@ -162,10 +166,28 @@ class SideServer(mode.Service):
             self._service, grpc=f"{host}:{self.grpc.port}", metrics=f"http://{host}:{metrics_port}/metrics"
         )
 
+    async def _measure_lag(self) -> None:
+        """Every few seconds: how far this worker's consumer is behind, per topic."""
+        group = self._app.conf.id
+        while True:
+            await asyncio.sleep(LAG_INTERVAL)
+            behind: dict[str, int] = {}
+            try:
+                for tp in self._app.consumer.assignment():
+                    position = await self._app.consumer.position(tp)
+                    highwater = self._app.consumer.highwater(tp)
+                    if position is not None and highwater is not None:
+                        behind[tp.topic] = behind.get(tp.topic, 0) + max(highwater - position, 0)
+            except Exception:  # a rebalance in progress: measure again next time
+                continue
+            for topic, records in behind.items():
+                metrics.CONSUMER_LAG.labels(group, topic).set(records)
+
     async def on_stop(self) -> None:
-        if self._serving and not self._serving.done():
-            self._serving.cancel()
-            await asyncio.gather(self._serving, return_exceptions=True)
+        for task in (self._serving, self._lag):
+            if task and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.grpc:
             await self.grpc.stop(grace=5)
         if self._on_stopped:

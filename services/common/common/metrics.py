@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 GRPC_REQUESTS = Counter(
     "handoff_grpc_requests_total",
@@ -27,6 +27,13 @@ DLQ_RECORDS = Counter(
     "handoff_dlq_records_total",
     "Records sent to a dead-letter topic, by source topic.",
     ["topic"],
+)
+
+
+CONSUMER_LAG = Gauge(
+    "handoff_consumer_lag_records",
+    "Records not yet consumed by this worker, summed over its assigned partitions, by consumer group and topic.",
+    ["group", "topic"],
 )
 
 
