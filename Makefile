@@ -63,8 +63,8 @@ test: install kafka-jars proto-check ## The whole suite against a real broker
 test-unit: install ## Unit tests only (no broker)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-bench: install kafka-jars ## Benchmarks; prints a table and writes bench/results.json
-	$(PY) -m bench.run
+bench: install kafka-jars ## Benchmarks; prints a table and writes bench/results.json (flags: BENCH_ARGS="--help")
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 lock: $(INSTALLED) ## Re-pin requirements.lock from pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'

@@ -59,6 +59,8 @@ def _fmt(value, digits: int = 0) -> str:
         return "yes" if value else "NO"
     if isinstance(value, float):
         return f"{value:,.{digits}f}"
+    if isinstance(value, list):
+        return ", ".join(_fmt(item, digits) for item in value)
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
@@ -92,6 +94,41 @@ ROWS = (
     ("(c) received / expected", "count", ("latency", "received_of_expected"), 0),
     ("(c) duplicate notifications", "count", ("latency", "duplicates"), 0),
 )
+# After (d) and (e): the replay and the running clocks, measured below the goals' scale.
+LATER_ROWS = (
+    ("(f) replay: events imported (the run's scale)", "events", ("replay", "events"), 0),
+    ("(f) replay: import written in", "s", ("replay", "import_seconds"), 1),
+    ("(f) replay: sla caught up, from import start", "s", ("replay", "seconds_to_caught_up"), 1),
+    ("(f) replay: last SLA event / repeat out after", "s", ("replay", "seconds_to_last_output"), 1),
+    ("(f) replay: events replayed", "events/s", ("replay", "events_per_s"), 0),
+    ("(f) replay: events per sla CPU-second", "events/s", ("replay", "events_per_sla_cpu_s"), 0),
+    ("(f) replay: 1,000,000 events, extrapolated", "s", ("replay", "projected_seconds_for_1m_events"), 0),
+    ("(f) replay: SLA events produced", "count", ("replay", "sla_events"), 0),
+    ("(f) replay: breaches among them", "count", ("replay", "breaches"), 0),
+    ("(f) replay: repeat contacts produced", "count", ("replay", "repeat_contacts"), 0),
+    ("(f) replay: avoidable repeats (sla_breached)", "count", ("replay", "repeat_contacts_by_cause", "sla_breached"), 0),
+    ("(f) replay: sla RSS at end", "MB", ("replay", "sla_rss_mb_at_end"), 0),
+    ("(g) open legs loaded (2 running clocks each)", "legs", ("running_clocks", "legs"), 0),
+    ("(g) sla worker took them at", "legs/s", ("running_clocks", "legs_per_s"), 0),
+    ("(g) same, per sla CPU-second", "legs/s", ("running_clocks", "legs_per_sla_cpu_s"), 0),
+    ("(g) running_clocks gauge before / after load", "legs", ("running_clocks", "gauge_before_after"), 0),
+    ("(g) sla RSS before / after load", "MB", ("running_clocks", "rss_mb_before_after"), 0),
+    ("(g) RSS growth per open leg", "bytes", ("running_clocks", "bytes_per_leg"), 0),
+    ("(g) RSS growth per running clock", "bytes", ("running_clocks", "bytes_per_clock"), 0),
+    ("(g) 1,000,000 clocks, extrapolated", "MB", ("running_clocks", "projected_mb_for_1m_clocks"), 0),
+    ("(g) deadline -> breach record (broker ts) p50", "ms", ("running_clocks", "breach", "emitted_p50_ms"), 0),
+    ("(g) deadline -> breach record (broker ts) p99", "ms", ("running_clocks", "breach", "emitted_p99_ms"), 0),
+    ("(g) deadline -> breach record (broker ts) max", "ms", ("running_clocks", "breach", "emitted_max_ms"), 0),
+    ("(g) deadline -> breach read by bench p99", "ms", ("running_clocks", "breach", "arrived_p99_ms"), 0),
+    ("(g) breaches received / legs", "count", ("running_clocks", "breach", "received_of_legs"), 0),
+    ("(g) restart: SIGTERM to exit", "s", ("running_clocks", "restart", "stop_seconds"), 1),
+    ("(g) restart: start to ready line", "s", ("running_clocks", "restart", "ready_seconds"), 1),
+    ("(g) restart: start to gauge back", "s", ("running_clocks", "restart", "seconds_to_clocks_back"), 1),
+    ("(g) restart: legs restored (gauge)", "legs", ("running_clocks", "restart", "target_gauge"), 0),
+    ("(g) restart: 1,000,000 clocks, extrapolated", "s", ("running_clocks", "restart", "projected_seconds_for_1m_clocks"), 0),
+    ("load average at start (1, 5, 15 min)", "", ("load_average_at_start",), 2),
+    ("load average at end (1, 5, 15 min)", "", ("load_average_at_end",), 2),
+)
 
 
 def print_table(doc: dict, console: Console | None = None) -> None:
@@ -112,6 +149,8 @@ def print_table(doc: dict, console: Console | None = None) -> None:
     if imported := results.get("import"):
         table.add_row("(e) historical import", f"{_fmt(imported.get('rows'), 0)} rows in "
                       f"{_fmt(imported.get('seconds'), 1)} s", f"{_fmt(imported.get('events_per_s'), 0)} events/s")
+    for label, unit, path, digits in LATER_ROWS:
+        table.add_row(label, _fmt(_get(results, *path), digits), unit)
     console.print(table)
     for service, errors in (results.get("service_log_errors") or {}).items():
         if errors["error_lines"]:

@@ -1,10 +1,14 @@
-"""`python -m bench.run`: start a stack of our own, measure (a) (b) (c), print and save.
+"""`python -m bench.run`: start a stack of our own, measure (a) to (g), print and save.
 
 Kafka starts first and the raw limits (a) are measured before the services exist, so the
 ceiling is not lowered by their idle polling. Then the services start and (c) runs before
 (b): the burst leaves work behind in notify and the handoff leg feed that would otherwise
-delay the breach notifications. Everything started here is stopped in a `finally`, also
-on Ctrl-C or SIGTERM; a failed run keeps its work directory (service and broker logs).
+delay the breach notifications. (g) runs on the sla worker alone (handoff and notify would
+spend the CPU on the same legs), (e) on the broker alone. The replay (f) needs topics and
+a consumer group that hold nothing else, so it gets a broker and an sla worker of its own,
+started after the first stack has stopped (one JVM at a time on a small machine).
+Everything started here is stopped in a `finally`, also on Ctrl-C or SIGTERM; a failed run
+keeps its work directory (service and broker logs).
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from pathlib import Path
 from rich.console import Console
 
 from bench import report
+from bench.clocks import measure_clocks
 from bench.cpu import CpuMeter
 from bench.handoffapi import create_load, warm_up
 from bench.importbench import import_rate
 from bench.latency import breach_latency
 from bench.params import Parameters, parse_args, write_policy
 from bench.rawkafka import copy_loop, create_bench_topics, delete_bench_topics, prefill, producer_performance
+from bench.replay import POLICY_FILE, replay, write_replay_history
 from bench.slaburst import burst, seconds_until_visible
 from devstack.stack import SERVICES, Stack
 
@@ -36,9 +42,15 @@ def _raise_interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
+def _note_load(results: dict, phase: str) -> None:
+    """The 1-minute load average as a phase starts: others may share this machine."""
+    results.setdefault("load_average_1m_by_phase", {})[phase] = round(os.getloadavg()[0], 2)
+
+
 def measure(stack: Stack, params: Parameters, run_id: str, departments: list[str], console: Console,
             results: dict) -> None:
     """Fill `results` phase by phase, so a failure still leaves what was measured."""
+    _note_load(results, "a")
     with console.status("starting Kafka..."):
         stack.start_kafka()
     bootstrap = stack.bootstrap
@@ -56,6 +68,7 @@ def measure(stack: Stack, params: Parameters, run_id: str, departments: list[str
     with console.status("starting the services..."):
         for name, _module in SERVICES:
             stack.start_service(name)
+    _note_load(results, "c")
     with console.status(f"(c) {params.latency_legs} legs left to breach..."):
         results["latency"] = asyncio.run(breach_latency(
             stack.services["handoff"].grpc, stack.services["notify"].grpc, departments,
@@ -83,6 +96,7 @@ def measure(stack: Stack, params: Parameters, run_id: str, departments: list[str
     if stack.kafka is not None:
         pids["kafka"] = stack.kafka.pid
     meter = CpuMeter({**pids, "bench": os.getpid()})
+    _note_load(results, "b")
     with console.status(f"(b) burst of {params.burst_legs} legs through sla..."):
         results["sla_burst"] = asyncio.run(burst(bootstrap, f"bench-{run_id}-burst", params.burst_legs, run_id,
                                                  params.burst_time_limit_s))
@@ -91,12 +105,43 @@ def measure(stack: Stack, params: Parameters, run_id: str, departments: list[str
         results["sla_burst"]["handoff_feed_seconds_after_burst"] = asyncio.run(seconds_until_visible(
             stack.services["handoff"].grpc, results["sla_burst"]["last_handoff_id"], 30.0))
     stack.check_alive()
+    for name in ("notify", "handoff"):
+        stack.services.pop(name).stop()
+    _note_load(results, "g")
+    with console.status(f"(g) {params.running_legs:,} open legs into one sla worker...") as status:
+        measure_clocks(stack, params, run_id, f"bench-{run_id}-clocks", f"bench-{run_id}-due",
+                       results.setdefault("running_clocks", {}), lambda text: status.update(f"(g) {text}..."))
+    stack.check_alive()
     # The import runs on the broker alone: with the services up, they would replay it meanwhile.
     for name in reversed(list(stack.services)):
         stack.services.pop(name).stop()
+    _note_load(results, "e")
     (stack.workdir / "import").mkdir(exist_ok=True)
     with console.status(f"(e) importing {params.import_rows:,} generated rows..."):
         results["import"] = asyncio.run(import_rate(bootstrap, params.import_rows, stack.workdir / "import"))
+
+
+def measure_replay(params: Parameters, workdir: Path, external: str | None, run_id: str, console: Console,
+                   results: dict) -> None:
+    """(f) on a broker and an sla worker (event time) of its own, stopped afterwards."""
+    if external:
+        # A shared broker's topics hold every earlier phase's records, which the worker would replay too.
+        results["replay"] = {"skipped": "needs a broker of its own; not run with KAFKA_BOOTSTRAP"}
+        return
+    with console.status(f"(f) generating about {params.replay_events:,} events of history..."):
+        handoffs, contacts = write_replay_history(workdir / "history", params.replay_events, f"r{run_id}")
+    stack = Stack(workdir / "replay", POLICY_FILE, env={"SLA_CLOCK": "event"})
+    try:
+        with console.status("(f) starting a broker and an sla worker on event time..."):
+            stack.start_kafka()
+            stack.start_service("sla")
+        _note_load(results, "f")
+        with console.status("(f) importing the history and waiting for the sla worker to replay it..."):
+            results["replay"] = replay(stack, handoffs, contacts, params.replay_time_limit_s)
+        stack.check_alive()
+    finally:
+        with console.status("(f) stopping the replay's broker and worker..."):
+            stack.stop()
 
 
 def _derive(results: dict) -> None:
@@ -112,15 +157,22 @@ def _derive(results: dict) -> None:
                 sla["cpu_ratio_to_copy"] = sla["events_per_sla_cpu_s"] / copy["records_per_cpu_s"]
     if latency:
         latency["received_of_expected"] = f"{latency['received']} / {latency['expected']}"
+    clocks = results.get("running_clocks") or {}
+    if "gauge_after" in clocks:
+        clocks["gauge_before_after"] = f"{clocks['gauge_before']:,} / {clocks['gauge_after']:,}"
+        clocks["rss_mb_before_after"] = f"{clocks['rss_mb_before']:,.0f} / {clocks['rss_mb_after']:,.0f}"
+    if breach := clocks.get("breach"):
+        breach["received_of_legs"] = f"{breach['received']} / {breach['legs']}"
 
 
 def _log_errors(workdir: Path) -> dict:
     """Error lines per service log: a faust agent can crash while its process stays up."""
     found = {}
-    for log in sorted((workdir / "logs").glob("*.log")):
-        lines = [line for line in log.read_text(errors="replace").splitlines()
-                 if '"level": "error"' in line or "Crashed" in line or "Traceback" in line]
-        found[log.stem] = {"error_lines": len(lines), "first": lines[0][:300] if lines else None}
+    for prefix, logs in (("", workdir / "logs"), ("replay-", workdir / "replay" / "logs")):
+        for log in sorted(logs.glob("*.log")):
+            lines = [line for line in log.read_text(errors="replace").splitlines()
+                     if '"level": "error"' in line or "Crashed" in line or "Traceback" in line]
+            found[prefix + log.stem] = {"error_lines": len(lines), "first": lines[0][:300] if lines else None}
     return found
 
 
@@ -133,22 +185,30 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="handoff-bench-"))
     external = os.environ.get("KAFKA_BOOTSTRAP") or None
     departments = [f"bench-{run_id}-lat{n}" for n in range(params.latency_departments)]
-    policy = write_policy(workdir / "sla-policies.yaml", departments, f"bench-{run_id}-burst", params.latency_ack_s)
+    policy = write_policy(workdir / "sla-policies.yaml", {
+        **{department: (f"{params.latency_ack_s}s", "1h") for department in departments},
+        f"bench-{run_id}-due": (f"{params.clocks_breach_ack_s}s", "1h"),
+        f"bench-{run_id}-clocks": ("30d", "60d"),  # open for the whole run: running clocks
+        "*": ("1d", "5d"),  # the burst and the rest: nothing else may breach during the run
+    })
     stack = Stack(workdir, policy, external)
-    results: dict = {}
+    results: dict = {"load_average_at_start": [round(load, 2) for load in os.getloadavg()]}
     error = None
     try:
-        measure(stack, params, run_id, departments, console, results)
+        try:
+            measure(stack, params, run_id, departments, console, results)
+        finally:
+            with console.status("stopping everything the bench started..."):
+                if external:
+                    delete_bench_topics(external, [f"bench.{run_id}.{n}" for n in ("perf", "source", "sink")])
+                stack.stop()
+        measure_replay(params, workdir, external, run_id, console, results)
     except KeyboardInterrupt:
         error = "interrupted"
     except Exception as failure:  # reported with what was measured so far
         error = f"{type(failure).__name__}: {failure}"
         console.print(traceback.format_exc())
-    finally:
-        with console.status("stopping everything the bench started..."):
-            if external:
-                delete_bench_topics(external, [f"bench.{run_id}.{n}" for n in ("perf", "source", "sink")])
-            stack.stop()
+    results["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
     _derive(results)
     results["service_log_errors"] = _log_errors(workdir)
     parameters = {**asdict(params), "run_id": run_id, "external_kafka": bool(external),

@@ -1,0 +1,99 @@
+"""What the bench reads from outside a service: its memory, its /metrics, its consumer group's lag.
+
+Nothing here changes a service; each probe is what an operator could read too (/proc, the
+Prometheus endpoint, the broker's committed offsets), so the figures built on them hold
+for a service in production as well.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from pathlib import Path
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident set size of `pid` (VmRSS), or None when it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024  # reported in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def scrape(url: str, timeout: float = 5.0) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample on a /metrics page as (name, labels, value)."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        text = response.read().decode()
+    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def total(samples: list[tuple[str, dict[str, str], float]], name: str) -> float:
+    """The sum of a metric's samples over all its label values (0 when absent)."""
+    return sum(value for sample, _, value in samples if sample == name)
+
+
+def by_label(samples: list[tuple[str, dict[str, str], float]], name: str, label: str) -> dict[str, float]:
+    """A metric summed per value of one label."""
+    sums: dict[str, float] = {}
+    for sample, labels, value in samples:
+        if sample == name:
+            sums[labels.get(label, "")] = sums.get(labels.get(label, ""), 0.0) + value
+    return sums
+
+
+def gauge(url: str, name: str) -> float | None:
+    """One metric's total on `url`, or None when the endpoint does not answer."""
+    try:
+        return total(scrape(url), name)
+    except OSError:
+        return None
+
+
+class KafkaProbe:
+    """End offsets of topics and a consumer group's committed offsets (kafka-python, synchronous)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+
+    def __enter__(self) -> "KafkaProbe":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._consumer.close()
+        self._admin.close()
+
+    def _partitions(self, topics: list[str]) -> list[TopicPartition]:
+        return [TopicPartition(topic, p) for topic in topics for p in sorted(self._consumer.partitions_for_topic(topic))]
+
+    def records(self, topic: str) -> int:
+        """Records written to `topic` so far (the sum of its end offsets)."""
+        return sum(self._consumer.end_offsets(self._partitions([topic])).values())
+
+    def lag(self, group: str, topics: list[str]) -> int:
+        """Records of `topics` the group has not committed yet (from each partition's start if never)."""
+        partitions = self._partitions(topics)
+        ends = self._consumer.end_offsets(partitions)
+        starts = self._consumer.beginning_offsets(partitions)
+        committed = self._admin.list_group_offsets({group: partitions}).get(group, {})
+        lag = 0
+        for tp in partitions:
+            mark = committed.get(tp)
+            offset = mark.offset if mark is not None and mark.offset >= 0 else starts[tp]
+            lag += max(ends[tp] - offset, 0)
+        return lag
+
+    def wait_for_lag_zero(self, group: str, topics: list[str], time_limit: float, poll: float = 0.5) -> float | None:
+        """Seconds until the group has committed everything in `topics`; None if not within the limit."""
+        started = time.perf_counter()
+        while time.perf_counter() - started < time_limit:
+            if self.lag(group, topics) == 0:
+                return time.perf_counter() - started
+            time.sleep(poll)
+        return None
