@@ -643,3 +643,30 @@ def test_a_change_before_any_deadline_emits_no_warning_or_breach():
 
     assert _kinds(worker.sla_sent) == [("met", 0.0)]
     assert not decode(SLA_EVENTS, worker.sla_sent[0]).met.late
+
+
+def test_the_engine_counts_running_clocks_as_legs_open_stop_and_after_a_rebuild():
+    # given an engine on an in-memory table
+    async def noop(_: str, __: bytes) -> None:
+        return None
+
+    table: dict = {}
+    engine = ClockEngine(table, POLICIES, SteppedClock(T0), noop, recorded=SteppedClock(T0))
+    engine.rebuild(frozenset({P}))
+
+    # when two legs open, one is acknowledged and the other resolved
+    async def feed() -> list[int]:
+        counts = []
+        for message in (created("h-1", T0), created("h-2", T0 + MIN), acknowledged("h-1", T0 + H),
+                        resolved("h-2", T0 + 2 * H)):
+            await engine.on_handoff_event(message, P)
+            counts.append(engine.running_clocks)
+        return counts
+
+    # then each leg starts two clocks, an ack stops one, a resolution both
+    assert run(feed()) == [2, 4, 3, 1]
+    # and a rebuild from the table finds the same count, none for partitions it does not own
+    engine.rebuild(frozenset({P}))
+    assert engine.running_clocks == 1
+    engine.rebuild(frozenset({P + 1}))
+    assert engine.running_clocks == 0

@@ -61,6 +61,8 @@ class ClockEngine:
         self._recent = RecentIds()
         self._lock = asyncio.Lock()
         self.indexed_partitions: frozenset[int] = frozenset()
+        # Running clocks of the owned partitions (counted at a rebuild, then kept up to date).
+        self.running_clocks = 0
 
     def _load(self, handoff_id: str) -> tuple[LegClocks | None, int]:
         raw = self._table.get(handoff_id)
@@ -150,7 +152,9 @@ class ClockEngine:
         decided = self._decide(message, state, codec.occurred_at(message))
         if decided is None:
             return []
+        self.running_clocks -= _running(state)
         state, events = decided
+        self.running_clocks += _running(state)
         # Emit before saving: a crash in between re-emits the same ids, which consumers drop.
         await self._emit(events)
         self._table[message.handoff_id] = codec.encode_state(state, partition)
@@ -188,10 +192,12 @@ class ClockEngine:
     def rebuild(self, partitions: frozenset[int]) -> None:
         """Re-index the running clocks of the partitions this worker now owns."""
         self._due.clear()
+        self.running_clocks = 0
         for raw in self._table.values():
             state, partition = codec.decode_state(raw)
             if partition in partitions:
                 self._index(state)
+                self.running_clocks += _running(state)
         self.indexed_partitions = partitions
 
     async def fire_due(self) -> None:
@@ -207,7 +213,12 @@ class ClockEngine:
             # Until the sla agent reads them back, remember what was emitted (RecentIds drops
             # repeats) and index what falls due next.
             self._index(state)
-        metrics.RUNNING_CLOCKS.set(len(self._due))
+        metrics.RUNNING_CLOCKS.set(self.running_clocks)
+        metrics.PENDING_DEADLINES.set(len(self._due))
+
+
+def _running(state: LegClocks | None) -> int:
+    return 0 if state is None else sum(1 for clock in state.clocks.values() if clock.running)
 
 
 def _count(event: ClockEvent, now: datetime) -> None:
