@@ -62,3 +62,4 @@ def write_policy(path: Path, targets: dict[str, tuple[str, str]]) -> Path:
         lines += [f'  - department: "{department}"', '    priority: "*"', f"    ack: {ack}", f"    resolve: {resolve}"]
     path.write_text("\n".join(lines) + "\n")
     return path
+

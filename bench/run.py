@@ -35,6 +35,7 @@ from bench.params import Parameters, parse_args, write_policy
 from bench.rawkafka import copy_loop, create_bench_topics, delete_bench_topics, prefill, producer_performance
 from bench.replay import POLICY_FILE, replay, write_replay_history
 from bench.slaburst import burst, seconds_until_visible
+from devstack.routing import write_routing
 from devstack.stack import SERVICES, Stack
 
 
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         f"bench-{run_id}-clocks": ("30d", "60d"),  # open for the whole run: running clocks
         "*": ("1d", "5d"),  # the burst and the rest: nothing else may breach during the run
     })
-    stack = Stack(workdir, policy, external)
+    stack = Stack(workdir, policy, external, routing_file=write_routing(workdir / "routing.yaml"))
     results: dict = {"load_average_at_start": [round(load, 2) for load in os.getloadavg()]}
     error = None
     try:

@@ -1,13 +1,19 @@
 """The demo driver of `make run`: opens legs, acknowledges some in time, lets others breach,
-and prints every notification the departments receive."""
+and prints every notification the departments receive on their Subscribe streams, what the
+log gateway writes, and what reaches the example webhooks (config/routing.yaml posts them
+to 127.0.0.1:8081, where the driver listens when the port is free)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
+
+from aiohttp import web
 
 from handoff.v1 import handoff_service_pb2 as handoff_pb2
 from handoff.v1 import handoff_service_pb2_grpc as handoff_grpc
@@ -35,6 +41,42 @@ async def watch(notify_address: str, department: str) -> None:
         async for response in stub.Subscribe(notify_pb2.SubscribeRequest(department=department)):
             note = response.notification
             console.print(f"{_stamp()} [bold red]NOTIFY {department:<13}[/] {note.title}")
+
+
+async def tail_log_gateway(path: Path) -> None:
+    """Print each delivery the log gateway appends to its file, until cancelled."""
+    while not path.exists():
+        await asyncio.sleep(1)
+    with path.open() as lines:
+        lines.seek(0, 2)
+        while True:
+            line = lines.readline()
+            if not line:
+                await asyncio.sleep(0.5)
+                continue
+            entry = json.loads(line)
+            console.print(f"{_stamp()} [magenta]LOG    {entry['target']:<13}[/] {entry['notification']['title']}")
+
+
+async def webhook_sink(port: int = 8081) -> web.AppRunner | None:
+    """Accept the example webhooks and print them; None when the port is taken."""
+
+    async def received(request: web.Request) -> web.Response:
+        note = json.loads(await request.read())["notification"]
+        console.print(f"{_stamp()} [yellow]HOOK   {request.match_info['name']:<13}[/] {note['title']}")
+        return web.Response(status=202)
+
+    app = web.Application()
+    app.router.add_post("/hooks/{name}", received)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+    except OSError:
+        await runner.cleanup()
+        console.print(f"(port {port} is taken: webhook deliveries are not shown)")
+        return None
+    return runner
 
 
 def department_token(department: str) -> str:
@@ -71,13 +113,18 @@ async def open_leg(
 
 
 async def drive(
-    handoff_address: str, notify_address: str, check_alive: Callable[[], None], interval: float = 4.0
+    handoff_address: str, notify_address: str, check_alive: Callable[[], None], interval: float = 4.0,
+    log_file: Path | None = None,
 ) -> None:
     """Open a leg every `interval` seconds (every third left to breach) until cancelled.
 
     `check_alive` raises when a service of the stack has died, which ends the demo.
+    `log_file`: the log gateway's file, whose deliveries are printed too.
     """
     watchers = [asyncio.create_task(watch(notify_address, d)) for d in DEPARTMENTS]
+    if log_file is not None:
+        watchers.append(asyncio.create_task(tail_log_gateway(log_file)))
+    sink = await webhook_sink()
     tasks: set[asyncio.Task[None]] = set()
     try:
         async with aio_channel(handoff_address, AGENT_TOKEN) as channel:
@@ -96,3 +143,5 @@ async def drive(
         for task in [*watchers, *tasks]:
             task.cancel()
         await asyncio.gather(*watchers, *tasks, return_exceptions=True)
+        if sink is not None:
+            await sink.cleanup()

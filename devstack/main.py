@@ -19,7 +19,8 @@ from devstack.driver import drive
 from devstack.processes import ServiceFailed
 from devstack.stack import WELL_KNOWN_PORTS, Stack
 
-app = typer.Typer(help="Run Kafka, the three services and a demo driver locally.", no_args_is_help=True,
+app = typer.Typer(help="Run Kafka, the three services, the channel gateways and a demo driver locally.",
+                  no_args_is_help=True,
                   add_completion=False)
 console = Console(highlight=False)
 
@@ -58,14 +59,15 @@ def run(
 ) -> None:
     """Start everything, drive a demo, print notifications; Ctrl-C stops everything."""
     _stop_on_sigterm()
-    stack = Stack(workdir, policies, kafka_bootstrap or None, ports=_ports(free_ports))
+    stack = Stack(workdir, policies, kafka_bootstrap or None, ports=_ports(free_ports), gateways=True)
     try:
-        with console.status("starting Kafka and the services..."):
+        with console.status("starting Kafka, the gateways and the services..."):
             stack.start()
         console.print("[bold]stack is up[/bold] (logs in %s)" % (workdir / "logs"))
         _print_endpoints(stack.endpoints())
         console.print("driving a demo: legs open every few seconds; every third is left to breach. Ctrl-C stops.\n")
-        asyncio.run(drive(stack.services["handoff"].grpc, stack.services["notify"].grpc, stack.check_alive))
+        asyncio.run(drive(stack.services["handoff"].grpc, stack.services["notify"].grpc, stack.check_alive,
+                          log_file=workdir / "data" / "gateway-log" / "deliveries.jsonl"))
     except KeyboardInterrupt:
         console.print("\nstopping...")
     except ServiceFailed as error:
@@ -85,7 +87,7 @@ def serve(
 ) -> None:
     """Run the stack until SIGTERM, keeping .run/stack.json current (used by `up`)."""
     _stop_on_sigterm()
-    stack = Stack(workdir, policies, kafka_bootstrap or None, ports=_ports(free_ports))
+    stack = Stack(workdir, policies, kafka_bootstrap or None, ports=_ports(free_ports), gateways=True)
     try:
         stack.start()
         STATE_FILE.write_text(json.dumps({"pid": os.getpid(), "endpoints": stack.endpoints()}))

@@ -1,15 +1,23 @@
-"""Kafka and the three services as one unit with `start` and `stop`.
+"""Kafka and the three services as one unit with `start` and `stop`; optionally the channel
+gateways (webhook, e-mail with a local SMTP sink, log) that notify delivers through.
 
 Uses the broker named by KAFKA_BOOTSTRAP when given; otherwise runs a local one. Services
 listen on free loopback ports and report them; `endpoints()` lists where everything is.
+Every process is a child started and stopped by its pid.
 """
 
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from common.localkafka import LocalKafka, create_topics, wait_for_kafka
+from devstack.gateways import KINDS as GATEWAY_KINDS
+from devstack.gateways import start_gateway
 from devstack.processes import ServiceFailed, ServiceProcess, start_service
 
 # (name, module) in start order; stopped in reverse.
@@ -18,6 +26,10 @@ SERVICES = (("handoff", "handoff_svc"), ("sla", "sla"), ("notify", "notify"))
 TOKENS_FILE = Path(__file__).resolve().parent.parent / "config" / "tokens.example.yaml"
 DEV_CUSTOMER_REF_KEY = "dev-only-customer-ref-key"
 ADMIN_TOKEN, AGENT_TOKEN = "dev-token-admin", "dev-token-agent"
+# Notify calls the gateways as a service (config/tokens.example.yaml: the CRM's service token).
+SERVICE_TOKEN = "dev-token-crm"
+ROUTING_FILE = Path(__file__).resolve().parent.parent / "config" / "routing.yaml"
+SMTP_SINK = "smtp-sink"
 # The ports `make run` and `make up` use, so handoffctl's defaults reach them.
 WELL_KNOWN_PORTS = {"handoff": (50051, 9461), "sla": (50052, 9462), "notify": (50053, 9463)}
 
@@ -31,15 +43,22 @@ class Stack:
         log_level: str = "INFO",
         ports: dict[str, tuple[int, int]] | None = None,
         env: dict[str, str] | None = None,
+        gateways: bool = False,
+        routing_file: Path | None = None,
     ) -> None:
         """`ports` maps a service to its (gRPC, metrics) ports; unlisted services take free ones.
-        `env` adds settings every service process gets (e.g. SLA_CLOCK=event)."""
+        `env` adds settings every service process gets (e.g. SLA_CLOCK=event). `gateways`:
+        also run the webhook, e-mail (with an SMTP sink) and log gateways for notify.
+        `routing_file`: notify's routing tree (config/routing.yaml by default)."""
         self.workdir = workdir
         self._policy_file = policy_file.resolve()
         self._external_bootstrap = bootstrap
         self._log_level = log_level
         self._ports = ports or {}
         self._env = env or {}
+        self._gateways = gateways
+        self._routing_file = (routing_file or ROUTING_FILE).resolve()
+        self._gateway_ports: dict[str, str] = {}
         self.kafka: LocalKafka | None = None
         self.services: dict[str, ServiceProcess] = {}
 
@@ -65,8 +84,17 @@ class Stack:
             "INSTANCE": instance,
             "AUTH_TOKENS_FILE": str(TOKENS_FILE),
             "CUSTOMER_REF_KEY": DEV_CUSTOMER_REF_KEY,
+            "NOTIFY_ROUTING_FILE": str(self._routing_file),
+            **self._gateway_env(),
             **self._env,
         }
+
+    def _gateway_env(self) -> dict[str, str]:
+        """Where notify finds the gateways this stack runs, and the token it calls them with."""
+        if not self._gateway_ports:
+            return {}
+        return {"NOTIFY_GATEWAY_TOKEN": SERVICE_TOKEN,
+                **{f"NOTIFY_GATEWAY_{kind.upper()}": f"127.0.0.1:{port}" for kind, port in self._gateway_ports.items()}}
 
     def start_kafka(self) -> None:
         """Start (or reach) Kafka and create the project's topics."""
@@ -85,9 +113,29 @@ class Stack:
         self.services[key] = start_service(key, module, self.service_env(name, instance), self.workdir / "logs")
         return self.services[key]
 
+    def start_gateway(self, kind: str) -> ServiceProcess:
+        """Start (or restart) the `kind` gateway; a restart takes the port it had before."""
+        env = {"GRPC_HOST": "127.0.0.1"}
+        if kind in self._gateway_ports:
+            env["GRPC_PORT"] = self._gateway_ports[kind]
+        if kind == "email":
+            env.update({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": self.services[SMTP_SINK].endpoints["smtp"]})
+        process, address = start_gateway(kind, self.workdir, env)
+        self._gateway_ports[kind] = address.rpartition(":")[2]
+        self.services[f"gateway-{kind}"] = process
+        return process
+
+    def start_gateways(self) -> None:
+        """An SMTP sink (aiosmtpd, printing each message to its log), then every gateway."""
+        self.services[SMTP_SINK] = _start_smtp_sink(self.workdir / "logs")
+        for kind in GATEWAY_KINDS:
+            self.start_gateway(kind)
+
     def start(self) -> "Stack":
         try:
             self.start_kafka()
+            if self._gateways:
+                self.start_gateways()
             for name, _module in SERVICES:
                 self.start_service(name)
         except BaseException:
@@ -114,8 +162,9 @@ class Stack:
     def endpoints(self) -> dict[str, str]:
         listing = {"kafka bootstrap": self.bootstrap}
         for name, service in self.services.items():
-            listing[f"{name} gRPC"] = service.endpoints.get("grpc", "")
-            listing[f"{name} metrics"] = service.endpoints.get("metrics", "")
+            for endpoint in ("grpc", "metrics", "smtp"):
+                if endpoint in service.endpoints:
+                    listing[f"{name} {'gRPC' if endpoint == 'grpc' else endpoint}"] = service.endpoints[endpoint]
         return listing
 
     def __enter__(self) -> "Stack":
@@ -123,3 +172,30 @@ class Stack:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start_smtp_sink(log_dir: Path, timeout: float = 20) -> ServiceProcess:
+    """A local SMTP server (aiosmtpd's Debugging handler: each message goes to its log)."""
+    port = _free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{SMTP_SINK}.log"
+    with log_path.open("a") as log:
+        process = subprocess.Popen([sys.executable, "-u", "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}"],
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    sink = ServiceProcess(SMTP_SINK, process, log_path, {"smtp": str(port)})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return sink
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                sink.stop()
+                raise ServiceFailed(f"{SMTP_SINK} did not start on port {port}; see {log_path}") from None
+            time.sleep(0.1)

@@ -15,6 +15,7 @@ from common.codec import MalformedRecord, decode
 from common.grpcclient import channel
 from common.localkafka import LocalKafka, create_topics
 from common.topics import TopicSpec
+from devstack.routing import BREACHES_TO_DEPARTMENTS, write_routing
 from devstack.stack import ADMIN_TOKEN, Stack
 
 FAST_POLICIES = """
@@ -44,11 +45,12 @@ def unique(prefix: str) -> str:
 
 
 @contextmanager
-def running_stack(workdir: Path, policies: str = FAST_POLICIES) -> Iterator[Stack]:
+def running_stack(workdir: Path, policies: str = FAST_POLICIES, routing: str = BREACHES_TO_DEPARTMENTS) -> Iterator[Stack]:
     """A broker of its own and the three services; everything stopped afterwards."""
     with LocalKafka(workdir / "kafka") as kafka:
         create_topics(kafka.bootstrap)
-        stack = Stack(workdir, write_policies(workdir, policies), bootstrap=kafka.bootstrap)
+        stack = Stack(workdir, write_policies(workdir, policies), bootstrap=kafka.bootstrap,
+                      routing_file=write_routing(workdir / "routing.yaml", routing))
         try:
             stack.start()
             yield stack

@@ -24,7 +24,8 @@ EXPECTED_METRICS = {
     "handoff": {"handoff_legs_created", "handoff_grpc_requests", "handoff_grpc_request_duration_seconds"},
     "sla": {"handoff_sla_clocks_started", "handoff_sla_breaches", "handoff_sla_running_clocks",
             "handoff_dlq_records"},
-    "notify": {"handoff_notifications", "handoff_notification_delivery_latency_seconds", "handoff_subscribers"},
+    "notify": {"handoff_notifications", "handoff_notification_delivery_seconds", "handoff_subscribers",
+               "handoff_escalations", "handoff_notifications_suppressed", "handoff_delivery_retries"},
 }
 
 
@@ -73,13 +74,13 @@ def test_a_malformed_handoff_event_goes_to_the_dlq_with_its_reason(stack: Stack)
     key, garbage = unique("cust").encode(), b"\xff\x00 not protobuf " + uuid.uuid4().bytes
     with KafkaProducer(bootstrap_servers=stack.bootstrap) as producer:
         producer.send(HANDOFF_EVENTS.name, key=key, value=garbage).get(timeout=10)
-    # when its consumers (the sla engine, the handoff owner) read it
+    # when its consumers (the sla engine, the handoff owner, notify) read it
     records = read_records(
-        stack.bootstrap, HANDOFF_EVENTS.dlq, lambda rs: len([r for r in rs if r.value == garbage]) >= 2
+        stack.bootstrap, HANDOFF_EVENTS.dlq, lambda rs: len([r for r in rs if r.value == garbage]) >= 3
     )
     # then the DLQ holds the original bytes once per consumer, with the reason and origin in headers
     dead = [r for r in records if r.value == garbage]
-    assert sorted(dict(r.headers)["dlq.consumer"] for r in dead) == [b"handoff-legs", b"handoff-sla"]
+    assert sorted(dict(r.headers)["dlq.consumer"] for r in dead) == [b"handoff-legs", b"handoff-notify", b"handoff-sla"]
     for record in dead:
         headers = dict(record.headers)
         assert record.key == key

@@ -87,7 +87,9 @@ def test_encode_requested_parses_back_to_the_notification_it_carries():
     assert carried.clock == types_pb2.CLOCK_KIND_RESOLVE
     assert (carried.handoff_id, carried.case_id, carried.customer_ref) == ("h-1", "case-1", "cust-1")
     assert (carried.title, carried.body) == (notification.title, notification.body)
-    assert dict(carried.labels) == {"department": "billing", "priority": "high", "kind": "breach"}
+    # the labels routing matches on: priority upper case, as routing.yaml writes it
+    assert dict(carried.labels) == {"department": "billing", "priority": "HIGH", "kind": "breach",
+                                    "category": "refund", "clock": "resolve", "handoff_id": "h-1"}
     assert occurred_at(carried) == T0
 
 
@@ -103,3 +105,26 @@ def test_encode_requested_parses_back_to_the_notification_it_carries():
 )
 def test_requested_notification_is_none_for_other_changes(event):
     assert requested_notification(event) is None
+
+
+def test_a_notification_survives_the_round_trip_through_protobuf_digest_items_included():
+    from dataclasses import replace
+
+    from notify.adapters.codec import notification_from, notification_pb, restored, stored
+
+    member = notify_breach(breach_from(sla_breach()))
+    digest = replace(member, notification_id="d-1", key="digest:k", kind="digest", items=(member, member),
+                     group_key='billing:{department="billing"}', flush="1:first")
+    assert notification_from(notification_pb(digest)) == digest
+    assert restored(stored(digest)) == digest
+
+
+def test_the_subscription_stream_reads_only_deliveries_that_carry_their_notification():
+    from notify.adapters.codec import encode_delivered, subscription_delivery
+
+    note = notify_breach(breach_from(sla_breach()))
+    carried = notifications_pb2.NotificationEvent.FromString(encode_delivered("d-1", note, "subscription", 1, T0, True))
+    bare = notifications_pb2.NotificationEvent.FromString(encode_delivered("d-2", note, "webhook", 3, T0, False))
+    assert subscription_delivery(carried).notification_id == note.notification_id
+    assert subscription_delivery(bare) is None
+    assert carried.delivered.delivery_id == "d-1" and bare.delivered.attempts == 3

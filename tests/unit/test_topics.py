@@ -14,6 +14,7 @@ from common.topics import (
     TABLES,
     all_topic_names,
     changelog_topic_names,
+    compacted_topic_names,
 )
 
 # name -> (key, writer); the two handoff.* internal topics carry the command bus.
@@ -25,7 +26,10 @@ EXPECTED = {
     "sla.events.v1": ("customer_ref", "sla"),
     "repeat.contacts.v1": ("customer_ref", "sla"),
     "notifications.v1": ("receiver", "notify"),
+    "notify.silences.v1": ("silence_id", "notify"),
 }
+# Topics that keep only the latest record per key.
+COMPACTED = {"notify.silences.v1"}
 
 
 def test_the_catalogue_declares_each_expected_topic_once():
@@ -37,6 +41,13 @@ def test_the_catalogue_declares_each_expected_topic_once():
 @pytest.mark.parametrize("spec", CATALOGUE, ids=lambda spec: spec.name)
 def test_each_topic_is_keyed_and_written_as_the_design_says(spec):
     assert (spec.key, spec.writer) == EXPECTED[spec.name]
+
+
+def test_only_the_silences_topic_is_compacted_and_each_compacted_topic_has_a_value_type():
+    from common.codec import VALUE_TYPES
+
+    assert set(compacted_topic_names()) == COMPACTED
+    assert all(name in VALUE_TYPES for name in COMPACTED)
 
 
 @pytest.mark.parametrize("spec", CATALOGUE, ids=lambda spec: spec.name)
@@ -55,7 +66,11 @@ def test_all_topic_names_lists_each_topic_and_its_dead_letter_topic():
 def test_each_stream_app_has_its_own_id_and_tables():
     assert set(TABLES) == {HANDOFF_APP, SLA_APP, NOTIFY_APP}
     assert len({HANDOFF_APP, SLA_APP, NOTIFY_APP}) == 3
-    assert TABLES == {HANDOFF_APP: ("legs", "requests"), SLA_APP: ("clocks", "customers"), NOTIFY_APP: ("requested",)}
+    assert TABLES == {
+        HANDOFF_APP: ("legs", "requests"),
+        SLA_APP: ("clocks", "customers"),
+        NOTIFY_APP: ("requested", "legs", "deliveries", "pending", "escalations", "groups", "grouped", "sources"),
+    }
 
 
 def test_changelog_names_are_app_table_changelog_for_every_table():

@@ -15,6 +15,7 @@ from handoff.v1 import (
     envelope_pb2,
     handoff_commands_pb2,
     handoff_events_pb2,
+    notification_service_pb2,
     notifications_pb2,
     sla_events_pb2,
     types_pb2,
@@ -28,6 +29,7 @@ from common.topics import (
     HANDOFF_REPLIES,
     NOTIFICATIONS,
     REPEAT_CONTACTS,
+    SILENCES,
     SLA_EVENTS,
     TopicSpec,
 )
@@ -40,6 +42,7 @@ VALUE_TYPES: dict[str, type[Message]] = {
     SLA_EVENTS.name: sla_events_pb2.SlaEvent,
     REPEAT_CONTACTS.name: contacts_pb2.RepeatContactDetected,
     NOTIFICATIONS.name: notifications_pb2.NotificationEvent,
+    SILENCES.name: notification_service_pb2.Silence,
 }
 
 

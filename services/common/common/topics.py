@@ -18,6 +18,8 @@ class TopicSpec:
     value: str
     writer: str
     readers: tuple[str, ...]
+    # A compacted topic keeps the latest record of each key (cleanup.policy=compact).
+    compacted: bool = False
 
     @property
     def dlq(self) -> str:
@@ -40,9 +42,14 @@ REPEAT_CONTACTS = TopicSpec(
 NOTIFICATIONS = TopicSpec(
     "notifications.v1", "receiver", "NotificationEvent", "notify", ("notify", "audit")
 )
+# Silences set over the API: compacted, so the latest state of each silence is kept for ever.
+SILENCES = TopicSpec(
+    "notify.silences.v1", "silence_id", "Silence", "notify", ("notify",), compacted=True
+)
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     CONTACTS, HANDOFF_EVENTS, HANDOFF_COMMANDS, HANDOFF_REPLIES, SLA_EVENTS, REPEAT_CONTACTS, NOTIFICATIONS,
+    SILENCES,
 )
 
 
@@ -51,7 +58,8 @@ HANDOFF_APP, SLA_APP, NOTIFY_APP = "handoff-legs", "handoff-sla", "handoff-notif
 TABLES: dict[str, tuple[str, ...]] = {
     HANDOFF_APP: ("legs", "requests"),
     SLA_APP: ("clocks", "customers"),
-    NOTIFY_APP: ("requested",),
+    NOTIFY_APP: ("requested", "legs", "deliveries", "pending", "escalations", "groups", "grouped",
+                 "sources"),
 }
 
 
@@ -59,6 +67,11 @@ def changelog_topic_names() -> list[str]:
     """The changelog topic of every table (faust's naming), created by the project with
     the sources' partition count so tables stay co-partitioned with what feeds them."""
     return [f"{app}-{table}-changelog" for app, tables in TABLES.items() for table in tables]
+
+
+def compacted_topic_names() -> list[str]:
+    """The catalogue topics that are compacted (their DLQs are not)."""
+    return [spec.name for spec in CATALOGUE if spec.compacted]
 
 
 def all_topic_names() -> list[str]:

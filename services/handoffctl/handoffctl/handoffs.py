@@ -20,6 +20,7 @@ from handoffctl.options import (
     CustomerId,
     HandoffAddress,
     HandoffId,
+    NotifyAddress,
     PriorityName,
     RequestId,
     StatusName,
@@ -31,6 +32,8 @@ from handoffctl.options import (
     status_pb,
     timestamp,
 )
+from handoffctl.notifications import acknowledge_notification
+from handoffctl.notify_client import DEFAULT_NOTIFY
 from handoffctl.output import show_leg, show_legs, show_transfer
 
 DEFAULT_HANDOFF = "127.0.0.1:50051"
@@ -69,14 +72,22 @@ def _change(method: str, title: str, request_type, handoff_id: str, request_id: 
 
 
 def ack(
-    handoff_id: HandoffId,
+    handoff_id: Annotated[str, typer.Argument(
+        metavar="ID", help="The leg's handoff id, or with --notification a notification id.", show_default=False)],
+    notification: Annotated[bool, typer.Option(
+        "--notification", help="Acknowledge a notification (stops its escalation) instead of a leg.")] = False,
     request_id: RequestId = "",
     handoff: HandoffAddress = DEFAULT_HANDOFF,
+    notify: NotifyAddress = DEFAULT_NOTIFY,
     token: Token = "",
     ca: CaFile = None,
     as_json: AsJson = False,
 ) -> None:
-    """Acknowledge a leg: the department has seen it; stops its ack clock."""
+    """Acknowledge a leg (the department has seen it; stops its ack clock and its notifications'
+    escalation), or with --notification one notification."""
+    if notification:
+        acknowledge_notification(handoff_id, request_id, notify, token, ca, as_json)
+        return
     _change("AcknowledgeHandoff", "handoff acknowledged", handoff_pb2.AcknowledgeHandoffRequest,
             handoff_id, request_id, handoff, token, ca, as_json)
 

@@ -1,7 +1,7 @@
-"""handoffctl: the command line for handoffs; one command per HandoffService and SlaService
-call, plus `watch`.
+"""handoffctl: the command line for handoffs; one command per HandoffService, SlaService and
+NotificationService call, plus `watch`.
 
-Commands live in modules by subject (handoffs, customers, sla, notifications); this module
+Commands live in modules by subject (handoffs, customers, sla, notifications, silences); this module
 builds the app and lists them in the order `--help` shows them.
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import typer
 
-from handoffctl import customers, handoffs, importing, notifications, sla
+from handoffctl import customers, handoffs, importing, notifications, silences, sla
 
 # One line per paragraph: rich re-wraps help text to the terminal's width.
-HELP = """Track handoffs between contact-centre departments: open legs, move them through their states, read them, record customer contacts, read SLA clocks, scorecards and breaches, and watch notifications.
+HELP = """Track handoffs between contact-centre departments: open legs, move them through their states, read them, record customer contacts, read SLA clocks, scorecards and breaches, watch, list and acknowledge notifications, and silence them.
 
-Commands reach the handoff service at --handoff (or HANDOFF_GRPC; default 127.0.0.1:50051); `sla`, `scorecard` and `breaches` the sla service at --sla (or SLA_GRPC; default 127.0.0.1:50052); `watch` the notify service at --notify (or NOTIFY_GRPC; default 127.0.0.1:50053). Every command needs --token (or HANDOFF_TOKEN); --ca (or HANDOFF_CA) turns on TLS. Output is a table, or JSON with --json. A failed call prints `error CODE: details` on stderr and exits 1.
+Commands reach the handoff service at --handoff (or HANDOFF_GRPC; default 127.0.0.1:50051); `sla`, `scorecard` and `breaches` the sla service at --sla (or SLA_GRPC; default 127.0.0.1:50052); `watch`, `notifications`, `ack --notification` and `silence` the notify service at --notify (or NOTIFY_GRPC; default 127.0.0.1:50053). `ack` acknowledges a leg; `ack --notification` a notification. Every command needs --token (or HANDOFF_TOKEN); --ca (or HANDOFF_CA) turns on TLS. Output is a table, or JSON with --json. A failed call prints `error CODE: details` on stderr and exits 1.
 
 Examples:
 
@@ -42,6 +42,18 @@ Examples:
 
   handoffctl watch billing --count 1
 
+  handoffctl watch billing --cursor CURSOR
+
+  handoffctl notifications --department billing --token dev-token-billing
+
+  handoffctl ack --notification NOTIFICATION_ID --token dev-token-billing
+
+  handoffctl silence add --match department=billing --match 'priority=~"HIGH|URGENT"' --for 2h --comment "known outage" --token dev-token-admin
+
+  handoffctl silence list --all
+
+  handoffctl silence expire SILENCE_ID
+
   handoffctl import --handoffs legs.csv --contacts contacts.csv --kafka-bootstrap 127.0.0.1:9092
 """
 
@@ -64,10 +76,12 @@ COMMANDS = {
     "scorecard": sla.scorecard,
     "breaches": sla.breaches,
     "watch": notifications.watch,
+    "notifications": notifications.notifications,
     "import": importing.import_history,
 }
 for name, command in COMMANDS.items():
     app.command(name)(command)
+app.add_typer(silences.app, name="silence")
 
 
 if __name__ == "__main__":

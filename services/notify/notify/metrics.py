@@ -1,15 +1,33 @@
-"""The notify service's metrics (DESIGN.md section 11)."""
+"""The notify service's metrics (DESIGN.md section 11). Labels are bounded: channel is a
+channel kind (subscription, webhook, email, log), never a target or an id.
+
+DLQ records are counted by common.metrics.DLQ_RECORDS (handoff_dlq_records_total{topic}).
+"""
 
 from prometheus_client import Counter, Gauge, Histogram
 
 NOTIFICATIONS = Counter(
-    "handoff_notifications_total", "Notifications by channel and outcome (requested, delivered, duplicate).",
+    "handoff_notifications_total",
+    "Notifications by channel kind and outcome (requested, delivered, failed, suppressed, duplicate).",
     ["channel", "outcome"],
 )
 DELIVERY_LATENCY = Histogram(
-    "handoff_notification_delivery_latency_seconds",
-    "Time from the event a notification is about to its delivery, by channel.",
+    "handoff_notification_delivery_seconds",
+    "Time from the event a notification is about to its delivery, by channel kind.",
     ["channel"],
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+ESCALATIONS = Counter(
+    "handoff_escalations_total", "Escalation steps taken, by level (0: a reminder to the first receiver).", ["level"],
+)
+SUPPRESSED = Counter(
+    "handoff_notifications_suppressed_total", "Notifications held back, by reason (silence, inhibition).", ["reason"],
+)
+RETRIES = Counter(
+    "handoff_delivery_retries_total", "Delivery attempts that failed and will be tried again, by channel kind.",
+    ["channel"],
 )
 SUBSCRIBERS = Gauge("handoff_subscribers", "Subscribe streams connected to this replica.")
+ACKNOWLEDGEMENTS = Counter(
+    "handoff_notification_acknowledgements_total", "Notifications acknowledged, by source (api, leg).", ["source"],
+)

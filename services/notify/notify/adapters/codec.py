@@ -1,16 +1,27 @@
-"""SLA events in, notification events out: the only `*_pb2` user of this service."""
+"""Source events in, notification events out: the pipeline's only `*_pb2` user.
+
+The API has its own (api_codec.py).
+"""
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 
-from handoff.v1 import notifications_pb2, sla_events_pb2, types_pb2
+from handoff.v1 import channel_gateway_pb2, contacts_pb2, notifications_pb2, sla_events_pb2, types_pb2
 
 from common.codec import CLOCK_NAMES, from_timestamp, new_envelope, priority_name, to_timestamp
-from notify.domain.notifications import BREACH, Breach, Notification
+from common.ids import derived_event_id
+from notify.domain.notifications import KINDS, Breach, Notification
+from notify.domain.requests import Leg
 
 SOURCE = "notify"
-_KINDS = {BREACH: notifications_pb2.NOTIFICATION_KIND_BREACH}
+_KINDS = {kind: notifications_pb2.NotificationKind.Value(f"NOTIFICATION_KIND_{kind.upper()}") for kind in KINDS}
+_KIND_NAMES = {value: kind for kind, value in _KINDS.items()}
+_CLOCKS = {name: value for value, name in CLOCK_NAMES.items()}
+
+
+# --- sources ---------------------------------------------------------------------------
 
 
 def breach_from(event: sla_events_pb2.SlaEvent) -> Breach | None:
@@ -18,49 +29,162 @@ def breach_from(event: sla_events_pb2.SlaEvent) -> Breach | None:
     if event.WhichOneof("change") != "breached":
         return None
     return Breach(
-        sla_event_id=event.envelope.event_id,
-        handoff_id=event.handoff_id,
-        case_id=event.case_id,
-        customer_ref=event.customer_ref,
-        department=event.department,
-        priority=priority_name(event.priority),
-        category=event.category,
-        clock=CLOCK_NAMES.get(event.clock, "ack"),
+        sla_event_id=event.envelope.event_id, handoff_id=event.handoff_id, case_id=event.case_id,
+        customer_ref=event.customer_ref, department=event.department, priority=priority_name(event.priority),
+        category=event.category, clock=CLOCK_NAMES.get(event.clock, "ack"),
         deadline=from_timestamp(event.breached.deadline),
     )
 
 
-def notification_pb(notification: Notification) -> notifications_pb2.Notification:
-    return notifications_pb2.Notification(
-        notification_id=notification.notification_id,
-        key=notification.key,
-        kind=_KINDS[notification.kind],
-        receiver=notification.receiver,
-        department=notification.department,
-        priority=types_pb2.Priority.Value(f"PRIORITY_{notification.priority}"),
-        handoff_id=notification.handoff_id,
-        case_id=notification.case_id,
-        customer_ref=notification.customer_ref,
-        clock=types_pb2.ClockKind.Value(f"CLOCK_KIND_{notification.clock.upper()}"),
-        title=notification.title,
-        body=notification.body,
-        occurred_at=to_timestamp(notification.occurred_at),
-        labels={"department": notification.department, "priority": notification.priority.lower(),
-                "kind": notification.kind},
+def leg_of(event, known: Leg | None = None) -> Leg:
+    """The leg an SlaEvent or HandoffEvent is about; what `known` remembers fills the gaps."""
+    priority = known.priority if known else "NORMAL"
+    category = known.category if known else ""
+    if isinstance(event, sla_events_pb2.SlaEvent):  # it carries the leg's labels
+        priority, category = priority_name(event.priority), event.category
+    elif isinstance(event, contacts_pb2.RepeatContactDetected):
+        pass
+    elif event.WhichOneof("change") == "created":
+        priority, category = priority_name(event.created.priority), event.created.category
+    elif event.WhichOneof("change") == "priority_changed":
+        priority = priority_name(event.priority_changed.to_priority)
+    return Leg(
+        handoff_id=event.handoff_id, case_id=event.case_id or (known.case_id if known else ""),
+        customer_ref=event.customer_ref or (known.customer_ref if known else ""),
+        department=event.department or (known.department if known else ""), priority=priority, category=category,
+        breached=known.breached if known else False, open=known.open if known else (),
     )
 
 
-def encode_requested(notification: Notification, channels: list[str], recorded_at: datetime) -> bytes:
-    """A NotificationEvent(requested) record value."""
+def is_avoidable(event: contacts_pb2.RepeatContactDetected) -> bool:
+    """Whether a repeat contact was caused by a breached leg (failure demand)."""
+    return event.cause == types_pb2.REPEAT_CAUSE_SLA_BREACHED and bool(event.handoff_id)
+
+
+def clock_of(event: sla_events_pb2.SlaEvent) -> str:
+    return CLOCK_NAMES.get(event.clock, "ack")
+
+
+def warning_of(event: sla_events_pb2.SlaEvent) -> tuple[float, datetime]:
+    """A warning's fraction of the target and the clock's deadline."""
+    return event.warning.fraction, from_timestamp(event.warning.deadline)
+
+
+def breach_deadline(event: sla_events_pb2.SlaEvent) -> datetime:
+    return from_timestamp(event.breached.deadline)
+
+
+def contacted_at(event: contacts_pb2.RepeatContactDetected) -> datetime:
+    return from_timestamp(event.contacted_at)
+
+
+def occurred_at(message) -> datetime:
+    """The event time of an event (envelope) or a Notification."""
+    stamp = message.occurred_at if isinstance(message, notifications_pb2.Notification) else message.envelope.occurred_at
+    return from_timestamp(stamp)
+
+
+# --- notifications -----------------------------------------------------------------------
+
+
+def notification_pb(notification: Notification) -> notifications_pb2.Notification:
+    return notifications_pb2.Notification(
+        notification_id=notification.notification_id, key=notification.key, kind=_KINDS[notification.kind],
+        receiver=notification.receiver, department=notification.department,
+        priority=types_pb2.Priority.Value(f"PRIORITY_{notification.priority}"),
+        handoff_id=notification.handoff_id, case_id=notification.case_id, customer_ref=notification.customer_ref,
+        clock=_CLOCKS.get(notification.clock, types_pb2.CLOCK_KIND_UNSPECIFIED), title=notification.title,
+        body=notification.body, occurred_at=to_timestamp(notification.occurred_at),
+        labels={k: v for k, v in {**notification.labels, **_extra_labels(notification)}.items() if v},
+        escalation_level=notification.escalation_level,
+        items=[notification_pb(item) for item in notification.items],
+    )
+
+
+def notification_from(message: notifications_pb2.Notification) -> Notification:
+    """The domain notification a message carries (ValueError for an unknown kind)."""
+    if message.kind not in _KIND_NAMES:
+        raise ValueError(f"notification {message.notification_id}: unknown kind {message.kind}")
+    return Notification(
+        notification_id=message.notification_id, key=message.key, kind=_KIND_NAMES[message.kind],
+        receiver=message.receiver, department=message.department, priority=priority_name(message.priority),
+        handoff_id=message.handoff_id, case_id=message.case_id, customer_ref=message.customer_ref,
+        clock=CLOCK_NAMES.get(message.clock, ""), title=message.title, body=message.body,
+        occurred_at=from_timestamp(message.occurred_at), category=message.labels.get("category", ""),
+        escalation_level=message.escalation_level, items=tuple(notification_from(i) for i in message.items),
+        **{name: message.labels.get(name, "") for name in _EXTRA_LABELS},
+    )
+
+
+# Pipeline facts carried as labels (beside the routing labels), restored on the way back.
+_EXTRA_LABELS = ("group_key", "flush", "origin_id", "origin_receiver")
+
+
+def _extra_labels(notification: Notification) -> dict[str, str]:
+    return {name: getattr(notification, name) for name in _EXTRA_LABELS}
+
+
+def stored(notification: Notification) -> str:
+    """A notification as a table value (JSON text)."""
+    return base64.b64encode(notification_pb(notification).SerializeToString()).decode()
+
+
+def restored(text: str) -> Notification:
+    message = notifications_pb2.Notification()
+    message.ParseFromString(base64.b64decode(text))
+    return notification_from(message)
+
+
+# --- notification events ------------------------------------------------------------------
+
+
+def _event(event_id: str, receiver: str, occurred: datetime, recorded: datetime, **change) -> bytes:
     return notifications_pb2.NotificationEvent(
-        envelope=new_envelope(
-            SOURCE, notification.occurred_at, recorded_at, event_id=notification.notification_id
-        ),
-        receiver=notification.receiver,
-        requested=notifications_pb2.NotificationRequested(
-            notification=notification_pb(notification), channels=channels
-        ),
+        envelope=new_envelope(SOURCE, occurred, recorded, event_id=event_id), receiver=receiver, **change
     ).SerializeToString()
+
+
+def encode_requested(notification: Notification, channels: list[str], recorded_at: datetime) -> bytes:
+    """A NotificationEvent(requested) record value; its event id is the notification's id."""
+    return _event(notification.notification_id, notification.receiver, notification.occurred_at, recorded_at,
+                  requested=notifications_pb2.NotificationRequested(
+                      notification=notification_pb(notification), channels=channels))
+
+
+def encode_acknowledged(notification_id: str, receiver: str, by: str, at: datetime) -> bytes:
+    return _event(derived_event_id("acknowledged", notification_id, by), receiver, at, at,
+                  acknowledged=notifications_pb2.NotificationAcknowledged(
+                      notification_id=notification_id, acknowledged_by=by))
+
+
+def encode_delivered(delivery_id: str, notification: Notification, channel: str, attempts: int, at: datetime,
+                     carry: bool) -> bytes:
+    """`carry`: include the notification (the subscription channel's stream reads it)."""
+    return _event(derived_event_id("delivered", delivery_id), notification.receiver, at, at,
+                  delivered=notifications_pb2.NotificationDelivered(
+                      notification_id=notification.notification_id, channel=channel, delivered_at=to_timestamp(at),
+                      attempts=attempts, delivery_id=delivery_id,
+                      notification=notification_pb(notification) if carry else None))
+
+
+def encode_failed(delivery_id: str, notification: Notification, channel: str, reason: str, attempts: int,
+                  at: datetime) -> bytes:
+    return _event(derived_event_id("failed", delivery_id), notification.receiver, at, at,
+                  failed=notifications_pb2.NotificationFailed(
+                      notification_id=notification.notification_id, channel=channel, reason=reason,
+                      attempts=attempts, delivery_id=delivery_id))
+
+
+def encode_suppressed(notification: Notification, reason: str, silence_id: str, at: datetime) -> bytes:
+    return _event(derived_event_id("suppressed", notification.notification_id), notification.receiver, at, at,
+                  suppressed=notifications_pb2.NotificationSuppressed(
+                      notification_id=notification.notification_id, reason=reason, silence_id=silence_id))
+
+
+def encode_escalated(step_id: str, notification_id: str, receiver: str, level: int, reminder: int,
+                     to_receiver: str, at: datetime) -> bytes:
+    return _event(step_id, receiver, at, at, escalated=notifications_pb2.NotificationEscalated(
+        notification_id=notification_id, level=level, to_receiver=to_receiver, reminder=reminder))
 
 
 def requested_notification(event: notifications_pb2.NotificationEvent) -> notifications_pb2.Notification | None:
@@ -70,5 +194,14 @@ def requested_notification(event: notifications_pb2.NotificationEvent) -> notifi
     return event.requested.notification
 
 
-def occurred_at(notification: notifications_pb2.Notification) -> datetime:
-    return from_timestamp(notification.occurred_at)
+def subscription_delivery(event: notifications_pb2.NotificationEvent) -> notifications_pb2.Notification | None:
+    """The notification a `delivered` event hands to subscribers, else None."""
+    if event.WhichOneof("change") != "delivered" or not event.delivered.HasField("notification"):
+        return None
+    return event.delivered.notification
+
+
+def deliver_request(delivery_id: str, kind: str, target: str, notification: Notification):
+    """A ChannelGateway DeliverRequest."""
+    return channel_gateway_pb2.DeliverRequest(delivery_id=delivery_id, channel=kind, target=target,
+                                              notification=notification_pb(notification))

@@ -19,8 +19,8 @@ from common.validation import InvalidField, label
 from common.yamlfile import ConfigProblem, LineMap, mapping, parse_duration, read_yaml, sequence
 from notify.domain.delivery import RetryPolicy
 from notify.domain.routing import (
-    CHANNEL_KINDS, LABEL_VALUES, LABELS, Channel, EmailChannel, EscalationLevel, EscalationPolicy, InvalidMatcher,
-    LogChannel, Matcher, Receiver, Route, RouteMatch, SubscriptionChannel, WebhookChannel, parse_matcher, route,
+    CHANNEL_KINDS, DEPARTMENT_RECEIVER, LABEL_VALUES, LABELS, Channel, EmailChannel, EscalationLevel, EscalationPolicy, InvalidMatcher,
+    LogChannel, Matcher, Receiver, Receivers, Route, RouteMatch, SubscriptionChannel, WebhookChannel, parse_matcher, route,
 )
 from notify.domain.silences import DEPARTMENT_INCIDENT, InhibitRule
 
@@ -88,7 +88,8 @@ def _receivers(value: Any, line: int) -> dict[str, Receiver]:
             raise ConfigProblem(spec.line_of("name"),
                                 f"receiver {name!r} is defined twice (first at line {names[name]})")
         names[name] = spec.line_of("name")
-    return {spec["name"]: Receiver(spec["name"], _channels(spec), _escalation(spec, names)) for spec in specs}
+    return Receivers(
+        {spec["name"]: Receiver(spec["name"], _channels(spec), _escalation(spec, names)) for spec in specs})
 
 
 def _channels(spec: LineMap) -> tuple[Channel, ...]:
@@ -251,6 +252,8 @@ def _retry(value: Any, line: int) -> RetryPolicy:
 
 
 def _name(spec: LineMap, key: str, what: str) -> str:
+    if spec[key] == DEPARTMENT_RECEIVER:
+        return DEPARTMENT_RECEIVER
     try:
         return label(what, spec[key] if isinstance(spec[key], str) else "")
     except InvalidField as error:

@@ -11,7 +11,9 @@ from datetime import datetime
 
 from common.ids import derived_event_id
 
-BREACH = "breach"
+NEW_LEG, WARNING, BREACH, AVOIDABLE_REPEAT = "new_leg", "warning", "breach", "avoidable_repeat"
+ESCALATION, RESOLVED_AFTER_BREACH, DIGEST, INCIDENT = "escalation", "resolved_after_breach", "digest", "incident"
+KINDS = (NEW_LEG, WARNING, BREACH, AVOIDABLE_REPEAT, ESCALATION, RESOLVED_AFTER_BREACH, DIGEST, INCIDENT)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,22 @@ class Notification:
     title: str
     body: str
     occurred_at: datetime
+    category: str = ""
+    escalation_level: int = 0
+    items: tuple["Notification", ...] = ()
+    # A digest's group (grouping.group_key) and flush ("<seq>:<reason>"); empty otherwise.
+    group_key: str = ""
+    flush: str = ""
+    # An escalation notice's original notification (its id and receiver), so that
+    # acknowledging the notice acknowledges the original and stops its escalation.
+    origin_id: str = ""
+    origin_receiver: str = ""
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """What routes, silences and inhibit rules match on (notify.domain.routing.LABELS)."""
+        return {"department": self.department, "priority": self.priority, "kind": self.kind,
+                "category": self.category, "clock": self.clock, "handoff_id": self.handoff_id}
 
 
 def notify_breach(breach: Breach) -> Notification:
@@ -67,4 +85,5 @@ def notify_breach(breach: Breach) -> Notification:
             f"deadline of {breach.deadline.isoformat()}."
         ),
         occurred_at=breach.deadline,
+        category=breach.category,
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import ClassVar
 
@@ -137,11 +137,19 @@ class RouteMatch:
     path: tuple[int, ...] = ()
 
 
+# A receiver of this name stands for each department that has no receiver of its own: a
+# route to it reaches the receiver named after the notification's department.
+DEPARTMENT_RECEIVER = "{department}"
+
+
 def route(root: Route, labels: Mapping[str, str]) -> list[RouteMatch]:
     """The routes a notification with `labels` reaches, in tree order; never empty."""
     if root.receiver is None:
         raise ValueError("the root route needs a receiver")
-    return _reach(root, labels, _effective(root, RouteMatch("", (), DEFAULT_TIMING), ()))
+    found = _reach(root, labels, _effective(root, RouteMatch("", (), DEFAULT_TIMING), ()))
+    department = labels.get("department", "")
+    return [replace(match, receiver=department) if match.receiver == DEPARTMENT_RECEIVER and department else match
+            for match in found]
 
 
 def _reach(node: Route, labels: Mapping[str, str], here: RouteMatch) -> list[RouteMatch]:
@@ -253,6 +261,23 @@ class EscalationPolicy:
     def applies_to(self, labels: Mapping[str, str]) -> bool:
         """Whether a notification with `labels` escalates under this policy."""
         return matches_all(self.when, labels)
+
+
+class Receivers(dict):
+    """Receivers by name; a name without its own entry takes the DEPARTMENT_RECEIVER's
+    channels and escalation, under that name."""
+
+    def __missing__(self, name: str) -> "Receiver":
+        template = dict.get(self, DEPARTMENT_RECEIVER)
+        if template is None or not name:
+            raise KeyError(name)
+        return replace(template, name=name)
+
+    def get(self, name: str, default: "Receiver | None" = None) -> "Receiver | None":
+        try:
+            return self[name]
+        except KeyError:
+            return default
 
 
 @dataclass(frozen=True)

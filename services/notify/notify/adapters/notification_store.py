@@ -1,0 +1,130 @@
+"""Every notification and what became of it, as read from notifications.v1, on every replica.
+
+`requested` opens a notification; delivered, failed, suppressed, escalated and
+acknowledged events (which name it by id) fill in its state. Lists are newest first.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from google.protobuf.message import Message
+
+from common.codec import from_timestamp
+from common.topics import NOTIFICATIONS, TopicSpec
+
+# (occurred_at, notification_id): the order of lists and the position a page token names.
+ListKey = tuple[datetime, str]
+
+
+@dataclass
+class NotificationRecord:
+    """One notification (None until its `requested` event is read) and its state."""
+
+    notification_id: str
+    notification: Message | None = None
+    delivered: dict[str, datetime] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    suppressed: str = ""
+    silence_id: str = ""
+    escalation_level: int = 0
+    acknowledged_by: str = ""
+
+    @property
+    def receiver(self) -> str:
+        return self.notification.receiver if self.notification is not None else ""
+
+    @property
+    def department(self) -> str:
+        return self.notification.department if self.notification is not None else ""
+
+    @property
+    def occurred_at(self) -> datetime:
+        return from_timestamp(self.notification.occurred_at)
+
+    @property
+    def is_acknowledged(self) -> bool:
+        return bool(self.acknowledged_by)
+
+    @property
+    def list_key(self) -> ListKey:
+        return (self.occurred_at, self.notification_id)
+
+
+class NotificationStore:
+    """Notifications by id, indexed by department in time order; acknowledgements by request."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, NotificationRecord] = {}
+        # Ascending list keys: of every notification, and per department.
+        self._everyone: list[ListKey] = []
+        self._by_department: dict[str, list[ListKey]] = {}
+        # (acknowledged_by, request_id) -> notification_id: the first answer to a retried Acknowledge.
+        self._ack_requests: dict[tuple[str, str], str] = {}
+
+    def __len__(self) -> int:
+        return sum(1 for record in self._records.values() if record.notification is not None)
+
+    def apply(self, spec: TopicSpec, event: Message) -> None:
+        """A TopicFeed `apply`: take in one NotificationEvent (ValueError if unusable)."""
+        if spec.name != NOTIFICATIONS.name:
+            raise ValueError(f"NotificationStore reads {NOTIFICATIONS.name}, not {spec.name}")
+        change = event.WhichOneof("change")
+        if change is None:
+            raise ValueError("NotificationEvent without a change")
+        body = getattr(event, change)
+        if change == "requested":
+            self._requested(body.notification)
+            return
+        if not body.notification_id:
+            raise ValueError(f"{change} event without notification_id")
+        record = self._record(body.notification_id)
+        if change == "delivered":
+            record.delivered[body.channel] = from_timestamp(body.delivered_at)
+            record.failed.pop(body.channel, None)
+        elif change == "failed":
+            record.failed[body.channel] = body.reason
+        elif change == "suppressed":
+            record.suppressed, record.silence_id = body.reason or "suppressed", body.silence_id
+        elif change == "escalated":
+            record.escalation_level = max(record.escalation_level, body.level)
+        elif change == "acknowledged":
+            # The first acknowledgement counts; later ones (a race, a retry) change nothing.
+            record.acknowledged_by = record.acknowledged_by or body.acknowledged_by or "unknown"
+            if event.envelope.request_id:
+                self._ack_requests.setdefault((body.acknowledged_by, event.envelope.request_id), body.notification_id)
+
+    def _record(self, notification_id: str) -> NotificationRecord:
+        return self._records.setdefault(notification_id, NotificationRecord(notification_id))
+
+    def _requested(self, notification: Message) -> None:
+        if not notification.notification_id:
+            raise ValueError("requested event without notification_id")
+        record = self._record(notification.notification_id)
+        if record.notification is not None:
+            return  # requested twice (a replay): the first stands
+        record.notification = notification
+        key = record.list_key
+        bisect.insort(self._everyone, key)
+        bisect.insort(self._by_department.setdefault(record.department, []), key)
+
+    def get(self, notification_id: str) -> NotificationRecord | None:
+        """The notification with this id, None if no `requested` event named it."""
+        record = self._records.get(notification_id)
+        return record if record is not None and record.notification is not None else None
+
+    def acknowledged_by_request(self, principal: str, request_id: str) -> str | None:
+        """The notification `principal` acknowledged with `request_id`, if it did."""
+        return self._ack_requests.get((principal, request_id))
+
+    def page(
+        self, department: str | None, after: ListKey | None, limit: int
+    ) -> tuple[list[NotificationRecord], bool]:
+        """Up to `limit` notifications older than `after` (all departments for None), newest
+        first, and whether more follow."""
+        keys = self._everyone if department is None else self._by_department.get(department, [])
+        end = len(keys) if after is None else bisect.bisect_left(keys, after)
+        start = max(0, end - limit)
+        return [self._records[key[1]] for key in reversed(keys[start:end])], start > 0

@@ -1,0 +1,33 @@
+"""The API's Kafka producer: silences and acknowledgements, written and awaited one by one."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaProducer
+
+from common.topics import TopicSpec
+
+
+class RecordWriter:
+    """Sends a record and returns once the broker has it (acks=all, idempotent)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        # Kafka clients bind to the running loop, so the producer is made here.
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        """Flush and close; safe before `start` and twice."""
+        if self._producer:
+            await self._producer.stop()
+            self._producer = None
+
+    async def send(self, topic: TopicSpec, key: str, value: bytes) -> None:
+        if self._producer is None:
+            raise RuntimeError("the writer is not started")
+        await self._producer.send_and_wait(topic.name, key=key.encode(), value=value)

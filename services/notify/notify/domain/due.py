@@ -1,0 +1,36 @@
+"""What falls due next: a min-heap of (instant, key) with lazy deletion (as sla's DueIndex).
+
+Entries are never removed in place; whoever pops a key checks it against the state, so a
+finished or moved item costs one stale pop. Next due in O(1), insert and pop in O(log n).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from datetime import datetime
+
+
+class DueQueue:
+    def __init__(self) -> None:
+        self._heap: list[tuple[datetime, int, str]] = []
+        self._order = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, at: datetime, key: str) -> None:
+        heapq.heappush(self._heap, (at, next(self._order), key))
+
+    def next_at(self) -> datetime | None:
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: datetime) -> list[str]:
+        """Remove and return the keys due at or before `now`, soonest first (a key may repeat)."""
+        due: list[str] = []
+        while self._heap and self._heap[0][0] <= now:
+            due.append(heapq.heappop(self._heap)[2])
+        return due
+
+    def clear(self) -> None:
+        self._heap.clear()

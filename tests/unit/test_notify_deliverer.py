@@ -1,0 +1,130 @@
+"""Delivery through a gateway: deadline per call, retries with backoff, then `failed` and the DLQ."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from handoff.v1 import notifications_pb2
+
+from notify.adapters.gateways import Outcome
+from notify.adapters.routing_file import load_routing
+from notify.adapters.state import Job
+from notify.domain.notifications import BREACH, Notification
+from notify.entrypoints.deliverer import Deliverer
+from tests.unit.conftest import T0
+
+ROUTING = """
+receivers:
+  - name: billing
+    channels: [{type: webhook, name: team-chat, url: "http://127.0.0.1:9/hooks/b"}, {type: email, to: [a@example.org]}]
+route: {receiver: billing}
+delivery: {call_timeout: 2s, initial_backoff: 1s, max_backoff: 4s, jitter: 0, max_attempts: 3, max_elapsed: 1h}
+"""
+UNAVAILABLE = Outcome(False, retryable=True, reason="UNAVAILABLE: connection refused")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.at = T0
+
+    def now(self):
+        return self.at
+
+
+class ScriptedGateways:
+    def __init__(self, *outcomes: Outcome, configured: bool = True) -> None:
+        self.outcomes = list(outcomes)
+        self.calls: list[tuple] = []
+        self._configured = configured
+
+    def configured(self, kind: str) -> bool:
+        return self._configured
+
+    async def deliver(self, delivery_id, kind, target, notification, timeout) -> Outcome:
+        self.calls.append((delivery_id, kind, target, timeout))
+        return self.outcomes.pop(0)
+
+    async def close(self) -> None:
+        pass
+
+
+NOTE = Notification("n-1", "breach:h-1:ack", BREACH, "billing", "billing", "HIGH", "h-1", "case-1", "cust-1",
+                    "ack", "t", "b", T0)
+
+
+@pytest.fixture
+def run(tmp_path: Path):
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING)
+    routing = load_routing(path)
+
+    def deliver(gateways: ScriptedGateways, ticks: list[timedelta], recorded: dict | None = None):
+        clock, sent, dead = Clock(), [], []
+
+        async def send(key, value):
+            sent.append(notifications_pb2.NotificationEvent.FromString(value))
+
+        async def dead_letter(job, value, reason):
+            dead.append((job.delivery_id, reason, notifications_pb2.NotificationEvent.FromString(value)))
+
+        async def go():
+            deliverer = Deliverer(gateways, routing, recorded or {}, send, dead_letter, clock)
+            deliverer.schedule(Job("d-1", NOTE, "team-chat", 0, 7, T0))
+            for offset in ticks:
+                clock.at = T0 + offset
+                deliverer.tick(frozenset({0}))
+                await deliverer.settle()
+
+        asyncio.run(go())
+        return sent, dead
+
+    return deliver
+
+
+def test_a_delivery_is_one_gateway_call_with_the_delivery_id_target_and_deadline(run) -> None:
+    gateways = ScriptedGateways(Outcome(True, receipt="202"))
+    sent, dead = run(gateways, [timedelta(0)])
+    assert gateways.calls == [("d-1", "webhook", "http://127.0.0.1:9/hooks/b", 2.0)]
+    [event] = sent
+    assert (event.delivered.delivery_id, event.delivered.channel, event.delivered.attempts) == ("d-1", "team-chat", 1)
+    assert not event.delivered.HasField("notification") and dead == []
+
+
+def test_a_retryable_failure_is_tried_again_after_the_backoff(run) -> None:
+    gateways = ScriptedGateways(UNAVAILABLE, UNAVAILABLE, Outcome(True))
+    # backoff 1 s, then 2 s: nothing is due at 0.5 s or 2.5 s
+    sent, _ = run(gateways, [timedelta(0), timedelta(seconds=0.5), timedelta(seconds=1), timedelta(seconds=2.5),
+                             timedelta(seconds=3)])
+    assert len(gateways.calls) == 3
+    assert [e.delivered.attempts for e in sent] == [3]
+
+
+def test_the_spent_retry_budget_gives_a_failed_event_and_a_dlq_record(run) -> None:
+    gateways = ScriptedGateways(UNAVAILABLE, UNAVAILABLE, UNAVAILABLE)
+    sent, dead = run(gateways, [timedelta(seconds=s) for s in (0, 1, 3, 10)])
+    [event] = sent
+    assert (event.failed.delivery_id, event.failed.attempts) == ("d-1", 3)
+    assert event.failed.reason.startswith("UNAVAILABLE")
+    [(delivery, reason, record)] = dead
+    assert delivery == "d-1" and record.requested.notification.notification_id == "n-1"
+
+
+def test_a_permanent_failure_is_not_retried(run) -> None:
+    gateways = ScriptedGateways(Outcome(False, retryable=False, reason="FAILED_PRECONDITION: HTTP 404"))
+    sent, dead = run(gateways, [timedelta(seconds=s) for s in (0, 5, 10)])
+    assert len(gateways.calls) == 1
+    assert [e.failed.reason for e in sent] == ["FAILED_PRECONDITION: HTTP 404"] and len(dead) == 1
+
+
+def test_a_channel_without_a_configured_gateway_fails_with_that_reason(run) -> None:
+    sent, dead = run(ScriptedGateways(configured=False), [timedelta(0)])
+    assert [e.failed.reason for e in sent] == ["no webhook gateway is configured"] and len(dead) == 1
+
+
+def test_a_delivery_recorded_as_done_is_not_made_again(run) -> None:
+    gateways = ScriptedGateways(Outcome(True))
+    sent, _ = run(gateways, [timedelta(0)], recorded={"d-1": "delivered"})
+    assert gateways.calls == [] and sent == []

@@ -1,0 +1,162 @@
+"""Stage 2: a requested notification is suppressed, grouped or delivered, escalated, and read back.
+
+The Dispatcher runs here with dict tables, a fake silence source and a fake gateway; the
+decisions it makes are the pipeline's, only Kafka and gRPC are left out (the e2e tests
+have them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+from handoff.v1 import notifications_pb2
+
+from notify.adapters import codec
+from notify.adapters.routing_file import load_routing
+from notify.domain.delivery import delivery_id
+from notify.domain.notifications import BREACH, INCIDENT, WARNING
+from notify.domain.routing import Matcher
+from notify.domain.silences import Silence
+from notify.entrypoints.app import STAGE2_TABLES
+from notify.entrypoints.deliverer import Deliverer
+from notify.entrypoints.dispatcher import Dispatcher
+from notify.entrypoints.escalator import Escalator
+from notify.entrypoints.grouper import Grouper
+from tests.unit.conftest import T0
+from tests.unit.test_notify_stage2_fixtures import (  # noqa: F401 - stage2 is a fixture
+    ROUTING, Clock, NoGateways, changes, feed, notification, requested, stage2,
+)
+
+
+def test_a_silenced_notification_is_recorded_as_suppressed_not_delivered(stage2) -> None:
+    dispatcher, tables, sent, silences, _ = stage2
+    silences.append(Silence("s-1", (Matcher("department", "=", "billing"),), T0 - timedelta(hours=1),
+                            T0 + timedelta(hours=1), "ops", "maintenance"))
+    feed(dispatcher, requested(notification()))
+    assert changes(sent) == ["suppressed"]
+    assert (sent[0][1].suppressed.reason, sent[0][1].suppressed.silence_id) == ("silence", "s-1")
+    assert tables["pending"] == {} and tables["escalations"] == {}
+
+
+def test_the_silence_source_is_asked_at_the_dispatch_time(stage2) -> None:
+    dispatcher, _, sent, _, clock = stage2
+    asked = []
+    dispatcher._silences = lambda at: asked.append(at) or []
+    feed(dispatcher, requested(notification()))
+    assert asked == [clock.now()] and "suppressed" not in changes(sent)
+
+
+def test_a_department_incident_inhibits_that_departments_other_notifications(stage2) -> None:
+    dispatcher, _, sent, _, _ = stage2
+    incident = notification(INCIDENT, handoff_id="")
+    feed(dispatcher, requested(incident), requested(notification(BREACH, handoff_id="h-2")))
+    # the incident itself goes out; the breach is held back
+    assert changes(sent)[0] == "delivered" and changes(sent)[-1] == "suppressed"
+    assert sent[-1][1].suppressed.reason == "inhibition"
+    # once the incident is acknowledged, the department hears again
+    feed(dispatcher, codec.encode_acknowledged(incident.notification_id, "billing", "ops", T0),
+         requested(notification(BREACH, handoff_id="h-3")))
+    assert changes(sent)[-1] == "delivered"
+
+
+def test_an_incident_elsewhere_inhibits_nothing(stage2) -> None:
+    dispatcher, _, sent, _, _ = stage2
+    feed(dispatcher, requested(notification(INCIDENT, department="claims", handoff_id=""), ["subscription"]))
+    feed(dispatcher, requested(notification()))
+    assert "suppressed" not in changes(sent)
+
+
+def test_subscription_is_delivered_at_once_and_gateway_channels_become_pending_jobs(stage2) -> None:
+    dispatcher, tables, sent, _, _ = stage2
+    item = notification()
+    feed(dispatcher, requested(item))
+    [(key, event)] = [(k, e) for k, e in sent if e.WhichOneof("change") == "delivered"]
+    assert (key, event.delivered.channel) == ("billing", "subscription")
+    assert event.delivered.notification.notification_id == item.notification_id
+    assert event.delivered.delivery_id == delivery_id(item.key, "billing", "subscription")
+    assert list(tables["pending"]) == [delivery_id(item.key, "billing", "team-chat")]
+    assert len(dispatcher.deliverer) == 1
+
+
+def test_a_delivery_recorded_before_is_never_made_again(stage2) -> None:
+    dispatcher, tables, sent, _, _ = stage2
+    item = notification()
+    feed(dispatcher, requested(item), *[value for _, value in []])
+    delivered = next(e for _, e in sent if e.WhichOneof("change") == "delivered")
+    feed(dispatcher, delivered.SerializeToString())
+    sent.clear()
+    tables["pending"].clear()
+    # the same notification requested again (a re-read source): the subscription is not sent twice
+    feed(dispatcher, requested(replace(item, notification_id="n-other-id")))
+    assert "delivered" not in changes(sent)
+
+
+def test_a_grouped_notification_waits_and_its_flush_is_a_digest_read_back(stage2) -> None:
+    dispatcher, tables, sent, _, clock = stage2
+    first, second = notification(BREACH, "claims", "h-1"), notification(BREACH, "claims", "h-2")
+    feed(dispatcher, requested(first, ["subscription"]), requested(second, ["subscription"]))
+    assert sent == [] and len(tables["groups"]) == 1
+    dispatcher.rebuild(frozenset({0}), {})
+    clock.at = T0 + timedelta(seconds=30)
+    asyncio.run(dispatcher.tick())
+    [(key, event)] = sent
+    digest = event.requested.notification
+    assert (key, digest.kind, len(digest.items)) == ("claims", notifications_pb2.NOTIFICATION_KIND_DIGEST, 2)
+    # read back: the group is flushed and the digest delivered to the subscription
+    feed(dispatcher, event.SerializeToString())
+    [group] = tables["groups"].values()
+    assert group["unsent"] == [] and group["flushes"] == 1
+    assert sent[-1][1].delivered.notification.notification_id == digest.notification_id
+    sent.clear()
+    asyncio.run(dispatcher.tick())
+    assert sent == []
+    # and acknowledging the digest acknowledges both members
+    feed(dispatcher, codec.encode_acknowledged(digest.notification_id, "claims", "claims-team", T0))
+    assert all(tables["escalations"][n.notification_id]["acked"] for n in (first, second))
+
+
+def test_rebuild_waits_for_the_agent_to_read_back_what_was_emitted_before(stage2) -> None:
+    dispatcher, *_ = stage2
+    dispatcher.rebuild(frozenset({0, 1}), {0: 10, 1: 0})
+    assert not dispatcher.caught_up(lambda partition: None)
+    assert dispatcher.caught_up(lambda partition: 10)
+
+
+def test_an_acknowledged_member_leaves_its_group_before_the_flush(stage2) -> None:
+    dispatcher, tables, sent, _, clock = stage2
+    first, second = notification(BREACH, "claims", "h-1"), notification(BREACH, "claims", "h-2")
+    feed(dispatcher, requested(first, ["subscription"]), requested(second, ["subscription"]))
+    feed(dispatcher, codec.encode_acknowledged(first.notification_id, "claims", "leg resolved", T0))
+    dispatcher.rebuild(frozenset({0}), {})
+    clock.at = T0 + timedelta(seconds=30)
+    asyncio.run(dispatcher.tick())
+    [(_, event)] = sent
+    assert [item.handoff_id for item in event.requested.notification.items] == ["h-2"]
+
+
+def test_an_open_breach_holds_back_later_warnings_of_its_clock_under_a_configured_rule(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING + """
+inhibit_rules:
+  - {name: breach-supersedes-warning, source: [kind=breach], target: [kind=warning], equal: [handoff_id, clock]}
+""")
+    routing = load_routing(path)
+    sent = []
+
+    async def send(key, value):
+        sent.append(notifications_pb2.NotificationEvent.FromString(value))
+
+    tables = {name: {} for name in STAGE2_TABLES}
+    clock = Clock()
+    dispatcher = Dispatcher(tables, routing, lambda at: [], send, clock,
+                            Deliverer(NoGateways(), routing, tables["deliveries"], send, None, clock),
+                            Escalator(tables["escalations"], routing, send, clock, clock),
+                            Grouper(tables["groups"], routing, send, clock, clock))
+    feed(dispatcher, requested(notification(BREACH), ["subscription"]),
+         requested(notification(WARNING), ["subscription"]),
+         requested(notification(WARNING, handoff_id="h-2"), ["subscription"]))
+    assert [e.WhichOneof("change") for e in sent] == ["delivered", "suppressed", "delivered"]
+    assert sent[1].suppressed.reason == "inhibition"

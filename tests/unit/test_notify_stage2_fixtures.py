@@ -1,0 +1,99 @@
+"""Givens shared by the stage-2 unit tests: a routing file, a fixed clock, the Dispatcher
+with dict tables, a fake silence source and no gateways (no tests here)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from handoff.v1 import notifications_pb2
+
+from notify.adapters import codec
+from notify.adapters.routing_file import load_routing
+from notify.domain.notifications import BREACH, Notification
+from notify.entrypoints.app import STAGE2_TABLES
+from notify.entrypoints.deliverer import Deliverer
+from notify.entrypoints.dispatcher import Dispatcher
+from notify.entrypoints.escalator import Escalator
+from notify.entrypoints.grouper import Grouper
+from tests.unit.conftest import T0
+
+ROUTING = """
+receivers:
+  - name: ops
+    channels: [{type: log}]
+  - name: billing
+    channels: [{type: subscription}, {type: webhook, name: team-chat, url: "http://127.0.0.1:9/hooks/b"}]
+    escalation:
+      when: [kind=breach]
+      levels: [{after: 15m, receiver: billing-lead}]
+  - name: billing-lead
+    channels: [{type: email, to: [lead@example.org]}]
+  - name: claims
+    channels: [{type: subscription}]
+route:
+  receiver: ops
+  group_wait: 0s
+  routes:
+    - {matchers: [department=billing], receiver: billing}
+    - {matchers: [department=claims], receiver: claims, group_by: [department], group_wait: 30s}
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.at = T0
+
+    def now(self):
+        return self.at
+
+
+class NoGateways:
+    def configured(self, kind: str) -> bool:
+        return False
+
+
+def notification(kind: str = BREACH, department: str = "billing", handoff_id: str = "h-1") -> Notification:
+    key = f"{kind}:{handoff_id}:ack"
+    return Notification(
+        notification_id=f"n-{key}", key=key, kind=kind, receiver=department, department=department,
+        priority="HIGH", handoff_id=handoff_id, case_id="case-1", customer_ref="cust-1", clock="ack",
+        title=f"{kind} of {handoff_id}", body="", occurred_at=T0, category="refund",
+    )
+
+
+@pytest.fixture
+def stage2(tmp_path: Path):
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING)
+    routing = load_routing(path)
+    clock, sent, silences = Clock(), [], []
+
+    async def send(key: str, value: bytes) -> None:
+        sent.append((key, notifications_pb2.NotificationEvent.FromString(value)))
+
+    tables = {name: {} for name in STAGE2_TABLES}
+    dead = []
+
+    async def dead_letter(job, value: bytes, reason: str) -> None:
+        dead.append((job.delivery_id, reason))
+
+    deliverer = Deliverer(NoGateways(), routing, tables["deliveries"], send, dead_letter, clock)
+    dispatcher = Dispatcher(tables, routing, lambda at: list(silences), send,
+                            clock, deliverer, Escalator(tables["escalations"], routing, send, clock, clock),
+                            Grouper(tables["groups"], routing, send, clock, clock))
+    return dispatcher, tables, sent, silences, clock
+
+
+def feed(dispatcher: Dispatcher, *values: bytes) -> None:
+    for value in values:
+        asyncio.run(dispatcher.on_event(notifications_pb2.NotificationEvent.FromString(value), 0))
+
+
+def requested(item: Notification, channels=("subscription", "team-chat")) -> bytes:
+    return codec.encode_requested(item, list(channels), T0)
+
+
+def changes(sent) -> list[str]:
+    return [event.WhichOneof("change") for _, event in sent]
