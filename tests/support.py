@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -9,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
+from handoff.v1 import notification_service_pb2 as notify_api
+from handoff.v1 import notification_service_pb2_grpc as notify_grpc
 from kafka import KafkaConsumer, TopicPartition
 
 from common.codec import MalformedRecord, decode
@@ -45,11 +49,12 @@ def unique(prefix: str) -> str:
 
 
 @contextmanager
-def running_stack(workdir: Path, policies: str = FAST_POLICIES, routing: str = BREACHES_TO_DEPARTMENTS) -> Iterator[Stack]:
-    """A broker of its own and the three services; everything stopped afterwards."""
+def running_stack(workdir: Path, policies: str = FAST_POLICIES, routing: str = BREACHES_TO_DEPARTMENTS,
+                  gateways: bool = False) -> Iterator[Stack]:
+    """A broker of its own and the three services (and the gateways if asked); everything stopped afterwards."""
     with LocalKafka(workdir / "kafka") as kafka:
         create_topics(kafka.bootstrap)
-        stack = Stack(workdir, write_policies(workdir, policies), bootstrap=kafka.bootstrap,
+        stack = Stack(workdir, write_policies(workdir, policies), bootstrap=kafka.bootstrap, gateways=gateways,
                       routing_file=write_routing(workdir / "routing.yaml", routing))
         try:
             stack.start()
@@ -111,3 +116,42 @@ def rpc_error(call: Callable[[], object]) -> grpc.RpcError:
     except grpc.RpcError as error:
         return error
     raise AssertionError("the call succeeded but an error was expected")
+
+
+class Subscription:
+    """A Subscribe stream read on a thread; responses land in a queue."""
+
+    def __init__(self, address: str, department: str, cursor: str = "") -> None:
+        self._channel = admin_channel(address)
+        stub = notify_grpc.NotificationServiceStub(self._channel)
+        self._stream = stub.Subscribe(notify_api.SubscribeRequest(department=department, cursor=cursor))
+        self.received: queue.Queue = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        try:
+            for response in self._stream:
+                self.received.put(response)
+        except grpc.RpcError:
+            pass
+
+    def next(self, timeout: float) -> notify_api.SubscribeResponse:
+        return self.received.get(timeout=timeout)
+
+    def until(self, found, timeout: float) -> list:
+        """Responses read until `found(responses)` holds or `timeout` seconds pass."""
+        items, deadline = [], time.monotonic() + timeout
+        while not found(items) and (left := deadline - time.monotonic()) > 0:
+            try:
+                items.append(self.received.get(timeout=left))
+            except queue.Empty:
+                break
+        return items
+
+    def drain(self, seconds: float) -> list:
+        """Everything that arrives within `seconds`."""
+        return self.until(lambda _items: False, seconds)
+
+    def close(self) -> None:
+        self._stream.cancel()
+        self._channel.close()

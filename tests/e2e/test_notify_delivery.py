@@ -18,8 +18,8 @@ from kafka import KafkaProducer
 from common.topics import NOTIFICATIONS
 from notify.adapters.codec import encode_acknowledged, encode_requested
 from notify.domain.notifications import INCIDENT, Notification
-from tests.e2e.test_notify_helpers import Subscription, counter, create_leg, notification_events, notify_stack
-from tests.support import read_records, wait_for
+from tests.e2e.test_notify_helpers import counter, create_leg, notification_events, notify_stack
+from tests.support import Subscription, read_records, wait_for
 
 pytestmark = pytest.mark.e2e
 BREACH = notifications_pb2.NOTIFICATION_KIND_BREACH

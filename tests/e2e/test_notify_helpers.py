@@ -11,9 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import json
-import queue
 import threading
-import time
 import urllib.request
 import uuid
 from collections import Counter
@@ -21,20 +19,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import grpc
 from aiohttp import web
 from handoff.v1 import handoff_service_pb2 as api
 from handoff.v1 import handoff_service_pb2_grpc as api_grpc
-from handoff.v1 import notification_service_pb2 as notify_api
-from handoff.v1 import notification_service_pb2_grpc as notify_grpc
 from handoff.v1 import types_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
-from common.localkafka import LocalKafka, create_topics
 from common.topics import NOTIFICATIONS
 from devstack.gateways import DEV_WEBHOOK_SECRETS
 from devstack.stack import Stack
-from tests.support import FAST_POLICIES, admin_channel, read_events, unique, write_policies
+from tests.support import admin_channel, read_events, running_stack, unique
 
 SECRET = json.loads(DEV_WEBHOOK_SECRETS)["*"].encode()
 
@@ -152,18 +146,10 @@ class WebhookReceiver:
 def notify_stack(workdir: Path) -> Iterator[tuple[Stack, WebhookReceiver]]:
     """A broker, the services and the gateways, notify routing with ROUTING; all stopped afterwards."""
     receiver = WebhookReceiver().start()
-    routing = workdir / "routing.yaml"
-    routing.write_text(ROUTING.format(hook=f"http://127.0.0.1:{receiver.port}/hooks", port=receiver.port))
+    routing = ROUTING.format(hook=f"http://127.0.0.1:{receiver.port}/hooks", port=receiver.port)
     try:
-        with LocalKafka(workdir / "kafka") as kafka:
-            create_topics(kafka.bootstrap)
-            stack = Stack(workdir, write_policies(workdir, FAST_POLICIES), bootstrap=kafka.bootstrap,
-                          gateways=True, routing_file=routing)
-            try:
-                stack.start()
-                yield stack, receiver
-            finally:
-                stack.stop()
+        with running_stack(workdir, routing=routing, gateways=True) as stack:
+            yield stack, receiver
     finally:
         receiver.stop()
 
@@ -195,34 +181,3 @@ def counter(stack: Stack, service: str, name: str, **labels: str) -> float:
     return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
                if sample.name == f"{name}_total" and all(sample.labels.get(k) == v for k, v in labels.items()))
 
-
-class Subscription:
-    """A Subscribe stream read on a thread; responses land in a queue."""
-
-    def __init__(self, address: str, department: str, cursor: str = "") -> None:
-        self._channel = admin_channel(address)
-        stub = notify_grpc.NotificationServiceStub(self._channel)
-        self._stream = stub.Subscribe(notify_api.SubscribeRequest(department=department, cursor=cursor))
-        self.received: queue.Queue = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        try:
-            for response in self._stream:
-                self.received.put(response)
-        except grpc.RpcError:
-            pass
-
-    def until(self, found, timeout: float) -> list:
-        """Responses read until `found(responses)` holds or `timeout` seconds pass."""
-        items, deadline = [], time.monotonic() + timeout
-        while not found(items) and (left := deadline - time.monotonic()) > 0:
-            try:
-                items.append(self.received.get(timeout=left))
-            except queue.Empty:
-                break
-        return items
-
-    def close(self) -> None:
-        self._stream.cancel()
-        self._channel.close()

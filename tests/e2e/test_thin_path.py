@@ -4,8 +4,6 @@ a handoff acknowledged in time produces `met` and no breach notification."""
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,13 +12,11 @@ import grpc
 import pytest
 from handoff.v1 import handoff_service_pb2 as api
 from handoff.v1 import handoff_service_pb2_grpc as api_grpc
-from handoff.v1 import notification_service_pb2 as notify_api
-from handoff.v1 import notification_service_pb2_grpc as notify_grpc
 from handoff.v1 import notifications_pb2, types_pb2
 
 from common.topics import HANDOFF_EVENTS, SLA_EVENTS
 from devstack.stack import Stack
-from tests.support import admin_channel, read_events, rpc_error, running_stack, unique
+from tests.support import Subscription, admin_channel, read_events, rpc_error, running_stack, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -35,42 +31,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def handoffs(stack: Stack) -> Iterator[api_grpc.HandoffServiceStub]:
     with admin_channel(stack.services["handoff"].grpc) as channel:
         yield api_grpc.HandoffServiceStub(channel)
-
-
-class Subscription:
-    """A Subscribe stream read on a thread; notifications land in a queue."""
-
-    def __init__(self, address: str, department: str, cursor: str = "") -> None:
-        self._channel = admin_channel(address)
-        stub = notify_grpc.NotificationServiceStub(self._channel)
-        self._stream = stub.Subscribe(notify_api.SubscribeRequest(department=department, cursor=cursor))
-        self.received: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._pump, daemon=True)
-        self._thread.start()
-
-    def _pump(self) -> None:
-        try:
-            for response in self._stream:
-                self.received.put(response)
-        except grpc.RpcError:
-            pass
-
-    def next(self, timeout: float) -> notify_api.SubscribeResponse:
-        return self.received.get(timeout=timeout)
-
-    def drain(self, seconds: float) -> list[notify_api.SubscribeResponse]:
-        """Everything that arrives within `seconds`."""
-        items, deadline = [], time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                items.append(self.received.get(timeout=left))
-            except queue.Empty:
-                break
-        return items
-
-    def close(self) -> None:
-        self._stream.cancel()
-        self._channel.close()
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ import pytest
 from handoff.v1 import notifications_pb2
 
 from notify.adapters.gateways import Outcome
-from notify.adapters.routing_file import load_routing
 from notify.adapters.state import Job
 from notify.domain.notifications import BREACH, Notification
 from notify.entrypoints.deliverer import Deliverer
 from tests.unit.conftest import T0
+from tests.unit.test_notify_stage2_fixtures import Clock, routing_of
 
 ROUTING = """
 receivers:
@@ -24,14 +24,6 @@ route: {receiver: billing}
 delivery: {call_timeout: 2s, initial_backoff: 1s, max_backoff: 4s, jitter: 0, max_attempts: 3, max_elapsed: 1h}
 """
 UNAVAILABLE = Outcome(False, retryable=True, reason="UNAVAILABLE: connection refused")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.at = T0
-
-    def now(self):
-        return self.at
 
 
 class ScriptedGateways:
@@ -57,9 +49,7 @@ NOTE = Notification("n-1", "breach:h-1:ack", BREACH, "billing", "billing", "HIGH
 
 @pytest.fixture
 def run(tmp_path: Path):
-    path = tmp_path / "routing.yaml"
-    path.write_text(ROUTING)
-    routing = load_routing(path)
+    routing = routing_of(tmp_path, ROUTING)
 
     def deliver(gateways: ScriptedGateways, ticks: list[timedelta], recorded: dict | None = None):
         clock, sent, dead = Clock(), [], []

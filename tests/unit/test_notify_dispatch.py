@@ -15,19 +15,14 @@ from pathlib import Path
 from handoff.v1 import notifications_pb2
 
 from notify.adapters import codec
-from notify.adapters.routing_file import load_routing
 from notify.domain.delivery import delivery_id
 from notify.domain.notifications import BREACH, INCIDENT, WARNING
 from notify.domain.routing import Matcher
 from notify.domain.silences import Silence
 from notify.entrypoints.app import STAGE2_TABLES
-from notify.entrypoints.deliverer import Deliverer
-from notify.entrypoints.dispatcher import Dispatcher
-from notify.entrypoints.escalator import Escalator
-from notify.entrypoints.grouper import Grouper
 from tests.unit.conftest import T0
 from tests.unit.test_notify_stage2_fixtures import (  # noqa: F401 - stage2 is a fixture
-    ROUTING, Clock, NoGateways, changes, feed, notification, requested, stage2,
+    ROUTING, Clock, changes, dispatcher_for, feed, notification, recorder, requested, routing_of, stage2,
 )
 
 
@@ -138,25 +133,15 @@ def test_an_acknowledged_member_leaves_its_group_before_the_flush(stage2) -> Non
 
 
 def test_an_open_breach_holds_back_later_warnings_of_its_clock_under_a_configured_rule(tmp_path: Path) -> None:
-    path = tmp_path / "routing.yaml"
-    path.write_text(ROUTING + """
+    routing = routing_of(tmp_path, ROUTING + """
 inhibit_rules:
   - {name: breach-supersedes-warning, source: [kind=breach], target: [kind=warning], equal: [handoff_id, clock]}
 """)
-    routing = load_routing(path)
-    sent = []
-
-    async def send(key, value):
-        sent.append(notifications_pb2.NotificationEvent.FromString(value))
-
+    sent, send = recorder()
     tables = {name: {} for name in STAGE2_TABLES}
-    clock = Clock()
-    dispatcher = Dispatcher(tables, routing, lambda at: [], send, clock,
-                            Deliverer(NoGateways(), routing, tables["deliveries"], send, None, clock),
-                            Escalator(tables["escalations"], routing, send, clock, clock),
-                            Grouper(tables["groups"], routing, send, clock, clock))
+    dispatcher = dispatcher_for(tables, routing, lambda at: [], send, Clock(), None)
     feed(dispatcher, requested(notification(BREACH), ["subscription"]),
          requested(notification(WARNING), ["subscription"]),
          requested(notification(WARNING, handoff_id="h-2"), ["subscription"]))
-    assert [e.WhichOneof("change") for e in sent] == ["delivered", "suppressed", "delivered"]
-    assert sent[1].suppressed.reason == "inhibition"
+    assert changes(sent) == ["delivered", "suppressed", "delivered"]
+    assert sent[1][1].suppressed.reason == "inhibition"

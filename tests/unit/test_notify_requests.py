@@ -10,10 +10,10 @@ import pytest
 from handoff.v1 import contacts_pb2, envelope_pb2, handoff_events_pb2, notifications_pb2, sla_events_pb2, types_pb2
 
 from common.codec import to_timestamp
-from notify.adapters.routing_file import load_routing
 from notify.domain.requests import Leg, breach_notice, explicitly_matches, new_leg_notice, requests
 from notify.entrypoints.requester import Requester
 from tests.unit.conftest import T0
+from tests.unit.test_notify_stage2_fixtures import recorder, routing_of
 
 ROUTING = """
 receivers:
@@ -47,18 +47,12 @@ class FixedClock:
 
 @pytest.fixture
 def routing(tmp_path: Path):
-    path = tmp_path / "routing.yaml"
-    path.write_text(ROUTING)
-    return load_routing(path)
+    return routing_of(tmp_path, ROUTING)
 
 
 @pytest.fixture
 def stage1(routing):
-    sent: list[tuple[str, notifications_pb2.NotificationEvent]] = []
-
-    async def send(key: str, value: bytes) -> None:
-        sent.append((key, notifications_pb2.NotificationEvent.FromString(value)))
-
+    sent, send = recorder()
     requester = Requester({}, {}, routing, send, FixedClock())
     return requester, sent
 

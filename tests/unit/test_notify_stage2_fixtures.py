@@ -1,16 +1,18 @@
 """Givens shared by the stage-2 unit tests: a routing file, a fixed clock, the Dispatcher
-with dict tables, a fake silence source and no gateways (no tests here)."""
+with dict tables, a fake silence source and no gateways (no tests here). The routing file
+on disk, the settable clock and the recording `send` serve notify's other unit tests too."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from handoff.v1 import notifications_pb2
 
 from notify.adapters import codec
-from notify.adapters.routing_file import load_routing
+from notify.adapters.routing_file import RoutingConfig, load_routing
 from notify.domain.notifications import BREACH, Notification
 from notify.entrypoints.app import STAGE2_TABLES
 from notify.entrypoints.deliverer import Deliverer
@@ -49,6 +51,23 @@ class Clock:
         return self.at
 
 
+def routing_of(tmp_path: Path, text: str = ROUTING) -> RoutingConfig:
+    """`text` loaded as notify's routing file."""
+    path = tmp_path / "routing.yaml"
+    path.write_text(text)
+    return load_routing(path)
+
+
+def recorder() -> tuple[list, Callable[[str, bytes], Awaitable[None]]]:
+    """A `send` that keeps each (key, NotificationEvent) it is given, and the list it keeps them in."""
+    sent: list[tuple[str, notifications_pb2.NotificationEvent]] = []
+
+    async def send(key: str, value: bytes) -> None:
+        sent.append((key, notifications_pb2.NotificationEvent.FromString(value)))
+
+    return sent, send
+
+
 class NoGateways:
     def configured(self, kind: str) -> bool:
         return False
@@ -63,26 +82,26 @@ def notification(kind: str = BREACH, department: str = "billing", handoff_id: st
     )
 
 
+def dispatcher_for(tables: dict, routing: RoutingConfig, silences, send, clock, dead_letter) -> Dispatcher:
+    """A Dispatcher on `tables`, with no gateways, its timers on `clock`."""
+    return Dispatcher(tables, routing, silences, send, clock,
+                      Deliverer(NoGateways(), routing, tables["deliveries"], send, dead_letter, clock),
+                      Escalator(tables["escalations"], routing, send, clock, clock),
+                      Grouper(tables["groups"], routing, send, clock, clock))
+
+
 @pytest.fixture
 def stage2(tmp_path: Path):
-    path = tmp_path / "routing.yaml"
-    path.write_text(ROUTING)
-    routing = load_routing(path)
-    clock, sent, silences = Clock(), [], []
-
-    async def send(key: str, value: bytes) -> None:
-        sent.append((key, notifications_pb2.NotificationEvent.FromString(value)))
-
+    routing = routing_of(tmp_path)
+    clock, silences = Clock(), []
+    sent, send = recorder()
     tables = {name: {} for name in STAGE2_TABLES}
     dead = []
 
     async def dead_letter(job, value: bytes, reason: str) -> None:
         dead.append((job.delivery_id, reason))
 
-    deliverer = Deliverer(NoGateways(), routing, tables["deliveries"], send, dead_letter, clock)
-    dispatcher = Dispatcher(tables, routing, lambda at: list(silences), send,
-                            clock, deliverer, Escalator(tables["escalations"], routing, send, clock, clock),
-                            Grouper(tables["groups"], routing, send, clock, clock))
+    dispatcher = dispatcher_for(tables, routing, lambda at: list(silences), send, clock, dead_letter)
     return dispatcher, tables, sent, silences, clock
 
 

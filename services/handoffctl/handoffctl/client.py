@@ -33,6 +33,29 @@ def fail(error: grpc.RpcError, token: str, request_id: str = "") -> NoReturn:
     raise typer.Exit(1)
 
 
+def stub_call(stub_type: Callable, address: str, token: str, ca: Path | None, method: str, request,
+              request_id: str = ""):
+    """The response of one call to the service of `stub_type` on a connection of its own."""
+    with channel(address, token, ca) as connection:
+        try:
+            return getattr(stub_type(connection), method)(request, timeout=TIMEOUT)
+        except grpc.RpcError as error:
+            fail(error, token, request_id)
+
+
+def all_pages(rpc: Callable, request, first, fields: tuple[str, ...]):
+    """`first` and every later page in one response: `rpc(request)` follows next_page_token to
+    the end, and the repeated `fields` of each page are appended."""
+    collected = type(first)(**{field: getattr(first, field) for field in fields})
+    page = first
+    while page.next_page_token:
+        request.page_token = page.next_page_token
+        page = rpc(request)
+        for field in fields:
+            getattr(collected, field).extend(getattr(page, field))
+    return collected
+
+
 @contextmanager
 def handoff_service(address: str, token: str, ca: Path | None) -> Iterator[Callable]:
     """`rpc(method, request, request_id="")` on one connection: the response, or exit as `fail` does."""

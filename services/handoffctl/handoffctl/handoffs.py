@@ -11,16 +11,18 @@ from typing import Annotated, Optional
 import typer
 from handoff.v1 import handoff_service_pb2 as handoff_pb2
 
-from handoffctl.client import call, handoff_service
+from handoffctl.client import all_pages, call, handoff_service
 from handoffctl.options import (
     AsJson,
     At,
     CaFile,
     Customer,
     CustomerId,
+    EveryPage,
     HandoffAddress,
     HandoffId,
     NotifyAddress,
+    PageToken,
     PriorityName,
     RequestId,
     StatusName,
@@ -206,8 +208,8 @@ def list_handoffs(
         "--breached/--not-breached", help="Only legs with / without a breached SLA clock.", show_default=False)] = None,
     page_size: Annotated[int, typer.Option(
         min=0, max=500, help="Legs per page; 0 for the service's default (50).")] = 0,
-    page_token: Annotated[str, typer.Option(help="Continue where a previous page ended.")] = "",
-    every_page: Annotated[bool, typer.Option("--all", help="Follow next_page_token to the last page.")] = False,
+    page_token: PageToken = "",
+    every_page: EveryPage = False,
     handoff: HandoffAddress = DEFAULT_HANDOFF,
     token: Token = "",
     ca: CaFile = None,
@@ -222,10 +224,5 @@ def list_handoffs(
     with handoff_service(handoff, token, ca) as rpc:
         page = rpc("ListHandoffs", request)
         if every_page:
-            collected = handoff_pb2.ListHandoffsResponse(handoffs=page.handoffs)
-            while page.next_page_token:
-                request.page_token = page.next_page_token
-                page = rpc("ListHandoffs", request)
-                collected.handoffs.extend(page.handoffs)
-            page = collected
+            page = all_pages(lambda more: rpc("ListHandoffs", more), request, page, ("handoffs",))
     show_legs(page, as_json)

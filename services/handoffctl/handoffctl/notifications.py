@@ -20,10 +20,10 @@ from rich.markup import escape
 from rich.text import Text
 
 from common.grpcclient import channel
-from handoffctl.client import errors, fail
+from handoffctl.client import all_pages, errors, fail
 from handoffctl.notify_client import DEFAULT_NOTIFY, notify_call
-from handoffctl.options import AsJson, CaFile, NotifyAddress, RequestId, Token, idempotency_key
-from handoffctl.output import _cells, _rows_table, as_dict, console, print_json, priority_text, when
+from handoffctl.options import AsJson, CaFile, EveryPage, NotifyAddress, PageToken, Token, idempotency_key
+from handoffctl.output import as_dict, cells, console, print_json, priority_text, rows_table, show_next_page, when
 
 # A stream the service drops (it restarts, or is unreachable for a while) is resumed from
 # the last cursor. CANCELLED here comes from the server: our own cancel returns first.
@@ -115,8 +115,8 @@ def notifications(
         help="This department's notifications; a department token lists its own by default, "
         "admins and services every department's.")] = "",
     page_size: Annotated[int, typer.Option(min=0, max=500, help="Notifications per page; 0 for the default (50).")] = 0,
-    page_token: Annotated[str, typer.Option(help="Continue where a previous page ended.")] = "",
-    every_page: Annotated[bool, typer.Option("--all", help="Follow next_page_token to the last page.")] = False,
+    page_token: PageToken = "",
+    every_page: EveryPage = False,
     notify: NotifyAddress = DEFAULT_NOTIFY,
     token: Token = "",
     ca: CaFile = None,
@@ -126,25 +126,19 @@ def notifications(
     request = notify_pb2.ListNotificationsRequest(department=department, page_size=page_size, page_token=page_token)
     page = notify_call(notify, token, ca, "ListNotifications", request)
     if every_page:
-        collected = notify_pb2.ListNotificationsResponse(notifications=page.notifications, states=page.states)
-        while page.next_page_token:
-            request.page_token = page.next_page_token
-            page = notify_call(notify, token, ca, "ListNotifications", request)
-            collected.notifications.extend(page.notifications)
-            collected.states.extend(page.states)
-        page = collected
+        page = all_pages(lambda more: notify_call(notify, token, ca, "ListNotifications", more), request, page,
+                         ("notifications", "states"))
     if as_json:
         print_json(page)
         return
-    table = _rows_table(f"{len(page.notifications)} notifications",
+    table = rows_table(f"{len(page.notifications)} notifications",
                         ("id", "occurred", "kind", "department", "priority", "receiver", "title", "state"))
     for note, state in zip(page.notifications, page.states):
-        table.add_row(*_cells((note.notification_id, when(note, "occurred_at"), _kind_text(note.kind),
+        table.add_row(*cells((note.notification_id, when(note, "occurred_at"), _kind_text(note.kind),
                                note.department, priority_text(note.priority), note.receiver, note.title,
                                _state_text(state))))
     console.print(table)
-    if page.next_page_token:
-        console.print(f"more: --page-token {page.next_page_token}  (or --all)", soft_wrap=True, markup=False)
+    show_next_page(page)
 
 
 def acknowledge_notification(notification_id: str, request_id: str, notify: str, token: str, ca, as_json: bool) -> None:

@@ -73,6 +73,9 @@ At = Annotated[
 Customer = Annotated[str, typer.Option("--customer", help="Pseudonymous customer_ref (or give --customer-id).")]
 CustomerId = Annotated[str, typer.Option(help="Raw customer id; the service pseudonymises it and never stores it.")]
 
+PageToken = Annotated[str, typer.Option(help="Continue where a previous page ended.")]
+EveryPage = Annotated[bool, typer.Option("--all", help="Follow next_page_token to the last page.")]
+
 
 def idempotency_key(given: str) -> str:
     """The caller's request id, or a fresh one."""

@@ -30,21 +30,21 @@ def print_json(message: Message) -> None:
     print(json.dumps(as_dict(message), indent=2), flush=True)
 
 
-def _enum(enum_type, prefix: str, value: int) -> str:
+def enum_text(enum_type, prefix: str, value: int) -> str:
     name = enum_type.Name(value) if value in enum_type.values() else str(value)
     return name.removeprefix(prefix).lower().replace("_", "-")
 
 
 def priority_text(value: int) -> str:
-    return _enum(types_pb2.Priority, "PRIORITY_", value)
+    return enum_text(types_pb2.Priority, "PRIORITY_", value)
 
 
 def status_text(value: int) -> str:
-    return _enum(types_pb2.LegStatus, "LEG_STATUS_", value)
+    return enum_text(types_pb2.LegStatus, "LEG_STATUS_", value)
 
 
 def channel_text(value: int) -> str:
-    return _enum(types_pb2.ContactChannel, "CONTACT_CHANNEL_", value)
+    return enum_text(types_pb2.ContactChannel, "CONTACT_CHANNEL_", value)
 
 
 def when(message: Message, field: str) -> str:
@@ -59,7 +59,7 @@ def _breached(leg) -> Text:
     return Text("yes", style="red") if leg.breached else Text("no")
 
 
-def _cells(values) -> list[Text]:
+def cells(values) -> list[Text]:
     """Table cells that print user text as it is: a `[word]` in a summary is not markup."""
     return [value if isinstance(value, Text) else Text(value) for value in values]
 
@@ -87,16 +87,16 @@ def leg_rows(leg) -> list[tuple[str, str | Text]]:
     ]
 
 
-def _fields_table(title: str, rows: list[tuple[str, str | Text]]) -> Table:
+def fields_table(title: str, rows: list[tuple[str, str | Text]]) -> Table:
     table = Table(title=Text(title), show_header=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for row in rows:
-        table.add_row(*_cells(row))
+        table.add_row(*cells(row))
     return table
 
 
-def _rows_table(title: str, columns: tuple[str, ...]) -> Table:
+def rows_table(title: str, columns: tuple[str, ...]) -> Table:
     """A table of one row per item, light on borders; in a narrow terminal other columns
     fold so that nothing is cut off, and ids stay whole for copying."""
     table = Table(title=Text(title), box=box.SIMPLE_HEAD, show_edge=False)
@@ -108,12 +108,18 @@ def _rows_table(title: str, columns: tuple[str, ...]) -> Table:
     return table
 
 
+def show_next_page(page) -> None:
+    """How to get the page after `page`, if there is one."""
+    if page.next_page_token:
+        console.print(f"more: --page-token {page.next_page_token}  (or --all)", soft_wrap=True, markup=False)
+
+
 def show_leg(leg, as_json: bool, title: str) -> None:
     """One leg: JSON, or a table of its fields."""
     if as_json:
         print_json(leg)
         return
-    console.print(_fields_table(title, leg_rows(leg)))
+    console.print(fields_table(title, leg_rows(leg)))
 
 
 def show_transfer(response, as_json: bool) -> None:
@@ -121,8 +127,8 @@ def show_transfer(response, as_json: bool) -> None:
     if as_json:
         print_json(response)
         return
-    console.print(_fields_table("ended leg", leg_rows(response.ended)))
-    console.print(_fields_table("opened leg", leg_rows(response.opened)))
+    console.print(fields_table("ended leg", leg_rows(response.ended)))
+    console.print(fields_table("opened leg", leg_rows(response.opened)))
 
 
 def show_legs(response, as_json: bool) -> None:
@@ -130,14 +136,13 @@ def show_legs(response, as_json: bool) -> None:
     if as_json:
         print_json(response)
         return
-    table = _rows_table(f"{len(response.handoffs)} handoffs",
+    table = rows_table(f"{len(response.handoffs)} handoffs",
                         ("id", "case", "department", "priority", "status", "breached", "created"))
     for leg in response.handoffs:
-        table.add_row(*_cells((leg.handoff_id, leg.case_id, leg.department, priority_text(leg.priority),
+        table.add_row(*cells((leg.handoff_id, leg.case_id, leg.department, priority_text(leg.priority),
                                status_text(leg.status), _breached(leg), when(leg, "created_at"))))
     console.print(table)
-    if response.next_page_token:
-        console.print(f"more: --page-token {response.next_page_token}  (or --all)", soft_wrap=True, markup=False)
+    show_next_page(response)
 
 
 def contact_rows(contact) -> list[tuple[str, str]]:
@@ -155,7 +160,7 @@ def show_contact(contact, as_json: bool) -> None:
     if as_json:
         print_json(contact)
         return
-    console.print(_fields_table("contact recorded", contact_rows(contact)))
+    console.print(fields_table("contact recorded", contact_rows(contact)))
 
 
 def _timeline_row(entry) -> tuple[str, ...]:
@@ -173,7 +178,7 @@ def show_timeline(timeline, as_json: bool) -> None:
     if as_json:
         print_json(timeline)
         return
-    table = _rows_table(f"timeline of {timeline.customer_ref}", ("at", "what", "id", "case", "detail"))
+    table = rows_table(f"timeline of {timeline.customer_ref}", ("at", "what", "id", "case", "detail"))
     for entry in timeline.entries:
-        table.add_row(*_cells(_timeline_row(entry)))
+        table.add_row(*cells(_timeline_row(entry)))
     console.print(table)

@@ -18,7 +18,7 @@ from rich.text import Text
 from common.yamlfile import parse_duration
 from handoffctl.notify_client import DEFAULT_NOTIFY, notify_call
 from handoffctl.options import AsJson, CaFile, NotifyAddress, RequestId, Token, idempotency_key, timestamp
-from handoffctl.output import _cells, _rows_table, console, print_json, when
+from handoffctl.output import cells, console, print_json, rows_table, when
 from notify.domain.routing import InvalidMatcher, parse_matcher
 
 HELP = """Silence notifications: while a silence is active, notifications whose labels match all its matchers are recorded as suppressed and not delivered. Adding and expiring need an admin token; departments list the silences that name them.
@@ -62,9 +62,9 @@ def _show(silences, as_json: bool, title: str, response) -> None:
         print_json(response)
         return
     now = datetime.now(timezone.utc)
-    table = _rows_table(title, ("id", "status", "matchers", "starts", "ends", "by", "comment"))
+    table = rows_table(title, ("id", "status", "matchers", "starts", "ends", "by", "comment"))
     for silence in silences:
-        table.add_row(*_cells((silence.silence_id, _status(silence, now), _matchers_text(silence),
+        table.add_row(*cells((silence.silence_id, _status(silence, now), _matchers_text(silence),
                                when(silence, "starts_at"), when(silence, "ends_at"), silence.created_by,
                                silence.comment)))
     console.print(table)

@@ -10,20 +10,18 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-import grpc
 import typer
 from google.protobuf.message import Message
 from handoff.v1 import sla_service_pb2 as sla_pb2
 from handoff.v1 import sla_service_pb2_grpc as sla_grpc
 from handoff.v1 import types_pb2
-from rich import box
-from rich.table import Table
 from rich.text import Text
 
-from common.grpcclient import channel
-from handoffctl.client import TIMEOUT, fail
-from handoffctl.options import AsJson, CaFile, HandoffId, SlaAddress, Token, timestamp
-from handoffctl.output import console, print_json, priority_text, when
+from handoffctl.client import all_pages, stub_call
+from handoffctl.options import AsJson, CaFile, EveryPage, HandoffId, PageToken, SlaAddress, Token, timestamp
+from handoffctl.output import (
+    console, enum_text, fields_table, print_json, priority_text, rows_table, show_next_page, when,
+)
 
 DEFAULT_SLA = "127.0.0.1:50052"
 # Currencies whose minor unit is not a hundredth (ISO 4217); all others have two decimals.
@@ -32,11 +30,7 @@ _DECIMALS = {"BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 
 
 
 def _call(address: str, token: str, ca, method: str, request: Message) -> Message:
-    with channel(address, token, ca) as connection:
-        try:
-            return getattr(sla_grpc.SlaServiceStub(connection), method)(request, timeout=TIMEOUT)
-        except grpc.RpcError as error:
-            fail(error, token)
+    return stub_call(sla_grpc.SlaServiceStub, address, token, ca, method, request)
 
 
 def duration_text(span: timedelta) -> str:
@@ -60,12 +54,8 @@ def money_text(minor: int, currency: str) -> str:
     return f"{amount} {currency}".strip()
 
 
-def _enum_text(enum_type, prefix: str, value: int) -> str:
-    return enum_type.Name(value).removeprefix(prefix).lower().replace("_", "-") if value in enum_type.values() else str(value)
-
-
 def _clock_text(value: int) -> str:
-    return _enum_text(types_pb2.ClockKind, "CLOCK_KIND_", value)
+    return enum_text(types_pb2.ClockKind, "CLOCK_KIND_", value)
 
 
 def _state(clock: sla_pb2.ClockState) -> Text:
@@ -74,26 +64,6 @@ def _state(clock: sla_pb2.ClockState) -> Text:
     if clock.breached:
         return Text("breached", style="red")
     return Text("paused") if clock.paused else Text("running")
-
-
-def _table(title: str, columns: tuple[str, ...]) -> Table:
-    table = Table(title=Text(title), box=box.SIMPLE_HEAD, show_edge=False)
-    for column in columns:
-        if column == "id":
-            # Ids stay whole, for copying; other columns fold in a narrow terminal.
-            table.add_column(column, no_wrap=True, min_width=36)
-        else:
-            table.add_column(column, overflow="fold")
-    return table
-
-
-def _fields(title: str, rows: list[tuple[str, str]]) -> Table:
-    table = Table(title=Text(title), show_header=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for label, value in rows:
-        table.add_row(Text(label), Text(value))
-    return table
 
 
 def sla(
@@ -109,7 +79,7 @@ def sla(
         print_json(answer)
         return
     title = f"SLA of {answer.handoff_id} ({answer.department}, {priority_text(answer.priority)})"
-    table = _table(title, ("clock", "state", "started", "deadline", "target", "left", "policy"))
+    table = rows_table(title, ("clock", "state", "started", "deadline", "target", "left", "policy"))
     for clock in answer.clocks:
         name = _clock_text(clock.clock) + (f" #{clock.sequence}" if clock.sequence > 1 else "")
         table.add_row(Text(name), _state(clock), Text(when(clock, "started_at")), Text(when(clock, "deadline")),
@@ -144,7 +114,7 @@ def scorecard(
     if as_json:
         print_json(card)
         return
-    repeats = [(f"repeats {_enum_text(types_pb2.RepeatCause, 'REPEAT_CAUSE_', r.cause)}", str(r.count))
+    repeats = [(f"repeats {enum_text(types_pb2.RepeatCause, 'REPEAT_CAUSE_', r.cause)}", str(r.count))
                for r in card.repeat_contacts]
     rows = [
         ("period", f"{when(card, 'period_start')} to {when(card, 'period_end')}"),
@@ -160,7 +130,7 @@ def scorecard(
         ("first contact resolution", _percent(card.first_contact_resolution)),
         ("reopens", str(card.reopens)),
     ]
-    console.print(_fields(f"scorecard of {card.department or 'the whole centre'}", rows))
+    console.print(fields_table(f"scorecard of {card.department or 'the whole centre'}", rows))
 
 
 def breaches(
@@ -170,8 +140,8 @@ def breaches(
         help="Only breaches at or after this instant, ISO 8601. Default: 30 days ago.")] = "",
     page_size: Annotated[int, typer.Option(
         min=0, max=500, help="Breaches per page; 0 for the service's default (50).")] = 0,
-    page_token: Annotated[str, typer.Option(help="Continue where a previous page ended.")] = "",
-    every_page: Annotated[bool, typer.Option("--all", help="Follow next_page_token to the last page.")] = False,
+    page_token: PageToken = "",
+    every_page: EveryPage = False,
     sla_address: SlaAddress = DEFAULT_SLA,
     token: Token = "",
     ca: CaFile = None,
@@ -183,21 +153,16 @@ def breaches(
     )
     page = _call(sla_address, token, ca, "ListBreaches", request)
     if every_page:
-        collected = sla_pb2.ListBreachesResponse(breaches=page.breaches)
-        while page.next_page_token:
-            request.page_token = page.next_page_token
-            page = _call(sla_address, token, ca, "ListBreaches", request)
-            collected.breaches.extend(page.breaches)
-        page = collected
+        page = all_pages(lambda more: _call(sla_address, token, ca, "ListBreaches", more), request, page,
+                         ("breaches",))
     if as_json:
         print_json(page)
         return
-    table = _table(f"{len(page.breaches)} breaches",
+    table = rows_table(f"{len(page.breaches)} breaches",
                    ("breached", "id", "case", "department", "priority", "clock", "deadline"))
     for breach in page.breaches:
         table.add_row(*(Text(value) for value in (
             when(breach, "breached_at"), breach.handoff_id, breach.case_id, breach.department,
             priority_text(breach.priority), _clock_text(breach.clock), when(breach, "deadline"))))
     console.print(table)
-    if page.next_page_token:
-        console.print(f"more: --page-token {page.next_page_token}  (or --all)", soft_wrap=True, markup=False)
+    show_next_page(page)

@@ -7,11 +7,10 @@ CreateSilence names the same silence while two callers never share one.
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 
+from common import request_fields
 from common import validation as check
-from common.codec import from_timestamp
 from common.ids import derived_event_id
 from notify.adapters.api_codec import matcher_from_pb
 from notify.adapters.notification_store import ListKey
@@ -20,7 +19,8 @@ from notify.domain.silences import Silence, new_silence
 
 MAX_COMMENT = 1000
 MAX_MATCHERS = 20
-DEFAULT_PAGE, MAX_PAGE = 50, 500
+DEFAULT_PAGE, MAX_PAGE = request_fields.DEFAULT_PAGE, request_fields.MAX_PAGE
+page_size = request_fields.page_size
 
 
 def request_id(request) -> str:
@@ -35,15 +35,6 @@ def silence_id_for(actor: str, request_id_: str) -> str:
 def acknowledgement_event_id(actor: str, request_id_: str) -> str:
     """The event id of the acknowledgement request `request_id_` of `actor` writes."""
     return derived_event_id("acknowledge", actor, request_id_)
-
-
-def _instant(request, field: str) -> datetime | None:
-    if not request.HasField(field):
-        return None
-    try:
-        return from_timestamp(getattr(request, field))
-    except (ValueError, OverflowError):
-        raise check.InvalidField(field, "is not a valid time") from None
 
 
 def matchers(request) -> tuple[Matcher, ...]:
@@ -63,13 +54,13 @@ def matchers(request) -> tuple[Matcher, ...]:
 
 def new_silence_from(request, silence_id: str, actor: str, now: datetime) -> Silence:
     """The silence a CreateSilenceRequest asks for (InvalidField/InvalidSilence name the field)."""
-    ends_at = _instant(request, "ends_at")
+    ends_at = request_fields.instant(request, "ends_at")
     if ends_at is None:
         raise check.InvalidField("ends_at", "is required: a silence must end")
     return new_silence(
         silence_id,
         matchers(request),
-        _instant(request, "starts_at"),
+        request_fields.instant(request, "starts_at"),
         ends_at,
         actor,
         check.text("comment", request.comment, MAX_COMMENT, required=True),
@@ -85,27 +76,20 @@ def concerns_department(silence: Silence, department: str) -> bool:
     return any(not m.is_negative for m in on_department) and all(m.matches(labels) for m in on_department)
 
 
-def page_size(value: int) -> int:
-    if not 0 <= value <= MAX_PAGE:
-        raise check.InvalidField("page_size", f"must be 0..{MAX_PAGE} (0 for {DEFAULT_PAGE})")
-    return value or DEFAULT_PAGE
-
-
 def encode_page_token(key: ListKey) -> str:
     """An opaque token for the page after the notification `key`."""
     occurred_at, notification_id = key
-    return base64.urlsafe_b64encode(f"{occurred_at.isoformat()}|{notification_id}".encode()).decode()
+    return request_fields.encode_page_token(occurred_at.isoformat(), notification_id)
+
+
+def _list_key(parts: list[str]) -> ListKey:
+    occurred_at, notification_id = parts
+    key = (datetime.fromisoformat(occurred_at), notification_id)
+    if key[0].tzinfo is None or not notification_id:
+        raise ValueError("not a notification's key")
+    return key
 
 
 def decode_page_token(token: str) -> ListKey | None:
     """The key an `encode_page_token` token names; None for no token; InvalidField otherwise."""
-    if not token:
-        return None
-    try:
-        occurred_at, notification_id = base64.urlsafe_b64decode(token.encode()).decode().split("|")
-        key = (datetime.fromisoformat(occurred_at), notification_id)
-    except (ValueError, UnicodeDecodeError):
-        raise check.InvalidField("page_token", "is not a token this service handed out") from None
-    if key[0].tzinfo is None or not notification_id:
-        raise check.InvalidField("page_token", "is not a token this service handed out")
-    return key
+    return request_fields.decode_page_token(token, _list_key)

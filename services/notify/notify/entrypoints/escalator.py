@@ -20,65 +20,49 @@ from notify.adapters.routing_file import RoutingConfig
 from notify.adapters.state import escalation_from
 from notify.domain import escalation
 from notify.domain.dispatch import escalation_notice
-from notify.domain.due import DueQueue
 from notify.domain.escalation import EscalationState
 from notify.domain.notifications import Notification
+from notify.entrypoints.timer_states import TimerStates
 
 Send = Callable[[str, bytes], Awaitable[None]]
-Entry = tuple[EscalationState, Notification, int]
+Entry = tuple[EscalationState, Notification]
 
 
 class Escalator:
     def __init__(self, table: Mapping[str, dict], routing: RoutingConfig, send: Send, clock: Clock,
                  recorded: Clock) -> None:
-        self._table = table
         self._routing = routing
         self._send = send
         self._clock = clock
         self._recorded = recorded
-        self._queue = DueQueue()
-        self._ahead: dict[str, Entry] = {}
+        self._states: TimerStates[Entry] = TimerStates(table, lambda value: escalation_from(value, routing))
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._states)
 
     def index(self, state: EscalationState) -> None:
-        at = escalation.due_at(state)
-        if at is not None:
-            self._queue.add(at, state.notification_id)
+        self._states.schedule(state.notification_id, escalation.due_at(state))
 
     def recorded(self, state: EscalationState) -> None:
         """The agent stored `state`: forget what was kept ahead of it once the table has caught up."""
-        ahead = self._ahead.get(state.notification_id)
+        ahead = self._states.ahead(state.notification_id)
         if ahead is None or state.acknowledged_at is not None or \
                 (state.level, state.reminded) >= (ahead[0].level, ahead[0].reminded):
-            self._ahead.pop(state.notification_id, None)
+            self._states.forget(state.notification_id)
 
     def clear(self) -> None:
-        self._queue.clear()
-        self._ahead.clear()
-
-    def _load(self, notification_id: str) -> Entry | None:
-        if notification_id in self._ahead:
-            return self._ahead[notification_id]
-        value = self._table.get(notification_id)
-        parsed = escalation_from(value, self._routing) if value else None
-        return (*parsed, value["partition"]) if parsed else None
+        self._states.clear()
 
     async def tick(self, owned: frozenset[int]) -> None:
         """Take every step that has fallen due on the partitions this worker owns."""
         now = self._clock.now()
-        for notification_id in dict.fromkeys(self._queue.pop_due(now)):
-            entry = self._load(notification_id)
-            if entry is None or entry[2] not in owned:
-                continue
-            state, notification, partition = entry
+        for notification_id, (state, notification), partition in self._states.due(now, owned):
             taken = False
             while (step := escalation.next_step(state, now)) is not None:
                 await self._take(step, notification)
                 state, taken = escalation.taken(state, step), True
             if taken:
-                self._ahead[notification_id] = (state, notification, partition)
+                self._states.keep(notification_id, (state, notification), partition)
             self.index(state)
 
     async def _take(self, step: escalation.Step, notification: Notification) -> None:

@@ -16,8 +16,8 @@ from notify.adapters.routing_file import RoutingConfig
 from notify.adapters.state import group_from
 from notify.domain import grouping
 from notify.domain.dispatch import digest_of
-from notify.domain.due import DueQueue
 from notify.domain.grouping import GroupState
+from notify.entrypoints.timer_states import TimerStates
 
 Send = Callable[[str, bytes], Awaitable[None]]
 
@@ -25,47 +25,31 @@ Send = Callable[[str, bytes], Awaitable[None]]
 class Grouper:
     def __init__(self, table: Mapping[str, dict], routing: RoutingConfig, send: Send, clock: Clock,
                  recorded: Clock) -> None:
-        self._table = table
         self._routing = routing
         self._send = send
         self._clock = clock
         self._recorded = recorded
-        self._queue = DueQueue()
-        self._ahead: dict[str, tuple[GroupState, int]] = {}
+        self._states: TimerStates[GroupState] = TimerStates(table, group_from)
 
     def index(self, state: GroupState) -> None:
-        at = grouping.due_at(state)
-        if at is not None:
-            self._queue.add(at, state.key)
+        self._states.schedule(state.key, grouping.due_at(state))
 
     def recorded(self, state: GroupState) -> None:
         """The agent stored `state`; what was kept ahead is obsolete once it has the same flushes."""
-        ahead = self._ahead.get(state.key)
-        if ahead is None or state.flushes >= ahead[0].flushes:
-            self._ahead.pop(state.key, None)
+        ahead = self._states.ahead(state.key)
+        if ahead is None or state.flushes >= ahead.flushes:
+            self._states.forget(state.key)
 
     def discarded(self, key: str, members: set[str]) -> None:
         """Members left the group: what is kept ahead of the table loses them too."""
-        if key in self._ahead:
-            state, partition = self._ahead[key]
-            self._ahead[key] = (grouping.discard(state, members), partition)
+        self._states.revise(key, lambda state: grouping.discard(state, members))
 
     def clear(self) -> None:
-        self._queue.clear()
-        self._ahead.clear()
+        self._states.clear()
 
     async def tick(self, owned: frozenset[int]) -> None:
         now = self._clock.now()
-        for key in dict.fromkeys(self._queue.pop_due(now)):
-            if key in self._ahead:
-                state, partition = self._ahead[key]
-            else:
-                value = self._table.get(key)
-                if not value:
-                    continue
-                state, partition = group_from(value), value["partition"]
-            if partition not in owned:
-                continue
+        for key, state, partition in self._states.due(now, owned):
             flush = grouping.due(state, now)
             if flush is not None and flush.items:
                 receiver = self._routing.receivers.get(state.receiver)
@@ -73,5 +57,5 @@ class Grouper:
                 await self._send(state.receiver, codec.encode_requested(digest_of(flush), channels,
                                                                         self._recorded.now()))
                 state = grouping.flushed(state, flush)
-                self._ahead[key] = (state, partition)
+                self._states.keep(key, state, partition)
             self.index(state)

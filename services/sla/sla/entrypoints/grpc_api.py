@@ -8,17 +8,16 @@ only, never the whole centre), admins and services.
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime, timedelta
 
 import grpc
 from handoff.v1 import sla_service_pb2 as api_pb2
 from handoff.v1 import sla_service_pb2_grpc as api_grpc
 
+from common import request_fields
 from common import validation as check
 from common.auth import PermissionDenied, Role, authorize, current_principal
 from common.clock import Clock
-from common.codec import from_timestamp
 from sla.adapters import readmodel_codec as codec
 from sla.adapters.readmodel import SlaFeed
 from sla.adapters.readmodel_store import BreachKey, SlaReadModel, breach_key
@@ -28,7 +27,6 @@ from sla.domain.scorecard import WHOLE_CENTRE, MixedCurrencies, Period, business
 
 SERVICE_NAME = api_pb2.DESCRIPTOR.services_by_name["SlaService"].full_name
 DEFAULT_PERIOD = timedelta(days=30)
-DEFAULT_PAGE, MAX_PAGE = 50, 500
 _REPORT_READERS = {Role.DEPARTMENT, Role.ADMIN, Role.SERVICE}
 RULES: dict[str, set[Role]] = {
     "handoff_sla": set(Role),
@@ -101,15 +99,14 @@ class SlaApi(api_grpc.SlaServiceServicer):
         try:
             department = _department(request.department)
             now = self._clock.now()
-            since = _instant("since", request) or now - DEFAULT_PERIOD
-            if not 0 <= request.page_size <= MAX_PAGE:
-                raise check.InvalidField("page_size", f"must be 0..{MAX_PAGE} (0 for {DEFAULT_PAGE})")
+            since = request_fields.instant(request, "since") or now - DEFAULT_PERIOD
+            size = request_fields.page_size(request.page_size)
             after = decode_page_token(request.page_token)
         except check.InvalidField as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         _allow("breaches", department)
         await self._caught_up(context)
-        page, more = self._store.breaches(department, since, after, request.page_size or DEFAULT_PAGE)
+        page, more = self._store.breaches(department, since, after, size)
         return api_pb2.ListBreachesResponse(
             breaches=[codec.breach_pb(leg, clock) for leg, clock in page],
             next_page_token=encode_page_token(breach_key(page[-1][1])) if more else "",
@@ -120,19 +117,10 @@ def _department(value: str) -> str:
     return check.label("department", value) if value else WHOLE_CENTRE
 
 
-def _instant(field: str, request) -> datetime | None:
-    if not request.HasField(field):
-        return None
-    try:
-        return from_timestamp(getattr(request, field))
-    except (ValueError, OverflowError):
-        raise check.InvalidField(field, "is not a valid time") from None
-
-
 def _period(request, now: datetime) -> Period:
     """The requested period: by default the 30 days before `period_end`, which defaults to now."""
-    end = _instant("period_end", request) or now
-    start = _instant("period_start", request) or end - DEFAULT_PERIOD
+    end = request_fields.instant(request, "period_end") or now
+    start = request_fields.instant(request, "period_start") or end - DEFAULT_PERIOD
     if end <= start:
         raise check.InvalidField(
             "period_end", f"must be after period_start ({end.isoformat()} is not after {start.isoformat()})"
@@ -143,22 +131,20 @@ def _period(request, now: datetime) -> Period:
 def encode_page_token(key: BreachKey) -> str:
     """An opaque token for the page after the breach `key`."""
     breached_at, handoff_id, kind, sequence = key
-    text = "|".join((breached_at.isoformat(), handoff_id, kind, str(sequence)))
-    return base64.urlsafe_b64encode(text.encode()).decode()
+    return request_fields.encode_page_token(breached_at.isoformat(), handoff_id, kind, str(sequence))
+
+
+def _breach_key(parts: list[str]) -> BreachKey:
+    breached_at, handoff_id, kind, sequence = parts
+    key = (datetime.fromisoformat(breached_at), handoff_id, kind, int(sequence))
+    if key[0].tzinfo is None or not handoff_id:
+        raise ValueError("not a breach's key")
+    return key
 
 
 def decode_page_token(token: str) -> BreachKey | None:
     """The key an `encode_page_token` token names; None for no token; InvalidField for any other text."""
-    if not token:
-        return None
-    try:
-        breached_at, handoff_id, kind, sequence = base64.urlsafe_b64decode(token.encode()).decode().split("|")
-        key = (datetime.fromisoformat(breached_at), handoff_id, kind, int(sequence))
-    except (ValueError, UnicodeDecodeError):
-        raise check.InvalidField("page_token", "is not a token this service handed out") from None
-    if key[0].tzinfo is None or not handoff_id:
-        raise check.InvalidField("page_token", "is not a token this service handed out")
-    return key
+    return request_fields.decode_page_token(token, _breach_key)
 
 
 def serving(bootstrap: str, policies: PolicyBook, clock: Clock) -> dict:
