@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -71,8 +72,12 @@ def percentile(values: list[float], fraction: float) -> float:
 
 async def breach_latency(handoff_address: str, notify_address: str, departments: list[str],
                          streams_per_department: int, legs: int, ack_seconds: float, spread_seconds: float,
-                         grace_seconds: float, run_id: str, warm_up_department: str) -> dict:
-    """Open the streams, create `legs` legs over `spread_seconds`, wait for every breach."""
+                         grace_seconds: float, run_id: str, warm_up_department: str, settle_seconds: float = 3.0,
+                         count_subscribers: Callable[[], float | None] | None = None) -> dict:
+    """Open the streams, create `legs` legs over `spread_seconds`, wait for every breach.
+
+    `count_subscribers`, if given, reads how many streams the notify replica holds once
+    they settled (blocking; run in a thread)."""
     arrivals: list[Arrival] = []
     created: dict[str, tuple[str, float]] = {}  # handoff id -> (department, created_at)
     async with aio_channel(notify_address, ADMIN_TOKEN) as notify_channel, \
@@ -85,7 +90,8 @@ async def breach_latency(handoff_address: str, notify_address: str, departments:
             handoffs = handoff_grpc.HandoffServiceStub(handoff_channel)
             ready_after = await warm_up(handoffs, warm_up_department, run_id)
             # Subscribe reads "from now on": give each stream's consumer time to find its end.
-            await asyncio.sleep(3.0)
+            await asyncio.sleep(settle_seconds)
+            subscribers = await asyncio.to_thread(count_subscribers) if count_subscribers else None
             create_ms: list[float] = []
             for number in range(legs):
                 department = departments[number % len(departments)]
@@ -110,8 +116,8 @@ async def breach_latency(handoff_address: str, notify_address: str, departments:
                 task.cancel()
             await asyncio.gather(*streams, return_exceptions=True)
     return {**_summary(_ours(arrivals, created), created, legs, streams_per_department, ack_seconds),
-            "handoff_writes_after_s": ready_after, "create_handoff_p50_ms": percentile(create_ms, 0.5),
-            "create_handoff_max_ms": max(create_ms)}
+            "handoff_writes_after_s": ready_after, "subscribers_connected": subscribers,
+            "create_handoff_p50_ms": percentile(create_ms, 0.5), "create_handoff_max_ms": max(create_ms)}
 
 
 def _ours(arrivals: list[Arrival], created: dict[str, tuple[str, float]]) -> list[Arrival]:

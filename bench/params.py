@@ -41,6 +41,23 @@ class Parameters:
     clocks_breach_spread_s: float = 3.0
     clocks_breach_grace_s: float = 20.0
     recovery_time_limit_s: float = 180.0
+    # (h) notify: (i) departments x streams Subscribe streams open while legs breach;
+    # (ii) breaches written straight to sla.events.v1 over a few hundred departments;
+    # (iii) the same through the log gateway (0: skip it, and do not start the gateway).
+    notify_departments: int = 50
+    notify_streams_per_department: int = 2
+    notify_latency_legs: int = 100  # 2 per department, 20 legs/s: the subscribers, not the rate
+    notify_latency_spread_s: float = 5.0
+    notify_latency_grace_s: float = 30.0
+    notify_settle_s: float = 5.0
+    notify_breaches: int = 20_000
+    notify_breach_departments: int = 300
+    notify_time_limit_s: float = 180.0
+    notify_drain_limit_s: float = 60.0
+    notify_log_breaches: int = 2_000
+    notify_log_time_limit_s: float = 90.0
+    # Phases to run, comma-separated letters (a-h; "notify" is h); empty: all of them.
+    only: str = ""
 
 
 def parse_args(argv: list[str] | None) -> Parameters:
@@ -53,6 +70,12 @@ def parse_args(argv: list[str] | None) -> Parameters:
             parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     values = vars(parser.parse_args(argv))
     return Parameters(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def runs(params: Parameters, phase: str) -> bool:
+    """Whether `phase` (a letter, a to h) is among those --only names (all when it names none)."""
+    wanted = {name.strip().lower() for name in params.only.split(",") if name.strip()}
+    return not wanted or phase in {"h" if name == "notify" else name for name in wanted}
 
 
 def write_policy(path: Path, targets: dict[str, tuple[str, str]]) -> Path:

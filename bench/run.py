@@ -1,14 +1,15 @@
-"""`python -m bench.run`: start a stack of our own, measure (a) to (g), print and save.
+"""`python -m bench.run`: start a stack of our own, measure (a) to (h), print and save.
 
 Kafka starts first and the raw limits (a) are measured before the services exist, so the
 ceiling is not lowered by their idle polling. Then the services start and (c) runs before
 (b): the burst leaves work behind in notify and the handoff leg feed that would otherwise
-delay the breach notifications. (g) runs on the sla worker alone (handoff and notify would
-spend the CPU on the same legs), (e) on the broker alone. The replay (f) needs topics and
+delay the breach notifications; notify's own phase (h) follows (c) for the same reason
+and waits until notify has read back what it wrote. (g) runs on the sla worker alone
+(handoff and notify would spend the CPU on the same legs), (e) on the broker alone. The replay (f) needs topics and
 a consumer group that hold nothing else, so it gets a broker and an sla worker of its own,
 started after the first stack has stopped (one JVM at a time on a small machine).
 Everything started here is stopped in a `finally`, also on Ctrl-C or SIGTERM; a failed run
-keeps its work directory (service and broker logs).
+keeps its work directory (service and broker logs). `--only c,h` runs some phases only.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ from bench.cpu import CpuMeter
 from bench.handoffapi import create_load, warm_up
 from bench.importbench import import_rate
 from bench.latency import breach_latency
-from bench.params import Parameters, parse_args, write_policy
+from bench.notifybench import ROUTING_WITH_LOG, latency_departments, measure_notify
+from bench.notifybench import derive as derive_notify
+from bench.params import Parameters, parse_args, runs, write_policy
 from bench.rawkafka import copy_loop, create_bench_topics, delete_bench_topics, prefill, producer_performance
 from bench.replay import POLICY_FILE, replay, write_replay_history
 from bench.slaburst import burst, seconds_until_visible
-from devstack.routing import write_routing
+from devstack.routing import BREACHES_TO_DEPARTMENTS, write_routing
 from devstack.stack import SERVICES, Stack
 
 
@@ -57,25 +60,62 @@ def measure(stack: Stack, params: Parameters, run_id: str, departments: list[str
     bootstrap = stack.bootstrap
     perf_topic, source, sink = (f"bench.{run_id}.{name}" for name in ("perf", "source", "sink"))
     create_bench_topics(bootstrap, [perf_topic, source, sink])
-    raw = results["raw"] = {}
-    with console.status("(a)(i) ProducerPerformance..."):
-        raw["producer_performance"] = producer_performance(bootstrap, perf_topic, params.perf_records,
-                                                           params.record_size, stack.workdir)
-    with console.status("(a)(ii) pre-filling the copy source..."):
-        raw["prefill"] = asyncio.run(prefill(bootstrap, source, params.copy_records, params.record_size))
-    with console.status("(a)(ii) aiokafka copy loop..."):
-        raw["copy"] = asyncio.run(copy_loop(bootstrap, source, sink, params.copy_records,
-                                            params.copy_time_limit_s))
+    if runs(params, "a"):
+        raw = results["raw"] = {}
+        with console.status("(a)(i) ProducerPerformance..."):
+            raw["producer_performance"] = producer_performance(bootstrap, perf_topic, params.perf_records,
+                                                               params.record_size, stack.workdir)
+        with console.status("(a)(ii) pre-filling the copy source..."):
+            raw["prefill"] = asyncio.run(prefill(bootstrap, source, params.copy_records, params.record_size))
+        with console.status("(a)(ii) aiokafka copy loop..."):
+            raw["copy"] = asyncio.run(copy_loop(bootstrap, source, sink, params.copy_records,
+                                                params.copy_time_limit_s))
     with console.status("starting the services..."):
+        if _logs_through_gateway(params):  # before notify, which is told the gateway's address
+            stack.start_gateway("log")
         for name, _module in SERVICES:
             stack.start_service(name)
-    _note_load(results, "c")
-    with console.status(f"(c) {params.latency_legs} legs left to breach..."):
-        results["latency"] = asyncio.run(breach_latency(
-            stack.services["handoff"].grpc, stack.services["notify"].grpc, departments,
-            params.streams_per_department, params.latency_legs, params.latency_ack_s, params.latency_spread_s,
-            params.latency_grace_s, run_id, f"bench-{run_id}-burst"))
-    stack.check_alive()
+    if runs(params, "c"):
+        _note_load(results, "c")
+        with console.status(f"(c) {params.latency_legs} legs left to breach..."):
+            results["latency"] = asyncio.run(breach_latency(
+                stack.services["handoff"].grpc, stack.services["notify"].grpc, departments,
+                params.streams_per_department, params.latency_legs, params.latency_ack_s, params.latency_spread_s,
+                params.latency_grace_s, run_id, f"bench-{run_id}-burst"))
+        stack.check_alive()
+    if runs(params, "h"):
+        _note_load(results, "h")
+        with console.status("(h) notify...") as status:
+            measure_notify(stack, params, run_id, latency_departments(run_id, params.notify_departments),
+                           results.setdefault("notify", {}), lambda text: status.update(f"{text}..."))
+    if runs(params, "d"):
+        _measure_api(stack, params, run_id, console, results)
+    if runs(params, "b"):
+        _measure_burst(stack, params, run_id, console, results)
+    for name in ("notify", "handoff"):
+        stack.services.pop(name).stop()
+    if runs(params, "g"):
+        _note_load(results, "g")
+        with console.status(f"(g) {params.running_legs:,} open legs into one sla worker...") as status:
+            measure_clocks(stack, params, run_id, f"bench-{run_id}-clocks", f"bench-{run_id}-due",
+                           results.setdefault("running_clocks", {}), lambda text: status.update(f"(g) {text}..."))
+        stack.check_alive()
+    # The import runs on the broker alone: with the services up, they would replay it meanwhile.
+    for name in reversed(list(stack.services)):
+        stack.services.pop(name).stop()
+    if runs(params, "e"):
+        _note_load(results, "e")
+        (stack.workdir / "import").mkdir(exist_ok=True)
+        with console.status(f"(e) importing {params.import_rows:,} generated rows..."):
+            results["import"] = asyncio.run(import_rate(bootstrap, params.import_rows, stack.workdir / "import"))
+
+
+def _logs_through_gateway(params: Parameters) -> bool:
+    return runs(params, "h") and params.notify_log_breaches > 0
+
+
+def _measure_api(stack: Stack, params: Parameters, run_id: str, console: Console, results: dict) -> None:
+    """(d) CreateHandoff calls/s on one replica, then on two."""
     api_department = f"bench-{run_id}-api"
     api = results["handoff_api"] = []
     address = stack.services["handoff"].grpc
@@ -93,6 +133,11 @@ def measure(stack: Stack, params: Parameters, run_id: str, departments: list[str
                                                params.api_time_limit_s, api_department)))
     stack.services.pop("handoff-2").stop()
     stack.check_alive()
+
+
+def _measure_burst(stack: Stack, params: Parameters, run_id: str, console: Console, results: dict) -> None:
+    """(b) the sla worker's pace on a burst of created legs, with the CPU each process spent."""
+    bootstrap = stack.bootstrap
     pids = {name: service.pid for name, service in stack.services.items()}
     if stack.kafka is not None:
         pids["kafka"] = stack.kafka.pid
@@ -106,25 +151,13 @@ def measure(stack: Stack, params: Parameters, run_id: str, departments: list[str
         results["sla_burst"]["handoff_feed_seconds_after_burst"] = asyncio.run(seconds_until_visible(
             stack.services["handoff"].grpc, results["sla_burst"]["last_handoff_id"], 30.0))
     stack.check_alive()
-    for name in ("notify", "handoff"):
-        stack.services.pop(name).stop()
-    _note_load(results, "g")
-    with console.status(f"(g) {params.running_legs:,} open legs into one sla worker...") as status:
-        measure_clocks(stack, params, run_id, f"bench-{run_id}-clocks", f"bench-{run_id}-due",
-                       results.setdefault("running_clocks", {}), lambda text: status.update(f"(g) {text}..."))
-    stack.check_alive()
-    # The import runs on the broker alone: with the services up, they would replay it meanwhile.
-    for name in reversed(list(stack.services)):
-        stack.services.pop(name).stop()
-    _note_load(results, "e")
-    (stack.workdir / "import").mkdir(exist_ok=True)
-    with console.status(f"(e) importing {params.import_rows:,} generated rows..."):
-        results["import"] = asyncio.run(import_rate(bootstrap, params.import_rows, stack.workdir / "import"))
 
 
 def measure_replay(params: Parameters, workdir: Path, external: str | None, run_id: str, console: Console,
                    results: dict) -> None:
     """(f) on a broker and an sla worker (event time) of its own, stopped afterwards."""
+    if not runs(params, "f"):
+        return
     if external:
         # A shared broker's topics hold every earlier phase's records, which the worker would replay too.
         results["replay"] = {"skipped": "needs a broker of its own; not run with KAFKA_BOOTSTRAP"}
@@ -164,6 +197,7 @@ def _derive(results: dict) -> None:
         clocks["rss_mb_before_after"] = f"{clocks['rss_mb_before']:,.0f} / {clocks['rss_mb_after']:,.0f}"
     if breach := clocks.get("breach"):
         breach["received_of_legs"] = f"{breach['received']} / {breach['legs']}"
+    derive_notify(results.get("notify") or {})
 
 
 def _log_errors(workdir: Path) -> dict:
@@ -186,13 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="handoff-bench-"))
     external = os.environ.get("KAFKA_BOOTSTRAP") or None
     departments = [f"bench-{run_id}-lat{n}" for n in range(params.latency_departments)]
+    short = departments + latency_departments(run_id, params.notify_departments)
     policy = write_policy(workdir / "sla-policies.yaml", {
-        **{department: (f"{params.latency_ack_s}s", "1h") for department in departments},
+        **{department: (f"{params.latency_ack_s}s", "1h") for department in short},
         f"bench-{run_id}-due": (f"{params.clocks_breach_ack_s}s", "1h"),
         f"bench-{run_id}-clocks": ("30d", "60d"),  # open for the whole run: running clocks
         "*": ("1d", "5d"),  # the burst and the rest: nothing else may breach during the run
     })
-    stack = Stack(workdir, policy, external, routing_file=write_routing(workdir / "routing.yaml"))
+    routing = ROUTING_WITH_LOG if _logs_through_gateway(params) else BREACHES_TO_DEPARTMENTS
+    stack = Stack(workdir, policy, external, routing_file=write_routing(workdir / "routing.yaml", routing))
     results: dict = {"load_average_at_start": [round(load, 2) for load in os.getloadavg()]}
     error = None
     try:

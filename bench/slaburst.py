@@ -46,7 +46,7 @@ def created_event(department: str, number: int, run_id: str) -> tuple[bytes, byt
     return customer_ref.encode(), message.SerializeToString(), handoff_id
 
 
-async def _end_offsets(consumer: AIOKafkaConsumer, bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+async def end_offsets(consumer: AIOKafkaConsumer, bootstrap: str, topic: str) -> dict[TopicPartition, int]:
     partitions = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
     return await consumer.end_offsets(partitions)
 
@@ -75,8 +75,8 @@ async def burst(bootstrap: str, department: str, n: int, run_id: str, time_limit
     await consumer.start()
     await producer.start()
     try:
-        ends = await _end_offsets(consumer, bootstrap, SLA_EVENTS.name)
-        dlq_before = sum((await _end_offsets(consumer, bootstrap, HANDOFF_EVENTS.dlq)).values())
+        ends = await end_offsets(consumer, bootstrap, SLA_EVENTS.name)
+        dlq_before = sum((await end_offsets(consumer, bootstrap, HANDOFF_EVENTS.dlq)).values())
         consumer.assign(list(ends))
         for tp, offset in ends.items():
             consumer.seek(tp, offset)
@@ -92,7 +92,7 @@ async def burst(bootstrap: str, department: str, n: int, run_id: str, time_limit
         await producer.flush()
         produced = time.perf_counter() - started
         await collector
-        dlq_after = sum((await _end_offsets(consumer, bootstrap, HANDOFF_EVENTS.dlq)).values())
+        dlq_after = sum((await end_offsets(consumer, bootstrap, HANDOFF_EVENTS.dlq)).values())
     finally:
         await producer.stop()
         await consumer.stop()
