@@ -22,6 +22,8 @@ from common.topics import TopicSpec
 log = logging.getLogger(__name__)
 # Decoded record of one of the feed's topics -> the read model.
 Apply = Callable[[TopicSpec, Message], None]
+# After `apply` took it: the raw record (partition, offset, key) and the decoded message.
+Observe = Callable[[object, Message], None]
 
 
 class TopicFeed:
@@ -32,10 +34,12 @@ class TopicFeed:
     read model only moves past them.
     """
 
-    def __init__(self, bootstrap: str, topics: Iterable[TopicSpec], apply: Apply, name: str = "feed") -> None:
+    def __init__(self, bootstrap: str, topics: Iterable[TopicSpec], apply: Apply, name: str = "feed",
+                 observe: Observe | None = None) -> None:
         self._bootstrap = bootstrap
         self._topics = {spec.name: spec for spec in topics}
         self._apply = apply
+        self._observe = observe
         self._name = name
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
@@ -95,6 +99,10 @@ class TopicFeed:
     def _apply_record(self, topic: str, record) -> None:
         spec = self._topics[topic]
         try:
-            self._apply(spec, decode(spec, record.value))
+            message = decode(spec, record.value)
+            self._apply(spec, message)
         except (MalformedRecord, ValueError, KeyError) as error:
             log.warning("%s: skipping unreadable %s record at offset %s: %s", self._name, topic, record.offset, error)
+            return
+        if self._observe is not None:
+            self._observe(record, message)

@@ -2,12 +2,16 @@
 
 notifications.v1 is keyed by receiver, so one partition holds all of a receiver's
 notifications in order; a cursor is that partition and the offset of the last one seen.
-Each subscription reads with its own consumer, so any replica can serve any receiver and
-a reconnecting client resumes where it stopped.
+Any replica can serve any receiver, and a reconnecting client resumes where it stopped.
+A subscription from now on is served by the replica's one reader of the topic (the API's
+read model), which hands each record to every live subscriber of its receiver; one that
+resumes from a cursor reads with a consumer of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -65,3 +69,57 @@ async def follow(bootstrap: str, receiver: str, cursor: Cursor | None) -> AsyncI
                 yield Cursor(partition, record.offset), event
     finally:
         await consumer.stop()
+
+
+class FellBehind(RuntimeError):
+    """A live subscriber read too slowly: it should resume from its last cursor."""
+
+
+class _Waiting:
+    """What the reader handed one live subscriber and it has not streamed yet."""
+
+    def __init__(self, capacity: int) -> None:
+        self.items: deque[tuple[Cursor, object]] = deque()
+        self.ready = asyncio.Event()
+        self.fell_behind = False
+        self.capacity = capacity
+
+    def push(self, item: tuple[Cursor, object]) -> None:
+        if len(self.items) >= self.capacity:
+            self.fell_behind = True
+        else:
+            self.items.append(item)
+        self.ready.set()
+
+
+class LiveSubscribers:
+    """Every subscription from now on of this replica, fed by one reader of notifications.v1
+    (`publish` is its TopicFeed observer) instead of a consumer each."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._by_receiver: dict[bytes, set[_Waiting]] = {}
+
+    def publish(self, record, event) -> None:
+        """Hand one record of notifications.v1 to the live subscribers of its receiver."""
+        for waiting in tuple(self._by_receiver.get(record.key, ())):
+            waiting.push((Cursor(record.partition, record.offset), event))
+
+    async def follow(self, receiver: str) -> AsyncIterator[tuple[Cursor, object]]:
+        """Yield (cursor, NotificationEvent) for `receiver` from now on; FellBehind if too slow."""
+        key, waiting = receiver.encode(), _Waiting(self._capacity)
+        self._by_receiver.setdefault(key, set()).add(waiting)
+        try:
+            while True:
+                await waiting.ready.wait()
+                waiting.ready.clear()
+                if waiting.fell_behind:
+                    raise FellBehind(f"the subscriber fell more than {self._capacity} notifications behind; "
+                                     "subscribe again with the last cursor received")
+                while waiting.items:
+                    yield waiting.items.popleft()
+        finally:
+            subscribers = self._by_receiver.get(key, set())
+            subscribers.discard(waiting)
+            if not subscribers:
+                self._by_receiver.pop(key, None)

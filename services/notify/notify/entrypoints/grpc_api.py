@@ -29,7 +29,7 @@ from common.topics import NOTIFICATIONS, SILENCES
 from notify import metrics
 from notify.adapters import api_codec as codec
 from notify.adapters.codec import subscription_delivery
-from notify.adapters.feed import BadCursor, Cursor, follow
+from notify.adapters.feed import BadCursor, Cursor, FellBehind, LiveSubscribers, follow
 from notify.adapters.notification_store import NotificationStore
 from notify.adapters.silence_store import SilenceStore
 from notify.adapters.writer import RecordWriter
@@ -67,8 +67,10 @@ class NotificationApi(api_grpc.NotificationServiceServicer):
         notifications: NotificationStore | None = None,
         notification_feed: TopicFeed | None = None,
         writer: RecordWriter | None = None,
+        live: LiveSubscribers | None = None,
     ) -> None:
         self._bootstrap = bootstrap
+        self._live = live
         self._clock = clock
         self._silences = SilenceStore() if silences is None else silences
         self._silence_feed = silence_feed
@@ -237,12 +239,16 @@ class NotificationApi(api_grpc.NotificationServiceServicer):
         try:
             # The pipeline decides what a subscriber gets (grouping, silences, dedup) and
             # records it as a `delivered` event carrying the notification: those are streamed.
-            async for position, event in follow(self._bootstrap, department, cursor):
+            events = (follow(self._bootstrap, department, cursor) if cursor is not None or self._live is None
+                      else self._live.follow(department))
+            async for position, event in events:
                 notification = subscription_delivery(event)
                 if notification is not None:
                     await context.write(api_pb2.SubscribeResponse(notification=notification, cursor=str(position)))
         except BadCursor as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except FellBehind as error:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
         finally:
             metrics.SUBSCRIBERS.dec()
 
@@ -268,11 +274,13 @@ def serving(settings: ServiceSettings, clock: Clock, routing=None) -> Serving:
     bootstrap = settings.kafka_bootstrap
     silences, notifications = SilenceStore(), NotificationStore()
     silence_feed = TopicFeed(bootstrap, [SILENCES], silences.apply, name="notify-silences")
-    notification_feed = TopicFeed(bootstrap, [NOTIFICATIONS], notifications.apply, name="notify-notifications")
+    live = LiveSubscribers()
+    notification_feed = TopicFeed(bootstrap, [NOTIFICATIONS], notifications.apply, name="notify-notifications",
+                                  observe=live.publish)
     writer = RecordWriter(bootstrap)
     api = NotificationApi(
         bootstrap, clock, silences=silences, silence_feed=silence_feed, notifications=notifications,
-        notification_feed=notification_feed, writer=writer,
+        notification_feed=notification_feed, writer=writer, live=live,
     )
 
     async def on_ready() -> None:
