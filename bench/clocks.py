@@ -8,8 +8,8 @@ of seconds among them (deadline -> breach record on sla.events.v1, by the record
 timestamp and by its arrival here); then a restart, stopped by pid through the Stack and
 started again, timed to the ready line and until the gauge is back where it was.
 
-The gauge counts due-index entries, one per leg with anything pending, not clocks; the
-design counts ack and resolve apart, so both units are reported. The goal's scale
+The gauge counts running clocks (two per open leg: ack and resolve) of the partitions the
+worker owns; memory is reported per leg and per clock. The goal's scale
 (1,000,000 clocks) is out of reach while the sla worker handles ~1,000 events/s, so the
 figures are measured at `legs` and extrapolated linearly, and say so.
 """
