@@ -17,8 +17,7 @@ from common.topics import CONTACTS, HANDOFF_EVENTS, REPEAT_CONTACTS, SLA_EVENTS
 from handoff_svc.adapters.csvimport import ImportPlan
 from handoff_svc.entrypoints.importer import kafka_record
 from sla.domain.policy import PolicyBook
-from sla.entrypoints.engine import ClockEngine
-from sla.entrypoints.repeat_tracker import RepeatTracker
+from sla.entrypoints.worker import SlaWorker
 
 PARTITIONS = list(range(4))
 
@@ -49,22 +48,18 @@ async def process_live(plan: ImportPlan, policies: PolicyBook, until: datetime) 
         message = decode(REPEAT_CONTACTS, value)
         run.repeats[message.envelope.event_id] = message
 
-    engine = ClockEngine({}, policies, clock, send_sla, recorded=clock)
-    tracker = RepeatTracker({}, engine.breached_by, policies.repeats, send_repeat, clock)
-    engine.rebuild(frozenset(PARTITIONS))
+    worker = SlaWorker({}, {}, policies, clock, send_sla, send_repeat, recorded=clock)
+    worker.assign(frozenset(PARTITIONS))
 
     async def read_back() -> None:
         while sent:
             message = decode(SLA_EVENTS, sent.pop(0))
             run.sla_events[message.envelope.event_id] = message
-            partition = partition_for(message.customer_ref, PARTITIONS)
-            await engine.on_sla_event(message, partition)
-            if message.WhichOneof("change") == "breached":
-                await tracker.on_breach(message, partition)
+            await worker.on_sla_event(message, partition_for(message.customer_ref, PARTITIONS))
 
     async def advance(to: datetime) -> None:
         clock.at = to
-        await engine.fire_due()
+        await worker.fire_due()
         await read_back()
 
     for item in plan.events():
@@ -72,11 +67,9 @@ async def process_live(plan: ImportPlan, policies: PolicyBook, until: datetime) 
         topic, key, value = kafka_record(item, item.at)
         partition = partition_for(key.decode(), PARTITIONS)
         if topic == HANDOFF_EVENTS.name:
-            message = decode(HANDOFF_EVENTS, value)
-            events = await engine.on_handoff_event(message, partition)
-            await tracker.on_leg_change(message, events, partition)
+            await worker.on_handoff_event(decode(HANDOFF_EVENTS, value), partition)
         else:
-            await tracker.on_contact(decode(CONTACTS, value), partition)
+            await worker.on_contact(decode(CONTACTS, value), partition)
         await read_back()
     await advance(until)
     return run

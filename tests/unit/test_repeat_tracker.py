@@ -17,11 +17,11 @@ from common.codec import decode, from_timestamp, new_envelope, to_timestamp
 from common.ids import derived_event_id
 from common.ticks import heartbeat_value
 from common.topics import CONTACTS, HANDOFF_EVENTS, REPEAT_CONTACTS, SLA_EVENTS
-from sla.adapters import codec, repeat_codec
+from sla.adapters import repeat_codec
 from sla.domain.policy import PolicyBook
 from sla.domain.repeats import RepeatRules
 from sla.entrypoints.engine import ClockEngine
-from sla.entrypoints.repeat_tracker import RepeatTracker
+from sla.entrypoints.worker import SlaWorker
 from tests.live_reference import SteppedClock
 from tests.unit.conftest import T0, policy
 
@@ -101,23 +101,18 @@ class Worker:
         self.mode = mode
         self.customers = {} if customers is None else customers
         self.clocks = {} if clocks is None else clocks
-        self.event_time = EventTime() if mode == EVENT else None
         self.wall = SteppedClock(T0)
         self.sla_sent: list[bytes] = []
         self.sla_events: list = []
         self.repeats: list[contacts_pb2.RepeatContactDetected] = []
-        self.engine = ClockEngine(self.clocks, POLICIES, self.event_time or self.wall, self._send_sla,
-                                  recorded=self.wall)
-        self.tracker = RepeatTracker(self.customers, self.engine.breached_by, RULES, self._send_repeat, self.wall,
-                                     self.event_time)
+        self.sla = SlaWorker(self.clocks, self.customers, POLICIES, EventTime() if mode == EVENT else self.wall,
+                             self._send_sla, self._send_repeat, recorded=self.wall)
+        self.event_time, self.engine, self.tracker = self.sla.event_time, self.sla.engine, self.sla.tracker
         self.assign(frozenset(partitions))
 
     def assign(self, partitions: frozenset[int]) -> None:
         """What the app's timer does when the worker's assignment changes."""
-        if self.event_time is not None:
-            self.event_time.own(partitions)
-        self.engine.rebuild(partitions)
-        self.tracker.rebuild(partitions)
+        self.sla.assign(partitions)
 
     async def _send_sla(self, _: str, value: bytes) -> None:
         self.sla_sent.append(value)
@@ -127,23 +122,13 @@ class Worker:
 
     async def handoff(self, message, partition: int = P) -> list:
         """app.on_handoff_event: the watermark, the clocks, the customer's legs, the waiting contacts."""
-        if self.event_time is not None:
-            self.event_time.advance(partition, codec.occurred_at(message))
-        if message.WhichOneof("change") == "heartbeat":
-            if self.event_time is not None:
-                await self.tracker.settle(partition)
-            return []
-        events = await self.engine.on_handoff_event(message, partition)
-        await self.tracker.on_leg_change(message, events, partition)
-        if self.event_time is not None:
-            await self.tracker.settle(partition)
-        return events
+        return await self.sla.on_handoff_event(message, partition)
 
     async def heartbeat(self, at, partition: int = P) -> None:
         await self.handoff(decode(HANDOFF_EVENTS, heartbeat_value(at, partition, "test", at)), partition)
 
     async def contact(self, message, partition: int = P) -> None:
-        await self.tracker.on_contact(decode(CONTACTS, message.SerializeToString()), partition)
+        await self.sla.on_contact(decode(CONTACTS, message.SerializeToString()), partition)
 
     async def tick(self, at) -> None:
         """The timer at `at` (wall time; on event time the watermark decides), then the sla
@@ -156,9 +141,7 @@ class Worker:
         while self.sla_sent:
             message = decode(SLA_EVENTS, self.sla_sent.pop(0))
             self.sla_events.append(message)
-            await self.engine.on_sla_event(message, P)
-            if message.WhichOneof("change") == "breached":
-                await self.tracker.on_breach(message, P)
+            await self.sla.on_sla_event(message, P)
 
     async def caught_up(self, at) -> None:
         """Event time reaches `at` (a heartbeat); on wall time contacts were examined on arrival."""

@@ -22,7 +22,6 @@ UTC = timezone.utc
 _ZERO = timedelta(0)
 _TICK = timedelta(microseconds=1)
 _DAY = timedelta(days=1)
-_WEEK = timedelta(days=7)
 _REINDEX_MARGIN = timedelta(days=400)
 
 
@@ -70,13 +69,11 @@ class WorkingHours:
         except (ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(f"unknown time zone {self.zone!r}") from None
         week = {day: day_windows(day, windows) for day, windows in self.week.items()}
-        week_total = sum((_length(w) for windows in week.values() for w in windows), _ZERO)
-        if not week_total:
+        if not any(_length(w) for windows in week.values() for w in windows):
             raise ValueError(f"calendar {self.name!r} has no working hours")
         object.__setattr__(self, "week", week)
         object.__setattr__(self, "holidays", frozenset(self.holidays))
         object.__setattr__(self, "_tz", tz)
-        object.__setattr__(self, "_week_total", week_total)
         # Deadlines of many legs fall on the same days, and converting a day is the costly
         # step: each day is converted once per calendar. (Per-instance dicts: a method
         # cache would hash the whole calendar on every lookup.)

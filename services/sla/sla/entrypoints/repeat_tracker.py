@@ -15,7 +15,7 @@ lose, the event), so one lock keeps each read-modify-write whole.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -27,8 +27,8 @@ from sla.domain import repeats
 from sla.domain.clocks import ClockBreached, ClockEvent, ClockMet
 from sla.domain.dueindex import DueIndex
 from sla.domain.repeats import Contact, LegHistory, RepeatContact, RepeatRules
+from sla.entrypoints.engine import Send
 
-Send = Callable[[str, bytes], Awaitable[None]]
 # When a leg's clocks had breached by an instant, if they had (the clock engine knows).
 BreachedBy = Callable[[str, datetime], datetime | None]
 # Handoff changes that end or reopen a leg, as the repeat rules name them.
