@@ -22,13 +22,18 @@ from common.topics import TopicSpec
 from devstack.routing import BREACHES_TO_DEPARTMENTS, write_routing
 from devstack.stack import ADMIN_TOKEN, Stack
 
-FAST_POLICIES = """
+def around_the_clock(ack: str, resolve: str) -> str:
+    """An SLA policy file: every leg on a 24x7 calendar with these targets."""
+    return f"""
 calendars:
-  always: {hours: 24x7}
-defaults: {calendar: always}
+  always: {{hours: 24x7}}
+defaults: {{calendar: always}}
 policies:
-  - {department: "*", priority: "*", ack: 3s, resolve: 1m}
-  - {department: "*", priority: URGENT, ack: 2s, resolve: 30s}
+  - {{department: "*", priority: "*", ack: {ack}, resolve: {resolve}}}
+"""
+
+
+FAST_POLICIES = around_the_clock("3s", "1m") + """  - {department: "*", priority: URGENT, ack: 2s, resolve: 30s}
 """
 
 
@@ -50,12 +55,13 @@ def unique(prefix: str) -> str:
 
 @contextmanager
 def running_stack(workdir: Path, policies: str = FAST_POLICIES, routing: str = BREACHES_TO_DEPARTMENTS,
-                  gateways: bool = False) -> Iterator[Stack]:
-    """A broker of its own and the three services (and the gateways if asked); everything stopped afterwards."""
+                  gateways: bool = False, env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """A broker of its own and the three services (and the gateways if asked), with `env` added to
+    the services' environment; everything stopped afterwards."""
     with LocalKafka(workdir / "kafka") as kafka:
         create_topics(kafka.bootstrap)
         stack = Stack(workdir, write_policies(workdir, policies), bootstrap=kafka.bootstrap, gateways=gateways,
-                      routing_file=write_routing(workdir / "routing.yaml", routing))
+                      routing_file=write_routing(workdir / "routing.yaml", routing), env=env)
         try:
             stack.start()
             yield stack

@@ -143,12 +143,13 @@ class WebhookReceiver:
 
 
 @contextmanager
-def notify_stack(workdir: Path) -> Iterator[tuple[Stack, WebhookReceiver]]:
-    """A broker, the services and the gateways, notify routing with ROUTING; all stopped afterwards."""
+def notify_stack(workdir: Path, routing: str = ROUTING, **options) -> Iterator[tuple[Stack, WebhookReceiver]]:
+    """A broker, the services and the gateways, notify routing with `routing` (its `{hook}` the
+    receiver's URL); `options` go to running_stack. All stopped afterwards."""
     receiver = WebhookReceiver().start()
-    routing = ROUTING.format(hook=f"http://127.0.0.1:{receiver.port}/hooks", port=receiver.port)
+    routing = routing.format(hook=f"http://127.0.0.1:{receiver.port}/hooks", port=receiver.port)
     try:
-        with running_stack(workdir, routing=routing, gateways=True) as stack:
+        with running_stack(workdir, routing=routing, gateways=True, **options) as stack:
             yield stack, receiver
     finally:
         receiver.stop()

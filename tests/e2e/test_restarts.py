@@ -13,17 +13,11 @@ from handoff.v1 import types_pb2
 
 from common.topics import SLA_EVENTS
 from devstack.stack import Stack
-from tests.support import admin_channel, read_events, running_stack, unique
+from tests.support import admin_channel, around_the_clock, read_events, running_stack, unique
 
 pytestmark = pytest.mark.e2e
 
-SLOW_ACK = """
-calendars:
-  always: {hours: 24x7}
-defaults: {calendar: always}
-policies:
-  - {department: "*", priority: "*", ack: 12s, resolve: 1m}
-"""
+SLOW_ACK = around_the_clock("12s", "1m")
 
 
 @pytest.fixture(scope="module")

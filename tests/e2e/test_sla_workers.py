@@ -16,17 +16,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from common.topics import SLA_EVENTS
 from devstack.stack import Stack
-from tests.support import admin_channel, read_events, running_stack, unique
+from tests.support import admin_channel, around_the_clock, read_events, running_stack, unique
 
 pytestmark = pytest.mark.e2e
 
-POLICIES = """
-calendars:
-  always: {hours: 24x7}
-defaults: {calendar: always}
-policies:
-  - {department: "*", priority: "*", ack: 12s, resolve: 10m}
-"""
+POLICIES = around_the_clock("12s", "10m")
 LEGS = 24
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,8 +11,8 @@ import pytest
 from handoff.v1 import contacts_pb2, envelope_pb2, handoff_events_pb2, notifications_pb2, sla_events_pb2, types_pb2
 
 from common.codec import to_timestamp
-from notify.domain.requests import Leg, breach_notice, explicitly_matches, new_leg_notice, requests
-from notify.entrypoints.requester import Requester
+from notify.domain.requests import End, Leg, breach_notice, explicitly_matches, new_leg_notice, requests
+from notify.entrypoints.requester import Requester, leg_from, leg_value
 from tests.unit.conftest import T0
 from tests.unit.test_notify_stage2_fixtures import recorder, routing_of
 
@@ -200,3 +201,98 @@ def test_a_notice_keys_on_what_it_is_about_not_on_the_record_that_carried_it() -
     leg = Leg("h-1", "case-1", "cust-1", "billing", "HIGH", "refund")
     assert breach_notice(leg, "ack", T0).key == f"breach:h-1:ack:{T0.isoformat()}"
     assert breach_notice(leg, "ack", T0) == breach_notice(leg, "ack", T0)
+
+
+def at(event, instant):
+    """`event` as if it happened at `instant`."""
+    event.envelope.occurred_at.CopyFrom(to_timestamp(instant))
+    return event
+
+
+def breach_at(deadline) -> sla_events_pb2.SlaEvent:
+    event = at(sla("breached"), deadline)
+    event.breached.deadline.CopyFrom(to_timestamp(deadline))
+    return event
+
+
+def acknowledged_then_breached(requester, sent, acknowledged_at, breached_at):
+    """The leg acknowledged at `acknowledged_at`, then a breach at `breached_at` read: what it requested."""
+    run(requester.on_handoff_event(leg_event("created"), 0))
+    run(requester.on_handoff_event(at(leg_event("acknowledged", event_id="e-2"), acknowledged_at), 0))
+    sent.clear()
+    run(requester.on_sla_event(breach_at(breached_at), 0))
+    [(_, event)] = sent
+    return event
+
+
+def test_a_breach_read_after_the_leg_was_acknowledged_is_requested_as_acknowledged_then(stage1) -> None:
+    requester, sent = stage1
+    # the acknowledgement (at T0 + 20 min) is read before the breach it followed (at T0 + 15 min)
+    event = acknowledged_then_breached(requester, sent, T0 + timedelta(minutes=20), T0 + timedelta(minutes=15))
+    assert event.requested.notification.kind == notifications_pb2.NOTIFICATION_KIND_BREACH
+    assert event.requested.acknowledged_at.ToDatetime().replace(tzinfo=T0.tzinfo) == T0 + timedelta(minutes=20)
+    assert event.requested.acknowledged_by == "leg acknowledged"
+    # and the leg does not hold it open: a later resolution acknowledges nothing more
+    sent.clear()
+    run(requester.on_handoff_event(at(leg_event("resolved", event_id="e-3"), T0 + timedelta(hours=1)), 0))
+    assert [e.WhichOneof("change") for _, e in sent] == ["requested"]  # the resolution notice only
+
+
+def test_a_breach_read_after_the_leg_was_resolved_still_earns_its_resolution_notice(stage1) -> None:
+    requester, sent = stage1
+    run(requester.on_handoff_event(leg_event("created"), 0))
+    run(requester.on_handoff_event(at(leg_event("resolved", event_id="e-9"), T0 + timedelta(hours=1)), 0))
+    assert requested(sent)[-1][1].kind == notifications_pb2.NOTIFICATION_KIND_NEW_LEG  # not breached yet
+    sent.clear()
+    run(requester.on_sla_event(breach_at(T0 + timedelta(minutes=15)), 0))
+    [breach, resolution] = [e.requested for _, e in sent]
+    assert (breach.notification.kind, breach.acknowledged_by) == (
+        notifications_pb2.NOTIFICATION_KIND_BREACH, "leg resolved")
+    assert resolution.notification.kind == notifications_pb2.NOTIFICATION_KIND_RESOLVED_AFTER_BREACH
+    assert resolution.notification.key == "resolved_after_breach:h-1:e-9"
+    assert not resolution.HasField("acknowledged_at")
+
+
+@pytest.mark.parametrize("breach_read_last", [False, True])
+def test_a_breach_and_the_resolution_request_the_same_ids_whichever_is_read_first(routing, breach_read_last):
+    sent, send = recorder()
+    requester = Requester({}, {}, routing, send, FixedClock())
+    breach = lambda: requester.on_sla_event(breach_at(T0 + timedelta(minutes=15)), 0)  # noqa: E731
+    resolution = lambda: requester.on_handoff_event(  # noqa: E731
+        at(leg_event("resolved", event_id="e-9"), T0 + timedelta(hours=1)), 0)
+    run(requester.on_handoff_event(leg_event("created"), 0))
+    for step in (resolution, breach) if breach_read_last else (breach, resolution):
+        run(step())
+    assert sorted(n.key for _, n, _ in requested(sent)) == [
+        f"breach:h-1:ack:{(T0 + timedelta(minutes=15)).isoformat()}", "new_leg:h-1", "resolved_after_breach:h-1:e-9"]
+
+
+def test_a_breach_after_the_leg_was_acknowledged_is_not_acknowledged_by_it(stage1) -> None:
+    requester, sent = stage1
+    # the resolve clock breaches later: the notice is open, and the resolution acknowledges it
+    event = acknowledged_then_breached(requester, sent, T0 + timedelta(minutes=5), T0 + timedelta(hours=8))
+    assert not event.requested.HasField("acknowledged_at")
+    sent.clear()
+    run(requester.on_handoff_event(at(leg_event("resolved", event_id="e-3"), T0 + timedelta(hours=9)), 0))
+    assert [e.acknowledged.notification_id for _, e in sent if e.WhichOneof("change") == "acknowledged"] == [
+        event.requested.notification.notification_id]
+
+
+def test_on_event_time_a_heartbeat_is_passed_on_after_what_was_requested_before_it(routing) -> None:
+    sent, send = recorder()
+    forwarded = []
+
+    async def forward(instant, partition: int) -> None:
+        forwarded.append((instant, partition, len(sent)))
+
+    requester = Requester({}, {}, routing, send, FixedClock(), forward)
+    run(requester.on_sla_event(sla("breached"), 2))
+    run(requester.on_handoff_event(at(leg_event("heartbeat"), T0 + timedelta(hours=2)), 2))
+    assert forwarded == [(T0 + timedelta(hours=2), 2, 1)]
+    assert len(sent) == 1  # the heartbeat itself is no notification
+
+
+def test_a_leg_keeps_its_ends_across_the_table() -> None:
+    leg = Leg("h-1", "case-1", "cust-1", "billing", "HIGH", "refund", True, (("n-1", "billing"),),
+              (End(T0, "leg acknowledged"), End(T0 + timedelta(hours=1), "leg resolved", "e-9")))
+    assert leg_from(json.loads(json.dumps(leg_value(leg)))) == leg

@@ -82,12 +82,14 @@ def notification(kind: str = BREACH, department: str = "billing", handoff_id: st
     )
 
 
-def dispatcher_for(tables: dict, routing: RoutingConfig, silences, send, clock, dead_letter) -> Dispatcher:
-    """A Dispatcher on `tables`, with no gateways, its timers on `clock`."""
+def dispatcher_for(tables: dict, routing: RoutingConfig, silences, send, clock, dead_letter,
+                   recorded=None) -> Dispatcher:
+    """A Dispatcher on `tables`, with no gateways, its timers on `clock` (records stamped by `recorded`)."""
+    recorded = recorded or clock
     return Dispatcher(tables, routing, silences, send, clock,
-                      Deliverer(NoGateways(), routing, tables["deliveries"], send, dead_letter, clock),
-                      Escalator(tables["escalations"], routing, send, clock, clock),
-                      Grouper(tables["groups"], routing, send, clock, clock))
+                      Deliverer(NoGateways(), routing, tables["deliveries"], send, dead_letter, recorded),
+                      Escalator(tables["escalations"], routing, send, clock, recorded),
+                      Grouper(tables["groups"], routing, send, clock, recorded), recorded)
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Callable, Protocol
+
+from common.settings import SettingsError
 
 
 class Clock(Protocol):
@@ -54,3 +56,40 @@ class EventTime:
         if not self._owned:
             return EPOCH
         return min(self.mark(partition) for partition in self._owned)
+
+
+class MergedEventTime:
+    """Event time of a stage fed by an upstream stage's partitions (notify's stage 2).
+
+    Each of this stage's partitions hears heartbeats from every upstream (source)
+    partition; a partition's time is the earliest of its sources' watermarks, and `now()` is
+    the earliest over the partitions this worker owns. It stays at the epoch until every
+    source has reported to every owned partition.
+    """
+
+    def __init__(self) -> None:
+        self._partitions: dict[int, EventTime] = {}
+        self._owned: frozenset[int] = frozenset()
+
+    def own(self, partitions: frozenset[int]) -> None:
+        self._owned = partitions
+
+    def advance(self, partition: int, source: int, sources: int, instant: datetime) -> datetime:
+        """`source` (of `sources` upstream partitions) reached `instant` on `partition`; its watermark there."""
+        marks = self._partitions.setdefault(partition, EventTime())
+        marks.own(frozenset(range(sources)))
+        return marks.advance(source, instant)
+
+    def now(self) -> datetime:
+        if not self._owned:
+            return EPOCH
+        return min(self._partitions[p].now() if p in self._partitions else EPOCH for p in self._owned)
+
+
+def named_clock(variable: str, value: str, event_clock: Callable[[], Clock]) -> Clock:
+    """The clock a setting names: "wall" in production, "event" (a fresh `event_clock()`)
+    for replay and simulation (DESIGN.md section 5.6)."""
+    clocks: dict[str, Callable[[], Clock]] = {"wall": WallClock, "event": event_clock}
+    if value not in clocks:
+        raise SettingsError(f"{variable}={value!r} is not one of: {', '.join(clocks)}")
+    return clocks[value]()

@@ -31,3 +31,7 @@ SUBSCRIBERS = Gauge("handoff_subscribers", "Subscribe streams connected to this 
 ACKNOWLEDGEMENTS = Counter(
     "handoff_notification_acknowledgements_total", "Notifications acknowledged, by source (api, leg).", ["source"],
 )
+EVENT_TIME_LAG = Gauge(
+    "handoff_notify_event_time_lag_seconds",
+    "Wall time minus stage 2's clock (0 on wall time; the replay's distance on event time).",
+)

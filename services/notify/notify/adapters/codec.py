@@ -53,6 +53,7 @@ def leg_of(event, known: Leg | None = None) -> Leg:
         customer_ref=event.customer_ref or (known.customer_ref if known else ""),
         department=event.department or (known.department if known else ""), priority=priority, category=category,
         breached=known.breached if known else False, open=known.open if known else (),
+        ends=known.ends if known else (),
     )
 
 
@@ -144,17 +145,42 @@ def _event(event_id: str, receiver: str, occurred: datetime, recorded: datetime,
     ).SerializeToString()
 
 
-def encode_requested(notification: Notification, channels: list[str], recorded_at: datetime) -> bytes:
-    """A NotificationEvent(requested) record value; its event id is the notification's id."""
+def encode_requested(notification: Notification, channels: list[str], recorded_at: datetime,
+                     acknowledged: tuple[datetime, str] | None = None) -> bytes:
+    """A NotificationEvent(requested) record value; its event id is the notification's id.
+
+    `acknowledged`: (when, by whom) the notification counts as acknowledged already (its
+    leg ended before stage 1 read the notice's late source event).
+    """
+    requested = notifications_pb2.NotificationRequested(notification=notification_pb(notification), channels=channels)
+    if acknowledged is not None:
+        requested.acknowledged_at.CopyFrom(to_timestamp(acknowledged[0]))
+        requested.acknowledged_by = acknowledged[1]
     return _event(notification.notification_id, notification.receiver, notification.occurred_at, recorded_at,
-                  requested=notifications_pb2.NotificationRequested(
-                      notification=notification_pb(notification), channels=channels))
+                  requested=requested)
 
 
-def encode_acknowledged(notification_id: str, receiver: str, by: str, at: datetime) -> bytes:
-    return _event(derived_event_id("acknowledged", notification_id, by), receiver, at, at,
+def acknowledged_with(requested: notifications_pb2.NotificationRequested) -> tuple[datetime, str] | None:
+    """The acknowledgement a `requested` event carries, else None."""
+    if not requested.HasField("acknowledged_at"):
+        return None
+    return from_timestamp(requested.acknowledged_at), requested.acknowledged_by
+
+
+def encode_acknowledged(notification_id: str, receiver: str, by: str, at: datetime,
+                        recorded_at: datetime | None = None) -> bytes:
+    """Acknowledged by `by` at `at` (event time); recorded at `recorded_at` (`at` unless given)."""
+    return _event(derived_event_id("acknowledged", notification_id, by), receiver, at, recorded_at or at,
                   acknowledged=notifications_pb2.NotificationAcknowledged(
                       notification_id=notification_id, acknowledged_by=by))
+
+
+def encode_heartbeat(at: datetime, source_partition: int, source_partitions: int, partition: int,
+                     recorded_at: datetime) -> bytes:
+    """Event time `at` reached by `source_partition` of handoff.events.v1, for `partition`."""
+    event_id = derived_event_id("heartbeat", str(partition), str(source_partition), at.isoformat())
+    return _event(event_id, "", at, recorded_at, heartbeat=notifications_pb2.NotificationHeartbeat(
+        source_partition=source_partition, source_partitions=source_partitions))
 
 
 def encode_delivered(delivery_id: str, notification: Notification, channel: str, attempts: int, at: datetime,
@@ -182,8 +208,9 @@ def encode_suppressed(notification: Notification, reason: str, silence_id: str, 
 
 
 def encode_escalated(step_id: str, notification_id: str, receiver: str, level: int, reminder: int,
-                     to_receiver: str, at: datetime) -> bytes:
-    return _event(step_id, receiver, at, at, escalated=notifications_pb2.NotificationEscalated(
+                     to_receiver: str, at: datetime, recorded_at: datetime | None = None) -> bytes:
+    """The step due at `at` taken (recorded at `recorded_at`, `at` unless given)."""
+    return _event(step_id, receiver, at, recorded_at or at, escalated=notifications_pb2.NotificationEscalated(
         notification_id=notification_id, level=level, to_receiver=to_receiver, reminder=reminder))
 
 

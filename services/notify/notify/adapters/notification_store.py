@@ -74,9 +74,14 @@ class NotificationStore:
         change = event.WhichOneof("change")
         if change is None:
             raise ValueError("NotificationEvent without a change")
+        if change == "heartbeat":  # event time passing, nobody's notification
+            return
         body = getattr(event, change)
         if change == "requested":
             self._requested(body.notification)
+            if body.acknowledged_by:  # its leg had ended before the notice was read
+                record = self._record(body.notification.notification_id)
+                record.acknowledged_by = record.acknowledged_by or body.acknowledged_by
             return
         if not body.notification_id:
             raise ValueError(f"{change} event without notification_id")

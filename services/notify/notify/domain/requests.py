@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from common.ids import derived_event_id
 from notify.domain.notifications import (
@@ -19,9 +20,19 @@ from notify.domain.notifications import (
 from notify.domain.routing import Route, RouteMatch
 
 
+class End(NamedTuple):
+    """The leg was acknowledged, resolved, transferred or cancelled at `at` (`by` says which)."""
+
+    at: datetime
+    by: str
+    # The resolution's event id when `by` is a resolution, else "".
+    resolution_id: str = ""
+
+
 @dataclass(frozen=True)
 class Leg:
-    """What stage 1 remembers of a leg: its labels, whether it breached, what it requested."""
+    """What stage 1 remembers of a leg: its labels, whether it breached, what it requested,
+    and when it was acknowledged or ended (so a notice that comes late is acknowledged)."""
 
     handoff_id: str
     case_id: str
@@ -32,6 +43,7 @@ class Leg:
     breached: bool = False
     # (notification_id, receiver) requested about this leg and not yet acknowledged.
     open: tuple[tuple[str, str], ...] = ()
+    ends: tuple[End, ...] = ()
 
 
 def _notice(leg: Leg, kind: str, key: str, clock: str, title: str, body: str, at: datetime) -> Notification:
@@ -113,3 +125,23 @@ def opened(leg: Leg, requested: Iterable[Notification]) -> Leg:
     known = set(leg.open)
     added = tuple((n.notification_id, n.receiver) for n in requested if (n.notification_id, n.receiver) not in known)
     return replace(leg, open=leg.open + added) if added else leg
+
+
+def ended(leg: Leg, end: End) -> Leg:
+    """The leg remembering `end` (its open notifications are acknowledged by the caller)."""
+    return replace(leg, open=(), ends=leg.ends if end in leg.ends else leg.ends + (end,))
+
+
+def end_after(leg: Leg, at: datetime) -> End | None:
+    """The first end at or after `at`: what acknowledges a notice about `at` that comes late.
+
+    The sources travel on different topics, so stage 1 can read a leg's acknowledgement
+    before a breach or warning that happened earlier; the notice is then acknowledged at
+    the end it would have met had it come in time.
+    """
+    return min((end for end in leg.ends if end.at >= at), default=None)
+
+
+def resolution_after(leg: Leg, at: datetime) -> End | None:
+    """The first resolution at or after `at` (a late breach still earns its resolution notice)."""
+    return min((end for end in leg.ends if end.at >= at and end.resolution_id), default=None)

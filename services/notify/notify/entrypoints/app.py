@@ -6,20 +6,29 @@ an agent on notifications.v1 suppresses, groups, delivers and escalates them, an
 its own outcomes back into tables; a timer takes what falls due (deliveries and their
 retries, group flushes, escalation steps) from in-memory queues rebuilt from the tables
 whenever the assignment changes.
+
+On wall time (`clock` a WallClock) heartbeats on handoff.events.v1 are skipped. On event
+time (`clock` a MergedEventTime) stage 1 passes each on to every partition of
+notifications.v1 and stage 2's clock follows them (see Requester and Dispatcher).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+
 import faust
 from faust.types import TP
 
-from common.clock import Clock, WallClock
+from common.clock import Clock, MergedEventTime, WallClock
 from common.dlq import dead_letter
 from common.faustapp import SideServer, make_app, process_records, raw_topic, table
+from common.kafkaio import topic_partitions
 from common.security import ServerSecurity
 from common.settings import ServiceSettings
 from common.topics import HANDOFF_EVENTS, NOTIFICATIONS, NOTIFY_APP, REPEAT_CONTACTS, SLA_EVENTS
+from notify import metrics
+from notify.adapters import codec
 from notify.adapters.gateways import Gateways
 from notify.adapters.routing_file import RoutingConfig
 from notify.adapters.state import Job
@@ -35,7 +44,7 @@ APP_ID = NOTIFY_APP
 TIMER_INTERVAL = 0.05
 # Stage 2 waits for its read-back after a rebalance at most this long before acting anyway.
 CATCH_UP_LIMIT = 30.0
-STAGE2_TABLES = ("deliveries", "pending", "escalations", "groups", "grouped", "sources")
+STAGE2_TABLES = ("deliveries", "pending", "escalations", "groups", "grouped", "sources", "marks")
 log = logging.getLogger(__name__)
 
 
@@ -60,8 +69,24 @@ def build(settings: ServiceSettings, security: ServerSecurity, clock: Clock, rou
         await dead_letter(send_raw, NOTIFICATIONS, job.notification.receiver.encode(), value, job.partition,
                           job.offset, f"delivery {job.delivery_id} on {job.channel}: {reason}", APP_ID)
 
+    partitions: dict[str, int] = {}
+
+    async def partition_count(topic: str) -> int:
+        if topic not in partitions:
+            partitions[topic] = len(await topic_partitions(settings.kafka_bootstrap, topic))
+        return partitions[topic]
+
+    async def forward_heartbeat(at: datetime, source_partition: int) -> None:
+        """Event time `at` reached on a partition of handoff.events.v1: tell every stage-2 partition."""
+        sources, recorded_at = await partition_count(HANDOFF_EVENTS.name), recorded.now()
+        for partition in range(await partition_count(NOTIFICATIONS.name)):
+            await notifications_topic.send(key=b"", partition=partition, value=codec.encode_heartbeat(
+                at, source_partition, sources, partition, recorded_at))
+
+    event_time = isinstance(clock, MergedEventTime)
     # Stage 1: a notification id requested once (`requested`); what each leg has open (`legs`).
-    requester = Requester(table(app, "legs"), table(app, "requested"), routing, send, recorded)
+    requester = Requester(table(app, "legs"), table(app, "requested"), routing, send, recorded,
+                          forward_heartbeat if event_time else None)
 
     @app.agent(sla_topic, concurrency=1)
     async def request_for_sla_events(stream: faust.StreamT) -> None:
@@ -78,11 +103,13 @@ def build(settings: ServiceSettings, security: ServerSecurity, clock: Clock, rou
     # Stage 2.
     tables = {name: table(app, name) for name in STAGE2_TABLES}
     gateways = Gateways(notify.gateways, notify.gateway_token)
-    deliverer = Deliverer(gateways, routing, tables["deliveries"], send, dead_letter_job, clock)
+    # Gateways are called on wall time, whatever the clock of escalations and groups.
+    deliverer = Deliverer(gateways, routing, tables["deliveries"], send, dead_letter_job, recorded)
     dispatcher = Dispatcher(
         tables, routing, api.silences.active, send, clock, deliverer,
         Escalator(tables["escalations"], routing, send, clock, recorded),
         Grouper(tables["groups"], routing, send, clock, recorded),
+        recorded,
     )
 
     @app.agent(notifications_topic, concurrency=1)
@@ -111,6 +138,8 @@ def build(settings: ServiceSettings, security: ServerSecurity, clock: Clock, rou
             log.warning("stage 2 has not read back its own events after %.0fs; acting anyway", CATCH_UP_LIMIT)
             dispatcher.rebuild(owned, {})
         await dispatcher.tick()
+        if event_time:
+            metrics.EVENT_TIME_LAG.set(max((recorded.now() - clock.now()).total_seconds(), 0.0))
 
     async def on_stopped() -> None:
         await api.on_stopped()

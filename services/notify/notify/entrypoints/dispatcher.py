@@ -7,6 +7,12 @@ those), the other channels by the Deliverer through their gateways; and, when th
 receiver's policy says so, its escalation starts (the Escalator takes the steps).
 `delivered` / `failed` / `suppressed` / `escalated` / `acknowledged` read back are recorded
 in tables, so nothing is delivered, flushed or escalated twice across restarts.
+
+On event time (`clock` a MergedEventTime, NOTIFY_CLOCK=event) a notification counts from
+its own instant, `heartbeat` records move the clock (kept in the `marks` table, so a
+restart resumes from them), and an acknowledgement at T first takes the escalation steps
+due before T that the clock had not reached yet: the timeline is the one wall time would
+have produced. Deliveries through gateways always run on wall time.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from datetime import datetime
 
 import faust
 
-from common.clock import Clock
+from common.clock import Clock, MergedEventTime
 from notify import metrics
 from notify.adapters import codec
 from notify.adapters.routing_file import RoutingConfig
@@ -40,17 +46,20 @@ Tables = Mapping[str, MutableMapping]
 
 class Dispatcher:
     def __init__(self, tables: Tables, routing: RoutingConfig, silences: ActiveSilences, send, clock: Clock,
-                 deliverer: Deliverer, escalator: Escalator, grouper: Grouper) -> None:
+                 deliverer: Deliverer, escalator: Escalator, grouper: Grouper, recorded: Clock | None = None) -> None:
         self._deliveries = tables["deliveries"]    # delivery id (or "suppressed:<id>") -> outcome
         self._pending = tables["pending"]          # delivery id -> a Job to deliver through a gateway
         self._escalations = tables["escalations"]  # notification id -> escalation state
         self._groups = tables["groups"]            # group key -> group state
         self._sources = tables["sources"]          # notification id -> labels of an open inhibition source
         self._grouped = tables["grouped"]          # notification id -> [group key, notification key]
+        self._marks = tables.get("marks", {})      # "<partition>:<source>" -> event time a source reached
         self._routing = routing
         self._silences = silences
         self._send = send
         self._clock = clock
+        self._recorded = recorded or clock
+        self._event_time = clock if isinstance(clock, MergedEventTime) else None
         self.deliverer, self.escalator, self.grouper = deliverer, escalator, grouper
         self._read: dict[int, int] = {}
         self._targets: dict[int, int] = {}
@@ -65,7 +74,11 @@ class Dispatcher:
         change = message.WhichOneof("change")
         if change == "requested":
             notification = codec.notification_from(message.requested.notification)
-            await self._requested(notification, list(message.requested.channels), partition, offset)
+            acknowledged = codec.acknowledged_with(message.requested)
+            await self._requested(notification, list(message.requested.channels), partition, offset,
+                                  acknowledged is None)
+            if acknowledged is not None:  # its leg ended before the notice was read: as if in time
+                await self._acknowledged(notification.notification_id, acknowledged[1], acknowledged[0])
         elif change in ("delivered", "failed"):
             done = getattr(message, change)
             self._deliveries[done.delivery_id or f"{done.notification_id}:{done.channel}"] = change
@@ -76,9 +89,31 @@ class Dispatcher:
         elif change == "escalated":
             self._escalated(message.escalated)
         elif change == "acknowledged":
-            await self._acknowledged(message.acknowledged.notification_id, message.acknowledged.acknowledged_by)
+            # On event time a leg's acknowledgement counts at its own instant (the clock has not
+            # passed it); one over the API, stamped with the API's clock, at least now.
+            at = max(codec.occurred_at(message), self._clock.now()) if self._event_time else self._clock.now()
+            await self._acknowledged(message.acknowledged.notification_id, message.acknowledged.acknowledged_by, at)
+        elif change == "heartbeat":
+            self._heartbeat(message, partition)
 
-    async def _requested(self, notification: Notification, channels: list[str], partition: int, offset: int) -> None:
+    def _handled_at(self, notification: Notification) -> datetime:
+        """When a notification counts as handled: now, or on event time its own instant."""
+        return notification.occurred_at if self._event_time else self._clock.now()
+
+    def _heartbeat(self, message, partition: int) -> None:
+        """Event time reached by one partition of handoff.events.v1 (ignored on wall time)."""
+        if self._event_time is None:
+            return
+        beat, at = message.heartbeat, codec.occurred_at(message)
+        mark = self._event_time.advance(partition, beat.source_partition, beat.source_partitions, at)
+        key = f"{partition}:{beat.source_partition}"
+        if mark == at:
+            self._marks[key] = {"partition": partition, "source": beat.source_partition,
+                                "sources": beat.source_partitions, "at": at.isoformat()}
+
+    async def _requested(self, notification: Notification, channels: list[str], partition: int, offset: int,
+                         escalate: bool = True) -> None:
+        """`escalate`: index its escalation for the timer (not when an acknowledgement follows at once)."""
         if notification.kind == DIGEST:
             await self._flushed(notification, partition, offset)
             return
@@ -89,7 +124,7 @@ class Dispatcher:
         rules = self._routing.inhibit_rules
         if is_inhibition_source(notification, rules) and notification.notification_id not in self._sources:
             self._sources[notification.notification_id] = notification.labels
-        now = self._clock.now()
+        now = self._handled_at(notification)
         held = suppression(notification.labels, self._silences(now), self._sources.values(), rules, now)
         if held is not None:
             await self._suppress(notification, held.reason, held.silence_id, now)
@@ -104,7 +139,7 @@ class Dispatcher:
             self.grouper.index(state)
             return
         await self._deliver(notification, channels, partition, offset)
-        self._start_escalation(notification, partition, now)
+        self._start_escalation(notification, partition, now, escalate)
 
     async def _suppress(self, notification: Notification, reason: str, silence_id: str, now: datetime) -> None:
         marker = f"suppressed:{notification.notification_id}"
@@ -139,7 +174,7 @@ class Dispatcher:
 
     async def _deliver(self, notification: Notification, names: list[str], partition: int, offset: int) -> None:
         """Every channel of the receiver once: subscription now, the others through their gateway."""
-        now = self._clock.now()
+        now = self._recorded.now()
         for channel in self._channels(notification.receiver, names):
             delivery = delivery_id(notification.key, notification.receiver, channel.name)
             if self._deliveries.get(delivery) or self._pending.get(delivery):
@@ -157,7 +192,8 @@ class Dispatcher:
             self._pending[delivery] = job_value(job)
             self.deliverer.schedule(job)
 
-    def _start_escalation(self, notification: Notification, partition: int, now: datetime) -> None:
+    def _start_escalation(self, notification: Notification, partition: int, now: datetime,
+                          index: bool = True) -> None:
         receiver = self._routing.receivers.get(notification.receiver)
         if not escalates(notification, receiver) or notification.notification_id in self._escalations:
             return
@@ -165,7 +201,8 @@ class Dispatcher:
         state = escalation.start(notification.notification_id, notification.receiver, now, receiver.escalation,
                                  match.timing.repeat_interval if match else None)
         self._escalations[notification.notification_id] = escalation_value(state, notification, partition)
-        self.escalator.index(state)
+        if index:
+            self.escalator.index(state)
 
     def _escalated(self, step) -> None:
         value = self._escalations.get(step.notification_id)
@@ -180,23 +217,26 @@ class Dispatcher:
             self._escalations[step.notification_id] = escalation_value(taken, notification, value["partition"])
         self.escalator.recorded(taken)
 
-    async def _acknowledged(self, notification_id: str, by: str) -> None:
-        now = self._clock.now()
+    async def _acknowledged(self, notification_id: str, by: str, at: datetime) -> None:
         value = self._escalations.get(notification_id)
         if value and "origin" in value:
             origin_id, origin_receiver = value["origin"]
-            await self._send(origin_receiver, codec.encode_acknowledged(origin_id, origin_receiver, by, now))
+            await self._send(origin_receiver, codec.encode_acknowledged(origin_id, origin_receiver, by, at,
+                                                                        self._recorded.now()))
             return
         if value and "members" in value:
             for member in value["members"]:
-                await self._acknowledged(member, by)
+                await self._acknowledged(member, by, at)
             return
         parsed = escalation_from(value, self._routing) if value else None
         if parsed is None:
             # Acknowledged before it escalated (or was even sent): it never starts.
-            self._escalations[notification_id] = {"acked": now.isoformat(), "by": by}
+            self._escalations[notification_id] = {"acked": at.isoformat(), "by": by}
         elif parsed[0].acknowledged_at is None:
-            state = escalation.acknowledge(parsed[0], by, now)
+            state = parsed[0]
+            if self._event_time is not None:  # the steps due before `at` happened before it
+                state = await self.escalator.catch_up(state, parsed[1], at)
+            state = escalation.acknowledge(state, by, at)
             self._escalations[notification_id] = escalation_value(state, parsed[1], value["partition"])
             self.escalator.recorded(state)
         self._sources.pop(notification_id, None)
@@ -231,6 +271,12 @@ class Dispatcher:
         for value in list(self._groups.values()):
             if value["partition"] in owned:
                 self.grouper.index(group_from(value))
+        if self._event_time is not None:
+            self._event_time.own(owned)
+            for value in list(self._marks.values()):
+                if value["partition"] in owned:
+                    self._event_time.advance(value["partition"], value["source"], value["sources"],
+                                             datetime.fromisoformat(value["at"]))
         self._targets = {p: targets.get(p, 0) for p in owned}
         self.indexed_partitions = owned
 

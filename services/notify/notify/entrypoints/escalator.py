@@ -7,11 +7,18 @@ next tick does not take it again; after a restart the steps come from the table,
 step emitted but not yet read back is not taken again because the timer waits until the
 agent has caught up with notifications.v1 (see Dispatcher.caught_up). Step ids derive from
 the notification, the level and the reminder number, so even a repeat carries the same ids.
+A step is stamped with the instant it fell due (recorded_at says when it was taken).
+
+On event time the agent also takes steps (`catch_up`): an acknowledgement at T arrives
+before the clock reaches T, and the steps due before T come first. A lock keeps the timer
+and the agent from taking the same step at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 
 from common.clock import Clock
 from notify import metrics
@@ -36,6 +43,7 @@ class Escalator:
         self._clock = clock
         self._recorded = recorded
         self._states: TimerStates[Entry] = TimerStates(table, lambda value: escalation_from(value, routing))
+        self._lock = asyncio.Lock()
 
     def __len__(self) -> int:
         return len(self._states)
@@ -55,22 +63,35 @@ class Escalator:
 
     async def tick(self, owned: frozenset[int]) -> None:
         """Take every step that has fallen due on the partitions this worker owns."""
-        now = self._clock.now()
-        for notification_id, (state, notification), partition in self._states.due(now, owned):
-            taken = False
-            while (step := escalation.next_step(state, now)) is not None:
-                await self._take(step, notification)
-                state, taken = escalation.taken(state, step), True
-            if taken:
-                self._states.keep(notification_id, (state, notification), partition)
-            self.index(state)
+        async with self._lock:
+            now = self._clock.now()
+            for notification_id, (state, notification), partition in self._states.due(now, owned):
+                taken = await self._take_until(state, notification, now)
+                if taken is not state:
+                    self._states.keep(notification_id, (taken, notification), partition)
+                self.index(taken)
+
+    async def catch_up(self, state: EscalationState, notification: Notification, until: datetime) -> EscalationState:
+        """Take the steps due by `until` that were not taken yet; the state after them."""
+        async with self._lock:
+            ahead = self._states.ahead(state.notification_id)
+            if ahead is not None and (ahead[0].level, ahead[0].reminded) > (state.level, state.reminded):
+                state = ahead[0]
+            return await self._take_until(state, notification, until)
+
+    async def _take_until(self, state: EscalationState, notification: Notification,
+                          until: datetime) -> EscalationState:
+        while (step := escalation.next_step(state, until)) is not None:
+            await self._take(step, notification)
+            state = escalation.taken(state, step)
+        return state
 
     async def _take(self, step: escalation.Step, notification: Notification) -> None:
         receiver = self._routing.receivers.get(step.receiver)
         now = self._recorded.now()
         await self._send(notification.receiver, codec.encode_escalated(
             step.step_id, notification.notification_id, notification.receiver, step.level, step.reminder,
-            step.receiver, now))
+            step.receiver, step.due_at, now))
         if receiver is not None:
             notice = escalation_notice(notification, step)
             await self._send(step.receiver, codec.encode_requested(

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from common.clock import WallClock
+from common.clock import Clock, MergedEventTime, named_clock
 from common.faustapp import run_worker
 from common.runtime import fail_start
 from common.security import server_security
-from common.settings import SettingsError, security_settings, service_settings
+from common.settings import SettingsError, security_settings, service_settings, setting
 from notify.adapters.routing_file import RoutingFileError, load_routing
 from notify.entrypoints.app import build
 from notify.settings import notify_settings
+
+
+def clock_setting(value: str) -> Clock:
+    """The clock NOTIFY_CLOCK names: "wall" in production; "event" for replay and simulation
+    (escalations, groups and silences follow the heartbeats on handoff.events.v1)."""
+    return named_clock("NOTIFY_CLOCK", value, MergedEventTime)
 
 
 def main() -> None:
@@ -17,12 +23,13 @@ def main() -> None:
         settings = service_settings("notify")
         notify = notify_settings()
         security = server_security(security_settings())
+        clock = clock_setting(setting("NOTIFY_CLOCK", "wall"))
         routing = load_routing(notify.routing_file)
     except (SettingsError, RoutingFileError) as error:
         fail_start(str(error))
     except OSError as error:
         fail_start(f"NOTIFY_ROUTING_FILE: cannot read {error.filename}: {error.strerror}")
-    app, side = build(settings, security, WallClock(), routing, notify)
+    app, side = build(settings, security, clock, routing, notify)
     run_worker(app, side, settings.log_level)
 
 

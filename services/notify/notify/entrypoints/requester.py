@@ -5,6 +5,16 @@ share a partition. Each notice is routed; every receiver reached gets a `request
 on notifications.v1 keyed by the receiver. A leg remembers what was requested about it,
 so its acknowledgement or resolution acknowledges those (which stops their escalation).
 A lock keeps the three agents' read-send-write of one leg from interleaving.
+
+The three topics are read independently, so a leg's acknowledgement can be read before a
+breach or warning that happened earlier (sla writes those later; in a replay, much later).
+The leg remembers when it ended, and such a late notice is requested as acknowledged at
+that instant (a late breach of a leg since resolved also earns its resolution notice):
+what is requested never depends on which topic was read first.
+
+On event time (NOTIFY_CLOCK=event) a heartbeat on handoff.events.v1 is passed on to every
+partition of notifications.v1 once everything before it has been requested and
+acknowledged, so stage 2's clock never runs ahead of an acknowledgement still on its way.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import datetime
 
 from common.clock import Clock
 from notify import metrics
@@ -19,31 +30,37 @@ from notify.adapters import codec
 from notify.adapters.routing_file import RoutingConfig
 from notify.domain.notifications import Notification
 from notify.domain.requests import (
-    Leg, breach_notice, new_leg_notice, opened, repeat_notice, requests, resolved_notice, warning_notice,
+    End, Leg, breach_notice, end_after, ended, new_leg_notice, opened, repeat_notice, requests, resolution_after,
+    resolved_notice, warning_notice,
 )
 
 Send = Callable[[str, bytes], Awaitable[None]]
+# Passes event time on: (instant, partition of handoff.events.v1 that reached it).
+Forward = Callable[[datetime, int], Awaitable[None]]
 # A leg's change -> what its open notifications are acknowledged as.
 ENDS_ESCALATION = {"acknowledged": "leg acknowledged", "resolved": "leg resolved",
                    "transferred": "leg transferred", "cancelled": "leg cancelled"}
 
 
 def leg_value(leg: Leg) -> dict:
-    return {**dataclasses.asdict(leg), "open": [list(pair) for pair in leg.open]}
+    return {**dataclasses.asdict(leg), "open": [list(pair) for pair in leg.open],
+            "ends": [[end.at.isoformat(), end.by, end.resolution_id] for end in leg.ends]}
 
 
 def leg_from(value: dict) -> Leg:
-    return Leg(**{**value, "open": tuple(tuple(pair) for pair in value.get("open", ()))})
+    ends = tuple(End(datetime.fromisoformat(at), by, resolution) for at, by, resolution in value.get("ends", ()))
+    return Leg(**{**value, "open": tuple(tuple(pair) for pair in value.get("open", ())), "ends": ends})
 
 
 class Requester:
     def __init__(self, legs: MutableMapping[str, dict], requested: MutableMapping[str, bool],
-                 routing: RoutingConfig, send: Send, recorded: Clock) -> None:
+                 routing: RoutingConfig, send: Send, recorded: Clock, forward: Forward | None = None) -> None:
         self._legs = legs
         self._requested = requested
         self._routing = routing
         self._send = send
         self._recorded = recorded
+        self._forward = forward
         self._lock = asyncio.Lock()
 
     def _leg(self, handoff_id: str) -> Leg | None:
@@ -53,8 +70,10 @@ class Requester:
     def _save(self, leg: Leg) -> None:
         self._legs[leg.handoff_id] = leg_value(leg)
 
-    async def _request(self, notice: Notification) -> list[Notification]:
-        """Route `notice` and request it of every receiver reached that was not asked before."""
+    async def _request(self, notice: Notification, end: End | None = None) -> list[Notification]:
+        """Route `notice` and request it of every receiver reached that was not asked before;
+        `end`: the leg's end that acknowledges it already (a late notice)."""
+        acknowledged = (end.at, end.by) if end else None
         sent = []
         for notification in requests(notice, self._routing.route(notice.labels), self._routing.root):
             receiver = self._routing.receivers[notification.receiver]
@@ -65,7 +84,7 @@ class Requester:
                 continue
             channels = [channel.name for channel in receiver.channels]
             await self._send(notification.receiver,
-                             codec.encode_requested(notification, channels, self._recorded.now()))
+                             codec.encode_requested(notification, channels, self._recorded.now(), acknowledged))
             self._requested[notification.notification_id] = True
             for kind in kinds:
                 metrics.NOTIFICATIONS.labels(kind, "requested").inc()
@@ -81,23 +100,37 @@ class Requester:
             clock = codec.clock_of(message)
             if change == "warning":
                 fraction, deadline = codec.warning_of(message)
-                notice = warning_notice(leg, clock, fraction, deadline, codec.occurred_at(message))
-            else:
+                await self._notice(leg, warning_notice(leg, clock, fraction, deadline, codec.occurred_at(message)))
+                return
+            notice = breach_notice(leg, clock, codec.breach_deadline(message))
+            resolution = resolution_after(leg, notice.occurred_at)
+            if resolution is None:
                 leg = dataclasses.replace(leg, breached=True)
-                notice = breach_notice(leg, clock, codec.breach_deadline(message))
-            self._save(opened(leg, await self._request(notice)))
+            leg = await self._notice(leg, notice)
+            if resolution is not None:  # resolved since: the notice the resolution would have sent
+                await self._request(resolved_notice(leg, resolution.resolution_id, resolution.at))
 
     async def on_repeat_contact(self, message, partition: int) -> None:
         if not codec.is_avoidable(message):
             return
         async with self._lock:
             leg = codec.leg_of(message, self._leg(message.handoff_id))
-            notice = repeat_notice(leg, message.contact_id, codec.contacted_at(message))
-            self._save(opened(leg, await self._request(notice)))
+            await self._notice(leg, repeat_notice(leg, message.contact_id, codec.contacted_at(message)))
+
+    async def _notice(self, leg: Leg, notice: Notification) -> Leg:
+        """Request `notice`: open on the leg, or acknowledged at once if the leg ended since."""
+        end = end_after(leg, notice.occurred_at)
+        requested = await self._request(notice, end)
+        leg = leg if end is not None else opened(leg, requested)
+        self._save(leg)
+        return leg
 
     async def on_handoff_event(self, message, partition: int) -> None:
         change = message.WhichOneof("change")
-        if change == "heartbeat":  # event time only; notify runs on its own clock
+        if change == "heartbeat":
+            if self._forward is not None:  # on event time: behind everything requested before it
+                async with self._lock:
+                    await self._forward(codec.occurred_at(message), partition)
             return
         async with self._lock:
             known = self._leg(message.handoff_id)
@@ -106,15 +139,17 @@ class Requester:
             if change == "created" and known is None:
                 leg = opened(leg, await self._request(new_leg_notice(leg, at)))
             if change in ENDS_ESCALATION:
-                leg = await self._acknowledge(leg, ENDS_ESCALATION[change])
+                resolution = message.envelope.event_id if change == "resolved" else ""
+                leg = await self._acknowledge(leg, End(at, ENDS_ESCALATION[change], resolution))
             if change == "resolved" and leg.breached:
                 await self._request(resolved_notice(leg, message.envelope.event_id, at))
             if change == "reopened":  # a new resolve clock: a notice follows only if it breaches too
                 leg = dataclasses.replace(leg, breached=False)
             self._save(leg)
 
-    async def _acknowledge(self, leg: Leg, by: str) -> Leg:
-        """Acknowledge every open notification of the leg (ids derived: a repeat is harmless)."""
+    async def _acknowledge(self, leg: Leg, end: End) -> Leg:
+        """Acknowledge every open notification of the leg at its end (ids derived: a repeat is harmless)."""
         for notification_id, receiver in leg.open:
-            await self._send(receiver, codec.encode_acknowledged(notification_id, receiver, by, self._recorded.now()))
-        return dataclasses.replace(leg, open=())
+            await self._send(receiver, codec.encode_acknowledged(notification_id, receiver, end.by, end.at,
+                                                                 self._recorded.now()))
+        return ended(leg, end)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.clock import Clock, EventTime, WallClock
+from common.clock import Clock, EventTime, named_clock
 from common.faustapp import run_worker
 from common.runtime import fail_start
 from common.security import server_security
@@ -13,15 +13,9 @@ from sla.adapters.policy_file import PolicyFileError, load_policies
 from sla.entrypoints.app import build
 
 
-# SLA_CLOCK: "wall" in production; "event" for replay and simulation (DESIGN.md section 5.6).
-CLOCKS: dict[str, type] = {"wall": WallClock, "event": EventTime}
-
-
 def clock_setting(value: str) -> Clock:
-    """The clock SLA_CLOCK names."""
-    if value not in CLOCKS:
-        raise SettingsError(f"SLA_CLOCK={value!r} is not one of: {', '.join(CLOCKS)}")
-    return CLOCKS[value]()
+    """The clock SLA_CLOCK names: "wall" in production; "event" for replay and simulation."""
+    return named_clock("SLA_CLOCK", value, EventTime)
 
 
 def main() -> None:
