@@ -69,7 +69,8 @@ def test_each_stream_app_has_its_own_id_and_tables():
     assert TABLES == {
         HANDOFF_APP: ("legs", "requests"),
         SLA_APP: ("clocks", "customers"),
-        NOTIFY_APP: ("requested", "legs", "deliveries", "pending", "escalations", "groups", "grouped", "sources"),
+        NOTIFY_APP: ("requested", "legs", "deliveries", "pending", "escalations", "groups", "grouped", "sources",
+                     "marks"),
     }
 
 
@@ -93,3 +94,9 @@ def test_each_changelog_name_is_the_one_faust_gives_that_table(app_id, table):
 
     assert name == f"{app_id}-{table}-changelog"
     assert name in changelog_topic_names()
+
+
+def test_notify_declares_the_changelog_of_each_of_its_stages_tables():
+    from notify.entrypoints.app import STAGE1_TABLES, STAGE2_TABLES
+
+    assert sorted(TABLES[NOTIFY_APP]) == sorted(STAGE1_TABLES + STAGE2_TABLES)

@@ -59,7 +59,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     HANDOFF_APP: ("legs", "requests"),
     SLA_APP: ("clocks", "customers"),
     NOTIFY_APP: ("requested", "legs", "deliveries", "pending", "escalations", "groups", "grouped",
-                 "sources"),
+                 "sources", "marks"),
 }
 
 

@@ -44,6 +44,7 @@ APP_ID = NOTIFY_APP
 TIMER_INTERVAL = 0.05
 # Stage 2 waits for its read-back after a rebalance at most this long before acting anyway.
 CATCH_UP_LIMIT = 30.0
+STAGE1_TABLES = ("requested", "legs")
 STAGE2_TABLES = ("deliveries", "pending", "escalations", "groups", "grouped", "sources", "marks")
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,8 @@ def build(settings: ServiceSettings, security: ServerSecurity, clock: Clock, rou
 
     event_time = isinstance(clock, MergedEventTime)
     # Stage 1: a notification id requested once (`requested`); what each leg has open (`legs`).
-    requester = Requester(table(app, "legs"), table(app, "requested"), routing, send, recorded,
+    requested, legs = (table(app, name) for name in STAGE1_TABLES)
+    requester = Requester(legs, requested, routing, send, recorded,
                           forward_heartbeat if event_time else None)
 
     @app.agent(sla_topic, concurrency=1)
