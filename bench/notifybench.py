@@ -26,7 +26,7 @@ from handoff.v1 import notifications_pb2, sla_events_pb2, types_pb2
 from bench.cpu import CpuMeter
 from bench.latency import breach_latency, percentile
 from bench.params import Parameters
-from bench.probes import KafkaProbe, gauge
+from bench.probes import KafkaProbe, gauge, gc_pauses
 from bench.slaburst import end_offsets
 from common.codec import new_envelope, to_timestamp
 from common.kafkaio import topic_partitions
@@ -235,12 +235,17 @@ def measure_notify(stack: Stack, params: Parameters, run_id: str, departments: l
     streams = len(departments) * params.notify_streams_per_department
     status(f"(h)(i) {streams} Subscribe streams, {params.notify_latency_legs} legs left to breach")
     since = asyncio.run(_ends(bootstrap, [SLA_EVENTS.name, NOTIFICATIONS.name]))
+    paused = {name: gc_pauses(stack.services[name].endpoints["metrics"]) for name in ("sla", "notify")}
     results["latency"] = _metered(stack, lambda: asyncio.run(breach_latency(
         stack.services["handoff"].grpc, notify.grpc, departments, params.notify_streams_per_department,
         params.notify_latency_legs, params.latency_ack_s, params.notify_latency_spread_s,
         params.notify_latency_grace_s, run_id, f"bench-{run_id}-burst", settle_seconds=params.notify_settle_s,
         count_subscribers=lambda: gauge(notify.endpoints["metrics"], "handoff_subscribers"))))
     results["latency"]["hops"] = asyncio.run(hops(bootstrap, set(departments), since))
+    results["latency"]["gc"] = {}
+    for name, (long_before, seconds_before) in paused.items():
+        long_after, seconds_after = gc_pauses(stack.services[name].endpoints["metrics"])
+        results["latency"]["gc"][name] = f"{long_after - long_before:.0f} / {seconds_after - seconds_before:.2f} s"
     stack.check_alive()
     targets = [f"bench-{run_id}-t{number}" for number in range(params.notify_breach_departments)]
     status(f"(h)(ii) {params.notify_breaches:,} breaches through notify to the subscription channel")

@@ -55,6 +55,16 @@ def gauge(url: str, name: str) -> float | None:
         return None
 
 
+def gc_pauses(url: str, longer_than: str = "0.05") -> tuple[float, float]:
+    """(pauses longer than `longer_than` seconds, seconds paused in all) of the garbage
+    collector so far, from a process's handoff_gc_pause_seconds histogram."""
+    samples = scrape(url)
+    within = sum(value for name, labels, value in samples
+                 if name == "handoff_gc_pause_seconds_bucket" and labels.get("le") == longer_than)
+    return (total(samples, "handoff_gc_pause_seconds_count") - within,
+            total(samples, "handoff_gc_pause_seconds_sum"))
+
+
 class KafkaProbe:
     """End offsets of topics and a consumer group's committed offsets (kafka-python, synchronous)."""
 

@@ -103,6 +103,8 @@ ROWS = (
     ("(h)(i) deadline -> requested (notify 1) p50 / p99", "ms", ("notify", "latency", "hops", "requested_p50_p99_ms"), 0),
     ("(h)(i) deadline -> delivered (notify 2) p50 / p99", "ms", ("notify", "latency", "hops", "delivered_p50_p99_ms"), 0),
     ("(h)(i) CPU s of notify during the phase", "s", ("notify", "latency", "cpu_seconds", "notify"), 1),
+    ("(h)(i) sla GC pauses > 50 ms / all GC time", "count / s", ("notify", "latency", "gc", "sla"), 0),
+    ("(h)(i) notify GC pauses > 50 ms / all GC time", "count / s", ("notify", "latency", "gc", "notify"), 0),
     ("(h)(i) wall time of the phase", "s", ("notify", "latency", "wall_seconds"), 1),
     ("(h)(ii) breaches written to sla.events.v1", "records/s", ("notify", "throughput", "produce_records_per_s"), 0),
     ("(h)(ii) delivered (subscription), end to end", "notif./s", ("notify", "throughput", "notifications_per_s"), 0),

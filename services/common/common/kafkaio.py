@@ -28,6 +28,17 @@ async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
         await producer.stop()
 
 
+_known: dict[tuple[str, str], list[int]] = {}
+
+
+async def known_partitions(bootstrap: str, topic: str) -> list[int]:
+    """`topic_partitions`, asked once per process: the project never changes a topic's
+    partition count while it runs (keyed records would change partition)."""
+    if (bootstrap, topic) not in _known:
+        _known[bootstrap, topic] = await topic_partitions(bootstrap, topic)
+    return _known[bootstrap, topic]
+
+
 def partition_for(key: str, partitions: list[int]) -> int:
     """The partition a record with `key` lands on: Kafka's default (murmur2) partitioner."""
     return DefaultPartitioner()(key.encode(), partitions, partitions)

@@ -5,6 +5,7 @@ Service-specific metrics live in each service's own `metrics` module.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,8 +38,31 @@ CONSUMER_LAG = Gauge(
 )
 
 
+GC_PAUSES = Histogram(
+    "handoff_gc_pause_seconds",
+    "Time the Python garbage collector held the process (every thread waits), by generation.",
+    ["generation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+_gc_started: list[float] = []
+
+
+def _time_gc(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_started[:] = [time.perf_counter()]
+    elif _gc_started:
+        GC_PAUSES.labels(str(info["generation"])).observe(time.perf_counter() - _gc_started.pop())
+
+
+def time_gc() -> None:
+    """Time every garbage collection of this process into GC_PAUSES (once per process)."""
+    if _time_gc not in gc.callbacks:
+        gc.callbacks.append(_time_gc)
+
+
 def serve_metrics(host: str, port: int) -> int:
-    """Start the /metrics HTTP endpoint; returns the port it listens on."""
+    """Start the /metrics HTTP endpoint (with GC pause timing); returns the port it listens on."""
+    time_gc()
     server, _thread = start_http_server(port, addr=host)
     return server.server_address[1]
 

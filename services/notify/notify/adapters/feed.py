@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common.codec import MalformedRecord, decode
-from common.kafkaio import partition_for, topic_partitions
+from common.kafkaio import known_partitions, partition_for
 from common.topics import NOTIFICATIONS
 
 
@@ -44,7 +44,7 @@ class Cursor:
 
 async def follow(bootstrap: str, receiver: str, cursor: Cursor | None) -> AsyncIterator[tuple[Cursor, object]]:
     """Yield (cursor, NotificationEvent) for `receiver`: after `cursor`, or from now on."""
-    partitions = await topic_partitions(bootstrap, NOTIFICATIONS.name)
+    partitions = await known_partitions(bootstrap, NOTIFICATIONS.name)
     partition = partition_for(receiver, partitions)
     if cursor is not None and cursor.partition != partition:
         raise BadCursor(f"cursor {cursor} does not belong to receiver {receiver!r}")

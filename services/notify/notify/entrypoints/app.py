@@ -23,7 +23,7 @@ from faust.types import TP
 from common.clock import Clock, MergedEventTime, WallClock
 from common.dlq import dead_letter
 from common.faustapp import SideServer, make_app, process_records, raw_topic, table
-from common.kafkaio import topic_partitions
+from common.kafkaio import known_partitions
 from common.security import ServerSecurity
 from common.settings import ServiceSettings
 from common.topics import HANDOFF_EVENTS, NOTIFICATIONS, NOTIFY_APP, REPEAT_CONTACTS, SLA_EVENTS
@@ -70,12 +70,8 @@ def build(settings: ServiceSettings, security: ServerSecurity, clock: Clock, rou
         await dead_letter(send_raw, NOTIFICATIONS, job.notification.receiver.encode(), value, job.partition,
                           job.offset, f"delivery {job.delivery_id} on {job.channel}: {reason}", APP_ID)
 
-    partitions: dict[str, int] = {}
-
     async def partition_count(topic: str) -> int:
-        if topic not in partitions:
-            partitions[topic] = len(await topic_partitions(settings.kafka_bootstrap, topic))
-        return partitions[topic]
+        return len(await known_partitions(settings.kafka_bootstrap, topic))
 
     async def forward_heartbeat(at: datetime, source_partition: int) -> None:
         """Event time `at` reached on a partition of handoff.events.v1: tell every stage-2 partition."""
