@@ -52,6 +52,30 @@ def make_app(app_id: str, settings: ServiceSettings, standby_replicas: int = 1) 
     )
 
 
+Tick = Callable[[], Awaitable[None]]
+
+
+def every(app: faust.App, interval: float) -> Callable[[Tick], Tick]:
+    """Run the decorated coroutine function every `interval` seconds while the worker runs.
+
+    Like a faust timer, but a pass that outlasts the interval (under load, with a short
+    interval, often) just delays the next one instead of logging that the timer overlaps.
+    A failure stops the worker, as a timer's does.
+    """
+
+    def decorate(tick: Tick) -> Tick:
+        async def repeat() -> None:
+            while not app.should_stop:
+                await app.sleep(interval)
+                if not app.should_stop:
+                    await tick()
+
+        app.task(repeat)
+        return tick
+
+    return decorate
+
+
 def raw_topic(app: faust.App, name: str) -> faust.TopicT:
     """A topic of bytes keys and values: our codecs do the protobuf work."""
     return app.topic(

@@ -22,7 +22,7 @@ from faust.types import TP
 
 from common.clock import Clock, MergedEventTime, WallClock
 from common.dlq import dead_letter
-from common.faustapp import SideServer, make_app, process_records, raw_topic, table
+from common.faustapp import SideServer, every, make_app, process_records, raw_topic, table
 from common.kafkaio import known_partitions
 from common.security import ServerSecurity
 from common.settings import ServiceSettings
@@ -41,7 +41,8 @@ from notify.entrypoints.requester import Requester
 from notify.settings import NotifySettings
 
 APP_ID = NOTIFY_APP
-TIMER_INTERVAL = 0.05
+# How often due work (gateway deliveries and retries, group flushes, escalation steps) is taken.
+TIMER_INTERVAL = 0.01
 # Stage 2 waits for its read-back after a rebalance at most this long before acting anyway.
 CATCH_UP_LIMIT = 30.0
 STAGE1_TABLES = ("requested", "legs")
@@ -121,7 +122,7 @@ def build(settings: ServiceSettings, security: ServerSecurity, clock: Clock, rou
 
     rebuilt_at: list[float] = [0.0]
 
-    @app.timer(interval=TIMER_INTERVAL)
+    @every(app, TIMER_INTERVAL)
     async def take_due_work() -> None:
         if app.rebalancing or app.in_recovery:
             return

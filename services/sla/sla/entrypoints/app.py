@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import faust
 from common.clock import Clock, WallClock
-from common.faustapp import SideServer, make_app, process_records, raw_topic, table
+from common.faustapp import SideServer, every, make_app, process_records, raw_topic, table
 from common.security import ServerSecurity
 from common.settings import ServiceSettings
 from common.topics import CONTACTS, HANDOFF_EVENTS, REPEAT_CONTACTS, SLA_APP, SLA_EVENTS
@@ -20,7 +20,9 @@ from sla.entrypoints.grpc_api import serving
 from sla.entrypoints.worker import SlaWorker
 
 APP_ID = SLA_APP
-TIMER_INTERVAL = 0.05
+# How often due clocks are looked for: a breach is written within about this long of its
+# deadline (the check costs ~2 % of a core when idle; 0.05 s made every breach ~25 ms late).
+TIMER_INTERVAL = 0.01
 
 
 def build(
@@ -54,7 +56,7 @@ def build(
     async def record_breaches(stream: faust.StreamT) -> None:
         await process_records(app, stream, SLA_EVENTS, worker.on_sla_event, APP_ID)
 
-    @app.timer(interval=TIMER_INTERVAL)
+    @every(app, TIMER_INTERVAL)
     async def fire_due_clocks() -> None:
         if app.rebalancing or app.in_recovery:
             return
