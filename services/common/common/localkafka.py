@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 
 from kafka import KafkaAdminClient
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import CoordinatorNotAvailableError, KafkaError, TopicAlreadyExistsError
 
 from common.topics import all_topic_names, changelog_topic_names, compacted_topic_names
 
@@ -291,6 +291,23 @@ class LocalKafka:
         self.stop()
 
 
+def _wait_for_group_coordinator(admin: KafkaAdminClient, timeout: float) -> None:
+    """Ask for a consumer group's coordinator until the broker has one.
+
+    A fresh broker creates its offsets topic on the first such question; asked here, the
+    services' first group joins find a coordinator instead of each logging an error.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.describe_groups(["handoff-tracking-warm-up"])
+            return
+        except CoordinatorNotAvailableError:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the broker had no group coordinator within {timeout:g}s") from None
+            time.sleep(0.2)
+
+
 def create_topics(bootstrap: str, partitions: int = 4, replication: int = 1,
                   timeout: float = 60) -> None:
     """Create every catalogue topic, its dead-letter topic and every table changelog
@@ -311,6 +328,7 @@ def create_topics(bootstrap: str, partitions: int = 4, replication: int = 1,
                 pass  # another process created some of them since we listed
         admin.wait_for_topics(names, timeout_ms=int(timeout * 1000))
         found = {topic["name"]: len(topic["partitions"]) for topic in admin.describe_topics(names)}
+        _wait_for_group_coordinator(admin, timeout)
     wrong = {name: found.get(name) for name in names if found.get(name) != partitions}
     if wrong:
         raise RuntimeError(f"topics at {bootstrap} do not have {partitions} partitions: {wrong}; "
