@@ -66,16 +66,23 @@ def run(
         console.print("[bold]stack is up[/bold] (logs in %s)" % (workdir / "logs"))
         _print_endpoints(stack.endpoints())
         console.print("driving a demo: legs open every few seconds; every third is left to breach. Ctrl-C stops.\n")
-        asyncio.run(drive(stack.services["handoff"].grpc, stack.services["notify"].grpc, stack.check_alive,
-                          log_file=workdir / "data" / "gateway-log" / "deliveries.jsonl"))
-    except KeyboardInterrupt:
+        asyncio.run(_demo(stack, workdir))
+    except (KeyboardInterrupt, asyncio.CancelledError):
         console.print("\nstopping...")
     except ServiceFailed as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1)
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already: a second one must not cut it short
         stack.stop()
         console.print("stopped; nothing left running")
+
+
+async def _demo(stack: Stack, workdir: Path) -> None:
+    """Drive the demo until Ctrl-C or SIGTERM; both cancel it, so it closes its streams and tasks."""
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    await drive(stack.services["handoff"].grpc, stack.services["notify"].grpc, stack.check_alive,
+                log_file=workdir / "data" / "gateway-log" / "deliveries.jsonl")
 
 
 @app.command()
