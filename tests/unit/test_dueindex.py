@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from tests.unit.conftest import T0
-from sla.domain.dueindex import DueIndex
+from common.dueindex import DueIndex
 
 
 def index_of(*entries: tuple[int, str]) -> DueIndex:

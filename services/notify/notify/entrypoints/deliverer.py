@@ -22,7 +22,7 @@ from notify.adapters.gateways import Gateways
 from notify.adapters.routing_file import RoutingConfig
 from notify.adapters.state import Job
 from notify.domain.delivery import call_deadline, jitter_source, next_attempt
-from notify.domain.due import DueQueue
+from common.dueindex import DueIndex
 
 log = logging.getLogger(__name__)
 Send = Callable[[str, bytes], Awaitable[None]]
@@ -39,7 +39,7 @@ class Deliverer:
         self._send = send
         self._dead_letter = dead_letter
         self._clock = clock
-        self._queue = DueQueue()
+        self._queue = DueIndex()
         self._jobs: dict[str, Job] = {}
         self._finished: set[str] = set()
         self._in_flight: dict[str, asyncio.Task[None]] = {}

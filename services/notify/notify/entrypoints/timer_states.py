@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from notify.domain.due import DueQueue
+from common.dueindex import DueIndex
 
 T = TypeVar("T")
 
@@ -20,7 +20,7 @@ class TimerStates(Generic[T]):
     def __init__(self, table: Mapping[str, dict], parse: Callable[[dict], T | None]) -> None:
         self._table = table
         self._parse = parse
-        self._queue = DueQueue()
+        self._queue = DueIndex()
         self._ahead: dict[str, tuple[T, int]] = {}
 
     def __len__(self) -> int:

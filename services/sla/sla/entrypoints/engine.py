@@ -20,7 +20,7 @@ from sla.adapters import codec
 from sla.domain import clocks
 from sla.domain.calendar import AlwaysOpen, Calendar
 from sla.domain.clocks import ClockBreached, ClockEvent, ClockMet, ClockStarted, ClockWarning, LegClocks
-from sla.domain.dueindex import DueIndex
+from common.dueindex import DueIndex
 from sla.domain.policy import Policy, PolicyBook
 
 Send = Callable[[str, bytes], Awaitable[None]]

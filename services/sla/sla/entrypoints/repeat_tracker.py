@@ -25,7 +25,7 @@ from sla.adapters import codec, repeat_codec
 from sla.adapters.customers import CustomerRecord, decode_customer, encode_customer
 from sla.domain import repeats
 from sla.domain.clocks import ClockBreached, ClockEvent, ClockMet
-from sla.domain.dueindex import DueIndex
+from common.dueindex import DueIndex
 from sla.domain.repeats import Contact, LegHistory, RepeatContact, RepeatRules
 from sla.entrypoints.engine import Send
 

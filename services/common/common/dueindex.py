@@ -1,7 +1,8 @@
-"""Which clock is due next: a min-heap of (deadline, handoff id) with lazy deletion.
+"""What falls due next: a min-heap of (instant, key) with lazy deletion.
 
-Entries are never removed in place; a popped entry is checked against the table, so a
-stopped or moved clock costs one stale pop. Next due in O(1), insert and pop in O(log n).
+Entries are never removed in place; whoever pops a key checks it against its state, so a
+finished or moved item costs one stale pop. Next due in O(1), insert and pop in O(log n).
+sla indexes clock deadlines by leg, notify its deliveries, group flushes and escalations.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ class DueIndex:
     def __len__(self) -> int:
         return len(self._heap)
 
-    def add(self, deadline: datetime, handoff_id: str) -> None:
-        heapq.heappush(self._heap, (deadline, handoff_id))
+    def add(self, at: datetime, key: str) -> None:
+        heapq.heappush(self._heap, (at, key))
 
     def next_deadline(self) -> datetime | None:
         return self._heap[0][0] if self._heap else None
 
     def pop_due(self, now: datetime) -> list[str]:
-        """Remove and return the handoff ids whose deadline is at or before `now`."""
+        """Remove and return the keys due at or before `now`, soonest first (a key may repeat)."""
         due: list[str] = []
         while self._heap and self._heap[0][0] <= now:
             due.append(heapq.heappop(self._heap)[1])
