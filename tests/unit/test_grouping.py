@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from notify.domain.grouping import (
     FIRST, REPEAT, UPDATE, Digest, add, discard, due, due_at, flushed, group_key, message, new_group,
 )
-from notify.domain.notifications import Breach, Notification, notify_breach
+from notify.domain.notifications import Notification
+from notify.domain.requests import Leg, addressed, breach_notice
 from notify.domain.routing import RouteMatch, Timing
 from tests.unit.conftest import T0
 
@@ -23,8 +24,8 @@ S = timedelta(seconds=1)
 
 
 def breach(handoff_id: str, clock: str = "ack") -> Notification:
-    return notify_breach(Breach("sla-" + handoff_id, handoff_id, "case-" + handoff_id, "cust-1", "billing", "HIGH",
-                                "refund", clock, T0))
+    leg = Leg(handoff_id, "case-" + handoff_id, "cust-1", "billing", "HIGH", "refund")
+    return addressed(breach_notice(leg, clock, T0), "billing")
 
 
 def warning(handoff_id: str) -> Notification:

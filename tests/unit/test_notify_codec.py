@@ -9,8 +9,10 @@ from handoff.v1 import envelope_pb2, notifications_pb2, sla_events_pb2, types_pb
 
 from common.codec import from_timestamp, to_timestamp
 from tests.unit.conftest import T0
-from notify.adapters.codec import breach_from, encode_requested, occurred_at, requested_notification
-from notify.domain.notifications import Breach, notify_breach
+from notify.adapters.codec import (
+    breach_deadline, clock_of, encode_requested, leg_of, occurred_at, requested_notification,
+)
+from notify.domain.requests import Leg, addressed, breach_notice
 
 RECORDED = T0 + timedelta(minutes=1)
 
@@ -30,41 +32,42 @@ def sla_breach(priority=types_pb2.PRIORITY_HIGH, clock=types_pb2.CLOCK_KIND_RESO
     )
 
 
-def test_breach_from_reads_a_breached_sla_event():
-    assert breach_from(sla_breach()) == Breach(
-        sla_event_id="sla-1",
-        handoff_id="h-1",
-        case_id="case-1",
-        customer_ref="cust-1",
-        department="billing",
-        priority="HIGH",
-        category="refund",
-        clock="resolve",
-        deadline=T0,
-    )
+def notify_breach(event: sla_events_pb2.SlaEvent):
+    """The breach notification stage 1 makes of `event` for the department holding the leg."""
+    return addressed(breach_notice(leg_of(event), clock_of(event), breach_deadline(event)), event.department)
 
 
-def test_breach_from_ignores_every_other_change():
-    started = sla_events_pb2.SlaEvent(handoff_id="h-1", clock_started=sla_events_pb2.ClockStarted())
+def test_a_breached_sla_event_reads_as_its_leg_clock_and_deadline():
+    event = sla_breach()
 
-    assert breach_from(started) is None
+    assert leg_of(event) == Leg(handoff_id="h-1", case_id="case-1", customer_ref="cust-1", department="billing",
+                                priority="HIGH", category="refund")
+    assert (clock_of(event), breach_deadline(event)) == ("resolve", T0)
 
 
-def test_breach_from_reads_an_unset_priority_as_normal():
+def test_an_unset_priority_reads_as_normal():
     # As the sla codec does: an unset priority counts as NORMAL.
-    assert breach_from(sla_breach(priority=types_pb2.PRIORITY_UNSPECIFIED)).priority == "NORMAL"
+    assert leg_of(sla_breach(priority=types_pb2.PRIORITY_UNSPECIFIED)).priority == "NORMAL"
 
 
 def test_the_same_sla_record_read_twice_gives_the_same_notification_id():
-    first = notify_breach(breach_from(sla_breach()))
-    again = notify_breach(breach_from(sla_breach()))
+    first = notify_breach(sla_breach())
+    again = notify_breach(sla_breach())
 
     assert first.notification_id == again.notification_id
 
 
+def test_the_same_breach_under_another_record_id_keeps_its_notification_id():
+    # The id depends on what the breach is about, not on which record carried it.
+    again = sla_breach()
+    again.envelope.event_id = "sla-2"
+
+    assert notify_breach(again).notification_id == notify_breach(sla_breach()).notification_id
+
+
 def test_encode_requested_parses_back_to_the_notification_it_carries():
     # given
-    notification = notify_breach(breach_from(sla_breach()))
+    notification = notify_breach(sla_breach())
 
     # when
     event = notifications_pb2.NotificationEvent()
@@ -112,7 +115,7 @@ def test_a_notification_survives_the_round_trip_through_protobuf_digest_items_in
 
     from notify.adapters.codec import notification_from, notification_pb, restored, stored
 
-    member = notify_breach(breach_from(sla_breach()))
+    member = notify_breach(sla_breach())
     digest = replace(member, notification_id="d-1", key="digest:k", kind="digest", items=(member, member),
                      group_key='billing:{department="billing"}', flush="1:first")
     assert notification_from(notification_pb(digest)) == digest
@@ -122,7 +125,7 @@ def test_a_notification_survives_the_round_trip_through_protobuf_digest_items_in
 def test_the_subscription_stream_reads_only_deliveries_that_carry_their_notification():
     from notify.adapters.codec import encode_delivered, subscription_delivery
 
-    note = notify_breach(breach_from(sla_breach()))
+    note = notify_breach(sla_breach())
     carried = notifications_pb2.NotificationEvent.FromString(encode_delivered("d-1", note, "subscription", 1, T0, True))
     bare = notifications_pb2.NotificationEvent.FromString(encode_delivered("d-2", note, "webhook", 3, T0, False))
     assert subscription_delivery(carried).notification_id == note.notification_id

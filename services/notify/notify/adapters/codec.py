@@ -12,7 +12,7 @@ from handoff.v1 import channel_gateway_pb2, contacts_pb2, notifications_pb2, sla
 
 from common.codec import CLOCK_NAMES, from_timestamp, new_envelope, priority_name, to_timestamp
 from common.ids import derived_event_id
-from notify.domain.notifications import KINDS, Breach, Notification
+from notify.domain.notifications import KINDS, Notification
 from notify.domain.requests import Leg
 
 SOURCE = "notify"
@@ -22,18 +22,6 @@ _CLOCKS = {name: value for value, name in CLOCK_NAMES.items()}
 
 
 # --- sources ---------------------------------------------------------------------------
-
-
-def breach_from(event: sla_events_pb2.SlaEvent) -> Breach | None:
-    """The breach an SlaEvent reports, or None for every other change."""
-    if event.WhichOneof("change") != "breached":
-        return None
-    return Breach(
-        sla_event_id=event.envelope.event_id, handoff_id=event.handoff_id, case_id=event.case_id,
-        customer_ref=event.customer_ref, department=event.department, priority=priority_name(event.priority),
-        category=event.category, clock=CLOCK_NAMES.get(event.clock, "ack"),
-        deadline=from_timestamp(event.breached.deadline),
-    )
 
 
 def leg_of(event, known: Leg | None = None) -> Leg:

@@ -9,26 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from common.ids import derived_event_id
-
 NEW_LEG, WARNING, BREACH, AVOIDABLE_REPEAT = "new_leg", "warning", "breach", "avoidable_repeat"
 ESCALATION, RESOLVED_AFTER_BREACH, DIGEST, INCIDENT = "escalation", "resolved_after_breach", "digest", "incident"
 KINDS = (NEW_LEG, WARNING, BREACH, AVOIDABLE_REPEAT, ESCALATION, RESOLVED_AFTER_BREACH, DIGEST, INCIDENT)
-
-
-@dataclass(frozen=True)
-class Breach:
-    """A breached clock, as notify reads it from sla.events.v1."""
-
-    sla_event_id: str
-    handoff_id: str
-    case_id: str
-    customer_ref: str
-    department: str
-    priority: str
-    category: str
-    clock: str
-    deadline: datetime
 
 
 @dataclass(frozen=True)
@@ -62,28 +45,3 @@ class Notification:
         """What routes, silences and inhibit rules match on (notify.domain.routing.LABELS)."""
         return {"department": self.department, "priority": self.priority, "kind": self.kind,
                 "category": self.category, "clock": self.clock, "handoff_id": self.handoff_id}
-
-
-def notify_breach(breach: Breach) -> Notification:
-    """The department that holds the leg is told its clock breached."""
-    key = f"{BREACH}:{breach.handoff_id}:{breach.clock}:{breach.deadline.isoformat()}"
-    receiver = breach.department
-    return Notification(
-        notification_id=derived_event_id(key, receiver),
-        key=key,
-        kind=BREACH,
-        receiver=receiver,
-        department=breach.department,
-        priority=breach.priority,
-        handoff_id=breach.handoff_id,
-        case_id=breach.case_id,
-        customer_ref=breach.customer_ref,
-        clock=breach.clock,
-        title=f"{breach.clock} SLA breached: {breach.priority} handoff {breach.handoff_id}",
-        body=(
-            f"Case {breach.case_id} held by {breach.department} passed its {breach.clock} "
-            f"deadline of {breach.deadline.isoformat()}."
-        ),
-        occurred_at=breach.deadline,
-        category=breach.category,
-    )

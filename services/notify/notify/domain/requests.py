@@ -63,7 +63,7 @@ def warning_notice(leg: Leg, clock: str, fraction: float, deadline: datetime, at
 
 
 def breach_notice(leg: Leg, clock: str, deadline: datetime) -> Notification:
-    """A clock breached (the key as notify.domain.notifications.notify_breach)."""
+    """A clock breached; the key names the leg, the clock and the deadline."""
     return _notice(leg, BREACH, f"{BREACH}:{leg.handoff_id}:{clock}:{deadline.isoformat()}", clock,
                    f"{clock} SLA breached: {leg.priority} handoff {leg.handoff_id}",
                    f"Case {leg.case_id} held by {leg.department} passed its {clock} deadline of "
