@@ -31,18 +31,14 @@ from common.grpcclient import channel
 from common.localkafka import LocalKafka, create_topics
 from common.topics import NOTIFICATIONS, SILENCES
 from devstack.stack import ADMIN_TOKEN, AGENT_TOKEN, Stack
-from tests.support import read_events, read_records, rpc_error, unique, wait_for, write_policies
+from tests.support import around_the_clock, read_events, read_records, rpc_error, unique, wait_for, write_policies
 
 pytestmark = pytest.mark.e2e
 
 BILLING_TOKEN, CLAIMS_TOKEN = "dev-token-billing", "dev-token-claims"
 TIMEOUT = 15
 # Acks breach within seconds, so a breach notification follows soon after a leg is opened.
-POLICIES = """
-calendars: {always: {hours: 24x7}}
-defaults: {calendar: always}
-policies: [{department: "*", priority: "*", ack: 2s, resolve: 1h}]
-"""
+POLICIES = around_the_clock("2s", "1h")
 # Every leg's notifications a group of their own, sent at once, to the department's live
 # feed only: what a test waits for arrives in seconds and needs no gateway.
 ROUTING = """

@@ -24,7 +24,7 @@ from common.auth import customer_ref_for
 from common.ids import derived_event_id
 from common.topics import REPEAT_CONTACTS, SLA_EVENTS
 from devstack.stack import DEV_CUSTOMER_REF_KEY, Stack
-from tests.support import admin_channel, read_events, running_stack, unique, wait_for
+from tests.support import admin_channel, around_the_clock, read_events, running_stack, unique, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -32,13 +32,7 @@ TIMEOUT = 15
 GRACE = timedelta(seconds=2)
 # Acks breach within seconds; a 10-minute repeat window and a 2-second transfer grace, so
 # contacts a few seconds apart repeat one another.
-POLICIES = """
-calendars:
-  always: {hours: 24x7}
-defaults: {calendar: always}
-policies:
-  - {department: "*", priority: "*", ack: 3s, resolve: 1h}
-repeat_contacts:
+POLICIES = around_the_clock("3s", "1h") + """repeat_contacts:
   window: 10m
   transfer_grace: 2s
   currency: EUR

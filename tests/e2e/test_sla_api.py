@@ -28,7 +28,7 @@ from common.codec import new_envelope, to_timestamp
 from common.grpcclient import channel
 from common.topics import REPEAT_CONTACTS
 from devstack.stack import ADMIN_TOKEN, AGENT_TOKEN, Stack
-from tests.support import rpc_error, running_stack, unique, wait_for
+from tests.support import around_the_clock, rpc_error, running_stack, unique, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -37,13 +37,7 @@ TIMEOUT = 15
 ACK, RESOLVE = types_pb2.CLOCK_KIND_ACK, types_pb2.CLOCK_KIND_RESOLVE
 # Acks breach within seconds; resolve targets outlast the module, so resolve clocks only
 # stop when a leg is resolved and the breach counts stay put.
-POLICIES = """
-calendars:
-  always: {hours: 24x7}
-defaults: {calendar: always}
-policies:
-  - {department: "*", priority: "*", ack: 3s, resolve: 1h}
-  - {department: "*", priority: URGENT, ack: 2s, resolve: 1h}
+POLICIES = around_the_clock("3s", "1h") + """  - {department: "*", priority: URGENT, ack: 2s, resolve: 1h}
 """
 
 
