@@ -53,7 +53,7 @@ class Dispatcher:
         self._groups = tables["groups"]            # group key -> group state
         self._sources = tables["sources"]          # notification id -> labels of an open inhibition source
         self._grouped = tables["grouped"]          # notification id -> [group key, notification key]
-        self._marks = tables.get("marks", {})      # "<partition>:<source>" -> event time a source reached
+        self._marks = tables["marks"]              # "<partition>:<source>" -> event time a source reached
         self._routing = routing
         self._silences = silences
         self._send = send
