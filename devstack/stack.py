@@ -29,6 +29,8 @@ ADMIN_TOKEN, AGENT_TOKEN = "dev-token-admin", "dev-token-agent"
 # Notify calls the gateways as a service (config/tokens.example.yaml: the CRM's service token).
 SERVICE_TOKEN = "dev-token-crm"
 ROUTING_FILE = Path(__file__).resolve().parent.parent / "config" / "routing.yaml"
+# The departments handoff accepts; the test suite points this at a file of its own.
+DEPARTMENTS_FILE = Path(__file__).resolve().parent.parent / "config" / "departments.yaml"
 SMTP_SINK = "smtp-sink"
 # The ports `make run` and `make up` use, so handoffctl's defaults reach them.
 WELL_KNOWN_PORTS = {"handoff": (50051, 9461), "sla": (50052, 9462), "notify": (50053, 9463)}
@@ -85,6 +87,7 @@ class Stack:
             "AUTH_TOKENS_FILE": str(TOKENS_FILE),
             "CUSTOMER_REF_KEY": DEV_CUSTOMER_REF_KEY,
             "NOTIFY_ROUTING_FILE": str(self._routing_file),
+            "DEPARTMENTS_FILE": str(DEPARTMENTS_FILE),
             **self._gateway_env(),
             **self._env,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -48,8 +49,35 @@ def write_policies(directory: Path, text: str = FAST_POLICIES) -> Path:
     return path
 
 
+# Tests give each scenario departments of its own (unique("billing")), yet handoff accepts
+# only the departments of its file: the suite's file lists the real four and, for each, a
+# pool of such names handed out in turn.
+DEPARTMENT_PREFIXES = ("billing", "field-service", "accounts", "claims")
+_POOL_SIZE = 100
+_POOL_BASE = uuid.uuid4().int % 2**31
+_drawn = {prefix: itertools.count() for prefix in DEPARTMENT_PREFIXES}
+
+
+def _pooled(prefix: str, index: int) -> str:
+    return f"{prefix}-{_POOL_BASE + index:08x}"
+
+
+def write_departments(path: Path) -> Path:
+    """The suite's departments file: the real departments and every name unique() hands out for them."""
+    names = [*DEPARTMENT_PREFIXES, *(_pooled(p, i) for p in DEPARTMENT_PREFIXES for i in range(_POOL_SIZE))]
+    entries = "".join(f"  - {{name: {name}, display_name: {name}, cost_centre: CC-TEST}}\n" for name in names)
+    path.write_text("departments:\n" + entries)
+    return path
+
+
 def unique(prefix: str) -> str:
-    """A name no other test uses, valid as a department, case id or customer_ref."""
+    """A name no other test uses, valid as a department, case id or customer_ref (a department of
+    the suite's departments file when `prefix` is a department)."""
+    if prefix in _drawn:
+        index = next(_drawn[prefix])
+        if index >= _POOL_SIZE:
+            raise RuntimeError(f"the suite's departments file has only {_POOL_SIZE} {prefix} departments")
+        return _pooled(prefix, index)
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 

@@ -11,10 +11,11 @@ from handoff.v1 import handoff_service_pb2 as api_pb2
 from handoff.v1 import types_pb2
 
 from common.codec import to_timestamp
+from common.departments import Department, Departments
 from common.validation import InvalidField
 from handoff_svc.domain.contacts import Channel, RecordContact
 from handoff_svc.domain.legs import CreateHandoff, Priority
-from handoff_svc.entrypoints.requests import create_command, occurred_at, record_contact_command
+from handoff_svc.entrypoints.requests import create_command, known_department, occurred_at, record_contact_command
 from tests.unit.conftest import T0
 
 GOOD = dict(
@@ -237,3 +238,18 @@ def test_a_contacts_event_time_is_its_contacted_at_or_now(stamp, expected):
     req = contact_request() if stamp is None else contact_request(contacted_at=to_timestamp(stamp))
 
     assert occurred_at(req, T0, field="contacted_at") == expected
+
+
+def test_a_known_department_passes_and_an_unknown_one_names_the_known_ones():
+    departments = Departments(departments=[
+        Department(name=name, display_name=name.title(), cost_centre="CC-1") for name in ("billing", "claims")])
+    assert known_department("department", "billing", departments) == "billing"
+    with pytest.raises(InvalidField, match=r"^department: 'collections' is not a known department; known: billing, claims$"):
+        known_department("department", "collections", departments)
+
+
+def test_an_unknown_department_names_at_most_twenty_known_ones():
+    departments = Departments(departments=[
+        Department(name=f"team-{n}", display_name=f"Team {n}", cost_centre="CC-1") for n in range(25)])
+    with pytest.raises(InvalidField, match=r"known: team-0, .*, team-19 and 5 more$"):
+        known_department("to_department", "collections", departments)

@@ -6,6 +6,7 @@ import faust
 from handoff.v1 import handoff_service_pb2, handoff_service_pb2_grpc
 
 from common.clock import Clock
+from common.departments import Departments
 from common.faustapp import SideServer, make_app, process_records, raw_topic, table
 from common.security import ServerSecurity
 from common.settings import ServiceSettings
@@ -20,7 +21,9 @@ APP_ID = HANDOFF_APP
 SERVICE_NAME = handoff_service_pb2.DESCRIPTOR.services_by_name["HandoffService"].full_name
 
 
-def build(settings: ServiceSettings, security: ServerSecurity, clock: Clock) -> tuple[faust.App, SideServer]:
+def build(
+    settings: ServiceSettings, security: ServerSecurity, clock: Clock, departments: Departments
+) -> tuple[faust.App, SideServer]:
     app = make_app(APP_ID, settings)
     commands = raw_topic(app, HANDOFF_COMMANDS.name)
     legs_table = table(app, "legs")
@@ -56,7 +59,7 @@ def build(settings: ServiceSettings, security: ServerSecurity, clock: Clock) -> 
         await bus.stop()
         await feed.stop()
 
-    api = HandoffApi(store, feed, bus, clock, security.customer_ref_key)
+    api = HandoffApi(store, feed, bus, clock, security.customer_ref_key, departments)
     side = SideServer(
         app,
         "handoff",

@@ -14,6 +14,7 @@ from common import validation as check
 from common.auth import Role, authorize, current_principal, customer_ref_for
 from common.clock import Clock
 from common.codec import new_envelope, to_timestamp
+from common.departments import Departments
 from common.ids import new_event_id
 from handoff_svc.adapters.codec import STATUS_FROM_PB, contact_to_pb, leg_to_pb
 from handoff_svc.adapters.commandbus import CommandBus, CommandTimeout
@@ -23,6 +24,7 @@ from handoff_svc.entrypoints.access import RULES
 from handoff_svc.entrypoints.requests import (
     LEG_COMMANDS,
     create_command,
+    known_department,
     occurred_at,
     record_contact_command,
 )
@@ -43,9 +45,11 @@ def _allow(kind: str, department: str | None = None) -> None:
 
 class HandoffApi(api_grpc.HandoffServiceServicer):
     def __init__(
-        self, store: LegStore, feed: LegFeed, bus: CommandBus, clock: Clock, customer_ref_key: bytes | None
+        self, store: LegStore, feed: LegFeed, bus: CommandBus, clock: Clock, customer_ref_key: bytes | None,
+        departments: Departments,
     ) -> None:
         self._customer_ref_key = customer_ref_key
+        self._departments = departments
         self._store = store
         self._feed = feed
         self._bus = bus
@@ -70,7 +74,9 @@ class HandoffApi(api_grpc.HandoffServiceServicer):
     async def _leg_command(self, kind: str, request, context) -> commands_pb2.CommandReply:
         convert, _ = LEG_COMMANDS[kind]
         try:
-            convert(request, _actor(context))
+            command = convert(request, _actor(context))
+            if kind == "transfer":
+                known_department("to_department", command.to_department, self._departments)
             at = occurred_at(request, self._clock.now())
         except check.InvalidField as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
@@ -102,6 +108,7 @@ class HandoffApi(api_grpc.HandoffServiceServicer):
         request = await self._pseudonymise(request, context)
         try:
             command = create_command(request, _actor(context))
+            known_department("department", command.department, self._departments)
             at = occurred_at(request, self._clock.now())
         except check.InvalidField as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from common.clock import WallClock
+from common.departments import DepartmentsFileError, load_departments
 from common.faustapp import run_worker
 from common.runtime import fail_start
 from common.security import server_security
-from common.settings import SettingsError, security_settings, service_settings
+from common.settings import SettingsError, security_settings, service_settings, setting
 from handoff_svc.entrypoints.app import build
 
 
@@ -14,9 +17,10 @@ def main() -> None:
     try:
         settings = service_settings("handoff")
         security = server_security(security_settings())
-    except SettingsError as error:
+        departments = load_departments(Path(setting("DEPARTMENTS_FILE", "config/departments.yaml")))
+    except (SettingsError, DepartmentsFileError) as error:
         fail_start(str(error))
-    app, side = build(settings, security, WallClock())
+    app, side = build(settings, security, WallClock(), departments)
     run_worker(app, side, settings.log_level)
 
 

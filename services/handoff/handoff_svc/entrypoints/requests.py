@@ -14,11 +14,14 @@ from handoff.v1 import types_pb2
 
 from common import validation as check
 from common.codec import from_timestamp
+from common.departments import Departments
 from common.ids import derived_event_id
 from handoff_svc.adapters.codec import CHANNEL_FROM_PB, PRIORITY_FROM_PB, STATUS_FROM_PB
 from handoff_svc.domain import contacts, legs
 
 MAX_NOTE = 1000
+# Departments an INVALID_ARGUMENT names at most (the message travels in gRPC metadata).
+MAX_NAMED = 20
 
 
 def occurred_at(request, now: datetime, field: str = "occurred_at") -> datetime:
@@ -40,6 +43,16 @@ def _priority(value: int, field: str = "priority") -> legs.Priority:
     if value not in PRIORITY_FROM_PB:
         raise check.InvalidField(field, "must be one of LOW, NORMAL, HIGH, URGENT")
     return PRIORITY_FROM_PB[value]
+
+
+def known_department(field: str, name: str, departments: Departments) -> str:
+    """`name` if the departments file lists it; metric labels stay bounded by that file."""
+    if name not in departments:
+        known = ", ".join(departments.names[:MAX_NAMED])
+        more = len(departments.names) - MAX_NAMED
+        raise check.InvalidField(field, f"{name!r} is not a known department; known: {known}"
+                                        + (f" and {more} more" if more > 0 else ""))
+    return name
 
 
 def create_command(request: api_pb2.CreateHandoffRequest, actor: str, customer_ref: str | None = None) -> legs.CreateHandoff:
