@@ -142,6 +142,9 @@ def test_get_scorecard_counts_legs_breaches_and_compliance(stack, one_breached_o
     assert (card.ack_compliance, card.resolve_compliance) == (0.5, 1.0)
     assert timedelta(0) < card.tta_p50.ToTimedelta() <= card.tta_p90.ToTimedelta() < timedelta(seconds=3)
     assert card.first_contact_resolution == 1.0 and card.reopens == 0
+    # each figure says what it rests on: the late leg is open, so FCR rests on the prompt leg alone
+    assert (card.ack_outcomes, card.resolve_outcomes, card.resolve_running, card.tta_n) == (2, 1, 1, 1)
+    assert (card.fcr_n, card.open_legs) == (1, 1)
     period = card.period_end.ToDatetime() - card.period_start.ToDatetime()
     assert period == timedelta(days=30)
     # the whole centre holds at least these legs

@@ -115,25 +115,26 @@ def test_the_whole_centre_counts_every_department():
 @pytest.mark.parametrize(
     "clocks, expected",
     [
-        # nothing decided in the period: no target was missed
-        ([], 1.0),
-        ([clock()], 1.0),  # running, not breached: no outcome yet
-        ([clock(stopped_at=INSIDE)], 1.0),
-        ([clock(breached_at=INSIDE)], 0.0),
+        # nothing decided in the period: unknown (n = 0), not compliant
+        ([], (0.0, 0, 0)),
+        ([clock()], (0.0, 0, 1)),  # running, not breached: no outcome yet, counted as running
+        ([clock(stopped_at=INSIDE)], (1.0, 1, 0)),
+        ([clock(breached_at=INSIDE)], (0.0, 1, 0)),
         # a clock breached in the period and stopped late in it counts once, as a breach
-        ([clock(breached_at=INSIDE, stopped_at=INSIDE + H)], 0.0),
+        ([clock(breached_at=INSIDE, stopped_at=INSIDE + H)], (0.0, 1, 0)),
         # its outcome was the breach before the period: the late stop in the period is not counted
-        ([clock(breached_at=BEFORE, stopped_at=INSIDE), clock(stopped_at=INSIDE, handoff_id="h-2")], 1.0),
-        ([clock(stopped_at=INSIDE), clock(breached_at=INSIDE, handoff_id="h-2")], 0.5),
+        ([clock(breached_at=BEFORE, stopped_at=INSIDE), clock(stopped_at=INSIDE, handoff_id="h-2")], (1.0, 1, 0)),
+        ([clock(stopped_at=INSIDE), clock(breached_at=INSIDE, handoff_id="h-2")], (0.5, 2, 0)),
         ([clock(stopped_at=INSIDE, handoff_id=f"h-{n}") for n in range(3)] + [clock(breached_at=START, handoff_id="h-9")],
-         0.75),
-        ([clock(stopped_at=END), clock(breached_at=END, handoff_id="h-2")], 1.0),
+         (0.75, 4, 0)),
+        ([clock(stopped_at=END), clock(breached_at=END, handoff_id="h-2")], (0.0, 0, 0)),
         # another department's clocks do not count
-        ([clock(stopped_at=INSIDE), clock(breached_at=INSIDE, department="claims")], 1.0),
+        ([clock(stopped_at=INSIDE), clock(breached_at=INSIDE, department="claims")], (1.0, 1, 0)),
     ],
 )
 def test_ack_compliance_is_the_share_of_clocks_decided_in_the_period_that_met_their_target(clocks, expected):
-    assert card(clocks=clocks).ack_compliance == expected
+    result = card(clocks=clocks)
+    assert (result.ack_compliance, result.ack_outcomes, result.ack_running) == expected
 
 
 def test_ack_and_resolve_compliance_are_computed_apart_and_every_resolve_clock_counts():
@@ -211,27 +212,33 @@ def test_costs_in_two_currencies_are_refused_rather_than_added():
 
 
 @pytest.mark.parametrize(
-    "legs, repeats, expected",
+    "legs, clocks, repeats, expected",
     [
-        ([], [], 1.0),
-        ([leg("h-1"), leg("h-2")], [], 1.0),
-        # h-1 repeated twice counts once; h-4's repeat came after the period and still counts
-        ([leg(f"h-{n}") for n in range(1, 5)],
+        ([], [], [], (0.0, 0, 0)),
+        # open legs nobody called about: not known yet, shown as open
+        ([leg("h-1"), leg("h-2")], [], [], (0.0, 0, 2)),
+        ([leg("h-1"), leg("h-2")], [clock("resolve", handoff_id="h-1")], [], (0.0, 0, 2)),
+        # ended legs without a repeat resolved at the first contact
+        ([leg("h-1"), leg("h-2")], [clock("resolve", stopped_at=INSIDE, handoff_id="h-1")], [], (1.0, 1, 1)),
+        # h-1 repeated twice counts once; h-4's repeat came after the period and still counts; all four are open, two of them known
+        ([leg(f"h-{n}") for n in range(1, 5)], [],
          [repeat("c-1", handoff_id="h-1"), repeat("c-2", handoff_id="h-1"), repeat("c-3", handoff_id="h-4", at=END + H)],
-         0.5),
+         (0.0, 2, 4)),
         # a repeat of a leg created before the period does not count against this period's legs
-        ([leg("h-1"), leg("h-0", created_at=BEFORE)], [repeat("c-1", handoff_id="h-0")], 1.0),
-        ([leg("h-1")], [repeat("c-1", "sla_breached", handoff_id="h-1")], 0.0),
+        ([leg("h-1"), leg("h-0", created_at=BEFORE)], [clock("resolve", stopped_at=INSIDE, handoff_id="h-1")],
+         [repeat("c-1", handoff_id="h-0")], (1.0, 1, 0)),
+        ([leg("h-1")], [], [repeat("c-1", "sla_breached", handoff_id="h-1")], (0.0, 1, 1)),
     ],
 )
-def test_a_departments_fcr_is_the_share_of_its_legs_created_in_the_period_without_a_repeat(legs, repeats, expected):
-    assert card(legs=legs, repeats=repeats).first_contact_resolution == expected
+def test_a_departments_fcr_counts_only_legs_whose_outcome_is_known(legs, clocks, repeats, expected):
+    result = card(legs=legs, clocks=clocks, repeats=repeats)
+    assert (result.first_contact_resolution, result.fcr_n, result.open_legs) == expected
 
 
 @pytest.mark.parametrize(
     "contacts, repeats, expected",
     [
-        (0, 0, 1.0),
+        (0, 0, 0.0),
         (10, 0, 1.0),
         (10, 2, 0.8),
         (4, 4, 0.0),

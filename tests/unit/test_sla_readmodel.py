@@ -250,7 +250,8 @@ def test_a_scorecard_counts_what_the_four_topics_told():
     card = store.scorecard("billing", period, "EUR")
     assert (card.legs, card.breaches, card.ack_compliance, card.reopens) == (2, 1, 0.5, 1)
     assert (card.avoidable_repeats, card.failure_demand_cost_minor, card.currency) == (1, 450, "EUR")
-    assert card.first_contact_resolution == 0.5
+    # both legs are open; only h-2's outcome is known (a repeat): FCR 0 of n=1
+    assert (card.first_contact_resolution, card.fcr_n, card.open_legs) == (0.0, 1, 2)
     assert card.tta_p50 == H
     whole = store.scorecard("", period)
     assert (whole.legs, whole.repeat_contacts["unattributed"], whole.first_contact_resolution) == (3, 1, 0.5)

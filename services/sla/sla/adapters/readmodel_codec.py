@@ -152,4 +152,12 @@ def scorecard_pb(card: Scorecard) -> sla_service_pb2.Scorecard:
         currency=card.currency,
         first_contact_resolution=card.first_contact_resolution,
         reopens=card.reopens,
+        ack_outcomes=card.ack_outcomes,
+        resolve_outcomes=card.resolve_outcomes,
+        ack_running=card.ack_running,
+        resolve_running=card.resolve_running,
+        tta_n=card.tta_n,
+        ttr_n=card.ttr_n,
+        fcr_n=card.fcr_n,
+        open_legs=card.open_legs,
     )

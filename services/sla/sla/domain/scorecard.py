@@ -3,26 +3,32 @@
 Every figure counts what happened in the half-open period [start, end), each event at
 its own instant, so adjacent periods add up and nothing is counted twice:
 
-- legs: legs created in the period.
+- legs: legs created in the period; open_legs: those of them still open (a resolve clock
+  running, or none read yet).
 - ack / resolve compliance: of the ack (resolve) clocks whose outcome fell in the
-  period, the share that met their target. A clock's outcome is its breach when it
-  breached (at breached_at; stopping late afterwards changes nothing), else its stop
-  (at stopped_at). A running clock that has not breached has no outcome yet. Every
-  resolve clock of a reopened leg counts. With no outcome in the period the compliance
-  is 1.0: no target was missed (`legs` and `breaches` show how little there was).
+  period, the share that met their target; ack_outcomes / resolve_outcomes is that
+  number (the figure's n). A clock's outcome is its breach when it breached (at
+  breached_at; stopping late afterwards changes nothing), else its stop (at stopped_at).
+  A running clock that has not breached has no outcome yet: it is neither compliant nor
+  not, and is counted in ack_running / resolve_running instead. Every resolve clock of
+  a reopened leg counts. With no outcome the compliance is 0.0 with n = 0: unknown, and
+  shown as such.
 - breaches: clocks (of either kind) that breached in the period.
 - tta / ttr p50 and p90: nearest-rank percentiles of the business time `elapsed` by
-  the ack (resolve) clocks that stopped in the period, late or not. A resolve clock also
-  stops at a transfer or cancellation. Zero when no clock stopped.
+  the ack (resolve) clocks that stopped in the period, late or not; tta_n / ttr_n is how
+  many clocks they rest on. A resolve clock also stops at a transfer or cancellation.
+  Zero (with n = 0) when no clock stopped.
 - repeat contacts by cause: repeat contacts made in the period (contacted_at) that were
   attributed to the department; for the whole centre every repeat, unattributed too.
 - avoidable repeats: those of cause sla_breached (failure demand); failure-demand cost:
   the sum of their cost_minor, in their currency (the configured default when there are
   none). Costs in more than one currency cannot be summed: MixedCurrencies.
-- first contact resolution: for a department, 1 - (legs created in the period with at
-  least one repeat contact attributed, whenever it came) / (legs created in the period);
-  for the whole centre, 1 - (repeat contacts in the period) / (contacts in the period),
-  at least 0. With no legs (no contacts) it is 1.0.
+- first contact resolution: for a department, over the legs created in the period whose
+  outcome is known — a repeat contact was attributed to it (whenever it came), or it has
+  ended (no resolve clock running) — the share without a repeat; fcr_n is that number.
+  An open leg nobody called about yet is not counted. For the whole centre,
+  1 - (repeat contacts in the period) / (contacts in the period), at least 0, with
+  fcr_n the contacts. With n = 0 it is 0.0: unknown.
 - reopens: reopens of the department's legs in the period.
 
 The empty department means the whole centre. Time arrives as data; nothing here asks.
@@ -151,6 +157,15 @@ class Scorecard:
     currency: str
     first_contact_resolution: float
     reopens: int
+    # How many clocks, legs or contacts each figure rests on (its n); see the module doc.
+    ack_outcomes: int = 0
+    resolve_outcomes: int = 0
+    ack_running: int = 0
+    resolve_running: int = 0
+    tta_n: int = 0
+    ttr_n: int = 0
+    fcr_n: int = 0
+    open_legs: int = 0
 
 
 def percentile(values: Iterable[timedelta], percent: int) -> timedelta:
@@ -163,7 +178,7 @@ def percentile(values: Iterable[timedelta], percent: int) -> timedelta:
 
 
 def _compliance(clocks: list[ClockRecord]) -> float:
-    return sum(not c.breached for c in clocks) / len(clocks) if clocks else 1.0
+    return sum(not c.breached for c in clocks) / len(clocks) if clocks else 0.0
 
 
 def _cost(avoidable: list[RepeatRecord], default_currency: str) -> tuple[int, str]:
@@ -173,17 +188,24 @@ def _cost(avoidable: list[RepeatRecord], default_currency: str) -> tuple[int, st
     return sum(r.cost_minor for r in avoidable), currencies[0] if currencies else default_currency
 
 
-def _department_fcr(created: list[LegRecord], repeats: Iterable[RepeatRecord]) -> float:
-    """1 - the share of `created` legs with a repeat blamed on them; 1.0 without legs."""
+def _open(created: list[LegRecord], clocks: list[ClockRecord]) -> set[str]:
+    """The ids of `created` legs still open: a resolve clock running, or none read yet."""
+    ended = {c.handoff_id for c in clocks if c.kind == RESOLVE and not c.running}
+    running = {c.handoff_id for c in clocks if c.kind == RESOLVE and c.running}
+    return {leg.handoff_id for leg in created if leg.handoff_id in running or leg.handoff_id not in ended}
+
+
+def _department_fcr(created: list[LegRecord], open_ids: set[str], repeats: Iterable[RepeatRecord]) -> tuple[float, int]:
+    """(share without a repeat, n) over the `created` legs whose outcome is known."""
     ids = {leg.handoff_id for leg in created}
-    if not ids:
-        return 1.0
-    return 1.0 - len(ids & {r.handoff_id for r in repeats}) / len(ids)
+    repeated = ids & {r.handoff_id for r in repeats}
+    known = repeated | (ids - open_ids)
+    return (1.0 - len(repeated) / len(known), len(known)) if known else (0.0, 0)
 
 
 def _centre_fcr(repeats: int, contacts: int) -> float:
-    """1 - repeats per contact, never below 0 (repeats may be read before their contacts); 1.0 without contacts."""
-    return max(1.0 - repeats / contacts, 0.0) if contacts else 1.0
+    """1 - repeats per contact, never below 0 (repeats may be read before their contacts); 0.0 without contacts."""
+    return max(1.0 - repeats / contacts, 0.0) if contacts else 0.0
 
 
 def scorecard(
@@ -211,18 +233,23 @@ def scorecard(
     causes = Counter(r.cause for r in in_period)
     avoidable = [r for r in in_period if r.cause == SLA_BREACHED]
     cost, currency = _cost(avoidable, default_currency)
+    open_ids = _open(created, clocks)
     if department == WHOLE_CENTRE:
-        fcr = _centre_fcr(len(in_period), sum(at in period for at in contacts))
+        fcr_n = sum(at in period for at in contacts)
+        fcr = _centre_fcr(len(in_period), fcr_n)
     else:
-        fcr = _department_fcr(created, every_repeat)
+        fcr, fcr_n = _department_fcr(created, open_ids, every_repeat)
     tta = [c.elapsed for c in stopped if c.kind == ACK]
     ttr = [c.elapsed for c in stopped if c.kind == RESOLVE]
+    ack_decided = [c for c in decided if c.kind == ACK]
+    resolve_decided = [c for c in decided if c.kind == RESOLVE]
+    undecided = [c for c in clocks if c.running and c.breached_at is None and c.started_at < period.end]
     return Scorecard(
         department=department,
         period=period,
         legs=len(created),
-        ack_compliance=_compliance([c for c in decided if c.kind == ACK]),
-        resolve_compliance=_compliance([c for c in decided if c.kind == RESOLVE]),
+        ack_compliance=_compliance(ack_decided),
+        resolve_compliance=_compliance(resolve_decided),
         breaches=sum(c.breached_at in period for c in clocks),
         tta_p50=percentile(tta, 50),
         tta_p90=percentile(tta, 90),
@@ -234,6 +261,14 @@ def scorecard(
         currency=currency,
         first_contact_resolution=fcr,
         reopens=sum(ours(r) and r.at in period for r in reopens),
+        ack_outcomes=len(ack_decided),
+        resolve_outcomes=len(resolve_decided),
+        ack_running=sum(c.kind == ACK for c in undecided),
+        resolve_running=sum(c.kind == RESOLVE for c in undecided),
+        tta_n=len(tta),
+        ttr_n=len(ttr),
+        fcr_n=fcr_n,
+        open_legs=len(open_ids),
     )
 
 
