@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.kafkasecurity import PLAINTEXT, KafkaSecurity, kafka_security
+
 
 class SettingsError(ValueError):
     """A setting that is missing or malformed; the message names the variable."""
@@ -54,6 +56,7 @@ class ServiceSettings:
     data_dir: Path
     log_level: str
     instance: str
+    kafka_security: KafkaSecurity = PLAINTEXT
 
 
 def service_settings(service: str, env: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -70,6 +73,7 @@ def service_settings(service: str, env: Mapping[str, str] | None = None) -> Serv
         data_dir=Path(env.get("DATA_DIR", f"var/{service}")),
         log_level=level,
         instance=env.get("INSTANCE", f"{service}-1"),
+        kafka_security=kafka_security(env),
     )
 
 
