@@ -49,6 +49,7 @@ def make_app(app_id: str, settings: ServiceSettings, standby_replicas: int = 1) 
         autodiscover=False,
         producer_acks=-1,
         stream_wait_empty=True,
+        **settings.kafka_security.faust(),
     )
 
 

@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 
 from common.codec import MalformedRecord, decode
 from common.kafkaio import topic_partitions
+from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.topics import TopicSpec
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,9 @@ class TopicFeed:
     """
 
     def __init__(self, bootstrap: str, topics: Iterable[TopicSpec], apply: Apply, name: str = "feed",
-                 observe: Observe | None = None) -> None:
+                 observe: Observe | None = None, security: KafkaSecurity = PLAINTEXT) -> None:
         self._bootstrap = bootstrap
+        self._security = security
         self._topics = {spec.name: spec for spec in topics}
         self._apply = apply
         self._observe = observe
@@ -50,11 +52,11 @@ class TopicFeed:
     async def start(self) -> None:
         """Read every partition up to its current end, then keep following in the background."""
         for topic in self._topics:
-            self._partitions += [TopicPartition(topic, p) for p in await topic_partitions(self._bootstrap, topic)]
+            self._partitions += [TopicPartition(topic, p) for p in await topic_partitions(self._bootstrap, topic, self._security)]
         # Kafka clients bind to the running loop, so they are made here, not in __init__.
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-            fetch_max_wait_ms=20,
+            fetch_max_wait_ms=20, isolation_level="read_committed", **self._security.aiokafka(),
         )
         await self._consumer.start()
         self._consumer.assign(self._partitions)

@@ -5,14 +5,16 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
+from common.kafkasecurity import PLAINTEXT, KafkaSecurity
+
 
 class MissingTopic(RuntimeError):
     """A topic the project needs does not exist; topics are created by the project, never by the broker."""
 
 
-async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
+async def topic_partitions(bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> list[int]:
     """The partition ids of `topic`, or MissingTopic."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security.aiokafka())
     try:
         await consumer.start()
         if topic not in await consumer.topics():
@@ -20,7 +22,7 @@ async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
     finally:
         await consumer.stop()
     # The producer's metadata call is the public way to learn a topic's partitions.
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **security.aiokafka())
     await producer.start()
     try:
         return sorted(await producer.partitions_for(topic))
@@ -31,11 +33,11 @@ async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
 _known: dict[tuple[str, str], list[int]] = {}
 
 
-async def known_partitions(bootstrap: str, topic: str) -> list[int]:
+async def known_partitions(bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> list[int]:
     """`topic_partitions`, asked once per process: the project never changes a topic's
     partition count while it runs (keyed records would change partition)."""
     if (bootstrap, topic) not in _known:
-        _known[bootstrap, topic] = await topic_partitions(bootstrap, topic)
+        _known[bootstrap, topic] = await topic_partitions(bootstrap, topic, security)
     return _known[bootstrap, topic]
 
 

@@ -23,6 +23,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -144,12 +146,42 @@ def new_cluster_id() -> str:
             return text
 
 
-def _two_free_ports() -> tuple[int, int]:
+def _free_ports(count: int) -> list[int]:
     """Ports the kernel just handed out; held open together so that they differ."""
-    with socket.socket() as first, socket.socket() as second:
-        first.bind(("127.0.0.1", 0))
-        second.bind(("127.0.0.1", 0))
-        return first.getsockname()[1], second.getsockname()[1]
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for held in sockets:
+            held.bind(("127.0.0.1", 0))
+        return [held.getsockname()[1] for held in sockets]
+    finally:
+        for held in sockets:
+            held.close()
+
+
+@dataclass(frozen=True)
+class SaslSslListener:
+    """A second listener speaking SASL_SSL (SCRAM-SHA-512), as a production cluster does.
+
+    `pem_file` holds the broker's private key (unencrypted PKCS#8) and certificate chain;
+    `users` maps each SCRAM user to its password.
+    """
+
+    pem_file: Path
+    users: Mapping[str, str]
+
+    def properties(self, port: int) -> str:
+        return (
+            f"listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512\n"
+            f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+            f"org.apache.kafka.common.security.scram.ScramLoginModule required;\n"
+            f"listener.name.sasl_ssl.ssl.keystore.type=PEM\n"
+            f"listener.name.sasl_ssl.ssl.keystore.location={self.pem_file}\n"
+        )
+
+    def format_arguments(self) -> list[str]:
+        """StorageTool arguments that create the SCRAM users when the storage is formatted."""
+        return [argument for name, password in self.users.items()
+                for argument in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")]
 
 
 def _admin(bootstrap: str, timeout: float) -> KafkaAdminClient:
@@ -193,10 +225,12 @@ def wait_for_kafka(bootstrap: str, timeout: float = 60) -> None:
 class LocalKafka:
     """One KRaft broker+controller process on 127.0.0.1 with its own ports and data dir."""
 
-    def __init__(self, workdir: Path, libs: Path | None = None) -> None:
+    def __init__(self, workdir: Path, libs: Path | None = None, sasl_ssl: SaslSslListener | None = None) -> None:
         self.workdir = Path(workdir)
         self._libs = libs
+        self._sasl_ssl = sasl_ssl
         self._port = 0
+        self._sasl_port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -205,6 +239,13 @@ class LocalKafka:
         if not self._port:
             raise RuntimeError("the broker has not been started")
         return f"127.0.0.1:{self._port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """Where clients connect over SASL_SSL (when started with `sasl_ssl`)."""
+        if not self._sasl_port:
+            raise RuntimeError("the broker has no SASL_SSL listener, or has not been started")
+        return f"127.0.0.1:{self._sasl_port}"
 
     @property
     def pid(self) -> int | None:
@@ -226,16 +267,24 @@ class LocalKafka:
         # topics or offsets from the last one (and StorageTool refuses a used directory).
         shutil.rmtree(self.workdir / "data", ignore_errors=True)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._port, controller = _two_free_ports()
+        self._port, controller, sasl_port = _free_ports(3)
+        properties = _SERVER_PROPERTIES.format(port=self._port, controller=controller, data=self.workdir / "data")
+        if self._sasl_ssl:
+            self._sasl_port = sasl_port
+            listener = f"SASL_SSL://127.0.0.1:{sasl_port}"
+            properties = (properties.replace(f"listeners=PLAINTEXT://127.0.0.1:{self._port},",
+                                             f"listeners=PLAINTEXT://127.0.0.1:{self._port},{listener},")
+                          .replace("CONTROLLER:PLAINTEXT\n", "CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL\n")
+                          + self._sasl_ssl.properties(sasl_port))
         config = self.workdir / "server.properties"
-        config.write_text(_SERVER_PROPERTIES.format(
-            port=self._port, controller=controller, data=self.workdir / "data"))
+        config.write_text(properties)
         log4j = self.workdir / "log4j2.properties"
         log4j.write_text(_LOG4J2_PROPERTIES)
         jvm = [java, "-Xmx512m", f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*"]
         formatted = subprocess.run(
             [*jvm, "kafka.tools.StorageTool", "format", "--standalone",
-             "-t", new_cluster_id(), "-c", str(config)],
+             "-t", new_cluster_id(), "-c", str(config),
+             *(self._sasl_ssl.format_arguments() if self._sasl_ssl else ())],
             capture_output=True, text=True,
         )
         if formatted.returncode != 0:

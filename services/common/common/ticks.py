@@ -17,6 +17,7 @@ from handoff.v1 import handoff_events_pb2
 from common.codec import new_envelope
 from common.ids import derived_event_id
 from common.kafkaio import topic_partitions
+from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.topics import HANDOFF_EVENTS
 
 
@@ -28,12 +29,13 @@ def heartbeat_value(at: datetime, partition: int, source: str, recorded_at: date
 
 
 async def send_heartbeats(bootstrap: str, at: datetime, source: str, recorded_at: datetime,
-                          producer: AIOKafkaProducer | None = None) -> int:
+                          producer: AIOKafkaProducer | None = None, security: KafkaSecurity = PLAINTEXT) -> int:
     """Send a heartbeat at `at` to every partition of handoff.events.v1; the number sent."""
-    partitions = await topic_partitions(bootstrap, HANDOFF_EVENTS.name)
+    partitions = await topic_partitions(bootstrap, HANDOFF_EVENTS.name, security)
     own = producer is None
     if own:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                    **security.aiokafka())
         await producer.start()
     try:
         # An empty key: a heartbeat belongs to no customer; the partition is given explicitly.

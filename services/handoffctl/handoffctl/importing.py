@@ -9,10 +9,13 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from aiokafka.errors import KafkaError
 
 from common.kafkaio import MissingTopic
+from common.kafkasecurity import kafka_security
+from common.settings import SettingsError
 from handoff_svc.entrypoints.importer import ImportInterrupted, ImportRejected, import_files
 
 errors = Console(stderr=True, highlight=False)
@@ -42,8 +45,13 @@ def import_history(
         raise typer.BadParameter("give --handoffs, --contacts or both")
     key = customer_ref_key.encode() or None
     try:
+        security = kafka_security()  # KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*, as the services
+    except SettingsError as error:
+        errors.print(f"[red]error[/red] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    try:
         report = asyncio.run(_cancellable(import_files(kafka_bootstrap, handoffs, contacts, customer_ref_key=key,
-                                                       progress=not quiet)))
+                                                       progress=not quiet, security=security)))
     except ImportRejected as rejected:
         for line in rejected.listing():
             errors.print(line, markup=False)  # rows are echoed; [..] in them is not markup

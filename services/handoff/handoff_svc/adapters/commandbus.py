@@ -15,6 +15,7 @@ from handoff.v1 import handoff_commands_pb2 as commands_pb2
 
 from common.codec import MalformedRecord, decode
 from common.kafkaio import partition_for, topic_partitions
+from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.topics import HANDOFF_COMMANDS, HANDOFF_REPLIES
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,9 @@ class CommandTimeout(TimeoutError):
 
 
 class CommandBus:
-    def __init__(self, bootstrap: str, replica: str) -> None:
+    def __init__(self, bootstrap: str, replica: str, security: KafkaSecurity = PLAINTEXT) -> None:
         self.replica = replica
+        self._security = security
         self._bootstrap = bootstrap
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -34,15 +36,15 @@ class CommandBus:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        partitions = await topic_partitions(self._bootstrap, HANDOFF_REPLIES.name)
+        partitions = await topic_partitions(self._bootstrap, HANDOFF_REPLIES.name, self._security)
         mine = TopicPartition(HANDOFF_REPLIES.name, partition_for(self.replica, partitions))
         # Kafka clients bind to the running loop, so they are made here, not in __init__.
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap, client_id=self.replica, acks="all", enable_idempotence=True,
-            linger_ms=1,
+            linger_ms=1, **self._security.aiokafka(),
         )
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20, **self._security.aiokafka()
         )
         await self._producer.start()
         await self._consumer.start()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from common.feed import TopicFeed
+from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.topics import CONTACTS, HANDOFF_EVENTS, SLA_EVENTS, TopicSpec
 from handoff_svc.adapters.codec import decode_contact, decode_event
 from handoff_svc.domain.contacts import Contact
@@ -72,8 +73,8 @@ class LegStore:
 class LegFeed(TopicFeed):
     """Tails the feed topics from the beginning into a LegStore."""
 
-    def __init__(self, bootstrap: str, store: LegStore) -> None:
-        super().__init__(bootstrap, FEEDS, self._apply_message, name="leg-feed")
+    def __init__(self, bootstrap: str, store: LegStore, security: KafkaSecurity = PLAINTEXT) -> None:
+        super().__init__(bootstrap, FEEDS, self._apply_message, name="leg-feed", security=security)
         self._store = store
 
     def _apply_message(self, spec: TopicSpec, message) -> None:

@@ -46,8 +46,8 @@ def build(
         await process_records(app, stream, HANDOFF_EVENTS, imported.on_event, APP_ID)
 
     store = LegStore()
-    feed = LegFeed(settings.kafka_bootstrap, store)
-    bus = CommandBus(settings.kafka_bootstrap, settings.instance)
+    feed = LegFeed(settings.kafka_bootstrap, store, settings.kafka_security)
+    bus = CommandBus(settings.kafka_bootstrap, settings.instance, settings.kafka_security)
     metrics.KNOWN_LEGS.set_function(lambda: len(store))
     metrics.watch_open_legs(store)
 

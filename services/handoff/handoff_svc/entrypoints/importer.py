@@ -33,6 +33,7 @@ from rich.text import Text
 from common.clock import Clock, WallClock
 from common.codec import decode
 from common.kafkaio import partition_for, topic_partitions
+from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.ticks import send_heartbeats
 from common.topics import CONTACTS, HANDOFF_EVENTS
 from handoff_svc.adapters import codec, csvimport
@@ -97,6 +98,7 @@ async def import_files(
     customer_ref_key: bytes | None = None,
     progress: bool = True,
     clock: Clock = WallClock(),
+    security: KafkaSecurity = PLAINTEXT,
 ) -> ImportReport:
     """Check both files, then write their events; ImportRejected when any row is bad."""
     if handoffs is None and contacts is None:
@@ -113,7 +115,7 @@ async def import_files(
         bar.update(checking, total=bar.tasks[checking].completed)
         checked = time.perf_counter()
         writing = bar.add_task("writing events", total=len(schedule), unit="events")
-        written = await _write(bootstrap, plan, schedule, clock.now(), lambda count: bar.advance(writing, count))
+        written = await _write(bootstrap, security, plan, schedule, clock.now(), lambda count: bar.advance(writing, count))
     return ImportReport(len(plan.legs), len(plan.contacts), written, time.perf_counter() - started,
                         checked - started)
 
@@ -144,14 +146,14 @@ def kafka_record(item: Imported, recorded_at: datetime) -> tuple[str, bytes, byt
     return topic, item.customer_ref.encode(), message.SerializeToString()
 
 
-async def _write(bootstrap: str, plan: csvimport.ImportPlan, schedule: list[csvimport.Moment],
+async def _write(bootstrap: str, security: KafkaSecurity, plan: csvimport.ImportPlan, schedule: list[csvimport.Moment],
                  recorded_at: datetime, advance: Callable[[int], None]) -> int:
     topics = [topic for topic, rows in ((HANDOFF_EVENTS.name, plan.legs), (CONTACTS.name, plan.contacts)) if rows]
     # MissingTopic before anything is written; the partition lists key the batches.
-    partitions = {topic: await topic_partitions(bootstrap, topic) for topic in topics}
+    partitions = {topic: await topic_partitions(bootstrap, topic, security) for topic in topics}
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20,
-        max_batch_size=512 * 1024, compression_type="lz4" if has_lz4() else None,
+        max_batch_size=512 * 1024, compression_type="lz4" if has_lz4() else None, **security.aiokafka(),
     )
     await producer.start()
     try:
@@ -160,7 +162,7 @@ async def _write(bootstrap: str, plan: csvimport.ImportPlan, schedule: list[csvi
         if schedule:
             # Everything up to the last imported instant is written: a heartbeat behind it on
             # every partition lets sla workers on event time fire what fell due by then.
-            await send_heartbeats(bootstrap, schedule[-1][0], IMPORT_SOURCE, recorded_at, producer)
+            await send_heartbeats(bootstrap, schedule[-1][0], IMPORT_SOURCE, recorded_at, producer, security)
         return written
     finally:
         await producer.stop()

@@ -7,6 +7,7 @@ from pathlib import Path
 from common.clock import WallClock
 from common.departments import DepartmentsFileError, load_departments
 from common.faustapp import run_worker
+from common.kafkasecurity import KafkaRefused, check_login_at_start
 from common.runtime import fail_start
 from common.security import server_security
 from common.settings import SettingsError, security_settings, service_settings, setting
@@ -18,7 +19,8 @@ def main() -> None:
         settings = service_settings("handoff")
         security = server_security(security_settings())
         departments = load_departments(Path(setting("DEPARTMENTS_FILE", "config/departments.yaml")))
-    except (SettingsError, DepartmentsFileError) as error:
+        check_login_at_start(settings.kafka_bootstrap, settings.kafka_security)
+    except (SettingsError, DepartmentsFileError, KafkaRefused) as error:
         fail_start(str(error))
     app, side = build(settings, security, WallClock(), departments)
     run_worker(app, side, settings.log_level)

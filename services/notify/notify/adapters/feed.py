@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common.codec import MalformedRecord, decode
 from common.kafkaio import known_partitions, partition_for
+from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.topics import NOTIFICATIONS
 
 
@@ -42,13 +43,15 @@ class Cursor:
         return cls(int(partition), int(offset))
 
 
-async def follow(bootstrap: str, receiver: str, cursor: Cursor | None) -> AsyncIterator[tuple[Cursor, object]]:
+async def follow(bootstrap: str, receiver: str, cursor: Cursor | None,
+                 security: KafkaSecurity = PLAINTEXT) -> AsyncIterator[tuple[Cursor, object]]:
     """Yield (cursor, NotificationEvent) for `receiver`: after `cursor`, or from now on."""
-    partitions = await known_partitions(bootstrap, NOTIFICATIONS.name)
+    partitions = await known_partitions(bootstrap, NOTIFICATIONS.name, security)
     partition = partition_for(receiver, partitions)
     if cursor is not None and cursor.partition != partition:
         raise BadCursor(f"cursor {cursor} does not belong to receiver {receiver!r}")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100,
+                                **security.aiokafka())
     await consumer.start()
     try:
         tp = TopicPartition(NOTIFICATIONS.name, partition)

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
 
+from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.topics import TopicSpec
 
 
 class RecordWriter:
     """Sends a record and returns once the broker has it (acks=all, idempotent)."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, security: KafkaSecurity = PLAINTEXT) -> None:
         self._bootstrap = bootstrap
+        self._security = security
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
         # Kafka clients bind to the running loop, so the producer is made here.
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True
+            bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True, **self._security.aiokafka()
         )
         await self._producer.start()
 

@@ -72,7 +72,7 @@ def build(settings: ServiceSettings, security: ServerSecurity, clock: Clock, rou
                           job.offset, f"delivery {job.delivery_id} on {job.channel}: {reason}", APP_ID)
 
     async def partition_count(topic: str) -> int:
-        return len(await known_partitions(settings.kafka_bootstrap, topic))
+        return len(await known_partitions(settings.kafka_bootstrap, topic, settings.kafka_security))
 
     async def forward_heartbeat(at: datetime, source_partition: int) -> None:
         """Event time `at` reached on a partition of handoff.events.v1: tell every stage-2 partition."""

@@ -24,6 +24,7 @@ from common.auth import PermissionDenied, Principal, Role, authorize, current_pr
 from common.clock import Clock
 from common.faustapp import Registration
 from common.feed import TopicFeed
+from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.settings import ServiceSettings
 from common.topics import NOTIFICATIONS, SILENCES
 from notify import metrics
@@ -68,8 +69,10 @@ class NotificationApi(api_grpc.NotificationServiceServicer):
         notification_feed: TopicFeed | None = None,
         writer: RecordWriter | None = None,
         live: LiveSubscribers | None = None,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self._bootstrap = bootstrap
+        self._security = security
         self._live = live
         self._clock = clock
         self._silences = SilenceStore() if silences is None else silences
@@ -239,7 +242,7 @@ class NotificationApi(api_grpc.NotificationServiceServicer):
         try:
             # The pipeline decides what a subscriber gets (grouping, silences, dedup) and
             # records it as a `delivered` event carrying the notification: those are streamed.
-            events = (follow(self._bootstrap, department, cursor) if cursor is not None or self._live is None
+            events = (follow(self._bootstrap, department, cursor, self._security) if cursor is not None or self._live is None
                       else self._live.follow(department))
             async for position, event in events:
                 notification = subscription_delivery(event)
@@ -271,16 +274,16 @@ def serving(settings: ServiceSettings, clock: Clock, routing=None) -> Serving:
     `routing` (a RoutingConfig) is accepted for what the API may come to check against the
     receivers; silences match labels, so none is needed today.
     """
-    bootstrap = settings.kafka_bootstrap
+    bootstrap, security = settings.kafka_bootstrap, settings.kafka_security
     silences, notifications = SilenceStore(), NotificationStore()
-    silence_feed = TopicFeed(bootstrap, [SILENCES], silences.apply, name="notify-silences")
+    silence_feed = TopicFeed(bootstrap, [SILENCES], silences.apply, name="notify-silences", security=security)
     live = LiveSubscribers()
     notification_feed = TopicFeed(bootstrap, [NOTIFICATIONS], notifications.apply, name="notify-notifications",
-                                  observe=live.publish)
-    writer = RecordWriter(bootstrap)
+                                  observe=live.publish, security=security)
+    writer = RecordWriter(bootstrap, security)
     api = NotificationApi(
         bootstrap, clock, silences=silences, silence_feed=silence_feed, notifications=notifications,
-        notification_feed=notification_feed, writer=writer, live=live,
+        notification_feed=notification_feed, writer=writer, live=live, security=security,
     )
 
     async def on_ready() -> None:

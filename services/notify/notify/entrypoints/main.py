@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from common.clock import Clock, MergedEventTime, named_clock
 from common.faustapp import run_worker
+from common.kafkasecurity import KafkaRefused, check_login_at_start
 from common.runtime import fail_start
 from common.security import server_security
 from common.settings import SettingsError, security_settings, service_settings, setting
@@ -25,7 +26,8 @@ def main() -> None:
         security = server_security(security_settings())
         clock = clock_setting(setting("NOTIFY_CLOCK", "wall"))
         routing = load_routing(notify.routing_file)
-    except (SettingsError, RoutingFileError) as error:
+        check_login_at_start(settings.kafka_bootstrap, settings.kafka_security)
+    except (SettingsError, RoutingFileError, KafkaRefused) as error:
         fail_start(str(error))
     except OSError as error:
         fail_start(f"NOTIFY_ROUTING_FILE: cannot read {error.filename}: {error.strerror}")
