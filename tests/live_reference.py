@@ -1,8 +1,8 @@
 """Live processing of a history, in-process: what the sla service emits when each event
 arrives at its own time and the timer fires every clock exactly when it falls due.
 
-The same engine and tracker the worker runs, on in-memory tables and a clock the feed
-advances; every warning and breach is read back at once, as the sla agent would.
+The same engine and tracker the worker runs, on in-memory stores and a clock the feed
+advances; the timer fires every due leg before each record.
 """
 
 from __future__ import annotations
@@ -36,40 +36,32 @@ class LiveRun:
     repeats: dict[str, object] = field(default_factory=dict)
 
 
-async def process_live(plan: ImportPlan, policies: PolicyBook, until: datetime) -> LiveRun:
+def process_live(plan: ImportPlan, policies: PolicyBook, until: datetime) -> LiveRun:
     """Every SLA event and repeat contact live processing of `plan` emits by `until`."""
     run, clock = LiveRun(), SteppedClock()
-    sent: list[bytes] = []
 
-    async def send_sla(_: str, value: bytes) -> None:
-        sent.append(value)
+    def send_sla(_: str, value: bytes) -> None:
+        message = decode(SLA_EVENTS, value)
+        run.sla_events[message.envelope.event_id] = message
 
-    async def send_repeat(_: str, value: bytes) -> None:
+    def send_repeat(_: str, value: bytes) -> None:
         message = decode(REPEAT_CONTACTS, value)
         run.repeats[message.envelope.event_id] = message
 
     worker = SlaWorker({}, {}, policies, clock, send_sla, send_repeat, recorded=clock)
     worker.assign(frozenset(PARTITIONS))
 
-    async def read_back() -> None:
-        while sent:
-            message = decode(SLA_EVENTS, sent.pop(0))
-            run.sla_events[message.envelope.event_id] = message
-            await worker.on_sla_event(message, partition_for(message.customer_ref, PARTITIONS))
-
-    async def advance(to: datetime) -> None:
+    def advance(to: datetime) -> None:
         clock.at = to
-        await worker.fire_due()
-        await read_back()
+        worker.fire_due()
 
     for item in plan.events():
-        await advance(item.at)
+        advance(item.at)
         topic, key, value = kafka_record(item, item.at)
         partition = partition_for(key.decode(), PARTITIONS)
         if topic == HANDOFF_EVENTS.name:
-            await worker.on_handoff_event(decode(HANDOFF_EVENTS, value), partition)
+            worker.on_handoff_event(decode(HANDOFF_EVENTS, value), partition)
         else:
-            await worker.on_contact(decode(CONTACTS, value), partition)
-        await read_back()
-    await advance(until)
+            worker.on_contact(decode(CONTACTS, value), partition)
+    advance(until)
     return run

@@ -4,7 +4,6 @@ processing of the same events emits."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -53,7 +52,7 @@ def test_replay_on_event_time_emits_what_live_processing_emits(history: tuple[Pa
     plan = csvimport.validate(handoffs, contacts, datetime.now(timezone.utc), None)
     assert not plan.errors
     last = plan.schedule()[-1][0]
-    live = asyncio.run(process_live(plan, policies, until=last))
+    live = process_live(plan, policies, until=last)
     breaches = {i for i, e in live.sla_events.items() if e.WhichOneof("change") == "breached"}
     causes = Counter(m.cause for m in live.repeats.values())
     # the month is one a test can tell something from: breaches, and repeats of every kind

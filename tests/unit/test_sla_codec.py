@@ -1,18 +1,17 @@
-"""sla.adapters.codec: clock state <-> table documents, clock events -> SlaEvent records."""
+"""sla.adapters.codec: clock state <-> store values, clock events -> SlaEvent records."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
 from handoff.v1 import envelope_pb2, handoff_events_pb2, sla_events_pb2, types_pb2
 
 from common.codec import from_duration, from_timestamp, to_timestamp
+from common.streams.store import header_of
 from tests.unit.conftest import T0, leg_info, policy
 from sla.adapters.codec import (
     decode_state,
-    emitted_of,
     encode_sla_event,
     encode_state,
     leg_info as leg_info_of,
@@ -40,23 +39,32 @@ def parse(value: bytes) -> sla_events_pb2.SlaEvent:
     "make_state",
     [
         lambda: started()[0],
-        lambda: breach_due(started()[0], DEADLINE)[0],
+        lambda: breach_due(started()[0], DEADLINE + timedelta(minutes=1))[0],
         lambda: stop(started()[0], ACK, T0 + timedelta(minutes=90, microseconds=5), AlwaysOpen())[0],
     ],
     ids=["running", "breached", "stopped"],
 )
-def test_state_survives_a_round_trip_through_a_json_table_value(make_state):
+def test_state_survives_a_round_trip_through_a_store_value(make_state):
     # given
     state = make_state()
 
     # when
-    document = json.loads(json.dumps(encode_state(state, partition=3)))
-    decoded, partition = decode_state(document)
+    decoded, partition = decode_state(encode_state(state, partition=3))
 
     # then
     assert decoded == state
     assert partition == 3
     assert decoded.clocks[ACK].deadline.utcoffset() == timedelta(0)
+
+
+def test_a_store_value_carries_its_partition_due_instant_and_running_clocks_in_its_header():
+    state, _ = started()
+
+    header = header_of(encode_state(state, partition=5, due=DEADLINE))
+
+    assert header.partition == 5
+    assert header.due_us == int((DEADLINE - T0).total_seconds() * 1_000_000) + int(T0.timestamp()) * 1_000_000
+    assert header.tag == 1
 
 
 def test_clock_started_becomes_an_sla_event_with_envelope_deadline_and_target():
@@ -110,26 +118,6 @@ def test_late_clock_met_becomes_an_sla_event_with_overdue_and_elapsed():
     assert message.met.late is True
     assert from_duration(message.met.overdue) == timedelta(minutes=45)
     assert from_duration(message.met.elapsed) == ACK_TARGET + timedelta(minutes=45)
-
-
-def test_emitted_of_names_the_leg_clock_and_sequence_of_a_breach():
-    _, [event] = breach_due(started()[0], DEADLINE)
-
-    assert emitted_of(parse(encode_sla_event(event, RECORDED))) == ("h-1", ACK, 1, None)
-
-
-def test_emitted_of_ignores_a_clock_start():
-    _, [event] = started()
-
-    assert emitted_of(parse(encode_sla_event(event, RECORDED))) is None
-
-
-def test_emitted_of_ignores_a_breach_of_an_unknown_clock_kind():
-    message = sla_events_pb2.SlaEvent(
-        handoff_id="h-1", clock=types_pb2.CLOCK_KIND_UNSPECIFIED, breached=sla_events_pb2.ClockBreached()
-    )
-
-    assert emitted_of(message) is None
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,16 @@ DESIGN.md section 6, and the changelog topic of every table named as faust names
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import faust
 import pytest
+
+from common.clock import WallClock
+from common.streams.engine import Sender
+from sla.domain.policy import PolicyBook
+from sla.domain.repeats import RepeatRules
+from sla.entrypoints.app import SlaProcessor
 
 from common.topics import (
     CATALOGUE,
@@ -68,7 +76,7 @@ def test_each_stream_app_has_its_own_id_and_tables():
     assert len({HANDOFF_APP, SLA_APP, NOTIFY_APP}) == 3
     assert TABLES == {
         HANDOFF_APP: ("legs", "requests"),
-        SLA_APP: ("clocks", "customers"),
+        SLA_APP: ("clocks", "customers", "marks"),
         NOTIFY_APP: ("requested", "legs", "deliveries", "pending", "escalations", "groups", "grouped", "sources",
                      "marks"),
     }
@@ -100,3 +108,11 @@ def test_notify_declares_the_changelog_of_each_of_its_stages_tables():
     from notify.entrypoints.app import STAGE1_TABLES, STAGE2_TABLES
 
     assert sorted(TABLES[NOTIFY_APP]) == sorted(STAGE1_TABLES + STAGE2_TABLES)
+
+
+def test_the_sla_engine_keeps_the_stores_the_catalogue_declares_with_their_changelogs():
+    rules = RepeatRules(window=timedelta(days=7), transfer_grace=timedelta(minutes=15), cost_per_contact={})
+    processor = SlaProcessor(PolicyBook((), rules), WallClock(), Sender())
+
+    assert tuple(store.name for store in processor.stores) == TABLES[SLA_APP]
+    assert {store.changelog for store in processor.stores} <= set(changelog_topic_names())

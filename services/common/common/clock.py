@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Protocol
 
 from common.settings import SettingsError
@@ -22,6 +22,17 @@ class WallClock:
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def epoch_us(moment: datetime) -> int:
+    """Microseconds since the epoch: exact (a float timestamp is not), and compact to store."""
+    since = moment - EPOCH
+    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
+
+
+def from_epoch_us(us: int) -> datetime:
+    """Inverse of `epoch_us`, in UTC."""
+    return EPOCH + timedelta(microseconds=us)
 
 
 class EventTime:
@@ -47,6 +58,10 @@ class EventTime:
         if mark is None or instant > mark:
             self._marks[partition] = mark = instant
         return mark
+
+    def reset(self, partition: int, instant: datetime) -> None:
+        """Put `partition`'s watermark at `instant`, even back (a restored or rolled-back state)."""
+        self._marks[partition] = instant
 
     def mark(self, partition: int) -> datetime:
         """`partition`'s watermark (the epoch before anything arrived)."""

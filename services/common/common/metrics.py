@@ -106,3 +106,31 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
 def _code_name(context: grpc.aio.ServicerContext) -> str:
     code = context.code()
     return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+
+
+# The stream engine (common.streams): batches, their transactions, restores after an assignment.
+ENGINE_BATCH_RECORDS = Histogram(
+    "handoff_engine_batch_records",
+    "Records in one batch of the stream engine.",
+    buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000),
+)
+ENGINE_COMMIT_SECONDS = Histogram(
+    "handoff_engine_commit_seconds",
+    "Time to commit one batch's transaction (outputs, changelog writes and input offsets).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+ENGINE_ABORTS = Counter(
+    "handoff_engine_aborted_batches_total",
+    "Batches aborted and run again (a broker failure or a record whose handling failed), by consumer group.",
+    ["group"],
+)
+ENGINE_TIMERS = Gauge(
+    "handoff_engine_timers",
+    "Entries in the stream engine's timer heaps (keys with something due; stale ones until they fall due), by consumer group.",
+    ["group"],
+)
+ENGINE_RESTORE_SECONDS = Gauge(
+    "handoff_engine_restore_seconds",
+    "How long the last assignment took to restore its state from the changelogs, by consumer group.",
+    ["group"],
+)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity, kafka_security
 
+from common.streams.engine import EngineSettings
+
 
 class SettingsError(ValueError):
     """A setting that is missing or malformed; the message names the variable."""
@@ -74,6 +76,37 @@ def service_settings(service: str, env: Mapping[str, str] | None = None) -> Serv
         log_level=level,
         instance=env.get("INSTANCE", f"{service}-1"),
         kafka_security=kafka_security(env),
+    )
+
+
+def _positive(env: Mapping[str, str], name: str, default: float, kind: type = int) -> float:
+    raw = env.get(name, str(default))
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a {'whole ' if kind is int else ''}number") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def engine_settings(service: ServiceSettings, group: str, env: Mapping[str, str] | None = None) -> EngineSettings:
+    """The stream engine's settings: the service's Kafka and instance, and ENGINE_* tuning.
+
+    INSTANCE is the worker's static group membership and transactional id: it must be
+    stable across restarts of one worker (a pod's name) and unique among workers.
+    """
+    env = os.environ if env is None else env
+    return EngineSettings(
+        bootstrap=service.kafka_bootstrap,
+        group=group,
+        instance=service.instance,
+        max_batch=int(_positive(env, "ENGINE_MAX_BATCH", 10_000)),
+        max_wait_s=_positive(env, "ENGINE_MAX_WAIT_S", 0.1, float),
+        max_attempts=int(_positive(env, "ENGINE_MAX_ATTEMPTS", 3)),
+        session_timeout_ms=int(_positive(env, "ENGINE_SESSION_TIMEOUT_MS", 6_000)),
+        transaction_timeout_ms=int(_positive(env, "ENGINE_TRANSACTION_TIMEOUT_MS", 10_000)),
+        client=service.kafka_security.librdkafka(),
     )
 
 

@@ -57,16 +57,21 @@ CATALOGUE: tuple[TopicSpec, ...] = (
 HANDOFF_APP, SLA_APP, NOTIFY_APP = "handoff-legs", "handoff-sla", "handoff-notify"
 TABLES: dict[str, tuple[str, ...]] = {
     HANDOFF_APP: ("legs", "requests"),
-    SLA_APP: ("clocks", "customers"),
+    SLA_APP: ("clocks", "customers", "marks"),
     NOTIFY_APP: ("requested", "legs", "deliveries", "pending", "escalations", "groups", "grouped",
                  "sources", "marks"),
 }
 
 
+def changelog_name(app: str, table: str) -> str:
+    """The changelog topic of `app`'s table or store (faust's naming, kept by the stream engine)."""
+    return f"{app}-{table}-changelog"
+
+
 def changelog_topic_names() -> list[str]:
-    """The changelog topic of every table (faust's naming), created by the project with
-    the sources' partition count so tables stay co-partitioned with what feeds them."""
-    return [f"{app}-{table}-changelog" for app, tables in TABLES.items() for table in tables]
+    """The changelog topic of every table, created by the project with the sources'
+    partition count so tables stay co-partitioned with what feeds them."""
+    return [changelog_name(app, table) for app, tables in TABLES.items() for table in tables]
 
 
 def compacted_topic_names() -> list[str]:

@@ -29,10 +29,6 @@ TIME_TO_RESOLVE = Histogram(
     buckets=(60, 900, 3600, 4 * 3600, 8 * 3600, 86400, 2 * 86400, 3 * 86400, 5 * 86400, 10 * 86400, 30 * 86400),
 )
 RUNNING_CLOCKS = Gauge("handoff_sla_running_clocks", "SLA clocks running on the partitions this worker owns.")
-PENDING_DEADLINES = Gauge(
-    "handoff_sla_pending_deadlines",
-    "Entries in this worker's due index: legs with a warning or breach to come (stale ones until they fall due).",
-)
 BREACH_LAG = Histogram(
     "handoff_sla_breach_emit_lag_seconds",
     "Time from a deadline to its breach being emitted (on the worker's clock: wall or event time).",

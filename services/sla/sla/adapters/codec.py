@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from handoff.v1 import handoff_events_pb2, sla_events_pb2, types_pb2
 
+from common.clock import epoch_us, from_epoch_us
 from common.codec import CLOCK_NAMES, from_timestamp, new_envelope, priority_name, to_duration, to_timestamp
+from common.streams.store import framed, partition_of, payload_of
 from sla.domain.clocks import (
     ACK,
     RESOLVE,
@@ -24,6 +27,7 @@ from sla.domain.clocks import (
 )
 
 SOURCE = "sla"
+_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 _CLOCK_FROM_PB = CLOCK_NAMES
 _CLOCK_TO_PB = {name: value for value, name in CLOCK_NAMES.items()}
 
@@ -84,7 +88,8 @@ def encode_sla_event(event: ClockEvent, recorded_at: datetime) -> bytes:
         message.paused.CopyFrom(sla_events_pb2.ClockPaused(paused_at=to_timestamp(event.occurred_at)))
     elif isinstance(event, ClockResumed):
         message.resumed.CopyFrom(
-            sla_events_pb2.ClockResumed(resumed_at=to_timestamp(event.occurred_at), deadline=to_timestamp(clock.deadline))
+            sla_events_pb2.ClockResumed(resumed_at=to_timestamp(event.occurred_at), deadline=to_timestamp(clock.deadline),
+                                        allowance_used=event.allowance_used)
         )
     elif isinstance(event, ClockRecomputed):
         message.recomputed.CopyFrom(
@@ -111,64 +116,41 @@ def status_name(value: int) -> str:
     return types_pb2.LegStatus.Name(value).removeprefix("LEG_STATUS_") if value in types_pb2.LegStatus.values() else ""
 
 
-def emitted_of(event: sla_events_pb2.SlaEvent) -> tuple[str, str, int, float | None] | None:
-    """(handoff id, clock, sequence, warning fraction or None for a breach) for a warning or
-    breach this service emitted; None for every other change."""
-    if event.clock not in _CLOCK_FROM_PB:
-        return None
-    change = event.WhichOneof("change")
-    if change == "breached":
-        return event.handoff_id, _CLOCK_FROM_PB[event.clock], event.clock_sequence, None
-    if change == "warning":
-        return event.handoff_id, _CLOCK_FROM_PB[event.clock], event.clock_sequence, event.warning.fraction
-    return None
+def _us(moment: datetime | None) -> int | None:
+    return None if moment is None else epoch_us(moment)
 
 
-def encode_state(state: LegClocks, partition: int) -> dict:
-    """Table value: the leg's clocks and the partition that owns them, JSON-ready."""
-    # Fields by hand rather than dataclasses.asdict, which deep-copies: this runs per event.
-    clocks = {
-        kind: {
-            "kind": clock.kind,
-            "sequence": clock.sequence,
-            "started_at": clock.started_at.isoformat(),
-            "target": clock.target.total_seconds(),
-            "deadline": clock.deadline.isoformat(),
-            "policy_version": clock.policy_version,
-            "running": clock.running,
-            "breached": clock.breached,
-            "stopped_at": clock.stopped_at.isoformat() if clock.stopped_at else None,
-            "warned": list(clock.warned),
-            "paused_at": clock.paused_at.isoformat() if clock.paused_at else None,
-        }
-        for kind, clock in state.clocks.items()
-    }
+def _instant(us: int | None) -> datetime | None:
+    return None if us is None else from_epoch_us(us)
+
+
+def encode_state(state: LegClocks, partition: int, due: datetime | None = None) -> bytes:
+    """Store value: the leg's clocks, owned by `partition`, next wanting the timer at `due`.
+
+    A compact JSON array (field order fixed here) after the store header; the header's tag
+    counts the running clocks, so a rebuild counts them without decoding.
+    """
     leg = state.leg
-    return {
-        "leg": {"handoff_id": leg.handoff_id, "case_id": leg.case_id, "customer_ref": leg.customer_ref,
-                "department": leg.department, "priority": leg.priority, "category": leg.category},
-        "clocks": clocks,
-        "partition": partition,
-    }
+    clocks = [
+        [clock.kind, clock.sequence, _us(clock.started_at), clock.target.total_seconds(), _us(clock.deadline),
+         clock.policy_version, clock.running, clock.breached, _us(clock.stopped_at), list(clock.warned),
+         _us(clock.paused_at)]
+        for clock in state.clocks.values()
+    ]
+    payload = [leg.handoff_id, leg.case_id, leg.customer_ref, leg.department, leg.priority, leg.category, clocks]
+    running = sum(1 for clock in state.clocks.values() if clock.running)
+    return framed(partition, _JSON.encode(payload).encode(), _us(due) or 0, running)
 
 
-def decode_state(document: dict) -> tuple[LegClocks, int]:
-    """Inverse of `encode_state`."""
-    clocks = {
-        kind: Clock(
-            **{
-                **fields,
-                "started_at": datetime.fromisoformat(fields["started_at"]),
-                "deadline": datetime.fromisoformat(fields["deadline"]),
-                "stopped_at": datetime.fromisoformat(fields["stopped_at"]) if fields["stopped_at"] else None,
-                "paused_at": datetime.fromisoformat(fields["paused_at"]) if fields.get("paused_at") else None,
-                "warned": tuple(fields.get("warned", ())),
-                "target": timedelta(seconds=fields["target"]),
-            }
-        )
-        for kind, fields in document["clocks"].items()
-    }
-    return LegClocks(LegInfo(**document["leg"]), clocks), document["partition"]
+def decode_state(value: bytes) -> tuple[LegClocks, int]:
+    """Inverse of `encode_state`: the leg's clocks and the partition that owns them."""
+    handoff_id, case_id, customer_ref, department, priority, category, clocks = json.loads(payload_of(value))
+    decoded = {}
+    for kind, sequence, started, target, deadline, version, running, breached, stopped, warned, paused in clocks:
+        decoded[kind] = Clock(kind, sequence, _instant(started), timedelta(seconds=target), _instant(deadline),
+                              version, running, breached, _instant(stopped), tuple(warned), _instant(paused))
+    leg = LegInfo(handoff_id, case_id, customer_ref, department, priority, category)
+    return LegClocks(leg, decoded), partition_of(value)
 
 
 def breach_deadline(event: sla_events_pb2.SlaEvent) -> datetime:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import partial
 
 from common.feed import TopicFeed
+from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.topics import CONTACTS, HANDOFF_EVENTS, REPEAT_CONTACTS, SLA_EVENTS, TopicSpec
 from sla.adapters import readmodel_codec as codec
 from sla.adapters.readmodel_store import PriorityChange, SlaReadModel
@@ -47,5 +48,5 @@ def _apply_handoff(store: SlaReadModel, message) -> None:
 class SlaFeed(TopicFeed):
     """Tails the read model's topics from the beginning into an SlaReadModel."""
 
-    def __init__(self, bootstrap: str, store: SlaReadModel) -> None:
-        super().__init__(bootstrap, FEEDS, partial(apply_record, store), name="sla-read-model")
+    def __init__(self, bootstrap: str, store: SlaReadModel, security: KafkaSecurity = PLAINTEXT) -> None:
+        super().__init__(bootstrap, FEEDS, partial(apply_record, store), name="sla-read-model", security=security)

@@ -1,73 +1,79 @@
-"""The sla faust app: agents on handoff events, contacts and SLA events; a timer for due clocks.
+"""sla on the stream engine: handoff events and contacts in; SLA events and repeat contacts out.
 
 On wall time (`clock` a WallClock) clocks fall due by the wall clock and event-time
 heartbeats are skipped. On event time (`clock` an EventTime) each partition's watermark
 follows its handoff events and heartbeats; due clocks fire, and contacts are examined, as
-the watermarks pass them.
+the watermarks pass them. The clocks, the customers' records and the watermarks live in
+three stores with changelogs; each batch's SLA events, repeat contacts, store writes and
+input offsets are committed together.
 """
 
 from __future__ import annotations
 
-import faust
-from common.clock import Clock, WallClock
-from common.faustapp import SideServer, every, make_app, process_records, raw_topic, table
-from common.security import ServerSecurity
-from common.settings import ServiceSettings
-from common.topics import CONTACTS, HANDOFF_EVENTS, REPEAT_CONTACTS, SLA_APP, SLA_EVENTS
+from functools import partial
+
+from common.clock import Clock, WallClock, epoch_us
+from common.streams.engine import EngineSettings, Sender, StreamEngine
+from common.streams.store import ChangelogStore
+from common.topics import CONTACTS, HANDOFF_EVENTS, REPEAT_CONTACTS, SLA_APP, SLA_EVENTS, TopicSpec, changelog_name
 from sla import metrics
 from sla.domain.policy import PolicyBook
-from sla.entrypoints.grpc_api import serving
 from sla.entrypoints.worker import SlaWorker
 
 APP_ID = SLA_APP
-# How often due clocks are looked for: a breach is written within about this long of its
-# deadline (the check costs ~2 % of a core when idle; 0.05 s made every breach ~25 ms late).
-TIMER_INTERVAL = 0.01
 
 
-def build(
-    settings: ServiceSettings, security: ServerSecurity, policies: PolicyBook, clock: Clock
-) -> tuple[faust.App, SideServer]:
-    """Wire the app: topics, the clocks and customers tables, agents, timer and side server."""
-    app = make_app(APP_ID, settings)
-    handoff_topic = raw_topic(app, HANDOFF_EVENTS.name)
-    contacts_topic = raw_topic(app, CONTACTS.name)
-    sla_topic = raw_topic(app, SLA_EVENTS.name)
-    repeat_topic = raw_topic(app, REPEAT_CONTACTS.name)
-    wall = WallClock()
+class SlaProcessor:
+    """What the stream engine calls: one SlaWorker over the engine's stores."""
 
-    async def send_sla(customer_ref: str, value: bytes) -> None:
-        await sla_topic.send(key=customer_ref.encode(), value=value)
+    inputs = (HANDOFF_EVENTS, CONTACTS)
 
-    async def send_repeat(customer_ref: str, value: bytes) -> None:
-        await repeat_topic.send(key=customer_ref.encode(), value=value)
-
-    worker = SlaWorker(table(app, "clocks"), table(app, "customers"), policies, clock, send_sla, send_repeat, wall)
-
-    @app.agent(handoff_topic, concurrency=1)
-    async def track_clocks(stream: faust.StreamT) -> None:
-        await process_records(app, stream, HANDOFF_EVENTS, worker.on_handoff_event, APP_ID)
-
-    @app.agent(contacts_topic, concurrency=1)
-    async def detect_repeats(stream: faust.StreamT) -> None:
-        await process_records(app, stream, CONTACTS, worker.on_contact, APP_ID)
-
-    @app.agent(sla_topic, concurrency=1)
-    async def record_breaches(stream: faust.StreamT) -> None:
-        await process_records(app, stream, SLA_EVENTS, worker.on_sla_event, APP_ID)
-
-    @every(app, TIMER_INTERVAL)
-    async def fire_due_clocks() -> None:
-        if app.rebalancing or app.in_recovery:
-            return
-        owned = frozenset(
-            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == HANDOFF_EVENTS.name
+    def __init__(self, policies: PolicyBook, clock: Clock, send: Sender) -> None:
+        self.clocks, self.customers, self.marks = (
+            ChangelogStore(name, changelog_name(APP_ID, name)) for name in ("clocks", "customers", "marks")
         )
-        if owned != worker.assigned:
-            worker.assign(owned)
-        await worker.fire_due()
-        lag = (wall.now() - clock.now()).total_seconds() if worker.event_time else 0.0
-        metrics.EVENT_TIME_LAG.set(max(lag, 0.0))
+        self.stores = (self.clocks, self.customers, self.marks)
+        self._clock = clock
+        self._wall = WallClock()
+        self.worker = SlaWorker(self.clocks, self.customers, policies, clock, partial(send, SLA_EVENTS.name),
+                                partial(send, REPEAT_CONTACTS.name), self._wall, self.marks)
+        self._owned: frozenset[int] = frozenset()
 
-    # SlaService answers from a read model of the whole stream, caught up before serving.
-    return app, SideServer(app, "sla", settings, security, **serving(settings.kafka_bootstrap, policies, clock))
+    def process(self, spec: TopicSpec, message, partition: int) -> None:
+        if spec is HANDOFF_EVENTS:
+            self.worker.on_handoff_event(message, partition)
+        else:
+            self.worker.on_contact(message, partition)
+
+    def due(self, store: ChangelogStore, key: str, partition: int) -> None:
+        self.worker.on_due(key, partition)
+
+    def now_us(self, partition: int) -> int:
+        return epoch_us(self.worker.engine.now(partition))
+
+    def before_commit(self) -> None:
+        self.worker.save_marks()
+        if self.worker.event_time is not None:
+            metrics.EVENT_TIME_LAG.set(max((self._wall.now() - self._clock.now()).total_seconds(), 0.0))
+
+    def assigned(self, partitions: frozenset[int]) -> None:
+        self._owned = partitions
+        self.worker.assign(partitions)
+
+    def revoked(self, partitions: frozenset[int]) -> None:
+        self.assigned(self._owned - partitions)
+
+    def rolled_back(self, store: ChangelogStore, keys: list[str]) -> None:
+        if store is self.customers:
+            self.worker.tracker.reindex(keys)
+        elif store is self.marks:
+            self.worker.load_marks(self._owned)
+        else:
+            self.worker.engine.rebuild(self._owned)
+
+
+def build(engine_settings: EngineSettings, policies: PolicyBook, clock: Clock) -> tuple[StreamEngine, SlaProcessor]:
+    """The engine with sla's processor plugged in."""
+    sender = Sender()
+    processor = SlaProcessor(policies, clock, sender)
+    return StreamEngine(engine_settings, processor, sender), processor

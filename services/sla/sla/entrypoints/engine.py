@@ -1,72 +1,59 @@
-"""The clock engine: applies handoff events to the clocks table and fires due clocks.
+"""The clock engine: applies handoff events to the legs' clocks and fires due clocks.
 
-Kept apart from faust wiring so each step reads as decode -> domain -> encode. State
-writes happen only inside stream iteration (faust requires it); the timer emits breaches
-and learns them back through the sla agent, which records them in the table. A handoff
-event awaits its sends between reading and writing a leg's clocks, so a lock keeps the
-sla agent's writes from landing in between and being overwritten.
+Kept apart from the stream engine's wiring so each step reads as decode -> domain ->
+encode. A leg's stored value carries the instant its clocks next want attention; the stream
+engine's timer calls `on_due` then. What the engine emits and the state that records it are
+written in the same batch, so sla never needs to read its own events back.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from datetime import datetime, timedelta
 
-from common.clock import Clock, WallClock
+from common.clock import Clock, EventTime, WallClock, epoch_us
+from common.streams.store import header_of
 from sla import metrics
 from sla.adapters import codec
 from sla.domain import clocks
 from sla.domain.calendar import AlwaysOpen, Calendar
 from sla.domain.clocks import ClockBreached, ClockEvent, ClockMet, ClockStarted, ClockWarning, LegClocks
-from common.dueindex import DueIndex
 from sla.domain.policy import Policy, PolicyBook
 
-Send = Callable[[str, bytes], Awaitable[None]]
+Send = Callable[[str, bytes], None]
 # A leg resolved, transferred or cancelled before anyone acknowledged it stops its ack clock
 # too: the department has dealt with it.
 STOPS_ACK = frozenset({"acknowledged", "resolved", "transferred", "cancelled"})
-
-
-class RecentIds:
-    """Ids emitted lately by this worker, so a breach the timer sent is not sent again."""
-
-    def __init__(self, capacity: int = 200_000) -> None:
-        self._ids: OrderedDict[str, None] = OrderedDict()
-        self._capacity = capacity
-
-    def add(self, event_id: str) -> bool:
-        """Remember `event_id`; False when it was already there."""
-        if event_id in self._ids:
-            return False
-        self._ids[event_id] = None
-        if len(self._ids) > self._capacity:
-            self._ids.popitem(last=False)
-        return True
 
 
 class ClockEngine:
     """`clock` decides what is due (wall time, or event time in replay); `recorded` stamps
     each event's recorded_at (always wall time)."""
 
-    def __init__(self, table: MutableMapping[str, dict], policies: PolicyBook, clock: Clock, send: Send,
+    def __init__(self, table: MutableMapping[str, bytes], policies: PolicyBook, clock: Clock, send: Send,
                  recorded: Clock | None = None) -> None:
         self._table = table
         self._policies = policies
         self._clock = clock
         self._recorded = recorded or WallClock()
         self._send = send
-        self._due = DueIndex()
-        self._recent = RecentIds()
-        self._lock = asyncio.Lock()
         self.indexed_partitions: frozenset[int] = frozenset()
         # Running clocks of the owned partitions (counted at a rebuild, then kept up to date).
         self.running_clocks = 0
 
+    def now(self, partition: int) -> datetime:
+        """What time it is for `partition`'s clocks: its watermark on event time, else the clock's."""
+        return self._clock.mark(partition) if isinstance(self._clock, EventTime) else self._clock.now()
+
     def _load(self, handoff_id: str) -> tuple[LegClocks | None, int]:
         raw = self._table.get(handoff_id)
         return codec.decode_state(raw) if raw else (None, -1)
+
+    def _save(self, state: LegClocks, partition: int) -> None:
+        """Store the leg's clocks with the instant they next fall due, for the timer."""
+        calendar, fractions, max_pause = self._rules(state)
+        due = clocks.next_due(state, calendar, fractions, max_pause)
+        self._table[state.leg.handoff_id] = codec.encode_state(state, partition, due)
 
     def _policy(self, state: LegClocks) -> Policy | None:
         return self._policies.find(state.leg.department, state.leg.priority, state.leg.category)
@@ -78,12 +65,10 @@ class ClockEngine:
             return AlwaysOpen(), (), None
         return policy.calendar, policy.warning_fractions, policy.max_pause
 
-    async def _emit(self, events: list[ClockEvent]) -> None:
-        recorded_at, now = self._recorded.now(), self._clock.now()
+    def _emit(self, events: list[ClockEvent], now: datetime) -> None:
+        recorded_at = self._recorded.now()
         for event in events:
-            if not self._recent.add(event.event_id):
-                continue
-            await self._send(event.leg.customer_ref, codec.encode_sla_event(event, recorded_at))
+            self._send(event.leg.customer_ref, codec.encode_sla_event(event, recorded_at))
             _count(event, now)
 
     def _decide(self, message, state: LegClocks | None, at: datetime):
@@ -136,18 +121,8 @@ class ClockEngine:
             return clocks.recompute(state, policy, at, priority=priority) if policy else None
         return None
 
-    def _index(self, state: LegClocks) -> None:
-        calendar, fractions, max_pause = self._rules(state)
-        due = clocks.next_due(state, calendar, fractions, max_pause)
-        if due is not None:
-            self._due.add(due, state.leg.handoff_id)
-
-    async def on_handoff_event(self, message, partition: int) -> list[ClockEvent]:
+    def on_handoff_event(self, message, partition: int) -> list[ClockEvent]:
         """Start, stop, pause, resume or recompute clocks for one HandoffEvent; the events decided."""
-        async with self._lock:
-            return await self._apply(message, partition)
-
-    async def _apply(self, message, partition: int) -> list[ClockEvent]:
         state, _ = self._load(message.handoff_id)
         decided = self._decide(message, state, codec.occurred_at(message))
         if decided is None:
@@ -155,31 +130,31 @@ class ClockEngine:
         self.running_clocks -= _running(state)
         state, events = decided
         self.running_clocks += _running(state)
-        # Emit before saving: a crash in between re-emits the same ids, which consumers drop.
-        await self._emit(events)
-        self._table[message.handoff_id] = codec.encode_state(state, partition)
-        self._index(state)
+        self._emit(events, self.now(partition))
+        self._save(state, partition)
         return events
 
-    async def on_sla_event(self, message, partition: int) -> None:
-        """Record a warning or breach this service emitted, so a restart does not emit it again."""
-        async with self._lock:
-            self._record(message, partition)
-
-    def _record(self, message, partition: int) -> None:
-        emitted = codec.emitted_of(message)
-        if emitted is None:
-            return
-        handoff_id, kind, sequence, fraction = emitted
+    def on_due(self, handoff_id: str, partition: int) -> list[ClockEvent]:
+        """Emit the warnings and breaches of one leg that have fallen due; the state records them."""
         state, _ = self._load(handoff_id)
         if state is None:
-            return
-        if fraction is None:
-            updated = clocks.record_breach(state, kind, sequence)
-        else:
-            updated = clocks.record_warning(state, kind, sequence, fraction)
-        if updated is not state:
-            self._table[handoff_id] = codec.encode_state(updated, partition)
+            return []
+        now = self.now(partition)
+        calendar, fractions, max_pause = self._rules(state)
+        state, events = clocks.due_events(state, now, calendar, fractions, max_pause)
+        self._emit(events, now)
+        self._save(state, partition)
+        return events
+
+    def due_legs(self) -> list[tuple[str, int]]:
+        """(handoff id, partition) of every owned leg with something due now (a scan: for
+        in-memory runs and tests; the stream engine's timer calls `on_due` per leg instead)."""
+        due = []
+        for handoff_id, raw in self._table.items():
+            header = header_of(raw)
+            if header.partition in self.indexed_partitions and 0 < header.due_us <= epoch_us(self.now(header.partition)):
+                due.append((handoff_id, header.partition))
+        return due
 
     def breached_by(self, handoff_id: str, at: datetime) -> datetime | None:
         """When one of the leg's clocks breached, if it had by `at` (emitted yet or not)."""
@@ -190,31 +165,14 @@ class ClockEngine:
         return clocks.breached_by(state, at, calendar, max_pause)
 
     def rebuild(self, partitions: frozenset[int]) -> None:
-        """Re-index the running clocks of the partitions this worker now owns."""
-        self._due.clear()
+        """Count the running clocks of the partitions this worker now owns (from the values' headers)."""
         self.running_clocks = 0
         for raw in self._table.values():
-            state, partition = codec.decode_state(raw)
-            if partition in partitions:
-                self._index(state)
-                self.running_clocks += _running(state)
+            header = header_of(raw)
+            if header.partition in partitions:
+                self.running_clocks += header.tag
         self.indexed_partitions = partitions
-
-    async def fire_due(self) -> None:
-        """Emit the warnings and breaches that have fallen due."""
-        now = self._clock.now()
-        for handoff_id in self._due.pop_due(now):
-            state, partition = self._load(handoff_id)
-            if state is None or partition not in self.indexed_partitions:
-                continue
-            calendar, fractions, max_pause = self._rules(state)
-            state, events = clocks.due_events(state, now, calendar, fractions, max_pause)
-            await self._emit(events)
-            # Until the sla agent reads them back, remember what was emitted (RecentIds drops
-            # repeats) and index what falls due next.
-            self._index(state)
         metrics.RUNNING_CLOCKS.set(self.running_clocks)
-        metrics.PENDING_DEADLINES.set(len(self._due))
 
 
 def _running(state: LegClocks | None) -> int:

@@ -1,25 +1,25 @@
 """The repeat tracker: keeps each customer's contacts and legs, and tells repeat contacts.
 
-Leg changes come from the handoff agent (after the clock engine has decided the leg's SLA
-events), breaches the timer emitted come back through sla.events.v1, contacts from
-contacts.v1; all three topics are keyed by customer_ref, so one worker sees all of a
-customer's history. On wall time a contact is examined when it arrives. On event time it
-waits in the customer's record until the partition's watermark has passed it, so it is
-examined against every leg change that happened before it, however the topics interleave.
+Leg changes come from handoff.events.v1 (after the clock engine has decided the leg's SLA
+events), breaches the timer fired straight from the clock engine, contacts from
+contacts.v1; both topics are keyed by customer_ref, so one worker sees all of a customer's
+history. On wall time a contact is examined when it arrives. On event time it waits in the
+customer's record until the partition's watermark has passed it, so it is examined against
+every leg change that happened before it, however the topics interleave.
 
-Three agents update a customer's record; examining a contact awaits the send of its repeat
-between reading and writing the record (sending first is what makes a crash repeat, not
-lose, the event), so one lock keeps each read-modify-write whole.
+A repeat is sent in the same batch as the customer's record that remembers the contact, so
+a crash loses neither and repeats neither.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, MutableMapping
+import json
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import replace
 from datetime import datetime
 
 from common.clock import Clock, EventTime
+from common.streams.store import framed, header_of, payload_of
 from sla import metrics
 from sla.adapters import codec, repeat_codec
 from sla.adapters.customers import CustomerRecord, decode_customer, encode_customer
@@ -47,7 +47,7 @@ def _breaches(events: list[ClockEvent]) -> list[datetime]:
 
 
 class RepeatTracker:
-    def __init__(self, customers: MutableMapping[str, dict], breached_by: BreachedBy,
+    def __init__(self, customers: MutableMapping[str, bytes], breached_by: BreachedBy,
                  rules: RepeatRules, send: Send, recorded: Clock, event_time: EventTime | None = None) -> None:
         self._customers = customers
         self._breached_by = breached_by
@@ -56,19 +56,19 @@ class RepeatTracker:
         self._recorded = recorded
         self._event_time = event_time
         self._waiting: dict[int, DueIndex] = {}
-        self._lock = asyncio.Lock()
 
     def _load(self, customer_ref: str, partition: int) -> CustomerRecord:
         raw = self._customers.get(customer_ref)
-        return decode_customer(customer_ref, raw) if raw else CustomerRecord(partition)
+        return decode_customer(customer_ref, json.loads(payload_of(raw))) if raw else CustomerRecord(partition)
 
     def _save(self, customer_ref: str, record: CustomerRecord) -> None:
-        self._customers[customer_ref] = encode_customer(record)
+        # The tag says whether contacts wait for event time, so a rebuild decodes only those.
+        payload = json.dumps(encode_customer(record), separators=(",", ":")).encode()
+        self._customers[customer_ref] = framed(record.partition, payload, tag=1 if record.pending else 0)
 
-    async def on_leg_change(self, message, events: list[ClockEvent], partition: int) -> None:
+    def on_leg_change(self, message, events: list[ClockEvent], partition: int) -> None:
         """Fold one HandoffEvent (and the breaches it caused) into the customer's legs."""
-        async with self._lock:
-            self._fold_leg_change(message, events, partition)
+        self._fold_leg_change(message, events, partition)
 
     def _fold_leg_change(self, message, events: list[ClockEvent], partition: int) -> None:
         change, at = message.WhichOneof("change"), codec.occurred_at(message)
@@ -106,55 +106,55 @@ class RepeatTracker:
             return min(at, max(c.contacted_at for c in record.contacts))
         return None
 
-    async def on_breach(self, message, partition: int) -> None:
-        """Remember a breach the timer emitted (read back from sla.events.v1)."""
-        async with self._lock:
-            self._fold_breach(message, partition)
+    def on_breaches(self, events: Iterable[ClockEvent], partition: int) -> None:
+        """Remember the breaches the timer fired."""
+        for event in events:
+            if isinstance(event, ClockBreached):
+                self._fold_breach(event, partition)
 
-    def _fold_breach(self, message, partition: int) -> None:
-        record = self._load(message.customer_ref, partition)
-        deadline = codec.breach_deadline(message)
-        legs = [leg.with_breach(deadline) if leg.handoff_id == message.handoff_id else leg for leg in record.legs]
+    def _fold_breach(self, event: ClockBreached, partition: int) -> None:
+        leg_info = event.leg
+        record = self._load(leg_info.customer_ref, partition)
+        deadline = event.clock.deadline
+        legs = [leg.with_breach(deadline) if leg.handoff_id == leg_info.handoff_id else leg for leg in record.legs]
         if tuple(legs) != record.legs:
-            self._save(message.customer_ref, replace(record, legs=tuple(legs)))
+            self._save(leg_info.customer_ref, replace(record, legs=tuple(legs)))
 
-    async def on_contact(self, message, partition: int) -> None:
+    def on_contact(self, message, partition: int) -> None:
         """Examine a contact now (wall time) or once event time has passed it."""
         contact = repeat_codec.decode_contact(message)
-        async with self._lock:
-            await self._take_contact(contact, partition)
+        self._take_contact(contact, partition)
         if self._event_time is not None:
-            await self.settle(partition)
+            self.settle(partition)
 
-    async def _take_contact(self, contact: Contact, partition: int) -> None:
+    def _take_contact(self, contact: Contact, partition: int) -> None:
         record = self._load(contact.customer_ref, partition)
         if record.knows_contact(contact.contact_id):
             return
         metrics.CONTACTS_SEEN.labels(contact.channel).inc()
         if self._event_time is None:
-            await self._examine(record, [contact])
+            self._examine(record, [contact])
             return
         self._save(contact.customer_ref, replace(record, pending=(*record.pending, contact)))
         self._waiting.setdefault(partition, DueIndex()).add(contact.contacted_at, contact.customer_ref)
 
-    async def settle(self, partition: int) -> None:
+    def settle(self, partition: int) -> None:
         """Examine the waiting contacts of `partition` that its watermark has passed (event time)."""
         mark = self._event_time.mark(partition)
-        async with self._lock:
-            for customer_ref in dict.fromkeys(self._waiting.get(partition, DueIndex()).pop_due(mark)):
-                record = self._load(customer_ref, partition)
-                due = sorted((c for c in record.pending if c.contacted_at <= mark),
-                             key=lambda c: (c.contacted_at, c.contact_id))
-                if due:
-                    rest = tuple(c for c in record.pending if c.contacted_at > mark)
-                    await self._examine(replace(record, pending=rest), due)
+        for customer_ref in dict.fromkeys(self._waiting.get(partition, DueIndex()).pop_due(mark)):
+            record = self._load(customer_ref, partition)
+            due = sorted((c for c in record.pending if c.contacted_at <= mark),
+                         key=lambda c: (c.contacted_at, c.contact_id))
+            if due:
+                rest = tuple(c for c in record.pending if c.contacted_at > mark)
+                self._examine(replace(record, pending=rest), due)
 
-    async def _examine(self, record: CustomerRecord, contacts: list[Contact]) -> None:
+    def _examine(self, record: CustomerRecord, contacts: list[Contact]) -> None:
         for contact in contacts:
             legs = [self._with_clock_breach(leg, contact.contacted_at) for leg in record.legs]
             repeat = repeats.detect(contact, record.contacts, legs, self._rules)
             if repeat is not None:
-                await self._emit(repeat)
+                self._emit(repeat)
             kept = repeats.prune_contacts((*record.contacts, contact), contact.contacted_at, self._rules)
             record = replace(record, contacts=tuple(kept))
         self._save(contacts[0].customer_ref, record)
@@ -164,8 +164,8 @@ class RepeatTracker:
         breached_at = self._breached_by(leg.handoff_id, at)
         return leg if breached_at is None else leg.with_breach(breached_at)
 
-    async def _emit(self, repeat: RepeatContact) -> None:
-        await self._send(repeat.contact.customer_ref, repeat_codec.encode_repeat(repeat, self._recorded.now()))
+    def _emit(self, repeat: RepeatContact) -> None:
+        self._send(repeat.contact.customer_ref, repeat_codec.encode_repeat(repeat, self._recorded.now()))
         department = repeat.leg.department if repeat.leg else UNATTRIBUTED_DEPARTMENT
         metrics.REPEAT_CONTACTS.labels(department, repeat.cause, repeat.contact.channel).inc()
         if repeat.avoidable:
@@ -178,7 +178,15 @@ class RepeatTracker:
         self._waiting.clear()
         if self._event_time is None:
             return
-        for customer_ref, raw in self._customers.items():
-            if raw["p"] in partitions:
-                for contact in decode_customer(customer_ref, raw).pending:
-                    self._waiting.setdefault(raw["p"], DueIndex()).add(contact.contacted_at, customer_ref)
+        self.reindex(customer_ref for customer_ref, raw in self._customers.items()
+                     if header_of(raw).partition in partitions and header_of(raw).tag)
+
+    def reindex(self, customer_refs: Iterable[str]) -> None:
+        """Index the waiting contacts of these customers again (after a rebuild or a rollback)."""
+        for customer_ref in customer_refs:
+            raw = self._customers.get(customer_ref)
+            if raw is None or not header_of(raw).tag:
+                continue
+            record = self._load(customer_ref, header_of(raw).partition)
+            for contact in record.pending:
+                self._waiting.setdefault(record.partition, DueIndex()).add(contact.contacted_at, customer_ref)

@@ -1,13 +1,15 @@
-"""The clock engine and the repeat tracker wired together: what each record and each change
-of assignment does to them. The faust app, the in-process live reference and the tests all
-drive this one wiring.
+"""The clock engine and the repeat tracker wired together: what each record, each due leg
+and each change of assignment does to them. The stream engine, the in-process live
+reference and the tests all drive this one wiring.
 """
 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
 
-from common.clock import Clock, EventTime, WallClock
+from common.clock import Clock, EventTime, WallClock, epoch_us, from_epoch_us
+from common.streams.store import framed, payload_of
+from sla import metrics
 from sla.adapters import codec
 from sla.domain.clocks import ClockEvent
 from sla.domain.policy import PolicyBook
@@ -17,42 +19,74 @@ from sla.entrypoints.repeat_tracker import RepeatTracker
 
 class SlaWorker:
     """`clock` decides what is due: a WallClock, or an EventTime for replay; `recorded`
-    stamps recorded_at (wall time unless given)."""
+    stamps recorded_at (wall time unless given). `marks` keeps each partition's event-time
+    watermark, so a restarted worker goes on from where it was."""
 
-    def __init__(self, clock_table: MutableMapping[str, dict], customers: MutableMapping[str, dict],
+    def __init__(self, clock_table: MutableMapping[str, bytes], customers: MutableMapping[str, bytes],
                  policies: PolicyBook, clock: Clock, send_sla: Send, send_repeat: Send,
-                 recorded: Clock | None = None) -> None:
+                 recorded: Clock | None = None, marks: MutableMapping[str, bytes] | None = None) -> None:
         recorded = recorded or WallClock()
         self.event_time = clock if isinstance(clock, EventTime) else None
         self.engine = ClockEngine(clock_table, policies, clock, send_sla, recorded=recorded)
         self.tracker = RepeatTracker(customers, self.engine.breached_by, policies.repeats, send_repeat, recorded,
                                      self.event_time)
+        self._marks = {} if marks is None else marks
+        self._moved: set[int] = set()
 
-    async def on_handoff_event(self, message, partition: int) -> list[ClockEvent]:
+    def on_handoff_event(self, message, partition: int) -> list[ClockEvent]:
         """The watermark, the leg's clocks, the customer's legs, then the contacts it releases."""
         if self.event_time is not None:
-            self.event_time.advance(partition, codec.occurred_at(message))
+            self._advance(partition, codec.occurred_at(message))
         events: list[ClockEvent] = []
         if message.WhichOneof("change") != "heartbeat":
-            events = await self.engine.on_handoff_event(message, partition)
-            await self.tracker.on_leg_change(message, events, partition)
+            events = self.engine.on_handoff_event(message, partition)
+            self.tracker.on_leg_change(message, events, partition)
         if self.event_time is not None:
-            await self.tracker.settle(partition)
+            self.tracker.settle(partition)
         return events
 
-    async def on_sla_event(self, message, partition: int) -> None:
-        """An SLA event this service emitted, read back: the clocks and the customer's legs record it."""
-        await self.engine.on_sla_event(message, partition)
-        if message.WhichOneof("change") == "breached":
-            await self.tracker.on_breach(message, partition)
+    def on_contact(self, message, partition: int) -> None:
+        self.tracker.on_contact(message, partition)
 
-    async def on_contact(self, message, partition: int) -> None:
-        await self.tracker.on_contact(message, partition)
+    def on_due(self, handoff_id: str, partition: int) -> list[ClockEvent]:
+        """A leg's clocks have something due: emit it, and the customer's legs remember breaches."""
+        events = self.engine.on_due(handoff_id, partition)
+        self.tracker.on_breaches(events, partition)
+        return events
+
+    def fire_due(self) -> list[ClockEvent]:
+        """Every due leg at once (in-memory runs and tests; the stream engine fires per leg)."""
+        return [event for handoff_id, partition in self.engine.due_legs()
+                for event in self.on_due(handoff_id, partition)]
+
+    def _advance(self, partition: int, instant) -> None:
+        before = self.event_time.mark(partition)
+        if self.event_time.advance(partition, instant) != before:
+            self._moved.add(partition)
+
+    def save_marks(self) -> None:
+        """Store the watermarks that moved since the last call (once per batch)."""
+        for partition in self._moved:
+            mark = epoch_us(self.event_time.mark(partition))
+            self._marks[f"mark-{partition}"] = framed(partition, mark.to_bytes(8, "big"))
+        self._moved.clear()
+        metrics.RUNNING_CLOCKS.set(self.engine.running_clocks)
+
+    def load_marks(self, partitions: frozenset[int]) -> None:
+        """Take the stored watermarks of `partitions` (after an assignment or a rollback)."""
+        if self.event_time is None:
+            return
+        for partition in partitions:
+            raw = self._marks.get(f"mark-{partition}")
+            if raw is not None:
+                self.event_time.reset(partition, from_epoch_us(int.from_bytes(payload_of(raw), "big")))
+        self._moved -= partitions
 
     def assign(self, partitions: frozenset[int]) -> None:
-        """The worker now owns `partitions`: re-index due clocks and waiting contacts."""
+        """The worker now owns `partitions`: watermarks, running clocks and waiting contacts."""
         if self.event_time is not None:
             self.event_time.own(partitions)
+            self.load_marks(partitions)
         self.engine.rebuild(partitions)
         self.tracker.rebuild(partitions)
 
@@ -60,5 +94,3 @@ class SlaWorker:
     def assigned(self) -> frozenset[int]:
         return self.engine.indexed_partitions
 
-    async def fire_due(self) -> None:
-        await self.engine.fire_due()

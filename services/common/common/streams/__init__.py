@@ -1,0 +1,1 @@
+"""The batched, crash-safe stream engine and its state stores."""

@@ -1,0 +1,445 @@
+"""The stream engine: batches in, state and outputs out, committed in one Kafka transaction.
+
+One engine runs one consumer group member. Each pass it takes a batch of records from one
+poll, hands each decoded record to the service's processor (a pure-ish handler that reads
+and writes its stores and sends outputs), fires the timers that have come due, writes every
+key the batch touched once to its store's changelog and commits the outputs, the changelog
+writes and the input offsets in one transaction (EOS v2: `send_offsets_to_transaction`
+with the consumer's group metadata). Readers use `isolation.level=read_committed`, so a
+worker killed at any instant leaves either the whole batch or none of it: the restarted
+worker rebuilds its stores from the changelogs as of the last commit and processes the rest
+of the input again.
+
+A batch that fails is aborted: the stores roll back to the last commit and the consumer
+goes back to the batch's first offsets. A record whose handling raises anything but a
+data error is tried `max_attempts` times and then dead-lettered, so one poison record never
+stops a partition. Data errors (a record that cannot be decoded or makes no sense) go to the
+topic's DLQ at once.
+
+Partitions are assigned with the range assignor, so partition p of every input topic lands
+on the same worker, and with static membership (`group.instance.id`), so a worker that
+restarts within the session timeout gets its partitions back without a rebalance. The
+engine runs on a thread of its own; the service's asyncio loop (gRPC, metrics) stays free.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from google.protobuf.message import Message
+
+from common import metrics
+from common.codec import MalformedRecord, decode
+from common.dlq import dead_letter_headers
+from common.streams.store import ChangelogStore, due_of, partition_of
+from common.topics import TopicSpec
+
+log = logging.getLogger(__name__)
+# Errors in the data, not in the code or the broker: the record goes to the DLQ at once.
+DATA_ERRORS = (MalformedRecord, ValueError, LookupError, TypeError)
+LAG_INTERVAL_S = 5.0
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How one engine member connects and batches; `client` carries security options."""
+
+    bootstrap: str
+    group: str
+    instance: str
+    max_batch: int = 10_000
+    # How long a pass waits for records when no timer is due sooner.
+    max_wait_s: float = 0.1
+    max_attempts: int = 3
+    session_timeout_ms: int = 6_000
+    transaction_timeout_ms: int = 10_000
+    client: dict[str, Any] = field(default_factory=dict)
+
+
+class Processor(Protocol):
+    """What a service plugs into the engine."""
+
+    inputs: tuple[TopicSpec, ...]
+    stores: tuple[ChangelogStore, ...]
+
+    def process(self, spec: TopicSpec, message: Message, partition: int) -> None:
+        """Handle one decoded record: read and write stores, send outputs."""
+
+    def due(self, store: ChangelogStore, key: str, partition: int) -> None:
+        """A value's due instant (its header) has come by `now_us(partition)`."""
+
+    def now_us(self, partition: int) -> int:
+        """The processor's clock for `partition`'s timers, in microseconds since the epoch."""
+
+    def before_commit(self) -> None:
+        """The batch is done: write whatever else belongs with it (watermarks, gauges)."""
+
+    def assigned(self, partitions: frozenset[int]) -> None:
+        """The stores hold `partitions` now (restored from the changelogs)."""
+
+    def revoked(self, partitions: frozenset[int]) -> None:
+        """`partitions` went to another worker; their keys are already gone from the stores."""
+
+    def rolled_back(self, store: ChangelogStore, keys: list[str]) -> None:
+        """An aborted batch put `keys` of `store` back as they were."""
+
+
+class Abort(Exception):
+    """The batch must be aborted and run again (a retriable broker failure or a bad record)."""
+
+
+class Sender:
+    """What a processor sends with; bound to an engine's transaction once it runs."""
+
+    def __init__(self) -> None:
+        self._engine: StreamEngine | None = None
+
+    def __call__(self, topic: str, key: str | bytes | None, value: bytes,
+                 headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
+        if self._engine is None:
+            raise RuntimeError("the engine is not running")
+        self._engine.produce(topic, key, value, headers, partition)
+
+
+class StreamEngine:
+    def __init__(self, settings: EngineSettings, processor: Processor, sender: Sender) -> None:
+        self._settings = settings
+        self._processor = processor
+        self._inputs = {spec.name: spec for spec in processor.inputs}
+        self._stores = processor.stores
+        sender._engine = self
+        common = {"bootstrap.servers": settings.bootstrap, **settings.client}
+        self._consumer = Consumer({
+            **common,
+            "group.id": settings.group,
+            "group.instance.id": settings.instance,
+            "client.id": settings.instance,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "range",
+            "session.timeout.ms": settings.session_timeout_ms,
+            "heartbeat.interval.ms": max(settings.session_timeout_ms // 4, 500),
+            "max.poll.interval.ms": 300_000,
+            "fetch.wait.max.ms": 50,
+            "queued.max.messages.kbytes": 32_768,
+        })
+        self._producer = Producer({
+            **common,
+            "client.id": settings.instance,
+            "transactional.id": f"{settings.group}-{settings.instance}",
+            "transaction.timeout.ms": settings.transaction_timeout_ms,
+            "linger.ms": 2,
+            "batch.num.messages": 10_000,
+            "queue.buffering.max.messages": 1_000_000,
+            "queue.buffering.max.kbytes": 1_048_576,
+        })
+        self._client = common
+        self._in_transaction = False
+        self._owned: frozenset[int] = frozenset()
+        # Per partition: a min-heap of (due instant in µs, store name, key), lazily deleted.
+        self._timers: dict[int, list[tuple[int, str, str]]] = {}
+        self._attempts: dict[tuple[str, int, int], int] = {}
+        self._last_error: dict[tuple[str, int, int], str] = {}
+        self._stop = threading.Event()
+        self.ready = threading.Event()
+        self.failure: BaseException | None = None
+        self._lag_at = 0.0
+
+    # --- the transaction ---------------------------------------------------------------
+
+    def _begin(self) -> None:
+        if not self._in_transaction:
+            self._producer.begin_transaction()
+            self._in_transaction = True
+
+    def produce(self, topic: str, key: str | bytes | None, value: bytes | None,
+                headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
+        """Send one record inside the running batch's transaction."""
+        self._begin()
+        options: dict[str, Any] = {"key": key, "value": value}
+        if headers:
+            options["headers"] = headers
+        if partition is not None:
+            options["partition"] = partition
+        while True:
+            try:
+                self._producer.produce(topic, **options)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    def _commit(self, positions: dict[tuple[str, int], int]) -> None:
+        for store in self._stores:
+            for partition, key, value in store.writes():
+                self.produce(store.changelog, key, value, partition=partition)
+        if positions:
+            self._begin()
+            offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in positions.items()]
+            self._producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata())
+        if self._in_transaction:
+            started = time.perf_counter()
+            self._commit_transaction()
+            metrics.ENGINE_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        for store in self._stores:
+            written = store.writes()
+            store.commit()
+            self._schedule(store, ((key, value) for _, key, value in written if value is not None))
+
+    def _commit_transaction(self) -> None:
+        while True:
+            try:
+                self._producer.commit_transaction()
+                self._in_transaction = False
+                return
+            except KafkaException as error:
+                failure = error.args[0]
+                if failure.retriable():
+                    log.warning("retrying the commit: %s", failure)
+                    continue
+                if failure.txn_requires_abort():
+                    raise Abort(str(failure)) from error
+                raise
+
+    def _abort(self, started: dict[tuple[str, int], int]) -> None:
+        """Throw the batch away: abort, roll the stores back, read its records again."""
+        metrics.ENGINE_ABORTS.labels(self._settings.group).inc()
+        if self._in_transaction:
+            self._producer.abort_transaction()
+            self._in_transaction = False
+        for store in self._stores:
+            keys = store.rollback()
+            self._schedule(store, ((key, store[key]) for key in keys if key in store))
+            self._processor.rolled_back(store, keys)
+        for (topic, partition), offset in started.items():
+            if partition in self._owned:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+
+    # --- timers ------------------------------------------------------------------------
+
+    def _schedule(self, store: ChangelogStore, entries: Iterable[tuple[str, bytes]]) -> None:
+        for key, value in entries:
+            due = due_of(value)
+            if due:
+                heapq.heappush(self._timers.setdefault(partition_of(value), []), (due, store.name, key))
+
+    def _fire_due(self) -> None:
+        stores = {store.name: store for store in self._stores}
+        for partition, heap in self._timers.items():
+            if not heap:
+                continue
+            now = self._processor.now_us(partition)
+            due: list[tuple[int, str, str]] = []
+            while heap and heap[0][0] <= now:
+                due.append(heapq.heappop(heap))
+            for instant, name, key in due:
+                store = stores[name]
+                value = store.get(key)
+                # Lazy deletion: an entry counts only while the value still asks for that instant.
+                if value is not None and due_of(value) == instant:
+                    self._processor.due(store, key, partition)
+
+    def _wait_s(self) -> float:
+        """How long the next poll may wait: until the earliest timer, at most max_wait_s."""
+        wait = self._settings.max_wait_s
+        for partition, heap in self._timers.items():
+            if heap:
+                wait = min(wait, max((heap[0][0] - self._processor.now_us(partition)) / 1e6, 0.0))
+        return wait
+
+    # --- records -----------------------------------------------------------------------
+
+    def _handle(self, record) -> None:
+        topic, partition, offset = record.topic(), record.partition(), record.offset()
+        spec = self._inputs[topic]
+        attempt = (topic, partition, offset)
+        try:
+            if self._attempts.get(attempt, 0) >= self._settings.max_attempts:
+                raise _Poison(self._attempts.pop(attempt), self._last_error.pop(attempt, ""))
+            self._processor.process(spec, decode(spec, record.value()), partition)
+        except DATA_ERRORS as error:
+            reason = str(error) if isinstance(error, MalformedRecord) else f"{type(error).__name__}: {error}"
+            self._dead_letter(spec, record, reason)
+        except _Poison as poison:
+            self._dead_letter(spec, record, f"failed {poison.attempts} times: {poison.reason}")
+        except Exception as error:
+            self._attempts[attempt] = self._attempts.get(attempt, 0) + 1
+            self._last_error[attempt] = _first_line(error)
+            log.exception("handling %s[%s]@%s failed (attempt %s of %s)", topic, partition, offset,
+                          self._attempts[attempt], self._settings.max_attempts)
+            raise Abort(f"{topic}[{partition}]@{offset}: {error}") from error
+
+    def _dead_letter(self, spec: TopicSpec, record, reason: str) -> None:
+        log.warning("dead-lettering %s[%s]@%s: %s", spec.name, record.partition(), record.offset(), reason)
+        headers = dead_letter_headers(spec, record.partition(), record.offset(), reason, self._settings.group)
+        self.produce(spec.dlq, record.key(), record.value(), headers)
+        metrics.DLQ_RECORDS.labels(spec.name).inc()
+
+    def _run_batch(self, records: list) -> None:
+        started: dict[tuple[str, int], int] = {}
+        positions: dict[tuple[str, int], int] = {}
+        try:
+            for record in records:
+                if record.error():
+                    if record.error().code() != KafkaError._PARTITION_EOF:
+                        raise KafkaException(record.error())
+                    continue
+                where = (record.topic(), record.partition())
+                started.setdefault(where, record.offset())
+                positions[where] = record.offset() + 1
+                self._handle(record)
+            self._fire_due()
+            self._processor.before_commit()
+            self._commit(positions)
+        except Abort as reason:
+            log.warning("batch aborted, running it again: %s", reason)
+            self._abort(started)
+            return
+        except KafkaException as error:
+            failure = error.args[0]
+            if failure.fatal() or not (failure.retriable() or failure.txn_requires_abort()):
+                raise
+            log.warning("batch aborted, running it again: %s", failure)
+            self._abort(started)
+            return
+        if records:
+            metrics.ENGINE_BATCH_RECORDS.observe(len(records))
+
+    # --- assignment --------------------------------------------------------------------
+
+    def _partitions(self, assignment: list[TopicPartition]) -> frozenset[int]:
+        return frozenset(tp.partition for tp in assignment if tp.topic in self._inputs)
+
+    def _on_assign(self, consumer: Consumer, assignment: list[TopicPartition]) -> None:
+        gained = self._partitions(assignment) - self._owned
+        started = time.perf_counter()
+        restored = self._restore(gained) if gained else 0
+        self._owned |= gained
+        self._processor.assigned(self._owned)
+        seconds = time.perf_counter() - started
+        metrics.ENGINE_RESTORE_SECONDS.labels(self._settings.group).set(seconds)
+        log.info("assigned partitions %s; %s state records restored in %.1fs", sorted(self._owned), restored, seconds)
+        self.ready.set()
+
+    def _on_revoke(self, consumer: Consumer, assignment: list[TopicPartition]) -> None:
+        lost = self._partitions(assignment) & self._owned
+        if not lost:
+            return
+        for store in self._stores:
+            store.drop(lost)
+        for partition in lost:
+            self._timers.pop(partition, None)
+        self._owned -= lost
+        self._processor.revoked(lost)
+        log.info("revoked partitions %s", sorted(lost))
+
+    def _restore(self, partitions: frozenset[int]) -> int:
+        """Read the stores' changelogs of `partitions` up to their committed end."""
+        reader = Consumer({
+            **self._client, "group.id": f"{self._settings.group}-restore", "enable.auto.commit": False,
+            "isolation.level": "read_committed", "enable.partition.eof": True, "auto.offset.reset": "earliest",
+        })
+        by_topic = {store.changelog: store for store in self._stores}
+        wanted = [TopicPartition(topic, p, OFFSET_BEGINNING) for topic in by_topic for p in sorted(partitions)]
+        pending = {(tp.topic, tp.partition) for tp in wanted if _holds_records(reader, tp)}
+        restored = 0
+        try:
+            reader.assign(wanted)
+            while pending and not self._stop.is_set():
+                for record in reader.consume(50_000, 0.5):
+                    if record.error():
+                        if record.error().code() == KafkaError._PARTITION_EOF:
+                            pending.discard((record.topic(), record.partition()))
+                            continue
+                        raise KafkaException(record.error())
+                    store = by_topic[record.topic()]
+                    key, value = record.key().decode(), record.value()
+                    store.restore(key, value)
+                    restored += 1
+        finally:
+            reader.close()
+        for store in self._stores:
+            self._schedule(store, ((key, value) for key, value in store.items() if partition_of(value) in partitions))
+        return restored
+
+    # --- running -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Process until `stop()`; a failure is kept in `failure` and ends the run."""
+        try:
+            self._producer.init_transactions(60)
+            self._consumer.subscribe(list(self._inputs), on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                     on_lost=self._on_revoke)
+            while not self._stop.is_set():
+                records = self._consumer.consume(self._settings.max_batch, self._wait_s())
+                self._run_batch(records)
+                self._measure_lag()
+        except BaseException as error:  # the service stops on it: a supervisor restarts the process
+            self.failure = error
+            log.error("the stream engine failed: %s", "".join(traceback.format_exception(error)).strip())
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        try:
+            if self._in_transaction:
+                self._producer.abort_transaction()
+            self._producer.flush(10)
+        finally:
+            self._consumer.close()
+
+    def stop(self) -> None:
+        """Finish the batch under way (it commits), then leave."""
+        self._stop.set()
+
+    def _measure_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._lag_at < LAG_INTERVAL_S:
+            return
+        self._lag_at = now
+        behind: dict[str, int] = {topic: 0 for topic in self._inputs}
+        try:
+            for tp in self._consumer.position(self._consumer.assignment()):
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if tp.offset >= 0 and high >= 0:
+                    behind[tp.topic] += max(high - tp.offset, 0)
+        except KafkaException:
+            return
+        for topic, records in behind.items():
+            metrics.CONSUMER_LAG.labels(self._settings.group, topic).set(records)
+        metrics.ENGINE_TIMERS.labels(self._settings.group).set(sum(len(heap) for heap in self._timers.values()))
+
+
+class _Poison(Exception):
+    def __init__(self, attempts: int, reason: str) -> None:
+        super().__init__(reason)
+        self.attempts = attempts
+        self.reason = reason
+
+
+def _first_line(error: BaseException) -> str:
+    """The error and where it was raised, in one line, for the DLQ header."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(error).__name__}: {error}{where}"
+
+
+def start_engine(engine: StreamEngine, name: str) -> threading.Thread:
+    """Run `engine` on a thread of its own."""
+    thread = threading.Thread(target=engine.run, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def _holds_records(reader: Consumer, tp: TopicPartition) -> bool:
+    low, high = reader.get_watermark_offsets(tp, timeout=30)
+    return high > low
