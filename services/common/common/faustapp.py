@@ -174,18 +174,23 @@ class SideServer(mode.Service):
             await self.crash(error)
 
     async def _serve(self, log) -> None:
-        try:
-            # Ready means the worker has joined its group and restored its tables, so the
-            # first request does not wait for a rebalance.
-            await asyncio.wait_for(self._app.tables.recovery.completed.wait(), READY_TIMEOUT)
-        except asyncio.TimeoutError:
-            log.warning("tables not recovered yet; serving anyway", waited_seconds=READY_TIMEOUT)
+        metrics_port = serve_metrics(self._settings.grpc_host, self._settings.metrics_port)
+        # Alive at once (liveness and start-up probes pass), ready only once the worker has
+        # joined its group, restored its tables and caught up its read models, however long
+        # that takes: a readiness probe never sends calls to a worker still recovering.
+        self.grpc = await start_server(
+            self._settings.grpc_host, self._settings.grpc_port, self._registrations, self._security, serving=False
+        )
+        waited = 0.0
+        while not self._app.tables.recovery.completed.is_set():
+            try:
+                await asyncio.wait_for(self._app.tables.recovery.completed.wait(), READY_TIMEOUT)
+            except asyncio.TimeoutError:
+                waited += READY_TIMEOUT
+                log.warning("tables still recovering; not ready yet", waited_seconds=waited)
         if self._on_ready:
             await self._on_ready()
-        metrics_port = serve_metrics(self._settings.grpc_host, self._settings.metrics_port)
-        self.grpc = await start_server(
-            self._settings.grpc_host, self._settings.grpc_port, self._registrations, self._security
-        )
+        await self.grpc.set_serving()
         host = self._settings.grpc_host
         announce_ready(
             self._service, grpc=f"{host}:{self.grpc.port}", metrics=f"http://{host}:{metrics_port}/metrics"

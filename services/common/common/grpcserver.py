@@ -1,4 +1,10 @@
-"""A grpc.aio server with what every server of ours carries: health, reflection, metrics."""
+"""A grpc.aio server with what every server of ours carries: health, reflection, metrics.
+
+Health answers two questions. The health service name `liveness` is SERVING while the
+process runs (liveness and start-up probes ask it); the overall name "" and each service's
+name are SERVING only once the process is ready to answer: its tables and read models have
+recovered (readiness probes ask "").
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,43 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from common.auth import EXEMPT_SERVICES
 from common.metrics import MetricsInterceptor
 from common.security import ServerSecurity
+
+LIVENESS = "liveness"
+NOT_READY = "not ready yet: tables and read models are recovering; retry shortly"
+_FACTORIES = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+async def _refuse(request, context: grpc.aio.ServicerContext):
+    await context.abort(grpc.StatusCode.UNAVAILABLE, NOT_READY)
+
+
+async def _refuse_stream(request, context: grpc.aio.ServicerContext):
+    await context.abort(grpc.StatusCode.UNAVAILABLE, NOT_READY)
+    yield  # an async generator, as a streaming handler must be
+
+
+class ReadinessGate(grpc.aio.ServerInterceptor):
+    """Answers UNAVAILABLE to every call but health and reflection until the server is ready."""
+
+    def __init__(self) -> None:
+        self.ready = False
+
+    async def intercept_service(self, continuation, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if self.ready or handler is None or details.method.lstrip("/").rpartition("/")[0] in EXEMPT_SERVICES:
+            return handler
+        factory = _FACTORIES[handler.request_streaming, handler.response_streaming]
+        return factory(_refuse_stream if handler.response_streaming else _refuse,
+                       request_deserializer=handler.request_deserializer,
+                       response_serializer=handler.response_serializer)
 
 
 @dataclass
@@ -21,10 +62,17 @@ class RunningServer:
     port: int
     health: health.aio.HealthServicer
     service_names: tuple[str, ...]
+    gate: ReadinessGate
+
+    async def set_serving(self) -> None:
+        """Take calls, and report ready: "" and every service name SERVING."""
+        self.gate.ready = True
+        for name in ("", *self.service_names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Report NOT_SERVING, refuse new calls, let running ones finish within `grace`."""
-        for name in ("", *self.service_names):
+        for name in ("", LIVENESS, *self.service_names):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(grace)
 
@@ -34,12 +82,15 @@ async def start_server(
     port: int,
     registrations: Iterable[tuple[Callable[[object, grpc.aio.Server], None], object, str]],
     security: ServerSecurity,
+    serving: bool = True,
 ) -> RunningServer:
     """Start a server for `(add_servicer_to_server, servicer, full service name)` triples.
 
+    With `serving` False it is alive but not ready (NOT_SERVING) until `set_serving()`.
     Metrics come first among the interceptors, so refused calls are counted too.
     """
-    server = grpc.aio.server(interceptors=[MetricsInterceptor(), security.interceptor])
+    gate = ReadinessGate()
+    server = grpc.aio.server(interceptors=[MetricsInterceptor(), gate, security.interceptor])
     names: list[str] = []
     for add, servicer, name in registrations:
         add(servicer, server)
@@ -56,7 +107,11 @@ async def start_server(
         bound = server.add_insecure_port(address)
     if bound == 0:
         raise OSError(f"cannot listen for gRPC on {host}:{port}")
-    await server.start()
+    running = RunningServer(server, bound, health_servicer, tuple(names), gate)
     for name in ("", *names):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, bound, health_servicer, tuple(names))
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+    await server.start()
+    if serving:
+        await running.set_serving()
+    return running
