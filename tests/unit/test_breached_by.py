@@ -1,5 +1,6 @@
-"""clocks.breached_by: when a leg's clocks had breached by an instant, whether the breach was
-emitted yet, recorded, implied by a late stop, held off by a pause, or let through by the pause cap."""
+"""clocks.breached_by: when a leg's clocks had breached, unemitted, before an instant; held off
+by a pause or let through by the pause cap. Breaches emitted (by the timer or with a change)
+reach the repeat tracker with their events, so breached_by tells only those not emitted yet."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def breached_by(state: LegClocks, at, calendar=ALWAYS, max_pause=None):
     [
         (T0, None),
         (T0 + 4 * H - MIN, None),
-        (T0 + 4 * H, T0 + 4 * H),
+        (T0 + 4 * H, None),
         (T0 + 4 * H + MIN, T0 + 4 * H),
         (T0 + 30 * DAY, T0 + 4 * H),
     ],
@@ -65,7 +66,7 @@ def test_a_running_clock_past_its_deadline_had_breached_at_the_deadline_though_n
     state = only(ACK)
     assert not state.clocks[ACK].breached
 
-    # then it had breached by `at` exactly when the deadline lies at or before it
+    # then it had breached by `at` exactly when it ran past the deadline before `at`
     assert breached_by(state, at) == breached_at
 
 
@@ -77,7 +78,7 @@ def test_asking_does_not_change_the_state():
     assert not state.clocks[ACK].breached and state.clocks[ACK].running
 
 
-# --- a recorded breach ------------------------------------------------------------------
+# --- a breach emitted -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -85,47 +86,26 @@ def test_asking_does_not_change_the_state():
     [
         lambda state: breach_due(state, T0 + 5 * H)[0],
         lambda state: record_breach(state, ACK, 1),
+        lambda state: stop(state, ACK, T0 + 5 * H, ALWAYS)[0],
     ],
-    ids=["emitted-by-the-timer", "read-back-from-sla-events"],
+    ids=["emitted-by-the-timer", "read-back-from-sla-events", "emitted-with-a-late-stop"],
 )
-def test_a_recorded_breach_counts_from_its_deadline_on(record):
-    # given a breach recorded on the ack clock
+def test_a_breach_emitted_is_not_told_again(record):
+    # given a breach emitted on the ack clock (its event carried it to the repeat tracker)
     state = record(only(ACK))
     assert state.clocks[ACK].breached
 
-    # then it counts at and after its deadline, not before it
-    assert breached_by(state, T0 + 6 * H) == T0 + 4 * H
-    assert breached_by(state, T0 + 4 * H) == T0 + 4 * H
+    # then breached_by tells nothing more, at any instant
+    assert breached_by(state, T0 + 6 * H) is None
     assert breached_by(state, T0 + 3 * H) is None
 
 
 # --- a stopped clock --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "at, breached_at",
-    [(T0 + 3 * H, None), (T0 + 4 * H + 30 * MIN, T0 + 4 * H), (T0 + 5 * H, T0 + 4 * H), (T0 + DAY, T0 + 4 * H)],
-    ids=["before-the-deadline", "between-deadline-and-stop", "at-the-stop", "after-the-stop"],
-)
-def test_a_clock_stopped_after_its_deadline_had_breached_at_the_deadline(at, breached_at):
-    # given an ack clock acknowledged an hour late
-    state, _ = stop(only(ACK), ACK, T0 + 5 * H, ALWAYS)
-
-    assert breached_by(state, at) == breached_at
-
-
-def test_a_stop_after_the_deadline_counts_even_without_the_breach_flag():
-    # given a stopped-late clock whose breach flag is not set (a state from before late stops recorded it)
-    state, _ = stop(only(ACK), ACK, T0 + 5 * H, ALWAYS)
-    state = LegClocks(state.leg, {ACK: replace(state.clocks[ACK], breached=False)})
-
-    # then the late stop still tells the breach
-    assert breached_by(state, T0 + 6 * H) == T0 + 4 * H
-
-
-@pytest.mark.parametrize("stopped", [T0 + MIN, T0 + 3 * H, T0 + 4 * H - timedelta(microseconds=1)],
-                         ids=["at-once", "an-hour-early", "a-microsecond-early"])
-def test_a_clock_stopped_before_its_deadline_never_breached(stopped):
+@pytest.mark.parametrize("stopped", [T0 + MIN, T0 + 3 * H, T0 + 4 * H - timedelta(microseconds=1), T0 + 4 * H],
+                         ids=["at-once", "an-hour-early", "a-microsecond-early", "exactly-at-the-deadline"])
+def test_a_clock_stopped_by_its_deadline_never_breached(stopped):
     state, _ = stop(only(ACK), ACK, stopped, ALWAYS)
 
     assert breached_by(state, T0 + 4 * H) is None
@@ -151,6 +131,7 @@ def test_a_clock_resumed_after_a_pause_breaches_at_its_moved_deadline():
 
     # then it breaches a day later than its first deadline
     assert breached_by(state, T0 + 3 * DAY - MIN) is None
+    assert breached_by(state, T0 + 3 * DAY) is None
     assert breached_by(state, T0 + 3 * DAY + H) == T0 + 3 * DAY
 
 
@@ -158,10 +139,11 @@ def test_a_clock_resumed_after_a_pause_breaches_at_its_moved_deadline():
     "at, breached_at",
     [
         (T0 + 2 * DAY + H, None),  # the first deadline has passed, but an hour of pause counts
-        (T0 + 2 * DAY + 2 * H, T0 + 2 * DAY + 2 * H),  # the deadline moved by the hour the cap allows
+        (T0 + 2 * DAY + 2 * H, None),  # at the deadline moved by the 2 h the cap allows
+        (T0 + 2 * DAY + 3 * H, T0 + 2 * DAY + 2 * H),  # past it
         (T0 + 10 * DAY, T0 + 2 * DAY + 2 * H),
     ],
-    ids=["within-the-allowed-pause", "at-the-moved-deadline", "long-after"],
+    ids=["within-the-allowed-pause", "at-the-moved-deadline", "past-the-moved-deadline", "long-after"],
 )
 def test_a_paused_clock_whose_pause_cap_is_used_up_breaches_at_its_deadline_moved_by_the_cap(at, breached_at):
     # given a resolve clock paused at T0 + 1 h under a cap of 2 h of pause in all
@@ -198,16 +180,19 @@ def test_the_earliest_breach_among_the_legs_clocks_is_the_one_told(ack, resolve,
     assert breached_by(both(ack, resolve), at) == breached_at
 
 
-def test_a_recorded_breach_and_an_unemitted_one_tell_the_earlier():
-    # given an ack breach recorded at T0 + 4 h and a 1-hour resolve clock past due, not emitted
+def test_a_recorded_breach_leaves_the_unemitted_one_told():
+    # given an ack breach recorded and a 1-hour resolve clock past due, not emitted
     state = record_breach(both(ack=4 * H, resolve=H), ACK, 1)
 
-    # then the resolve clock's deadline, the earlier, is told
+    # then the resolve clock's deadline is told
     assert breached_by(state, T0 + 5 * H) == T0 + H
 
 
-def test_a_late_stop_of_one_clock_and_a_running_clock_past_due_tell_the_earlier():
-    # given ack (4 h) acknowledged late at T0 + 5 h, resolve (3 h) still running past due
-    state, _ = stop(both(ack=4 * H, resolve=3 * H), ACK, T0 + 5 * H, ALWAYS)
+def test_a_target_reached_at_closing_time_breaches_at_the_next_opening():
+    # given an 8 h resolve clock on office hours from Monday 09:00: its target is reached at 17:00
+    state = only(RESOLVE, resolve=8 * H, calendar=OFFICE)
 
-    assert breached_by(state, T0 + 6 * H) == T0 + 3 * H
+    # then it has not breached that evening nor at Tuesday's opening, and has once it runs past 08:00
+    assert breached_by(state, T0 + 10 * H, OFFICE) is None  # Monday 19:00
+    assert breached_by(state, T0 + DAY - H, OFFICE) is None  # Tuesday 08:00
+    assert breached_by(state, T0 + DAY, OFFICE) == T0 + DAY - H

@@ -109,3 +109,55 @@ def test_the_deadline_keeps_the_zone_of_the_start(calendar, start, business):
     # Compared in UTC: Python never finds a fold=1 reading equal to an instant in another zone.
     assert deadline.tzinfo is local_start.tzinfo
     assert deadline.astimezone(timezone.utc) == calendar.add(start, business)
+
+
+# --- working days and openings -------------------------------------------------------------
+
+DAYS = st.integers(0, 12)
+
+
+@LAWS
+@given(working_hours(), INSTANTS)
+def test_the_next_opening_adds_no_business_time_and_is_working_time(calendar, instant):
+    opening = calendar.open_from(instant)
+
+    assert instant <= opening
+    assert calendar.between(instant, opening) == timedelta(0)
+    assert calendar.between(opening, opening + TICK) == TICK
+    assert calendar.open_from(opening) == opening
+
+
+@LAWS
+@given(working_hours(), INSTANTS, DAYS)
+def test_working_days_end_in_working_hours_and_more_days_end_later(calendar, start, days):
+    deadline = calendar.add_days(start, days)
+
+    # inside a window, or at one of its edges
+    assert calendar.open_from(deadline) == deadline or calendar.between(deadline - TICK, deadline) == TICK
+    assert calendar.add_days(start, days + 1) > deadline >= calendar.open_from(start)
+
+
+@LAWS
+@given(working_hours(), INSTANTS, DAYS)
+def test_a_working_day_ends_at_the_same_local_time_or_at_that_days_last_closing(calendar, start, days):
+    zone = ZoneInfo(calendar.zone)
+    opening = calendar.open_from(start).astimezone(zone)
+
+    deadline = calendar.add_days(start, days).astimezone(zone)
+
+    # the same wall-clock reading (a reading in a spring gap is the change itself), or nothing
+    # more is worked that day (a closing at 24:00 is the next day's midnight)
+    day = (deadline - TICK).date()
+    next_midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+    same_time = deadline.time() == opening.time() or calendar.between(
+        deadline, datetime.combine(deadline.date(), opening.time(), tzinfo=zone)) == timedelta(0)
+    assert same_time or calendar.between(deadline, next_midnight) == timedelta(0)
+    assert days == 0 or deadline.date() > opening.date()
+
+
+@LAWS
+@given(INSTANTS, DAYS)
+def test_working_days_on_every_hour_of_every_day_in_utc_are_24_hours(start, days):
+    every_day = WorkingHours("all-day", "UTC", {day: ((time(0), time(0)),) for day in range(7)})
+
+    assert every_day.add_days(start, days) == AlwaysOpen().add_days(start, days) == start + days * timedelta(days=1)

@@ -68,15 +68,18 @@ def paused_between(begin, end, state=None, max_pause=None):
     "now, expected",
     [
         (HALF - TICK, []),
-        (HALF, [0.5]),
-        (FOUR_FIFTHS - TICK, [0.5]),
-        (FOUR_FIFTHS, [0.5, 0.8]),
-        (DEADLINE, [0.5, 0.8, "breach"]),
+        (HALF, []),
+        (HALF + TICK, [0.5]),
+        (FOUR_FIFTHS, [0.5]),
+        (FOUR_FIFTHS + TICK, [0.5, 0.8]),
+        (DEADLINE, [0.5, 0.8]),
+        (DEADLINE + TICK, [0.5, 0.8, "breach"]),
         (DEADLINE + timedelta(days=9), [0.5, 0.8, "breach"]),
     ],
-    ids=["before-half", "half", "before-four-fifths", "four-fifths", "deadline", "long-after"],
+    ids=["before-half", "at-half", "past-half", "at-four-fifths", "past-four-fifths", "at-the-deadline",
+         "past-the-deadline", "long-after"],
 )
-def test_due_events_emit_every_threshold_passed_in_order_dated_at_the_threshold(now, expected):
+def test_due_events_emit_every_threshold_run_past_in_order_dated_at_the_threshold(now, expected):
     dated_at = {0.5: HALF, 0.8: FOUR_FIFTHS, "breach": DEADLINE}
 
     _, events = due_events(resolving(), now, CALENDAR, FRACTIONS)
@@ -88,10 +91,10 @@ def test_due_events_emit_every_threshold_passed_in_order_dated_at_the_threshold(
 
 def test_each_warning_is_emitted_once_per_clock():
     # given the half warning already emitted
-    state, first = due_events(resolving(), HALF, CALENDAR, FRACTIONS)
+    state, first = due_events(resolving(), HALF + TICK, CALENDAR, FRACTIONS)
 
     # when checked again later
-    state, second = due_events(state, FOUR_FIFTHS, CALENDAR, FRACTIONS)
+    state, second = due_events(state, FOUR_FIFTHS + TICK, CALENDAR, FRACTIONS)
     _, third = due_events(state, FOUR_FIFTHS + H, CALENDAR, FRACTIONS)
 
     # then
@@ -116,7 +119,7 @@ def test_warnings_count_business_time_on_a_working_hours_calendar():
 
 def test_no_warnings_after_the_clock_breached():
     # given a breach recorded without its warnings
-    state, _ = due_events(resolving(), DEADLINE, CALENDAR)
+    state, _ = due_events(resolving(), DEADLINE + TICK, CALENDAR)
 
     _, events = due_events(state, DEADLINE + H, CALENDAR, FRACTIONS)
 
@@ -126,7 +129,7 @@ def test_no_warnings_after_the_clock_breached():
 def test_record_warning_stops_the_warning_being_emitted_again():
     state = record_warning(resolving(), RESOLVE, 1, 0.5)
 
-    _, events = due_events(state, FOUR_FIFTHS, CALENDAR, FRACTIONS)
+    _, events = due_events(state, FOUR_FIFTHS + TICK, CALENDAR, FRACTIONS)
 
     assert [e.fraction for e in events] == [0.8]
     assert record_warning(state, RESOLVE, 1, 0.5) is state
@@ -143,23 +146,24 @@ def test_warned_read_back_as_a_list_is_a_tuple_again():
     "prepare, expected",
     [
         (lambda s: s, HALF),
-        (lambda s: due_events(s, HALF, CALENDAR, FRACTIONS)[0], FOUR_FIFTHS),
-        (lambda s: due_events(s, FOUR_FIFTHS, CALENDAR, FRACTIONS)[0], DEADLINE),
-        (lambda s: due_events(s, DEADLINE, CALENDAR, FRACTIONS)[0], None),
+        (lambda s: due_events(s, HALF + TICK, CALENDAR, FRACTIONS)[0], FOUR_FIFTHS),
+        (lambda s: due_events(s, FOUR_FIFTHS + TICK, CALENDAR, FRACTIONS)[0], DEADLINE),
+        (lambda s: due_events(s, DEADLINE + TICK, CALENDAR, FRACTIONS)[0], None),
         (lambda s: pause(s, T0 + H)[0], None),
         (lambda s: stop(s, RESOLVE, T0 + H, CALENDAR)[0], None),
         (lambda s: paused_between(T0 + H, T0 + 3 * H, s), HALF + 2 * H),
     ],
     ids=["fresh", "half-warned", "all-warned", "breached", "paused", "stopped", "resumed"],
 )
-def test_next_due_is_the_next_warning_or_the_deadline(prepare, expected):
-    assert next_due(prepare(resolving()), CALENDAR, FRACTIONS) == expected
+def test_next_due_is_the_instant_after_the_next_warning_or_the_deadline(prepare, expected):
+    # a threshold is reached only once run past, so it is due the instant after it
+    assert next_due(prepare(resolving()), CALENDAR, FRACTIONS) == (expected and expected + TICK)
 
 
-def test_next_due_without_fractions_is_next_deadline():
+def test_next_due_without_fractions_is_the_instant_after_next_deadline():
     state = resolving()
 
-    assert next_due(state, CALENDAR) == next_deadline(state) == DEADLINE
+    assert next_due(state, CALENDAR) == next_deadline(state) + TICK == DEADLINE + TICK
 
 
 # --- pause and resume -------------------------------------------------------------------
@@ -216,12 +220,17 @@ def test_a_paused_clock_runs_again_once_its_pauses_reach_the_cap():
     # given a 3 h cap and a pause from T0+10h that never ends
     state, _ = pause(resolving(), T0 + 10 * H, CALENDAR, 3 * H)
 
-    # then it is due 3 h after its deadline, while still paused
-    assert next_due(state, CALENDAR, (), 3 * H) == DEADLINE + 3 * H
-    assert next_due(state, CALENDAR, FRACTIONS, 3 * H) == HALF + 3 * H
-    _, early = due_events(state, DEADLINE + 3 * H - TICK, CALENDAR, (), 3 * H)
-    _, [breach] = due_events(state, DEADLINE + 3 * H, CALENDAR, (), 3 * H)
+    # then it runs again at T0+13h, said by a ClockResumed, and breaches 3 h after its deadline
+    assert next_due(state, CALENDAR, FRACTIONS, 3 * H) == T0 + 13 * H + TICK
+    _, early = due_events(state, T0 + 13 * H, CALENDAR, (), 3 * H)
+    state, [resumed] = due_events(state, T0 + 13 * H + TICK, CALENDAR, (), 3 * H)
     assert early == []
+    assert isinstance(resumed, ClockResumed) and resumed.allowance_used
+    assert (resumed.occurred_at, resumed.previous_deadline, resumed.clock.deadline) == (
+        T0 + 13 * H, DEADLINE, DEADLINE + 3 * H)
+    assert not state.clocks[RESOLVE].is_paused
+    assert next_due(state, CALENDAR, FRACTIONS, 3 * H) == HALF + 3 * H + TICK
+    _, [*_, breach] = due_events(state, DEADLINE + 3 * H + TICK, CALENDAR, (), 3 * H)
     assert isinstance(breach, ClockBreached) and breach.occurred_at == DEADLINE + 3 * H
 
 
@@ -312,9 +321,8 @@ def test_reopen_while_the_resolve_clock_runs_does_nothing():
     [
         (8 * H, T0 + H, T0 + 8 * H),
         (timedelta(days=5), T0 + H, T0 + timedelta(days=5)),
-        (8 * H, T0 + 20 * H, T0 + 8 * H),
     ],
-    ids=["tighter", "looser", "already-past"],
+    ids=["tighter", "looser"],
 )
 def test_recompute_derives_deadlines_from_the_leg_start_under_the_new_targets(resolve, at, deadline):
     # given
@@ -335,16 +343,17 @@ def test_recompute_derives_deadlines_from_the_leg_start_under_the_new_targets(re
     assert all(e.occurred_at == at for e in events)
 
 
-def test_a_recomputed_deadline_in_the_past_breaches_at_the_next_due_check():
-    # given
-    state, _ = recompute(resolving(), policy(resolve=8 * H), T0 + 20 * H)
+def test_a_recomputed_deadline_in_the_past_breaches_at_the_change():
+    # when a 2-day resolve clock is held to 8 h at T0 + 20 h
+    state, events = recompute(resolving(), policy(resolve=8 * H), T0 + 20 * H)
 
-    # when
-    _, events = due_events(state, T0 + 20 * H, CALENDAR, FRACTIONS)
-
-    # then every threshold passed, dated where it fell under the new target
-    assert kinds(events) == ["ClockWarning", "ClockWarning", "ClockBreached"]
-    assert [e.occurred_at for e in events] == [T0 + 4 * H, T0 + timedelta(hours=6.4), T0 + 8 * H]
+    # then every threshold the new target puts behind the clock happens at the change, after
+    # the recomputation, with the new deadline; nothing is left for the next due check
+    assert kinds(events) == ["ClockRecomputed", "ClockWarning", "ClockWarning", "ClockBreached"]
+    assert all(e.occurred_at == T0 + 20 * H for e in events)
+    assert all(e.clock.deadline == T0 + 8 * H for e in events)
+    assert state.clocks[RESOLVE].breached and state.clocks[RESOLVE].warned == (0.5, 0.8)
+    assert due_events(state, T0 + 21 * H, CALENDAR, FRACTIONS)[1] == []
 
 
 def test_recompute_keeps_pauses_already_counted_and_leaves_stopped_clocks_alone():

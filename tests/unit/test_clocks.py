@@ -60,13 +60,13 @@ def test_start_runs_the_ack_clock_with_deadline_start_plus_target():
     "now, breaches",
     [
         (DEADLINE - timedelta(microseconds=1), 0),
-        (DEADLINE, 1),
+        (DEADLINE, 0),
         (DEADLINE + timedelta(microseconds=1), 1),
         (DEADLINE + timedelta(days=3), 1),
     ],
     ids=["just-before", "exactly-at", "just-after", "long-after"],
 )
-def test_breach_due_breaches_at_or_after_the_deadline_and_not_before(now, breaches):
+def test_breach_due_breaches_once_the_clock_runs_past_the_deadline(now, breaches):
     # when
     state, events = breach_due(started(), now)
 
@@ -85,7 +85,7 @@ def test_a_breach_is_dated_at_the_deadline_not_at_the_moment_it_was_noticed():
 
 def test_breach_due_emits_nothing_the_second_time():
     # given
-    state, first = breach_due(started(), DEADLINE)
+    state, first = breach_due(started(), DEADLINE + timedelta(minutes=1))
 
     # when
     state, second = breach_due(state, DEADLINE + timedelta(hours=1))
@@ -132,7 +132,7 @@ def test_stop_after_an_unnoticed_deadline_breaches_first_then_meets_late():
 
 def test_stop_after_a_recorded_breach_meets_late_without_breaching_again():
     # given
-    state, _ = breach_due(started(), DEADLINE)
+    state, _ = breach_due(started(), DEADLINE + timedelta(minutes=1))
     at = DEADLINE + timedelta(hours=2)
 
     # when
@@ -259,7 +259,7 @@ def test_next_deadline_is_the_earliest_among_running_clocks():
 @pytest.mark.parametrize(
     "finish",
     [
-        lambda s: breach_due(s, DEADLINE)[0],
+        lambda s: breach_due(s, DEADLINE + timedelta(minutes=1))[0],
         lambda s: stop(s, ACK, T0 + timedelta(hours=1), CALENDAR)[0],
     ],
     ids=["breached", "stopped"],

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sla.adapters.policy_file import PolicyFileError, holiday_years, load_policies, parse_duration
-from sla.domain.calendar import AlwaysOpen, WorkingHours
-from sla.domain.policy import ANY
+from sla.adapters.policy_file import PolicyFileError, load_policies, parse_duration, parse_target
+from sla.domain.calendar import AlwaysOpen, Holidays, WorkingHours
+from sla.domain.policy import ANY, Target
 
 SPLIT_DAY = ((time(8), time(12)), (time(13), time(17)))
 
@@ -51,10 +51,11 @@ def test_the_shipped_policy_file_loads_and_covers_every_department():
     for department in ("billing", "field-service", "accounts", "claims"):
         found = book.find(department, "NORMAL")
         assert found is not None and found.department == department, department
-        assert found.ack_target > timedelta(0)
-        assert found.resolve_target > found.ack_target
+        assert found.ack_target.days or found.ack_target.time > timedelta(0)
+        assert found.resolve_target.days > found.ack_target.days
         assert found.version
-    assert book.find("billing", "URGENT").ack_target == timedelta(minutes=30)
+    assert book.find("billing", "URGENT").ack_target == Target(time=timedelta(minutes=30))
+    assert book.find("billing", "NORMAL").resolve_target == Target(days=2)
     assert book.find("somewhere-else", "LOW").department == ANY
 
 
@@ -190,28 +191,53 @@ policies:
 
 def test_a_working_hours_calendar_reads_zone_windows_and_holidays(policy_file):
     # when
-    calendar = load_policies(policy_file(OFFICE), years=[2026]).find("billing", "NORMAL").calendar
+    calendar = load_policies(policy_file(OFFICE)).find("billing", "NORMAL").calendar
 
     # then
     assert isinstance(calendar, WorkingHours)
     assert (calendar.name, calendar.zone) == ("office", "Europe/Berlin")
     assert calendar.week == {**{day: SPLIT_DAY for day in range(5)}, 5: ((time(9), time(13)),)}
-    assert {date(2026, 1, 1), date(2026, 4, 3), date(2026, 10, 3), date(2026, 12, 24)} <= calendar.holidays
+    assert all(day in calendar.holidays for day in (date(2026, 1, 1), date(2026, 4, 3), date(2026, 10, 3),
+                                                    date(2026, 12, 24)))
     assert date(2026, 1, 6) not in calendar.holidays  # Epiphany is a holiday in Bavaria, not nationwide
 
 
-def test_country_holidays_cover_the_years_passed_and_a_subdivision_adds_its_own(policy_file):
+@pytest.mark.parametrize("year", [1995, 2024, 2027, 2061], ids=["long-past", "last-year", "next-year", "far-ahead"])
+def test_country_holidays_hold_for_every_year_and_a_subdivision_adds_its_own(policy_file, year):
     path = policy_file(OFFICE.replace("country: DE", "country: DE\n      subdivision: BY"))
 
-    calendar = load_policies(path, years=[2027, 2028]).policies[0].calendar
+    calendar = load_policies(path).policies[0].calendar
 
-    assert {date(2027, 1, 1), date(2028, 1, 1), date(2027, 1, 6)} <= calendar.holidays
-    assert date(2026, 1, 1) not in calendar.holidays
-    assert date(2026, 12, 24) in calendar.holidays  # explicit dates whatever the years
+    assert all(day in calendar.holidays for day in (date(year, 1, 1), date(year, 12, 25), date(year, 1, 6)))
+    assert date(year, 1, 2) not in calendar.holidays
+    assert date(2026, 12, 24) in calendar.holidays and date(year, 12, 24) not in calendar.holidays
 
 
-def test_years_default_to_last_year_through_five_ahead():
-    assert holiday_years(date(2026, 7, 1)) == range(2025, 2032)
+def test_the_policy_version_does_not_depend_on_the_years_asked_about(policy_file):
+    # given a calendar on country holidays, versioned before any date was asked about
+    path = policy_file(OFFICE)
+    before = load_policies(path).policies[0].version
+
+    # when holidays of many years are looked up
+    calendar = load_policies(path).policies[0].calendar
+    assert sum(date(year, 12, 25) in calendar.holidays for year in range(1991, 2061)) == 70
+
+    # then a fresh load gives the same version
+    assert load_policies(path).policies[0].version == before
+
+
+@pytest.mark.parametrize(
+    "text, target",
+    [
+        ("2d", Target(days=2)),
+        ("1d4h", Target(days=1, time=timedelta(hours=4))),
+        ("48h", Target(time=timedelta(hours=48))),
+        ("1h30m", Target(time=timedelta(minutes=90))),
+    ],
+    ids=["working-days", "a-day-then-hours", "hours-stay-business-time", "hours-and-minutes"],
+)
+def test_a_target_in_days_counts_working_days_and_the_rest_business_time(text, target):
+    assert parse_target(text) == target
 
 
 @pytest.mark.parametrize(
@@ -227,7 +253,7 @@ def test_days_and_windows_are_read_in_every_documented_form(policy_file, spec, w
     hours = "\n".join(f"      {day}: {windows!r}" for day, windows in spec.items())
     path = policy_file(OFFICE.replace(f"      {HOURS}", hours))
 
-    assert load_policies(path, years=[2026]).policies[0].calendar.week == week
+    assert load_policies(path).policies[0].calendar.week == week
 
 
 def test_24x7_alone_counts_every_hour_and_with_a_zone_it_can_have_holidays(policy_file):
@@ -242,11 +268,11 @@ def test_24x7_alone_counts_every_hour_and_with_a_zone_it_can_have_holidays(polic
         """
     )
 
-    billing, claims = (p.calendar for p in load_policies(path, years=[2026]).policies)
+    billing, claims = (p.calendar for p in load_policies(path).policies)
 
     assert billing == AlwaysOpen("always")
     assert claims.week == {day: ((time(0), time(0)),) for day in range(7)}
-    assert claims.holidays == {date(2026, 12, 25)}
+    assert claims.holidays == Holidays(frozenset({date(2026, 12, 25)}))
 
 
 @pytest.mark.parametrize(
@@ -309,7 +335,7 @@ def test_a_bad_calendar_names_the_file_the_line_and_the_reason(policy_file, old,
 
     # when
     with pytest.raises(PolicyFileError) as raised:
-        load_policies(path, years=[2026])
+        load_policies(path)
 
     # then
     message = str(raised.value)
@@ -322,11 +348,11 @@ def test_a_bad_window_in_a_block_list_names_its_own_line(policy_file):
     path = policy_file(OFFICE.replace('mon-fri: ["08:00-12:00", "13:00-17:00"]', block))
 
     with pytest.raises(PolicyFileError, match=rf"^{re.escape(str(path))}:7: .*'13-17'"):
-        load_policies(path, years=[2026])
+        load_policies(path)
 
 
 def test_the_shipped_calendars_close_on_german_holidays_and_keep_urgent_billing_24x7():
-    book = load_policies(SHIPPED, years=[2026])
+    book = load_policies(SHIPPED)
 
     office = book.find("billing", "NORMAL").calendar
     assert book.find("accounts", "NORMAL").calendar == office
@@ -424,7 +450,7 @@ repeat_contacts:
     ids=["shipped", "demo"],
 )
 def test_the_shipped_files_price_repeats_on_every_channel(path, window, grace):
-    rules = load_policies(path, years=[2026]).repeats
+    rules = load_policies(path).repeats
 
     assert (rules.window, rules.transfer_grace, rules.currency) == (window, grace, "EUR")
     assert rules.cost_per_contact == SHIPPED_COSTS

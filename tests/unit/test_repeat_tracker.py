@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from handoff.v1 import contacts_pb2, handoff_events_pb2, types_pb2
@@ -27,6 +27,7 @@ from tests.live_reference import SteppedClock
 from tests.unit.conftest import T0, policy
 
 MIN, H, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+TICK = timedelta(microseconds=1)
 CUSTOMER, OTHER = "cust-1", "cust-2"
 P = 0  # the partition of CUSTOMER (and of OTHER: the tests place them)
 COSTS = {"call": 450, "chat": 250, "email": 300, "messaging": 200}
@@ -125,6 +126,9 @@ class Worker:
         self.handoff(decode(HANDOFF_EVENTS, heartbeat_value(at, partition, "test", at)), partition)
 
     def contact(self, message, partition: int = P) -> None:
+        """A contact arrives; on wall time it does after the instant it was made."""
+        if self.mode == WALL:
+            self.wall.at = max(self.wall.at, from_timestamp(message.contacted_at) + TICK)
         self.sla.on_contact(decode(CONTACTS, message.SerializeToString()), partition)
 
     def tick(self, at) -> None:
@@ -318,6 +322,46 @@ def test_on_event_time_a_contact_redelivered_while_it_waits_is_examined_once():
     assert len(worker.repeats) == 1
 
 
+# --- leg changes at an instant come before contacts at that instant ---------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_contact_at_the_instant_of_a_transfer_is_examined_on_the_leg_the_transfer_opened(mode):
+    # given case k0's leg at billing, and the customer's contact on 2025-11-27 01:16
+    k0, transfer = "case-k0", datetime(2025, 11, 30, 1, 25, tzinfo=timezone.utc)
+    worker = Worker(mode)
+    worker.feed([created("h-1", transfer - 4 * DAY, case_id="case-k0"),
+                 contact("c-1", datetime(2025, 11, 27, 1, 16, tzinfo=timezone.utc), case_id=k0)])
+
+    # when everything at 01:25 arrives together, the customer's contact read first: the contact,
+    # then the transfer to claims and the leg it opens
+    worker.wall.at = transfer
+    worker.sla.on_contact(decode(CONTACTS, contact("c-2", transfer, case_id=k0).SerializeToString()), P)
+    worker.handoff(transferred("h-1", transfer, "claims", "h-2", case_id=k0))
+    worker.handoff(created("h-2", transfer, case_id=k0, department="claims"))
+    assert [m.contact_id for m in worker.repeats] == []
+
+    # and time moves on (the wall clock, or the import's heartbeat at its last instant)
+    worker.tick(transfer + MIN) if mode == WALL else worker.heartbeat(transfer)
+
+    # then the contact is examined after the changes at its instant: on the leg the transfer opened
+    [repeat] = worker.repeats
+    assert (repeat.contact_id, repeat.cause, repeat.handoff_id, repeat.department) == (
+        "c-2", CAUSE["within_sla"], "h-2", "claims")
+
+
+def test_on_event_time_a_leg_change_at_the_contacts_instant_does_not_release_it_but_a_later_one_does():
+    worker = Worker(EVENT)
+    worker.feed([contact("c-1", T0), contact("c-2", T0 + 2 * H)])
+    worker.heartbeat(T0)
+
+    worker.handoff(created("h-1", T0 + 2 * H))
+    assert worker.repeats == []
+    worker.handoff(created("h-9", T0 + 2 * H + TICK, customer=OTHER, case_id="case-9"))
+
+    assert [(m.contact_id, m.handoff_id) for m in worker.repeats] == [("c-2", "h-1")]
+
+
 # --- event time: contacts wait for the watermark --------------------------------------------------
 
 
@@ -326,9 +370,9 @@ def test_on_event_time_a_contact_redelivered_while_it_waits_is_examined_once():
     [
         lambda w: w.heartbeat(T0 + 2 * H),
         lambda w: w.heartbeat(T0 + 3 * H),
-        lambda w: w.handoff(created("h-9", T0 + 2 * H, customer=OTHER, case_id="case-9")),
+        lambda w: w.handoff(created("h-9", T0 + 3 * H, customer=OTHER, case_id="case-9")),
     ],
-    ids=["heartbeat-at-the-contact", "heartbeat-after-it", "another-customers-handoff-event"],
+    ids=["heartbeat-at-the-contact", "heartbeat-after-it", "another-customers-later-handoff-event"],
 )
 def test_on_event_time_a_contact_waits_for_the_watermark_and_sees_a_leg_whose_event_came_after_it(release):
     # given a first contact examined, and a second one read before the leg created before it

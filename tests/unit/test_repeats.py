@@ -197,7 +197,7 @@ RESOLVED_LEG = leg("h-done", AT - 3 * DAY, (AT - DAY, RESOLVED))
         ([], "", UNATTRIBUTED, None),
         ([OPEN], "", WITHIN_SLA, "h-open"),
         ([leg("h-1", AT - DAY, breached=AT - HOUR)], "", SLA_BREACHED, "h-1"),
-        ([leg("h-1", AT - DAY, breached=AT)], "", SLA_BREACHED, "h-1"),
+        ([leg("h-1", AT - DAY, breached=AT)], "", WITHIN_SLA, "h-1"),
         ([leg("h-1", AT - DAY, breached=AT + SECOND)], "", WITHIN_SLA, "h-1"),
         ([RESOLVED_LEG], "", AFTER_RESOLUTION, "h-done"),
         ([leg("h-1", AT - 3 * DAY, (AT - DAY, RESOLVED), breached=AT - 2 * DAY)], "", SLA_BREACHED, "h-1"),

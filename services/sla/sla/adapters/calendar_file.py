@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_package
 
-from sla.domain.calendar import MIDNIGHT, AlwaysOpen, Calendar, Window, WorkingHours, day_windows
+from sla.domain.calendar import MIDNIGHT, AlwaysOpen, Calendar, Holidays, Window, WorkingHours, day_windows
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
@@ -28,12 +28,7 @@ class InvalidEntry(ValueError):
         self.where = where
 
 
-def holiday_years(today: date) -> range:
-    """The years whose country holidays a calendar lists: last year to five years ahead."""
-    return range(today.year - 1, today.year + 6)
-
-
-def read_calendar(name: str, spec: Any, years: list[int]) -> Calendar:
+def read_calendar(name: str, spec: Any) -> Calendar:
     if not isinstance(spec, dict):
         raise InvalidEntry(f"calendar {name!r} must be a mapping such as {{hours: 24x7}}")
     fields = {key: value for key, value in spec.items() if key != "__line__"}
@@ -48,7 +43,7 @@ def read_calendar(name: str, spec: Any, years: list[int]) -> Calendar:
     week = {day: _ALL_DAY for day in range(7)} if fields.get("hours") == "24x7" else _week(fields.get("hours"))
     if not any(week.values()):
         raise InvalidEntry(f"calendar {name!r} has no working hours", "hours")
-    return WorkingHours(name, zone, week, _holidays(fields.get("holidays"), years))
+    return WorkingHours(name, zone, week, _holidays(fields.get("holidays")))
 
 
 def _zone(value: Any) -> str:
@@ -106,9 +101,9 @@ def _window(text: Any, key: Any, index: int) -> Window:
     return time(begin_hour, begin_minute), time(end_hour % 24, end_minute)
 
 
-def _holidays(spec: Any, years: list[int]) -> frozenset[date]:
+def _holidays(spec: Any) -> Holidays:
     if spec is None:
-        return frozenset()
+        return Holidays()
     if not isinstance(spec, dict):
         raise InvalidEntry("holidays must be a mapping with country, subdivision and/or dates", "holidays")
     unknown = sorted(set(spec) - {"__line__", "country", "subdivision", "dates"}, key=str)
@@ -117,12 +112,12 @@ def _holidays(spec: Any, years: list[int]) -> frozenset[date]:
     dates = spec.get("dates") or []
     if not isinstance(dates, list):
         raise InvalidEntry("holidays: dates must be a list such as [2026-12-24, 2026-12-31]", "holidays", "dates")
-    explicit = {_date(value, index) for index, value in enumerate(dates)}
+    explicit = frozenset(_date(value, index) for index, value in enumerate(dates))
     if "country" not in spec:
         if "subdivision" in spec:
             raise InvalidEntry("holidays: a subdivision needs a country", "holidays", "subdivision")
-        return frozenset(explicit)
-    return frozenset(explicit | _country_dates(spec["country"], spec.get("subdivision"), years))
+        return Holidays(explicit)
+    return _country(spec["country"], spec.get("subdivision"), explicit)
 
 
 def _date(value: Any, index: int) -> date:
@@ -134,8 +129,12 @@ def _date(value: Any, index: int) -> date:
         raise InvalidEntry(f"holiday {value!r} is not a date like 2026-12-24", "holidays", "dates", index) from None
 
 
-def _country_dates(country: Any, subdivision: Any, years: list[int]) -> set[date]:
-    """Public holidays of a country (and subdivision) from the holidays package, for `years`."""
+def _country(country: Any, subdivision: Any, explicit: frozenset[date]) -> Holidays:
+    """Public holidays of a country (and subdivision) from the holidays package, for every year.
+
+    The package works a year out when a date of it is first asked for, so a history of any
+    year, past or future, meets its holidays.
+    """
     if not isinstance(country, str):
         raise InvalidEntry(f"holidays: country {country!r} is not a code such as DE "
                        "(YAML reads an unquoted NO as false; write 'NO')", "holidays", "country")
@@ -148,4 +147,5 @@ def _country_dates(country: Any, subdivision: Any, years: list[int]) -> set[date
         raise InvalidEntry(f"holidays: {country} has no subdivision {subdivision!r}; "
                        f"one of {', '.join(known.subdivisions)}", "holidays", "subdivision")
     subdiv = None if subdivision is None else str(subdivision)
-    return set(holidays_package.country_holidays(country, subdiv=subdiv, years=years))
+    observed = holidays_package.country_holidays(country, subdiv=subdiv, years=[])
+    return Holidays(explicit, "-".join(filter(None, (country, subdiv))), observed.__contains__)

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from common.yamlfile import parse_duration
-from sla.adapters.calendar_file import InvalidEntry, holiday_years, read_calendar
+from sla.adapters.calendar_file import InvalidEntry, read_calendar
 from sla.domain.calendar import Calendar
-from sla.domain.policy import ANY, Policy, PolicyBook
+from sla.domain.policy import ANY, Policy, PolicyBook, Target
 from sla.domain.repeats import InvalidRules, RepeatRules
 
 _PRIORITIES = {ANY, "LOW", "NORMAL", "HIGH", "URGENT"}
+_DAYS = re.compile(r"^\s*(\d+)d")
 
 
 class PolicyFileError(ValueError):
@@ -60,6 +62,13 @@ def _names_or_numbers(value: Any) -> list[Any]:
     return list(value)
 
 
+def parse_target(text: Any) -> Target:
+    """'2d' -> two working days; '4h', '1h30m' -> business time; '1d4h' -> a working day, then 4 h."""
+    duration = parse_duration(text)
+    days = int(match[1]) if isinstance(text, str) and (match := _DAYS.match(text)) else 0
+    return Target(days, duration - timedelta(days=days))
+
+
 def _policy(entry: Any, calendars: dict[str, Calendar], defaults: dict[str, Any]) -> Policy:
     if not isinstance(entry, dict):
         raise ValueError(f"each policy must be a mapping with department, ack and resolve, not {entry!r}")
@@ -83,8 +92,8 @@ def _policy(entry: Any, calendars: dict[str, Calendar], defaults: dict[str, Any]
         department=str(merged["department"]),
         priority=priority,
         category=str(merged.get("category", ANY)),
-        ack_target=parse_duration(merged["ack"]),
-        resolve_target=parse_duration(merged["resolve"]),
+        ack_target=parse_target(merged["ack"]),
+        resolve_target=parse_target(merged["resolve"]),
         calendar=calendars[calendar_name],
         warning_fractions=tuple(sorted(fractions)),
         pause_states=_names("pause_states", merged.get("pause_states", ["WAITING_ON_CUSTOMER"])),
@@ -129,11 +138,8 @@ def _line(node: Any, parent: dict[str, Any]) -> int:
     return node.get("__line__", 0) if isinstance(node, dict) else parent.get("__line__", 0)
 
 
-def load_policies(path: Path, years: Iterable[int] | None = None) -> PolicyBook:
-    """Parse and validate the policy file, or raise PolicyFileError naming file and line.
-
-    Country holidays are listed for `years` (default: `holiday_years` of today).
-    """
+def load_policies(path: Path) -> PolicyBook:
+    """Parse and validate the policy file, or raise PolicyFileError naming file and line."""
     try:
         text = path.read_text()
         document = yaml.load(text, Loader=_LineLoader)
@@ -145,7 +151,6 @@ def load_policies(path: Path, years: Iterable[int] | None = None) -> PolicyBook:
         raise PolicyFileError(f"{path}:{line}: not valid YAML: {getattr(error, 'problem', error)}") from None
     if not isinstance(document, dict) or not isinstance(document.get("policies"), list):
         raise PolicyFileError(f"{path}:1: expected a mapping with a 'policies' list")
-    holiday_range = list(holiday_years(date.today()) if years is None else years)
     specs = document.get("calendars") or {}
     if not isinstance(specs, dict):
         raise PolicyFileError(f"{path}:{_line_of(text, ['calendars'], 1)}: calendars must be a mapping of names")
@@ -154,7 +159,7 @@ def load_policies(path: Path, years: Iterable[int] | None = None) -> PolicyBook:
         if name == "__line__":
             continue
         try:
-            calendars[name] = read_calendar(name, spec, holiday_range)
+            calendars[name] = read_calendar(name, spec)
         except ValueError as error:
             where = ("calendars", name, *getattr(error, "where", ()))
             raise PolicyFileError(f"{path}:{_line_of(text, where, _line(spec, document))}: {error}") from None

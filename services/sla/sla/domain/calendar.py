@@ -5,12 +5,17 @@ counts all of it, so 24 business hours across a spring DST change end 24 real ho
 later. A working-hours calendar counts the real time inside its weekly wall-clock windows
 in its IANA zone, except on holidays, so an 08:00-17:00 day is nine real hours even on the
 day the clocks change. Instants are compared in UTC, where subtraction is real time.
+
+Business time elapses between instants; an instant outside working hours adds none. So a
+target reached at closing time is not exceeded until the next opening (`open_from`), and
+a target of working days (`add_days`) ends at the same local time that many working days
+on, or at that day's last closing when the time falls outside its windows.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,6 +28,25 @@ _ZERO = timedelta(0)
 _TICK = timedelta(microseconds=1)
 _DAY = timedelta(days=1)
 _REINDEX_MARGIN = timedelta(days=400)
+# How far ahead `open_from` looks for an opening before it calls the calendar closed for good.
+_SEARCH_DAYS = 3660
+
+
+@dataclass(frozen=True)
+class Holidays:
+    """The local dates a calendar is closed: listed `dates`, and a `rule` for every year.
+
+    `rule` names the rule (a country's public holidays, e.g. "DE" or "DE-BY") and is what
+    identifies it; `observes` answers it for any date, past or future, so holidays hold for
+    every year a history reaches.
+    """
+
+    dates: frozenset[date] = frozenset()
+    rule: str = ""
+    observes: Callable[[date], bool] | None = field(default=None, compare=False, repr=False)
+
+    def __contains__(self, day: object) -> bool:
+        return day in self.dates or (self.observes is not None and isinstance(day, date) and self.observes(day))
 
 
 @dataclass(frozen=True)
@@ -39,6 +63,14 @@ class AlwaysOpen:
     def between(self, start: datetime, end: datetime) -> timedelta:
         """Business time from `start` to `end` (negative when `end` is earlier)."""
         return end.astimezone(UTC) - start.astimezone(UTC)
+
+    def open_from(self, instant: datetime) -> datetime:
+        """Every instant is open: `instant`."""
+        return instant
+
+    def add_days(self, start: datetime, days: int) -> datetime:
+        """`days` days of 24 hours after `start`."""
+        return self.add(start, days * _DAY)
 
 
 @dataclass(frozen=True)
@@ -61,7 +93,7 @@ class WorkingHours:
     name: str
     zone: str
     week: dict[int, tuple[Window, ...]] = field(hash=False)
-    holidays: frozenset[date] = frozenset()
+    holidays: Holidays | frozenset[date] = Holidays()
 
     def __post_init__(self) -> None:
         try:
@@ -72,7 +104,8 @@ class WorkingHours:
         if not any(_length(w) for windows in week.values() for w in windows):
             raise ValueError(f"calendar {self.name!r} has no working hours")
         object.__setattr__(self, "week", week)
-        object.__setattr__(self, "holidays", frozenset(self.holidays))
+        if not isinstance(self.holidays, Holidays):
+            object.__setattr__(self, "holidays", Holidays(frozenset(self.holidays)))
         object.__setattr__(self, "_tz", tz)
         # Deadlines of many legs fall on the same days, and converting a day is the costly
         # step: each day is converted once per calendar. (Per-instance dicts: a method
@@ -114,6 +147,36 @@ class WorkingHours:
         # can only happen then, never between the two readings.
         worked_before = self._worked_until(start)
         return self._worked_until(end) - worked_before
+
+    def open_from(self, instant: datetime) -> datetime:
+        """The first instant at or after `instant` inside a window: itself in working hours,
+        else the next opening (a window's end is outside it)."""
+        _require_aware(instant)
+        at = instant.astimezone(UTC)
+        day = at.astimezone(self._tz).date() - _DAY
+        for _ in range(_SEARCH_DAYS):
+            for begin, end in self._windows_on(day):
+                if end > at:
+                    return max(begin, at).astimezone(instant.tzinfo)
+            day += _DAY
+        raise ValueError(f"calendar {self.name!r} has no working hours after {instant.isoformat()}")
+
+    def add_days(self, start: datetime, days: int) -> datetime:
+        """`days` working days after `start`: the same local time that many working days on,
+        counted from the next opening when `start` is outside working hours; that day's last
+        closing when the time falls outside its windows."""
+        opened = self.open_from(start)
+        local = opened.astimezone(self._tz)
+        day = local.date()
+        for _ in range(days):
+            day += _DAY
+            while not self._windows_on(day):
+                day += _DAY
+        windows = self._windows_on(day)
+        instant = self._instant(day, local.time())
+        if not any(begin <= instant <= end for begin, end in windows):
+            instant = windows[-1][1]
+        return instant.astimezone(start.tzinfo)
 
     def _worked_until(self, at: datetime) -> timedelta:
         """Working time from the first indexed midnight to `at`."""

@@ -8,7 +8,15 @@ consumers drop repeats.
 A clock's deadline is always its start plus its target plus the business time it has counted
 as paused, so the paused total is derived, not stored. A paused clock neither warns nor
 breaches until its pauses reach the policy's `max_pause`; from then on it runs even while
-paused. Policy-derived inputs (calendar, warning fractions, max_pause) are passed in, like time.
+paused, and a ClockResumed records the instant. Policy-derived inputs (calendar, warning
+fractions, max_pause) are passed in, like time.
+
+A clock reaches a threshold (a warning's fraction of the target, or the target itself)
+only by running past it: when its business time run *exceeds* the threshold. A clock
+stopped exactly at its deadline is met; a target reached at closing time breaches at the
+next opening (`Calendar.open_from`). Each event is dated at the last instant the threshold
+still held, and is due from the instant after it. A priority change never changes a leg's
+past: what the new targets put behind the clock happens at the change.
 """
 
 from __future__ import annotations
@@ -19,13 +27,15 @@ from datetime import datetime, timedelta
 
 from common.ids import derived_event_id
 from sla.domain.calendar import AlwaysOpen, Calendar
-from sla.domain.policy import Policy
+from sla.domain.policy import Policy, Target
 
 ACK = "ack"
 RESOLVE = "resolve"
 # The clocks a new leg runs; `start` defaults to ACK alone until the engine stops RESOLVE too.
 AT_CREATION = (ACK, RESOLVE)
 _ZERO = timedelta(0)
+# Thresholds are reached only once exceeded: something dated at t is due from t + TICK.
+TICK = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -44,9 +54,10 @@ class LegInfo:
 class Clock:
     """One running or stopped target on one leg.
 
-    `warned` holds the warning fractions emitted; `paused_at` is set while paused. The
-    business time paused so far is not stored: it is the deadline's distance from the start
-    beyond the target (see `paused_total`).
+    `target` is business time (a target of working days is the business time from the
+    start to the day it ends). `warned` holds the warning fractions emitted; `paused_at` is
+    set while paused. The business time paused so far is not stored: it is the deadline's
+    distance from the start beyond the target (see `paused_total`).
     """
 
     kind: str
@@ -68,10 +79,6 @@ class Clock:
     @property
     def is_paused(self) -> bool:
         return self.paused_at is not None
-
-    def is_due(self, now: datetime) -> bool:
-        """Has the deadline passed while the clock runs, without a breach recorded yet?"""
-        return self.running and not self.breached and not self.is_paused and now >= self.deadline
 
 
 @dataclass(frozen=True)
@@ -121,9 +128,10 @@ class ClockPaused(ClockEvent):
 
 @dataclass(frozen=True)
 class ClockResumed(ClockEvent):
-    """`clock.deadline` is the new deadline."""
+    """`clock.deadline` is the new deadline; `allowance_used` when the pause had used up `max_pause`."""
 
     previous_deadline: datetime
+    allowance_used: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,12 +145,18 @@ def _event_id(leg: LegInfo, clock: Clock, what: str) -> str:
     return derived_event_id(leg.handoff_id, clock.kind, clock.sequence, clock.deadline.isoformat(), what)
 
 
-def _target(policy: Policy, kind: str) -> timedelta:
+def _target(policy: Policy, kind: str) -> Target:
     return {ACK: policy.ack_target, RESOLVE: policy.resolve_target}[kind]
 
 
+def _business_target(policy: Policy, kind: str, started_at: datetime) -> timedelta:
+    """The business time from `started_at` to where the policy's target for `kind` ends."""
+    calendar = policy.calendar
+    return calendar.between(started_at, _target(policy, kind).reached(calendar, started_at))
+
+
 def _new_clock(kind: str, sequence: int, policy: Policy, at: datetime) -> Clock:
-    target = _target(policy, kind)
+    target = _business_target(policy, kind, at)
     return Clock(kind, sequence, at, target, policy.calendar.add(at, target), policy.version)
 
 
@@ -172,9 +186,25 @@ def paused_total(clock: Clock, calendar: Calendar) -> timedelta:
     return total
 
 
+def _reached_at(clock: Clock, business: timedelta, calendar: Calendar) -> datetime:
+    """The last instant before the clock's run exceeds `business` (closed pauses excluded)."""
+    return calendar.open_from(calendar.add(clock.started_at, business + paused_total(clock, calendar)))
+
+
 def warning_at(clock: Clock, fraction: float, calendar: Calendar) -> datetime:
-    """The instant `fraction` of the target has run, closed pauses excluded."""
-    return calendar.add(clock.started_at, clock.target * fraction + paused_total(clock, calendar))
+    """The instant `fraction` of the target has run (a warning is due once the clock runs past it)."""
+    return _reached_at(clock, clock.target * fraction, calendar)
+
+
+def breach_at(clock: Clock, calendar: Calendar) -> datetime:
+    """The instant the target has run: the deadline, or the next opening after it (due once past it)."""
+    return calendar.open_from(clock.deadline)
+
+
+def _ran(clock: Clock, at: datetime, calendar: Calendar) -> timedelta:
+    """Business time the clock has run by `at`, every pause up to `at` excluded."""
+    pausing = calendar.between(clock.paused_at, at) if clock.is_paused else _ZERO
+    return calendar.between(clock.started_at, at) - paused_total(clock, calendar) - pausing
 
 
 def _allowance(clock: Clock, calendar: Calendar, max_pause: timedelta | None) -> timedelta | None:
@@ -187,7 +217,7 @@ def _cap_reached_at(clock: Clock, calendar: Calendar, max_pause: timedelta | Non
     allowance = _allowance(clock, calendar, max_pause)
     if not clock.is_paused or allowance is None:
         return None
-    return calendar.add(clock.paused_at, allowance)
+    return calendar.open_from(calendar.add(clock.paused_at, allowance))
 
 
 def _resumed(clock: Clock, at: datetime, calendar: Calendar, max_pause: timedelta | None) -> Clock:
@@ -199,10 +229,14 @@ def _resumed(clock: Clock, at: datetime, calendar: Calendar, max_pause: timedelt
     return replace(clock, paused_at=None, deadline=calendar.add(clock.deadline, paused))
 
 
-def _running_at(clock: Clock, now: datetime, calendar: Calendar, max_pause: timedelta | None) -> Clock:
-    """`clock` as it stands at `now`: a pause that has used up the allowance no longer holds it."""
-    cap = _cap_reached_at(clock, calendar, max_pause)
-    return _resumed(clock, cap, calendar, max_pause) if cap is not None and now >= cap else clock
+def _resume_event(leg: LegInfo, clock: Clock, at: datetime, calendar: Calendar,
+                  max_pause: timedelta | None) -> tuple[Clock, ClockResumed]:
+    """`clock` running again at `at`, and the event that says so (the same whatever resumed it)."""
+    allowance = _allowance(clock, calendar, max_pause)
+    used = allowance is not None and calendar.between(clock.paused_at, at) >= allowance
+    resumed = _resumed(clock, at, calendar, max_pause)
+    event_id = _event_id(leg, clock, f"resumed:{at.isoformat()}")
+    return resumed, ClockResumed(event_id, leg, resumed, at, clock.deadline, used)
 
 
 def _warnings(fractions: Iterable[float], clock: Clock) -> list[float]:
@@ -211,29 +245,34 @@ def _warnings(fractions: Iterable[float], clock: Clock) -> list[float]:
 
 def _due_of(leg: LegInfo, clock: Clock, now: datetime, calendar: Calendar, fractions: tuple[float, ...],
             max_pause: timedelta | None) -> tuple[Clock, list[ClockEvent]]:
-    if not clock.running or clock.breached:
-        return clock, []
-    clock = _running_at(clock, now, calendar, max_pause)
-    if clock.is_paused:
+    if not clock.running:
         return clock, []
     events: list[ClockEvent] = []
+    cap = _cap_reached_at(clock, calendar, max_pause)
+    if cap is not None and now > cap:
+        clock, resumed = _resume_event(leg, clock, cap, calendar, max_pause)
+        events.append(resumed)
+    if clock.is_paused or clock.breached:
+        return clock, events
     for fraction in _warnings(fractions, clock):
         at = warning_at(clock, fraction, calendar)
-        if at > now:
+        if not now > at:
             break
         events.append(ClockWarning(_event_id(leg, clock, f"warning:{fraction}"), leg, clock, at, fraction))
         clock = replace(clock, warned=(*clock.warned, fraction))
-    if clock.is_due(now):
-        events.append(ClockBreached(_event_id(leg, clock, "breached"), leg, clock, clock.deadline))
+    at = breach_at(clock, calendar)
+    if now > at:
+        events.append(ClockBreached(_event_id(leg, clock, "breached"), leg, clock, at))
         clock = replace(clock, breached=True)
     return clock, events
 
 
 def due_events(state: LegClocks, now: datetime, calendar: Calendar, fractions: Iterable[float] = (),
                max_pause: timedelta | None = None) -> tuple[LegClocks, list[ClockEvent]]:
-    """Warnings at each of `fractions` of the target, then the breach, reached by `now` and not yet emitted.
+    """Warnings at each of `fractions` of the target, then the breach, run past by `now` and not yet emitted.
 
-    A paused clock emits nothing until its pauses reach `max_pause` (never without a cap).
+    A paused clock emits nothing until its pauses reach `max_pause` (never without a cap);
+    then it runs again, and a ClockResumed at that instant comes first.
     """
     fractions = tuple(fractions)
     clocks = dict(state.clocks)
@@ -245,28 +284,29 @@ def due_events(state: LegClocks, now: datetime, calendar: Calendar, fractions: I
 
 
 def breach_due(state: LegClocks, now: datetime) -> tuple[LegClocks, list[ClockEvent]]:
-    """Breach every running, unpaused clock whose deadline has passed by `now` (no warnings)."""
+    """Breach every running, unpaused clock whose deadline `now` is past, on 24x7 (no warnings)."""
     return due_events(state, now, AlwaysOpen())
 
 
 def stop(state: LegClocks, kind: str, at: datetime, calendar: Calendar,
          max_pause: timedelta | None = None) -> tuple[LegClocks, list[ClockEvent]]:
-    """Stop clock `kind` at `at`: met, or met late after a breach (breaching first if due).
+    """Stop clock `kind` at `at`: met, or met late when it ran past its target (breaching first if due).
 
     A pause still open counts up to `max_pause`. `elapsed` is the business time the clock
-    ran, counted pauses excluded.
+    ran, counted pauses excluded; `overdue` the business time it ran past its target, and
+    the stop is late exactly when that is more than zero.
     """
     clock = state.clocks.get(kind)
     if clock is None or not clock.running:
         return state, []
-    if clock.is_paused:
-        state = LegClocks(state.leg, {**state.clocks, kind: _resumed(clock, at, calendar, max_pause)})
     state, events = due_events(state, at, calendar, (), max_pause)
     clock = state.clocks[kind]
+    if clock.is_paused:
+        clock = _resumed(clock, at, calendar, max_pause)
     elapsed = calendar.between(clock.started_at, at) - paused_total(clock, calendar)
     overdue = max(calendar.between(clock.deadline, at), _ZERO)
     stopped = replace(clock, running=False, stopped_at=at)
-    met = ClockMet(_event_id(state.leg, clock, "met"), state.leg, stopped, at, clock.breached, overdue, elapsed)
+    met = ClockMet(_event_id(state.leg, clock, "met"), state.leg, stopped, at, overdue > _ZERO, overdue, elapsed)
     return LegClocks(state.leg, {**state.clocks, kind: stopped}), [*events, met]
 
 
@@ -279,9 +319,10 @@ def pause(state: LegClocks, at: datetime, calendar: Calendar | None = None, max_
     clock = state.clocks.get(kind)
     if clock is None or not clock.running or clock.is_paused:
         return state, []
-    if max_pause is not None and not _allowance(clock, calendar or AlwaysOpen(), max_pause):
+    calendar = calendar or AlwaysOpen()
+    if max_pause is not None and not _allowance(clock, calendar, max_pause):
         return state, []
-    state, events = breach_due(state, at)
+    state, events = due_events(state, at, calendar, (), max_pause)
     paused = replace(state.clocks[kind], paused_at=at)
     event = ClockPaused(_event_id(state.leg, paused, f"paused:{at.isoformat()}"), state.leg, paused, at)
     return LegClocks(state.leg, {**state.clocks, kind: paused}), [*events, event]
@@ -293,9 +334,7 @@ def resume(state: LegClocks, at: datetime, calendar: Calendar, max_pause: timede
     clock = state.clocks.get(kind)
     if clock is None or not clock.running or not clock.is_paused:
         return state, []
-    resumed = _resumed(clock, at, calendar, max_pause)
-    what = f"resumed:{at.isoformat()}"
-    event = ClockResumed(_event_id(state.leg, clock, what), state.leg, resumed, at, clock.deadline)
+    resumed, event = _resume_event(state.leg, clock, at, calendar, max_pause)
     return LegClocks(state.leg, {**state.clocks, kind: resumed}), [event]
 
 
@@ -313,24 +352,47 @@ def recompute(state: LegClocks, policy: Policy, at: datetime,
               priority: str | None = None) -> tuple[LegClocks, list[ClockEvent]]:
     """Re-derive running clocks' deadlines from their start under `policy` (a priority change at `at`).
 
-    Pauses already counted still count. A deadline that lands in the past breaches at the
-    next due check. `priority`, when given, becomes the leg's.
+    Pauses already counted still count. Each warning and the breach that the new target puts
+    behind the clock (its business time run by `at`, pauses excluded, exceeds them) happens
+    at `at`, after the ClockRecomputed, carrying the new deadline: what the leg went through
+    before `at` stays as it was. `priority`, when given, becomes the leg's. What was due
+    under the old target before `at` is the caller's to emit first (`due_events`).
     """
     leg = replace(state.leg, priority=priority) if priority else state.leg
+    calendar = policy.calendar
     clocks = dict(state.clocks)
     events: list[ClockEvent] = []
     for kind, clock in state.clocks.items():
         if not clock.running:
             continue
-        target = _target(policy, kind)
-        deadline = policy.calendar.add(clock.started_at, target + paused_total(clock, policy.calendar))
+        target = _business_target(policy, kind, clock.started_at)
+        deadline = calendar.add(clock.started_at, target + paused_total(clock, calendar))
         updated = replace(clock, target=target, deadline=deadline, policy_version=policy.version)
         if updated == clock:
             continue
-        clocks[kind] = updated
         what = f"recomputed:{at.isoformat()}:{policy.version}"
         events.append(ClockRecomputed(_event_id(leg, updated, what), leg, updated, at, clock.deadline))
+        clocks[kind], passed = _passed_at_change(leg, updated, at, calendar, policy.warning_fractions)
+        events.extend(passed)
     return LegClocks(leg, clocks), events
+
+
+def _passed_at_change(leg: LegInfo, clock: Clock, at: datetime, calendar: Calendar,
+                      fractions: Iterable[float]) -> tuple[Clock, list[ClockEvent]]:
+    """The warnings and breach a new target puts behind `clock` at `at`, each dated `at`."""
+    if clock.breached:
+        return clock, []
+    ran = _ran(clock, at, calendar)
+    events: list[ClockEvent] = []
+    for fraction in _warnings(fractions, clock):
+        if not ran > clock.target * fraction:
+            break
+        events.append(ClockWarning(_event_id(leg, clock, f"warning:{fraction}"), leg, clock, at, fraction))
+        clock = replace(clock, warned=(*clock.warned, fraction))
+    if ran > clock.target:
+        events.append(ClockBreached(_event_id(leg, clock, "breached"), leg, clock, at))
+        clock = replace(clock, breached=True)
+    return clock, events
 
 
 def record_breach(state: LegClocks, kind: str, sequence: int) -> LegClocks:
@@ -357,36 +419,34 @@ def next_deadline(state: LegClocks) -> datetime | None:
 
 def _next_instant(clock: Clock, calendar: Calendar, fractions: tuple[float, ...],
                   max_pause: timedelta | None) -> datetime | None:
-    if not clock.running or clock.breached:
+    """The instant after which the clock's next event falls due (None: nothing pending)."""
+    if not clock.running:
         return None
-    cap = _cap_reached_at(clock, calendar, max_pause)
-    if clock.is_paused and cap is None:
+    if clock.is_paused:
+        return _cap_reached_at(clock, calendar, max_pause)
+    if clock.breached:
         return None
-    running = clock if cap is None else _resumed(clock, cap, calendar, max_pause)
-    earliest = min([*(warning_at(running, f, calendar) for f in _warnings(fractions, running)), running.deadline])
-    return earliest if cap is None else max(earliest, cap)
+    return min([*(warning_at(clock, f, calendar) for f in _warnings(fractions, clock)), breach_at(clock, calendar)])
 
 
 def next_due(state: LegClocks, calendar: Calendar, fractions: Iterable[float] = (),
              max_pause: timedelta | None = None) -> datetime | None:
-    """The earliest instant a warning or breach of this leg falls due (None: nothing pending)."""
+    """The earliest instant a warning, breach or end of a pause of this leg falls due (None: nothing pending).
+
+    Something dated t is due from t + TICK, once the clock has run past t.
+    """
     fractions = tuple(fractions)
     instants = (_next_instant(c, calendar, fractions, max_pause) for c in state.clocks.values())
-    return min((i for i in instants if i is not None), default=None)
+    return min((i + TICK for i in instants if i is not None), default=None)
 
 
 
 def breached_by(state: LegClocks, at: datetime, calendar: Calendar,
                 max_pause: timedelta | None = None) -> datetime | None:
-    """The earliest instant, at or before `at`, at which one of the leg's clocks breached.
+    """The earliest instant before `at` at which one of the leg's clocks breached, the breach
+    not emitted yet (the timer had not got there); None when there is none.
 
-    Counts breaches recorded, clocks stopped after their deadline, and breaches that were
-    due by `at` but not emitted yet (the timer had not got there).
+    Breaches emitted reach the repeat tracker with their events, each at its own instant.
     """
     _, due = due_events(state, at, calendar, (), max_pause)
-    breaches = [event.clock.deadline for event in due if isinstance(event, ClockBreached)]
-    breaches += [
-        c.deadline for c in state.clocks.values()
-        if c.deadline <= at and (c.breached or (c.stopped_at is not None and c.stopped_at > c.deadline))
-    ]
-    return min(breaches, default=None)
+    return min((event.occurred_at for event in due if isinstance(event, ClockBreached)), default=None)

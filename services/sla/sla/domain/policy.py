@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sla.domain.calendar import Calendar
 from sla.domain.repeats import RepeatRules
@@ -18,8 +18,30 @@ def _calendar_identity(calendar: Calendar) -> str:
     zone = getattr(calendar, "zone", "")
     week = sorted((day, [(a.isoformat(), b.isoformat()) for a, b in windows])
                   for day, windows in getattr(calendar, "week", {}).items())
-    holidays = sorted(d.isoformat() for d in getattr(calendar, "holidays", ()))
-    return json.dumps([calendar.name, zone, week, holidays])
+    holidays = getattr(calendar, "holidays", None)
+    dates = sorted(d.isoformat() for d in holidays.dates) if holidays else []
+    rule = [holidays.rule] if holidays and holidays.rule else []
+    return json.dumps([calendar.name, zone, week, dates, *rule])
+
+
+@dataclass(frozen=True)
+class Target:
+    """An SLA target: `days` working days, then `time` of business time.
+
+    On a working-hours calendar a day is a working day (`Calendar.add_days`); on 24x7 it is
+    24 hours. A plain timedelta given as a policy's target is business time.
+    """
+
+    days: int = 0
+    time: timedelta = timedelta(0)
+
+    def reached(self, calendar: Calendar, start: datetime) -> datetime:
+        """The instant a clock started at `start` reaches this target (its deadline)."""
+        return calendar.add(calendar.add_days(start, self.days) if self.days else start, self.time)
+
+    def identity(self) -> float | list[float]:
+        """What defines the target, for a policy's version (seconds alone without days)."""
+        return [self.days, self.time.total_seconds()] if self.days else self.time.total_seconds()
 
 
 @dataclass(frozen=True)
@@ -29,13 +51,18 @@ class Policy:
     department: str
     priority: str
     category: str
-    ack_target: timedelta
-    resolve_target: timedelta
+    ack_target: Target
+    resolve_target: Target
     calendar: Calendar
     warning_fractions: tuple[float, ...] = (0.5, 0.8)
     pause_states: tuple[str, ...] = ("WAITING_ON_CUSTOMER",)
     max_pause: timedelta | None = None
     version: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("ack_target", "resolve_target"):
+            if isinstance(getattr(self, name), timedelta):
+                object.__setattr__(self, name, Target(time=getattr(self, name)))
 
     def with_version(self) -> "Policy":
         """This policy with `version` set to the hash of its definition."""
@@ -44,8 +71,8 @@ class Policy:
                 self.department,
                 self.priority,
                 self.category,
-                self.ack_target.total_seconds(),
-                self.resolve_target.total_seconds(),
+                self.ack_target.identity(),
+                self.resolve_target.identity(),
                 _calendar_identity(self.calendar),
                 self.warning_fractions,
                 self.pause_states,

@@ -209,7 +209,8 @@ def attribute(contact: Contact, legs: Iterable[LegHistory], rules: RepeatRules) 
                                                                        leg.handoff_id))
     else:
         return UNATTRIBUTED, None
-    if leg.breached_at is not None and leg.breached_at <= at:
+    # A clock breaches by running past its deadline: a contact at the breach's very instant came before it.
+    if leg.breached_at is not None and leg.breached_at < at:
         cause = SLA_BREACHED
     return cause, leg
 

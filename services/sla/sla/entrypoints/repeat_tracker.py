@@ -3,9 +3,11 @@
 Leg changes come from handoff.events.v1 (after the clock engine has decided the leg's SLA
 events), breaches the timer fired straight from the clock engine, contacts from
 contacts.v1; both topics are keyed by customer_ref, so one worker sees all of a customer's
-history. On wall time a contact is examined when it arrives. On event time it waits in the
-customer's record until the partition's watermark has passed it, so it is examined against
-every leg change that happened before it, however the topics interleave.
+history. A contact waits in the customer's record until time has passed its instant, so it
+is examined against every leg change up to and at its instant, however the topics
+interleave: on event time until the partition's watermark has passed it, or a heartbeat
+says the partition's changes up to it are all in; on wall time until the wall clock has
+passed it (at once, for a contact from the past).
 
 A repeat is sent in the same batch as the customer's record that remembers the contact, so
 a crash loses neither and repeats neither.
@@ -18,13 +20,13 @@ from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import replace
 from datetime import datetime
 
-from common.clock import Clock, EventTime
+from common.clock import EPOCH, Clock, EventTime, epoch_us
 from common.streams.store import framed, header_of, payload_of
 from sla import metrics
 from sla.adapters import codec, repeat_codec
 from sla.adapters.customers import CustomerRecord, decode_customer, encode_customer
 from sla.domain import repeats
-from sla.domain.clocks import ClockBreached, ClockEvent, ClockMet
+from sla.domain.clocks import TICK, ClockBreached, ClockEvent
 from common.dueindex import DueIndex
 from sla.domain.repeats import Contact, LegHistory, RepeatContact, RepeatRules
 from sla.entrypoints.engine import Send
@@ -42,29 +44,37 @@ UNATTRIBUTED_DEPARTMENT = "none"
 
 
 def _breaches(events: list[ClockEvent]) -> list[datetime]:
-    """The breach instants among a leg's decided events (a late stop implies one)."""
-    return [e.clock.deadline for e in events if isinstance(e, ClockBreached) or (isinstance(e, ClockMet) and e.late)]
+    """The breach instants among a leg's decided events (a late stop comes after its breach)."""
+    return [e.occurred_at for e in events if isinstance(e, ClockBreached)]
 
 
 class RepeatTracker:
+    """`clock` is wall time (`recorded` unless given); `event_time` replaces it for replay."""
+
     def __init__(self, customers: MutableMapping[str, bytes], breached_by: BreachedBy,
-                 rules: RepeatRules, send: Send, recorded: Clock, event_time: EventTime | None = None) -> None:
+                 rules: RepeatRules, send: Send, recorded: Clock, event_time: EventTime | None = None,
+                 clock: Clock | None = None) -> None:
         self._customers = customers
         self._breached_by = breached_by
         self._rules = rules
         self._send = send
         self._recorded = recorded
         self._event_time = event_time
+        self._clock = clock or recorded
         self._waiting: dict[int, DueIndex] = {}
+        # Per partition, the instant of its latest heartbeat: its leg changes up to then are all in.
+        self._sealed: dict[int, datetime] = {}
 
     def _load(self, customer_ref: str, partition: int) -> CustomerRecord:
         raw = self._customers.get(customer_ref)
         return decode_customer(customer_ref, json.loads(payload_of(raw))) if raw else CustomerRecord(partition)
 
     def _save(self, customer_ref: str, record: CustomerRecord) -> None:
-        # The tag says whether contacts wait for event time, so a rebuild decodes only those.
+        # The tag says whether contacts wait, so a rebuild decodes only those; the due instant
+        # brings the timer back once time has passed the earliest (on a quiet partition too).
         payload = json.dumps(encode_customer(record), separators=(",", ":")).encode()
-        self._customers[customer_ref] = framed(record.partition, payload, tag=1 if record.pending else 0)
+        due = epoch_us(min(c.contacted_at for c in record.pending) + TICK) if record.pending else 0
+        self._customers[customer_ref] = framed(record.partition, payload, due, tag=1 if record.pending else 0)
 
     def on_leg_change(self, message, events: list[ClockEvent], partition: int) -> None:
         """Fold one HandoffEvent (and the breaches it caused) into the customer's legs."""
@@ -93,15 +103,15 @@ class RepeatTracker:
     def _prune_horizon(self, record: CustomerRecord, at: datetime) -> datetime | None:
         """The instant legs no longer live may be pruned at (None: keep every leg for now).
 
-        On wall time a contact is examined when it arrives, so `at`. On event time a contact
-        earlier than `at` may still wait, or still be on its way (contacts.v1 is read apart
-        from handoff.events.v1); one on its way is no earlier than the customer's latest
-        contact, and a customer without one may yet have any.
+        A contact earlier than `at` may still wait. On wall time no other one is earlier than
+        `at`. On event time one may still be on its way (contacts.v1 is read apart from
+        handoff.events.v1); it is no earlier than the customer's latest contact, and a
+        customer without one may yet have any.
         """
-        if self._event_time is None:
-            return at
         if record.pending:
             return min(at, *(c.contacted_at for c in record.pending))
+        if self._event_time is None:
+            return at
         if record.contacts:
             return min(at, max(c.contacted_at for c in record.contacts))
         return None
@@ -115,39 +125,49 @@ class RepeatTracker:
     def _fold_breach(self, event: ClockBreached, partition: int) -> None:
         leg_info = event.leg
         record = self._load(leg_info.customer_ref, partition)
-        deadline = event.clock.deadline
-        legs = [leg.with_breach(deadline) if leg.handoff_id == leg_info.handoff_id else leg for leg in record.legs]
+        at = event.occurred_at
+        legs = [leg.with_breach(at) if leg.handoff_id == leg_info.handoff_id else leg for leg in record.legs]
         if tuple(legs) != record.legs:
             self._save(leg_info.customer_ref, replace(record, legs=tuple(legs)))
 
     def on_contact(self, message, partition: int) -> None:
-        """Examine a contact now (wall time) or once event time has passed it."""
+        """Examine a contact once time has passed it (at once when it already has)."""
         contact = repeat_codec.decode_contact(message)
         self._take_contact(contact, partition)
-        if self._event_time is not None:
-            self.settle(partition)
+        self.settle(partition)
 
     def _take_contact(self, contact: Contact, partition: int) -> None:
         record = self._load(contact.customer_ref, partition)
         if record.knows_contact(contact.contact_id):
             return
         metrics.CONTACTS_SEEN.labels(contact.channel).inc()
-        if self._event_time is None:
-            self._examine(record, [contact])
-            return
         self._save(contact.customer_ref, replace(record, pending=(*record.pending, contact)))
         self._waiting.setdefault(partition, DueIndex()).add(contact.contacted_at, contact.customer_ref)
 
+    def seal(self, partition: int, at: datetime) -> None:
+        """A heartbeat: `partition`'s leg changes up to `at` are all in."""
+        self._sealed[partition] = max(at, self._sealed.get(partition, EPOCH))
+
+    def _settled_until(self, partition: int) -> datetime:
+        """The latest instant whose contacts may be examined: before now, or up to a heartbeat."""
+        now = self._event_time.mark(partition) if self._event_time is not None else self._clock.now()
+        return max(now - TICK, self._sealed.get(partition, EPOCH))
+
     def settle(self, partition: int) -> None:
-        """Examine the waiting contacts of `partition` that its watermark has passed (event time)."""
-        mark = self._event_time.mark(partition)
-        for customer_ref in dict.fromkeys(self._waiting.get(partition, DueIndex()).pop_due(mark)):
+        """Examine the waiting contacts of `partition` that time has passed."""
+        until = self._settled_until(partition)
+        for customer_ref in dict.fromkeys(self._waiting.get(partition, DueIndex()).pop_due(until)):
             record = self._load(customer_ref, partition)
-            due = sorted((c for c in record.pending if c.contacted_at <= mark),
+            due = sorted((c for c in record.pending if c.contacted_at <= until),
                          key=lambda c: (c.contacted_at, c.contact_id))
             if due:
-                rest = tuple(c for c in record.pending if c.contacted_at > mark)
+                rest = tuple(c for c in record.pending if c.contacted_at > until)
                 self._examine(replace(record, pending=rest), due)
+
+    def settle_all(self) -> None:
+        """Examine the waiting contacts of every partition that time has passed (wall time's tick)."""
+        for partition in list(self._waiting):
+            self.settle(partition)
 
     def _examine(self, record: CustomerRecord, contacts: list[Contact]) -> None:
         for contact in contacts:
@@ -174,10 +194,8 @@ class RepeatTracker:
             )
 
     def rebuild(self, partitions: frozenset[int]) -> None:
-        """Re-index the waiting contacts of the partitions this worker now owns (event time)."""
+        """Re-index the waiting contacts of the partitions this worker now owns."""
         self._waiting.clear()
-        if self._event_time is None:
-            return
         self.reindex(customer_ref for customer_ref, raw in self._customers.items()
                      if header_of(raw).partition in partitions and header_of(raw).tag)
 

@@ -29,7 +29,7 @@ class SlaWorker:
         self.event_time = clock if isinstance(clock, EventTime) else None
         self.engine = ClockEngine(clock_table, policies, clock, send_sla, recorded=recorded)
         self.tracker = RepeatTracker(customers, self.engine.breached_by, policies.repeats, send_repeat, recorded,
-                                     self.event_time)
+                                     self.event_time, clock)
         self._marks = {} if marks is None else marks
         self._moved: set[int] = set()
 
@@ -41,23 +41,30 @@ class SlaWorker:
         if message.WhichOneof("change") != "heartbeat":
             events = self.engine.on_handoff_event(message, partition)
             self.tracker.on_leg_change(message, events, partition)
-        if self.event_time is not None:
-            self.tracker.settle(partition)
+        else:
+            self.tracker.seal(partition, codec.occurred_at(message))
+        self.tracker.settle(partition)
         return events
 
     def on_contact(self, message, partition: int) -> None:
         self.tracker.on_contact(message, partition)
 
-    def on_due(self, handoff_id: str, partition: int) -> list[ClockEvent]:
-        """A leg's clocks have something due: emit it, and the customer's legs remember breaches."""
-        events = self.engine.on_due(handoff_id, partition)
+    def on_due(self, key: str, partition: int) -> list[ClockEvent]:
+        """A leg's clocks (`key` a handoff id) have something due: emit it, and the customer's
+        legs remember breaches; or a customer's contacts (`key` a customer ref) have waited
+        long enough: examine them."""
+        events = self.engine.on_due(key, partition)
         self.tracker.on_breaches(events, partition)
+        self.tracker.settle(partition)
         return events
 
     def fire_due(self) -> list[ClockEvent]:
-        """Every due leg at once (in-memory runs and tests; the stream engine fires per leg)."""
-        return [event for handoff_id, partition in self.engine.due_legs()
-                for event in self.on_due(handoff_id, partition)]
+        """Every due leg at once, then the contacts time has passed (in-memory runs and tests;
+        the stream engine fires per leg)."""
+        events = [event for handoff_id, partition in self.engine.due_legs()
+                  for event in self.on_due(handoff_id, partition)]
+        self.tracker.settle_all()
+        return events
 
     def _advance(self, partition: int, instant) -> None:
         before = self.event_time.mark(partition)
