@@ -10,16 +10,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from datetime import datetime, timezone
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
-from devstack.driver import drive
+from devstack.simulator.live import DEPARTMENTS_FILE, EVENT_TIME, LiveRun, simulation_setup
 from devstack.processes import ServiceFailed
 from devstack.stack import WELL_KNOWN_PORTS, Stack
 
-app = typer.Typer(help="Run Kafka, the three services, the channel gateways and a demo driver locally.",
+app = typer.Typer(help="Run Kafka, the three services, the channel gateways and a simulated contact centre locally.",
                   no_args_is_help=True,
                   add_completion=False)
 console = Console(highlight=False)
@@ -53,36 +54,53 @@ def _stop_on_sigterm() -> None:
 @app.command()
 def run(
     kafka_bootstrap: Bootstrap = "",
-    policies: Policies = Path("config/demo-sla-policies.yaml"),
+    policies: Policies = Path("config/sim-sla-policies.yaml"),
+    centre: Annotated[Path, typer.Option(help="The simulated contact centre.", exists=True, dir_okay=False)]
+    = Path("config/simulator.yaml"),
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the simulation (default: the centre file's).")] = None,
+    speed: Annotated[Optional[float], typer.Option(help="Simulated seconds per real second.")] = None,
     workdir: Annotated[Path, typer.Option(help="Data and logs of this run.")] = Path("var/run"),
     free_ports: FreePorts = False,
 ) -> None:
-    """Start everything, drive a demo, print notifications; Ctrl-C stops everything."""
+    """Start everything on event time, simulate a contact centre and watch it live; Ctrl-C stops everything."""
     _stop_on_sigterm()
-    stack = Stack(workdir, policies, kafka_bootstrap or None, ports=_ports(free_ports), gateways=True)
+    try:
+        setup = simulation_setup(centre, policies, DEPARTMENTS_FILE, datetime.now(timezone.utc), seed, speed)
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]", markup=True, highlight=False)
+        raise typer.Exit(2)
+    stack = Stack(workdir, policies, kafka_bootstrap or None, ports=_ports(free_ports), gateways=True,
+                  env=EVENT_TIME)
+    live: LiveRun | None = None
     try:
         with console.status("starting Kafka, the gateways and the services..."):
             stack.start()
         console.print("[bold]stack is up[/bold] (logs in %s)" % (workdir / "logs"))
         _print_endpoints(stack.endpoints())
-        console.print("driving a demo: legs open every few seconds; every third is left to breach. Ctrl-C stops.\n")
-        asyncio.run(_demo(stack, workdir))
+        live = LiveRun(*setup, console=console)
+        asyncio.run(_simulate(live, stack))
     except (KeyboardInterrupt, asyncio.CancelledError):
-        console.print("\nstopping...")
+        pass
     except ServiceFailed as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already: a second one must not cut it short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if live is not None:
+            try:
+                console.print(asyncio.run(live.final_table()))
+            except Exception as error:  # the stack is stopped whatever the table does
+                console.print(f"[red]no charge-back table: {error!r}[/red]")
+        console.print("stopping...")
         stack.stop()
         console.print("stopped; nothing left running")
 
 
-async def _demo(stack: Stack, workdir: Path) -> None:
-    """Drive the demo until Ctrl-C or SIGTERM; both cancel it, so it closes its streams and tasks."""
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-    await drive(stack.services["handoff"].grpc, stack.services["notify"].grpc, stack.check_alive,
-                log_file=workdir / "data" / "gateway-log" / "deliveries.jsonl")
+async def _simulate(live: LiveRun, stack: Stack) -> None:
+    """Run the simulation and its view until Ctrl-C, SIGTERM or q; each cancels it, so it closes its streams."""
+    await live.run(stack.services["handoff"].grpc, stack.services["sla"].grpc, stack.services["notify"].grpc,
+                   stack.bootstrap, stack.check_alive)
 
 
 @app.command()
