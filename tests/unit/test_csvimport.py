@@ -356,7 +356,7 @@ def test_an_unknown_column_is_refused_with_the_expected_columns(files):
     found = header_problems(files, ",".join(HANDOFF_COLUMNS + ("owner",)))
 
     assert found == ["legs.csv:1: header: unknown column 'owner'; the columns are: " + ", ".join(HANDOFF_COLUMNS)
-                     + " (or customer_id for customer_ref)"]
+                     + " (or customer_id for customer_ref); optional: priority_changed_at, changed_priority"]
 
 
 def test_missing_columns_are_named(files):
@@ -459,3 +459,51 @@ def test_the_rejection_lists_the_first_50_problems_then_counts_the_rest(files):
     assert listing[0].endswith("contacts.csv:2: channel: 'fax' is not one of call|chat|email|messaging")
     assert listing[-1] == "... and 10 more"
     assert str(ImportRejected(plan.errors)) == "60 problems found; nothing was written"
+
+
+# A priority change (optional columns) ------------------------------------------------------
+
+WITH_PRIORITY_CHANGE = HANDOFF_COLUMNS + csvimport.OPTIONAL_HANDOFF_COLUMNS
+
+
+def changed(**changes: str) -> str:
+    """A handoffs file with the optional priority-change columns and one leg."""
+    return csv_text(WITH_PRIORITY_CHANGE, [leg(**{"priority": "normal", "priority_changed_at": "",
+                                                  "changed_priority": "", **changes})])
+
+
+def test_a_priority_change_becomes_its_event_at_its_time_among_the_legs_events(files):
+    plan = files(handoffs=changed(priority_changed_at="2025-03-03T12:00:00Z", changed_priority="urgent"))
+
+    events = plan.events()
+
+    assert problems(plan) == []
+    assert [type(item.event) for item in events] == [
+        legs.HandoffCreated, legs.HandoffAcknowledged, legs.HandoffPriorityChanged, legs.HandoffResolved]
+    assert events[2].at == events[2].event.at == utc(2025, 3, 3, 12, 0)
+    assert (events[2].event.from_priority, events[2].event.to_priority) == (legs.Priority.NORMAL, legs.Priority.URGENT)
+
+
+def test_a_file_without_the_priority_change_columns_still_reads(files):
+    assert problems(files(handoffs=[leg()])) == []
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (dict(priority_changed_at="2025-03-03T12:00:00Z"), "changed_priority: is required with priority_changed_at"),
+        (dict(changed_priority="high"), "priority_changed_at: is required with changed_priority"),
+        (dict(priority_changed_at="2025-03-03T12:00:00Z", changed_priority="normal"),
+         "changed_priority: is the leg's priority already (normal)"),
+        (dict(priority_changed_at="2025-03-03T07:00:00Z", changed_priority="high"),
+         "priority_changed_at: is before created_at"),
+        (dict(priority_changed_at="2025-03-05T07:00:00Z", changed_priority="high"),
+         "priority_changed_at: is after resolved_at; the leg had ended"),
+        (dict(priority_changed_at="2025-03-03T12:00:00Z", changed_priority="highest"),
+         "changed_priority: 'highest' is not one of low|normal|high|urgent"),
+    ],
+    ids=["time-without-priority", "priority-without-time", "same-priority", "before-creation", "after-the-end",
+         "unknown-priority"],
+)
+def test_a_bad_priority_change_is_named(files, change, problem):
+    assert problems(files(handoffs=changed(**change))) == [f"legs.csv:2: {problem}"]

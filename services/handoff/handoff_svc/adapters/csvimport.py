@@ -32,6 +32,8 @@ HANDOFF_COLUMNS = (
     "created_at", "acknowledged_at", "resolved_at", "cancelled_at", "transferred_to",
     "next_handoff_id", "previous_handoff_id",
 )
+# Columns a handoffs file may have: a leg's one priority change, when and to what.
+OPTIONAL_HANDOFF_COLUMNS = ("priority_changed_at", "changed_priority")
 CONTACT_COLUMNS = ("contact_id", "customer_ref", "case_id", "channel", "contacted_at", "reason")
 # A raw customer id may replace customer_ref; it is pseudonymised on reading, never kept.
 RAW_CUSTOMER = "customer_id"
@@ -67,6 +69,8 @@ class LegRow:
     cancelled_at: datetime | None
     transferred_to: str
     next_handoff_id: str
+    priority_changed_at: datetime | None = None
+    changed_priority: Priority | None = None
 
     @property
     def leg(self) -> legs.Leg:
@@ -133,6 +137,9 @@ def leg_history(row: LegRow, transferred_at: datetime | None) -> list[tuple[str,
     history = [("created", row.leg.created_at)]
     if row.acknowledged_at:
         history.append(("acknowledged", row.acknowledged_at))
+    if row.priority_changed_at:
+        history.append(("priority_changed", row.priority_changed_at))
+        history.sort(key=lambda event: event[1])  # stable: at one instant, the order above
     if row.resolved_at:
         history.append(("resolved", row.resolved_at))
     elif row.cancelled_at:
@@ -148,6 +155,8 @@ _CHANGES = {
     "acknowledged": lambda leg, row, at: legs.acknowledge(leg, legs.AcknowledgeHandoff(leg.handoff_id, ACTOR), at),
     "resolved": lambda leg, row, at: legs.resolve(leg, legs.ResolveHandoff(leg.handoff_id, ACTOR), at),
     "cancelled": lambda leg, row, at: legs.cancel(leg, legs.CancelHandoff(leg.handoff_id, ACTOR), at),
+    "priority_changed": lambda leg, row, at: legs.change_priority(
+        leg, legs.ChangePriority(leg.handoff_id, ACTOR, row.changed_priority), at)[0],
     # transfer() also opens the next leg; that leg has its own row, created from there.
     "transferred": lambda leg, row, at: legs.transfer(
         leg, legs.TransferHandoff(leg.handoff_id, ACTOR, row.transferred_to, row.next_handoff_id), at)[0],
@@ -174,7 +183,8 @@ def validate(
     if handoffs is not None:
         errors: list[RowError] = []
         plan.legs, ids = _read(handoffs, HANDOFF_COLUMNS, "handoff_id", customer_ref_key, errors, report,
-                               lambda line, cells: _leg_row(line, cells, now, customer_ref_key))
+                               lambda line, cells: _leg_row(line, cells, now, customer_ref_key),
+                               OPTIONAL_HANDOFF_COLUMNS)
         plan.chain_position = _check_transfers(plan.legs, ids, str(handoffs), errors)
         plan.errors += sorted(errors, key=lambda error: error.line)
     if contacts_file is not None:
@@ -186,10 +196,11 @@ def validate(
 
 
 def _read(path: Path, columns: tuple[str, ...], id_column: str, key: bytes | None, errors: list[RowError],
-          report: Callable[[int], None], parse: Callable[[int, _Cells], T | None]) -> tuple[list[T], set[str]]:
+          report: Callable[[int], None], parse: Callable[[int, _Cells], T | None],
+          optional: tuple[str, ...] = ()) -> tuple[list[T], set[str]]:
     """The rows of one file that pass every check, and every id the file uses (good or bad)."""
     name, seen, good = str(path), {}, []
-    for line, cells in _rows(path, columns, key, errors, report):
+    for line, cells in _rows(path, columns, key, errors, report, optional):
         parsed = parse(line, cells)
         _note_duplicate(cells.values[id_column], line, seen, id_column, cells)
         if cells.problems:
@@ -237,14 +248,14 @@ def _text_lines(stream: BinaryIO) -> Iterator[str]:
 
 
 def _rows(path: Path, columns: tuple[str, ...], key: bytes | None, errors: list[RowError],
-          report: Callable[[int], None]) -> Iterator[tuple[int, _Cells]]:
+          report: Callable[[int], None], optional: tuple[str, ...] = ()) -> Iterator[tuple[int, _Cells]]:
     """(first line, cells) of each data row; header and file problems go to `errors`."""
     name, line, unreported = str(path), 1, 0
     try:
         with open(path, "rb") as stream:
             reader = csv.reader(_text_lines(stream))  # csv itself copes with CRLF and quoted newlines
             header = [column.strip() for column in next(reader, [])]
-            problems = _header_problems(header, columns, key)
+            problems = _header_problems(header, columns, key, optional)
             errors.extend(RowError(name, 1, "header", reason) for reason in problems)
             if problems:
                 return
@@ -270,17 +281,19 @@ def _rows(path: Path, columns: tuple[str, ...], key: bytes | None, errors: list[
     report(unreported)
 
 
-def _header_problems(header: list[str], columns: tuple[str, ...], key: bytes | None) -> list[str]:
+def _header_problems(header: list[str], columns: tuple[str, ...], key: bytes | None,
+                     optional: tuple[str, ...] = ()) -> list[str]:
     expected = ", ".join(columns)
     if not any(header):
         return [f"the file is empty; the first line must be the header: {expected}"]
-    known = set(columns) | {RAW_CUSTOMER}
+    known = set(columns) | set(optional) | {RAW_CUSTOMER}
     if known.isdisjoint(header):
         return [f"the first line is not a header; it must name the columns: {expected}"]
     problems = [f"column {column!r} appears more than once" for column in dict.fromkeys(header)
                 if header.count(column) > 1]
+    also = f"; optional: {', '.join(optional)}" if optional else ""
     problems += [f"unknown column {column!r}; the columns are: {expected} (or {RAW_CUSTOMER} for customer_ref)"
-                 for column in header if column not in known]
+                 f"{also}" for column in header if column not in known]
     needed = [c for c in columns if c not in header and not (c == "customer_ref" and RAW_CUSTOMER in header)]
     if needed:
         problems.append(f"missing column{'s' if len(needed) > 1 else ''} {', '.join(needed)}")
@@ -345,6 +358,10 @@ def _priority(column: str, value: str) -> Priority:
     return _PRIORITY(column, value) if value else Priority.NORMAL  # as the API: unset is NORMAL
 
 
+def _optional_priority(column: str, value: str) -> Priority | None:
+    return _PRIORITY(column, value) if value else None
+
+
 def _customer_ref(cells: _Cells, key: bytes | None) -> str | None:
     raw = cells.values.get(RAW_CUSTOMER, "")
     if raw and cells.values.get("customer_ref"):
@@ -355,7 +372,8 @@ def _customer_ref(cells: _Cells, key: bytes | None) -> str | None:
     return cells.get("customer_ref", check.identifier)
 
 
-_AFTER_CREATION = ("acknowledged_at", "resolved_at", "cancelled_at", "transferred_to", "next_handoff_id")
+_AFTER_CREATION = ("acknowledged_at", "resolved_at", "cancelled_at", "transferred_to", "next_handoff_id",
+                   "priority_changed_at", "changed_priority")
 
 
 def _leg_row(line: int, cells: _Cells, now: datetime, key: bytes | None) -> LegRow | None:
@@ -375,6 +393,8 @@ def _leg_row(line: int, cells: _Cells, now: datetime, key: bytes | None) -> LegR
         transferred_to=get("transferred_to", _OPTIONAL_LABEL),
         next_handoff_id=get("next_handoff_id", _OPTIONAL_ID),
         previous_handoff_id=get("previous_handoff_id", _OPTIONAL_ID),
+        priority_changed_at=get("priority_changed_at", _instant, now),
+        changed_priority=get("changed_priority", _optional_priority),
     )
     if cells.problems:
         return None
@@ -404,6 +424,26 @@ def _check_leg(row: LegRow, cells: _Cells) -> None:
     for column, moment in (("resolved_at", row.resolved_at), ("cancelled_at", row.cancelled_at)):
         if moment and moment < last_at:
             cells.fail(column, f"is before {last}")
+    _check_priority_change(row, cells)
+
+
+def _check_priority_change(row: LegRow, cells: _Cells) -> None:
+    """A priority change comes with its new priority, another than the leg's, while the leg is open."""
+    changed_at, leg = row.priority_changed_at, row.leg
+    if bool(changed_at) != bool(row.changed_priority):
+        given = "priority_changed_at" if changed_at else "changed_priority"
+        cells.fail("changed_priority" if changed_at else "priority_changed_at", f"is required with {given}")
+        return
+    if not changed_at:
+        return
+    if row.changed_priority == leg.priority:
+        cells.fail("changed_priority", f"is the leg's priority already ({leg.priority.value.lower()})")
+    if changed_at < leg.created_at:
+        cells.fail("priority_changed_at", "is before created_at")
+    ended = [(column, at) for column, at in (("resolved_at", row.resolved_at), ("cancelled_at", row.cancelled_at))
+             if at and at < changed_at]
+    for column, _ in ended:
+        cells.fail("priority_changed_at", f"is after {column}; the leg had ended")
 
 
 def _check_transfers(rows: list[LegRow], all_ids: set[str], name: str, errors: list[RowError]) -> dict[str, int]:
