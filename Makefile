@@ -11,7 +11,7 @@ PROTOS := $(wildcard proto/handoff/v1/*.proto)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto proto-check kafka-jars run up down test test-unit bench lock clean
+.PHONY: help install proto proto-check kafka-jars chromium run up down test test-unit bench lock clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,7 +48,12 @@ proto-check: install ## Fail when the generated code is stale against proto/
 kafka-jars: install ## Fetch the Apache Kafka jars (cached outside the repo)
 	@$(PY) -m common.localkafka fetch >/dev/null
 
-run: install kafka-jars ## Kafka, the services and a demo driver in this terminal; Ctrl-C stops all
+# Headless Chromium (Debian's package) renders the report in tests; tmux reads the live view.
+chromium: ## Install Chromium and tmux from Debian's packages when missing (the report and live-view tests)
+	@command -v chromium >/dev/null && command -v tmux >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium tmux fonts-dejavu-core; }
+
+run: install kafka-jars ## Kafka, the services and a simulated contact centre with a live view; Ctrl-C stops all
 	$(PY) -m devstack run
 
 up: install kafka-jars ## The same stack in the background; prints every endpoint
@@ -57,7 +62,7 @@ up: install kafka-jars ## The same stack in the background; prints every endpoin
 down: ## Stop the background stack
 	@if [ -x $(PY) ]; then $(PY) -m devstack down; else echo "nothing is running"; fi
 
-test: install kafka-jars proto-check ## The whole suite against a real broker
+test: install kafka-jars chromium proto-check ## The whole suite against a real broker
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install ## Unit tests only (no broker)

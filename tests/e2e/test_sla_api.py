@@ -308,3 +308,42 @@ def test_handoffctl_reports_a_refusal_on_stderr_and_exits_1(stack) -> None:
     assert refused.stderr.startswith("error PERMISSION_DENIED:")
     invalid = handoffctl(stack, "scorecard", "--department", "claims", "--from", "2025-03-02", "--to", "2025-03-01")
     assert invalid.returncode == 1 and invalid.stderr.startswith("error INVALID_ARGUMENT: period_end:")
+
+
+def test_the_report_shows_every_scorecard_figure_and_renders_in_chromium(stack, one_breached_one_met,
+                                                                         tmp_path) -> None:
+    import html as html_text
+    import re
+    import shutil
+
+    from PIL import Image
+
+    from handoffctl.report import figures_of
+
+    department, _, _ = one_breached_one_met
+    start, end = datetime.now(timezone.utc) - timedelta(days=1), datetime.now(timezone.utc) + timedelta(minutes=5)
+    page, pdf = tmp_path / "report.html", tmp_path / "report.pdf"
+    for args in (["--out", str(page)], ["--out", str(pdf), "--pdf"]):
+        written = handoffctl(stack, "report", "--from", start.isoformat(), "--to", end.isoformat(),
+                             "--department", department, *args)
+        assert written.returncode == 0, written.stderr
+    text = page.read_text()
+    figures = json.loads(html_text.unescape(re.search(r'<script type="application/json" id="figures">(.*?)</script>',
+                                                      text, re.S).group(1)))
+    card = sla_stub(stack).GetScorecard(sla_api.GetScorecardRequest(
+        department=department, period_start=to_timestamp(start), period_end=to_timestamp(end)), timeout=TIMEOUT)
+    # every figure of the report is the scorecard's, and the table says what the shares rest on
+    assert figures["departments"][department] == figures_of(card)
+    assert (card.legs, card.breaches, card.ack_outcomes) == (2, 1, 2)
+    assert "50.0 % (n=2)" in text and text.count("data:image/png;base64,") == 3
+    assert pdf.read_bytes().startswith(b"%PDF")
+    # and headless Chromium renders the page
+    browser = shutil.which("chromium")
+    assert browser, "chromium is needed to check the report (make chromium)"
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    with Image.open(shot) as image:
+        low, high = image.convert("L").getextrema()
+    assert image.size == (1200, 1600) and high - low > 100  # not a blank page

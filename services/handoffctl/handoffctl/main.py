@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from handoffctl import customers, handoffs, importing, notifications, silences, sla
+from handoffctl import customers, handoffs, importing, notifications, report, silences, sla
 
 # One line per paragraph: rich re-wraps help text to the terminal's width.
 HELP = """Track handoffs between contact-centre departments: open legs, move them through their states, read them, record customer contacts, read SLA clocks, scorecards and breaches, watch, list and acknowledge notifications, and silence them.
@@ -39,6 +39,8 @@ Examples:
   handoffctl scorecard --department billing --from 2025-03-01 --to 2025-04-01 --token dev-token-billing
 
   handoffctl breaches --department billing --since 2025-03-01 --all
+
+  handoffctl report --from 2025-03-01 --to 2025-04-01 --out chargeback.html --token dev-token-admin
 
   handoffctl watch billing --count 1
 
@@ -75,6 +77,7 @@ COMMANDS = {
     "sla": sla.sla,
     "scorecard": sla.scorecard,
     "breaches": sla.breaches,
+    "report": report.report,
     "watch": notifications.watch,
     "notifications": notifications.notifications,
     "import": importing.import_history,
