@@ -56,8 +56,10 @@ chromium: ## Install Chromium and tmux from Debian's packages when missing (the 
 run: install kafka-jars ## Kafka, the services and a simulated contact centre with a live view; Ctrl-C stops all
 	$(PY) -m devstack run
 
-up: install kafka-jars ## The same stack in the background; prints every endpoint
-	$(PY) -m devstack up
+# POLICIES=config/demo-sla-policies.yaml: targets of seconds, for the README's tour.
+POLICIES ?= config/sla-policies.yaml
+up: install kafka-jars ## The same stack in the background; prints every endpoint (POLICIES=file to choose the SLA policies)
+	$(PY) -m devstack up --policies $(POLICIES)
 
 down: ## Stop the background stack
 	@if [ -x $(PY) ]; then $(PY) -m devstack down; else echo "nothing is running"; fi
