@@ -99,7 +99,9 @@ def running_stack(workdir: Path, policies: str = FAST_POLICIES, routing: str = B
 
 def read_records(bootstrap: str, topic: str, until: Callable[[list], bool], timeout: float = 30) -> list:
     """Records of `topic` from the beginning, read until `until(records)` holds or time runs out."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=500)
+    # read_committed: what a stream engine's aborted transaction wrote is not there to read.
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=500,
+                             isolation_level="read_committed")
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)

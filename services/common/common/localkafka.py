@@ -63,6 +63,9 @@ group.initial.rebalance.delay.ms=0
 offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
+# A worker killed inside a transaction holds its partitions' readers back until the
+# coordinator aborts it: look for timed-out transactions every second, not every ten.
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 share.coordinator.state.topic.replication.factor=1
 """
 # Everything to the console, which start() sends to broker.log: that file then also
@@ -232,6 +235,7 @@ class LocalKafka:
         self._port = 0
         self._sasl_port = 0
         self._process: subprocess.Popen[bytes] | None = None
+        self._command: list[str] = []
 
     @property
     def bootstrap(self) -> str:
@@ -290,12 +294,17 @@ class LocalKafka:
         if formatted.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed:\n"
                                f"{_tail(formatted.stdout + formatted.stderr)}")
+        self._command = [*jvm, "kafka.Kafka", str(config)]
+        self._launch(timeout)
+        return self
+
+    def _launch(self, timeout: float) -> None:
         with open(self.workdir / "broker.log", "ab") as log:
             # A session of its own keeps a terminal's Ctrl-C from reaching the broker
             # directly: the owner decides when and how it stops.
             self._process = subprocess.Popen(
-                [*jvm, "kafka.Kafka", str(config)], stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                self._command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         atexit.register(self.stop)
         try:
@@ -303,7 +312,13 @@ class LocalKafka:
         except BaseException:
             self.stop()
             raise
-        return self
+
+    def restart(self, timeout: float = 90) -> None:
+        """Stop the broker and start it again on the same ports and data (a broker restart)."""
+        if self._process is None:
+            raise RuntimeError("the broker was never started")
+        self.stop()
+        self._launch(timeout)
 
     def _wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -55,12 +55,12 @@ class EngineSettings:
     bootstrap: str
     group: str
     instance: str
-    max_batch: int = 10_000
+    max_batch: int = 2_000
     # How long a pass waits for records when no timer is due sooner.
     max_wait_s: float = 0.1
     max_attempts: int = 3
     session_timeout_ms: int = 6_000
-    transaction_timeout_ms: int = 10_000
+    transaction_timeout_ms: int = 15_000
     client: dict[str, Any] = field(default_factory=dict)
 
 
@@ -133,7 +133,7 @@ class StreamEngine:
             "fetch.wait.max.ms": 50,
             "queued.max.messages.kbytes": 32_768,
         })
-        self._producer = Producer({
+        self._producer_config = {
             **common,
             "client.id": settings.instance,
             "transactional.id": f"{settings.group}-{settings.instance}",
@@ -142,7 +142,8 @@ class StreamEngine:
             "batch.num.messages": 10_000,
             "queue.buffering.max.messages": 1_000_000,
             "queue.buffering.max.kbytes": 1_048_576,
-        })
+        }
+        self._producer = Producer(self._producer_config)
         self._client = common
         self._in_transaction = False
         self._owned: frozenset[int] = frozenset()
@@ -210,12 +211,39 @@ class StreamEngine:
                     raise Abort(str(failure)) from error
                 raise
 
+    def _recover(self) -> None:
+        """A new producer under the same transactional id (which aborts whatever the old one
+        left open), the owned partitions' state restored from the changelogs, and the inputs
+        read again from their committed offsets."""
+        metrics.ENGINE_ABORTS.labels(self._settings.group).inc()
+        self._in_transaction = False
+        self._producer = Producer(self._producer_config)
+        self._producer.init_transactions(60)
+        owned = self._owned
+        for store in self._stores:
+            store.rollback()
+            store.drop(owned)
+        self._timers.clear()
+        self._restore(owned)
+        self._processor.assigned(owned)
+        assignment = [tp for tp in self._consumer.assignment() if tp.partition in owned]
+        for tp in self._consumer.committed(assignment, timeout=60):
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+
     def _abort(self, started: dict[tuple[str, int], int]) -> None:
         """Throw the batch away: abort, roll the stores back, read its records again."""
-        metrics.ENGINE_ABORTS.labels(self._settings.group).inc()
         if self._in_transaction:
-            self._producer.abort_transaction()
+            try:
+                self._producer.abort_transaction()
+            except KafkaException as error:
+                if not _is_fatal(error.args[0]):
+                    raise
+                log.warning("aborting failed for good, recovering from the broker: %s", error.args[0])
+                self._recover()
+                return
             self._in_transaction = False
+        metrics.ENGINE_ABORTS.labels(self._settings.group).inc()
         for store in self._stores:
             keys = store.rollback()
             self._schedule(store, ((key, store[key]) for key in keys if key in store))
@@ -239,7 +267,8 @@ class StreamEngine:
                 continue
             now = self._processor.now_us(partition)
             due: list[tuple[int, str, str]] = []
-            while heap and heap[0][0] <= now:
+            # A bounded number per pass keeps each transaction short; the rest come next pass.
+            while heap and heap[0][0] <= now and len(due) < self._settings.max_batch:
                 due.append(heapq.heappop(heap))
             for instant, name, key in due:
                 store = stores[name]
@@ -271,6 +300,8 @@ class StreamEngine:
             self._dead_letter(spec, record, reason)
         except _Poison as poison:
             self._dead_letter(spec, record, f"failed {poison.attempts} times: {poison.reason}")
+        except KafkaException:
+            raise  # the broker's failure, not the record's
         except Exception as error:
             self._attempts[attempt] = self._attempts.get(attempt, 0) + 1
             self._last_error[attempt] = _first_line(error)
@@ -306,7 +337,14 @@ class StreamEngine:
             return
         except KafkaException as error:
             failure = error.args[0]
-            if failure.fatal() or not (failure.retriable() or failure.txn_requires_abort()):
+            if _is_fatal(failure):
+                # Fenced (the coordinator aborted a transaction that outlived its timeout, e.g.
+                # across a broker restart) or worse: what was committed is unknown here, so
+                # start again from what the broker holds.
+                log.warning("transaction failed for good, recovering from the broker: %s", failure)
+                self._recover()
+                return
+            if not (failure.retriable() or failure.txn_requires_abort()):
                 raise
             log.warning("batch aborted, running it again: %s", failure)
             self._abort(started)
@@ -394,6 +432,8 @@ class StreamEngine:
             if self._in_transaction:
                 self._producer.abort_transaction()
             self._producer.flush(10)
+        except KafkaException as error:
+            log.warning("closing the producer: %s", error)
         finally:
             self._consumer.close()
 
@@ -424,6 +464,11 @@ class _Poison(Exception):
         super().__init__(reason)
         self.attempts = attempts
         self.reason = reason
+
+
+def _is_fatal(failure: KafkaError) -> bool:
+    """A producer that cannot go on (fenced: the coordinator aborted its transaction and moved on)."""
+    return failure.fatal() or failure.code() in (KafkaError._FATAL, KafkaError._FENCED)
 
 
 def _first_line(error: BaseException) -> str:
