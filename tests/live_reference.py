@@ -2,7 +2,9 @@
 arrives at its own time and the timer fires every clock exactly when it falls due.
 
 The same engine and tracker the worker runs, on in-memory stores and a clock the feed
-advances; the timer fires every due leg before each record.
+advances; the timer fires every due leg before each record. Everything at one instant
+arrives at that instant, and the history ends as `handoffctl import` ends one: with a
+heartbeat at its last instant on every partition.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import datetime
 from common.clock import EPOCH
 from common.codec import decode
 from common.kafkaio import partition_for
+from common.ticks import heartbeat_value
 from common.topics import CONTACTS, HANDOFF_EVENTS, REPEAT_CONTACTS, SLA_EVENTS
 from handoff_svc.adapters.csvimport import ImportPlan
 from handoff_svc.entrypoints.importer import kafka_record
@@ -64,4 +67,6 @@ def process_live(plan: ImportPlan, policies: PolicyBook, until: datetime) -> Liv
         else:
             worker.on_contact(decode(CONTACTS, value), partition)
     advance(until)
+    for partition in PARTITIONS:
+        worker.on_handoff_event(decode(HANDOFF_EVENTS, heartbeat_value(until, partition, "import", until)), partition)
     return run

@@ -4,22 +4,21 @@ processing of the same events emits."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import csv
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from common.topics import REPEAT_CONTACTS, SLA_EVENTS
+from handoff.v1 import types_pb2
+
+from common.codec import from_timestamp
 from devstack.history import write_history
-from devstack.stack import Stack
 from handoff_svc.adapters import csvimport
 from sla.adapters.policy_file import load_policies
 from tests.live_reference import process_live
-from tests.support import read_events
+from tests.replay import replayed
 
 pytestmark = pytest.mark.integration
 
@@ -40,9 +39,36 @@ def _repeat(message) -> tuple:
             message.previous_contact_id)
 
 
+# A billing leg raised to urgent (24x7, resolve 8 h) an hour after that target ran out, its
+# customer calling between the new deadline and the change: the breach happens at the
+# change, so the call is within the SLA whichever way it is processed.
+RAISED = dict(handoff_id="replay-raised", case_id="replay-raised-case", customer_ref="replay-raised-cust",
+              department="billing", priority="normal", created_at="2026-03-10T00:00:00+00:00",
+              acknowledged_at="2026-03-10T00:05:00+00:00", resolved_at="2026-03-10T10:00:00+00:00",
+              priority_changed_at="2026-03-10T09:00:00+00:00", changed_priority="urgent")
+RAISED_CALLS = ("2026-03-10T01:00:00+00:00", "2026-03-10T08:30:00+00:00")
+
+
+def _with_raised_leg(handoffs: Path, contacts: Path) -> None:
+    """Add the raised leg and its customer's calls to a generated history."""
+    with open(handoffs, newline="") as legs_in:
+        rows = list(csv.DictReader(legs_in))
+    columns = csvimport.HANDOFF_COLUMNS + csvimport.OPTIONAL_HANDOFF_COLUMNS
+    with open(handoffs, "w", newline="") as legs_out:
+        writer = csv.DictWriter(legs_out, columns, restval="")
+        writer.writeheader()
+        writer.writerows([*rows, RAISED])
+    with open(contacts, "a", newline="") as contacts_out:
+        csv.writer(contacts_out).writerows(
+            [f"replay-raised-k{n}", RAISED["customer_ref"], RAISED["case_id"], "call", at, "where is my refund"]
+            for n, at in enumerate(RAISED_CALLS))
+
+
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return write_history(tmp_path_factory.mktemp("history"), START, DAYS, CASES, prefix="replay")
+    handoffs, contacts = write_history(tmp_path_factory.mktemp("history"), START, DAYS, CASES, prefix="replay")
+    _with_raised_leg(handoffs, contacts)
+    return handoffs, contacts
 
 
 def test_replay_on_event_time_emits_what_live_processing_emits(history: tuple[Path, Path], tmp_path: Path) -> None:
@@ -57,30 +83,24 @@ def test_replay_on_event_time_emits_what_live_processing_emits(history: tuple[Pa
     causes = Counter(m.cause for m in live.repeats.values())
     # the month is one a test can tell something from: breaches, and repeats of every kind
     assert len(breaches) > 50 and len(causes) == 4, (len(breaches), causes)
+    # and the raised leg breached at the change, its customer's second call within the SLA
+    [raised] = [e for e in live.sla_events.values()
+                if e.handoff_id == RAISED["handoff_id"] and e.WhichOneof("change") == "breached"
+                and e.clock == types_pb2.CLOCK_KIND_RESOLVE]
+    changed_at = datetime.fromisoformat(RAISED["priority_changed_at"])
+    assert from_timestamp(raised.breached.breached_at) == changed_at
+    assert from_timestamp(raised.breached.deadline) == changed_at - timedelta(hours=1)
+    [call] = [m for m in live.repeats.values() if m.handoff_id == RAISED["handoff_id"]]
+    assert call.cause == types_pb2.REPEAT_CAUSE_WITHIN_SLA
 
     # when an sla worker on event time replays the month as `handoffctl import` writes it
-    stack = Stack(tmp_path, POLICY_FILE, env={"SLA_CLOCK": "event"})
-    try:
-        stack.start_kafka()
-        stack.start_service("sla")
-        imported = subprocess.run(
-            [sys.executable, "-m", "handoffctl.main", "import", "--handoffs", str(handoffs), "--contacts",
-             str(contacts), "--quiet"],
-            env={**os.environ, "KAFKA_BOOTSTRAP": stack.bootstrap}, capture_output=True, text=True, timeout=120,
-        )
-        assert imported.returncode == 0, imported.stderr
-        replayed = read_events(stack.bootstrap, SLA_EVENTS, lambda e: True,
-                               until=lambda found: len(found) >= len(live.sla_events), timeout=180)
-        repeats = read_events(stack.bootstrap, REPEAT_CONTACTS, lambda e: True,
-                              until=lambda found: len(found) >= len(live.repeats), timeout=60)
-        stack.check_alive()
-    finally:
-        stack.stop()
+    with replayed(tmp_path, POLICY_FILE, handoffs, contacts, live) as replay:
+        replayed_events, repeats = replay.sla_events, replay.repeats
 
     # then the same SLA events, each once, and the same repeat contacts with the same causes
-    replayed_ids = Counter(e.envelope.event_id for e in replayed)
+    replayed_ids = Counter(e.envelope.event_id for e in replayed_events)
     assert not [i for i, n in replayed_ids.items() if n > 1]
     assert set(replayed_ids) == set(live.sla_events)
-    assert sorted(_signature(e) for e in replayed) == sorted(_signature(e) for e in live.sla_events.values())
-    assert {e.envelope.event_id for e in replayed if e.WhichOneof("change") == "breached"} == breaches
+    assert sorted(_signature(e) for e in replayed_events) == sorted(_signature(e) for e in live.sla_events.values())
+    assert {e.envelope.event_id for e in replayed_events if e.WhichOneof("change") == "breached"} == breaches
     assert sorted(_repeat(m) for m in repeats) == sorted(_repeat(m) for m in live.repeats.values())

@@ -26,7 +26,7 @@ from sla.domain.clocks import (
     start,
     stop,
 )
-from sla.domain.policy import Policy
+from sla.domain.policy import Policy, Target
 from tests.unit.conftest import leg_info
 
 H, MIN = timedelta(hours=1), timedelta(minutes=1)
@@ -215,3 +215,19 @@ def test_a_target_reached_at_closing_time_is_met_that_evening_and_breaches_at_th
     assert (breach.occurred_at, breach.clock.deadline) == (at(5, 8), at(4, 17))
     _, [_, late] = stop(state, RESOLVE, at(5, 8, 30), OFFICE)
     assert (late.late, late.overdue) == (True, 30 * MIN)
+
+
+def test_a_priority_change_onto_another_calendar_counts_no_pause_that_never_was():
+    # given a resolve clock of 2 working days on office hours, started Tuesday 2026-05-05 00:00
+    office = rules(resolve=Target(days=2), calendar=OFFICE)
+    urgent = rules("URGENT", resolve=8 * H)
+    state, _ = start(leg_info(), office, at(5, 0), kinds=(RESOLVE,))
+
+    # when raised at 09:00 to urgent: 8 h on 24x7, run past at 08:00
+    state, changed = due_then(state, at(5, 9), lambda s: recompute(s, urgent, at(5, 9), "URGENT", OFFICE),
+                              calendar=OFFICE)
+
+    # then the 9 h run on the new calendar exceed the new target: everything happens at the change
+    assert told(changed) == [("ClockRecomputed", at(5, 9)), ("warning 0.5", at(5, 9)), ("warning 0.8", at(5, 9)),
+                             ("ClockBreached", at(5, 9))]
+    assert state.clocks[RESOLVE].deadline == at(5, 8)

@@ -186,14 +186,11 @@ def paused_total(clock: Clock, calendar: Calendar) -> timedelta:
     return total
 
 
-def _reached_at(clock: Clock, business: timedelta, calendar: Calendar) -> datetime:
-    """The last instant before the clock's run exceeds `business` (closed pauses excluded)."""
-    return calendar.open_from(calendar.add(clock.started_at, business + paused_total(clock, calendar)))
-
-
 def warning_at(clock: Clock, fraction: float, calendar: Calendar) -> datetime:
-    """The instant `fraction` of the target has run (a warning is due once the clock runs past it)."""
-    return _reached_at(clock, clock.target * fraction, calendar)
+    """The last instant before the clock's run, closed pauses excluded, exceeds `fraction` of
+    its target (the warning is due once the clock runs past it)."""
+    business = clock.target * fraction + paused_total(clock, calendar)
+    return calendar.open_from(calendar.add(clock.started_at, business))
 
 
 def breach_at(clock: Clock, calendar: Calendar) -> datetime:
@@ -348,11 +345,12 @@ def reopen(state: LegClocks, at: datetime, policy: Policy) -> tuple[LegClocks, l
     return LegClocks(state.leg, {**state.clocks, RESOLVE: clock}), [event]
 
 
-def recompute(state: LegClocks, policy: Policy, at: datetime,
-              priority: str | None = None) -> tuple[LegClocks, list[ClockEvent]]:
+def recompute(state: LegClocks, policy: Policy, at: datetime, priority: str | None = None,
+              previous: Calendar | None = None) -> tuple[LegClocks, list[ClockEvent]]:
     """Re-derive running clocks' deadlines from their start under `policy` (a priority change at `at`).
 
-    Pauses already counted still count. Each warning and the breach that the new target puts
+    Pauses already counted still count, as the business time they counted on `previous`,
+    the calendar the clocks ran on until now (by default the policy's). Each warning and the breach that the new target puts
     behind the clock (its business time run by `at`, pauses excluded, exceeds them) happens
     at `at`, after the ClockRecomputed, carrying the new deadline: what the leg went through
     before `at` stays as it was. `priority`, when given, becomes the leg's. What was due
@@ -366,7 +364,7 @@ def recompute(state: LegClocks, policy: Policy, at: datetime,
         if not clock.running:
             continue
         target = _business_target(policy, kind, clock.started_at)
-        deadline = calendar.add(clock.started_at, target + paused_total(clock, calendar))
+        deadline = calendar.add(clock.started_at, target + paused_total(clock, previous or calendar))
         updated = replace(clock, target=target, deadline=deadline, policy_version=policy.version)
         if updated == clock:
             continue

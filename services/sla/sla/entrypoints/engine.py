@@ -118,7 +118,7 @@ class ClockEngine:
         if change == "priority_changed":
             priority = codec.priority_name(message.priority_changed.to_priority)
             policy = self._policies.find(state.leg.department, priority, state.leg.category)
-            return clocks.recompute(state, policy, at, priority=priority) if policy else None
+            return clocks.recompute(state, policy, at, priority=priority, previous=calendar) if policy else None
         return None
 
     def on_handoff_event(self, message, partition: int) -> list[ClockEvent]:
