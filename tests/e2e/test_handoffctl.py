@@ -78,43 +78,43 @@ def test_a_leg_lives_through_every_command(cli) -> None:
     # given a leg an agent hands to billing
     leg = create(cli, "billing", "--priority", "high", "--category", "refund", "--summary", "refund missing")
     handoff_id = leg["handoff_id"]
-    assert (leg["department"], leg["status"], leg["priority"]) == ("billing", "LEG_STATUS_OPEN", "PRIORITY_HIGH")
+    assert (leg["department"], leg["status"], leg["priority"]) == ("billing", "open", "high")
     assert (leg["category"], leg["summary"], leg["created_by"]) == ("refund", "refund missing", "agent-ada")
     # then get reads it back
     read = ok(cli, "get", handoff_id)
     assert read | {"breached": False} == leg | {"breached": False}  # the 3 s ack target may have passed
     # when billing works it: ack, start, wait on the customer, start again, escalate
     acknowledged = ok(cli, "ack", handoff_id, token=BILLING_TOKEN)
-    assert acknowledged["status"] == "LEG_STATUS_ACKNOWLEDGED" and acknowledged["acknowledged_at"]
+    assert acknowledged["status"] == "acknowledged" and acknowledged["acknowledged_at"]
     for typed, expected in [("in-progress", "IN_PROGRESS"), ("waiting-on-customer", "WAITING_ON_CUSTOMER"),
                             ("in-progress", "IN_PROGRESS")]:
         changed = ok(cli, "status", handoff_id, typed, "--note", f"now {typed}", token=BILLING_TOKEN)
-        assert changed["status"] == f"LEG_STATUS_{expected}"
-    assert ok(cli, "priority", handoff_id, "urgent", token=BILLING_TOKEN)["priority"] == "PRIORITY_URGENT"
+        assert changed["status"] == expected.lower()
+    assert ok(cli, "priority", handoff_id, "urgent", token=BILLING_TOKEN)["priority"] == "urgent"
     # and transfers it to claims
     moved = ok(cli, "transfer", handoff_id, "--to", "claims", "--reason", "needs a claim", token=BILLING_TOKEN)
     ended, opened = moved["ended"], moved["opened"]
     assert (ended["handoff_id"], ended["status"], ended["next_handoff_id"]) == (
-        handoff_id, "LEG_STATUS_TRANSFERRED", opened["handoff_id"])
+        handoff_id, "transferred", opened["handoff_id"])
     assert (opened["department"], opened["status"], opened["previous_handoff_id"]) == (
-        "claims", "LEG_STATUS_OPEN", handoff_id)
+        "claims", "open", handoff_id)
     assert (opened["priority"], opened["summary"], opened["case_id"]) == (
-        "PRIORITY_URGENT", "needs a claim", leg["case_id"])
+        "urgent", "needs a claim", leg["case_id"])
     # then claims lists the new leg, and only claims legs
     listed = ok(cli, "list", "--department", "claims", token=CLAIMS_TOKEN)["handoffs"]
     assert opened["handoff_id"] in [row["handoff_id"] for row in listed]
     assert {row["department"] for row in listed} == {"claims"}
     # when claims resolves it, it is reopened and then cancelled
     resolved = ok(cli, "resolve", opened["handoff_id"], "--resolution", "claim paid", token=CLAIMS_TOKEN)
-    assert resolved["status"] == "LEG_STATUS_RESOLVED" and resolved["resolved_at"]
+    assert resolved["status"] == "resolved" and resolved["resolved_at"]
     reopened = ok(cli, "reopen", opened["handoff_id"], "--reason", "paid twice", token=CLAIMS_TOKEN)
-    assert (reopened["status"], reopened["reopen_count"]) == ("LEG_STATUS_REOPENED", 1)
-    assert "resolved_at" not in reopened
+    assert (reopened["status"], reopened["reopen_count"]) == ("reopened", 1)
+    assert reopened["resolved_at"] is None
     cancelled = ok(cli, "cancel", opened["handoff_id"], "--reason", "raised in error", token=CLAIMS_TOKEN)
-    assert cancelled["status"] == "LEG_STATUS_CANCELLED"
+    assert cancelled["status"] == "cancelled"
     # then both legs read back in their final state
-    assert ok(cli, "get", handoff_id)["status"] == "LEG_STATUS_TRANSFERRED"
-    assert ok(cli, "get", opened["handoff_id"])["status"] == "LEG_STATUS_CANCELLED"
+    assert ok(cli, "get", handoff_id)["status"] == "transferred"
+    assert ok(cli, "get", opened["handoff_id"])["status"] == "cancelled"
 
 
 def test_a_retried_command_with_the_same_request_id_changes_nothing_twice(cli) -> None:
@@ -150,8 +150,8 @@ def test_list_pages_follow_the_token_and_filter_by_status_and_breach(cli) -> Non
     every = ok(cli, "list", "--department", department, "--page-size", "2", "--all", token=ADMIN_TOKEN)
     # then pages follow creation order and --all reads them all
     assert [row["handoff_id"] for row in first["handoffs"] + second["handoffs"]] == legs
-    assert "next_page_token" not in second
-    assert [row["handoff_id"] for row in every["handoffs"]] == legs and "next_page_token" not in every
+    assert second["next_page_token"] == ""
+    assert [row["handoff_id"] for row in every["handoffs"]] == legs and every["next_page_token"] == ""
     # and filters select by status and by breach (the open legs breach their 3 s ack target)
     opened = ok(cli, "list", "--department", department, "--status", "open", token=ADMIN_TOKEN)
     assert [row["handoff_id"] for row in opened["handoffs"]] == legs[1:]
@@ -172,7 +172,7 @@ def test_contacts_and_legs_make_one_timeline_in_time_order(cli) -> None:
     first = ok(cli, "contact", "--customer", customer, "--channel", "call", "--reason", "refund missing",
                "--at", earlier.isoformat())
     assert (first["channel"], first["customer_ref"], instant(first["contacted_at"])) == (
-        "CONTACT_CHANNEL_CALL", customer, earlier)
+        "call", customer, earlier)
     leg = create(cli, "billing", customer=customer)
     second = ok(cli, "contact", "--customer", customer, "--channel", "chat", "--case", leg["case_id"])
     assert second["case_id"] == leg["case_id"]
@@ -263,5 +263,5 @@ def test_watch_prints_a_breach_as_a_json_line(cli, stack) -> None:
     assert results and results[0].exit_code == 0, results and results[0].stderr
     line = json.loads(results[0].stdout.strip())
     assert (line["handoff_id"], line["department"], line["kind"]) == (
-        leg.handoff_id, department, "NOTIFICATION_KIND_BREACH")
+        leg.handoff_id, department, "breach")
     assert line["cursor"]

@@ -114,7 +114,7 @@ def test_get_handoff_sla_shows_each_clock_its_state_and_business_time_left(stack
     assert ack.business_time_left.ToTimedelta() == timedelta(0)
     assert ack.target.ToTimedelta() == timedelta(seconds=3)
     assert ack.deadline.ToDatetime() - ack.started_at.ToDatetime() == timedelta(seconds=3)
-    assert ack.policy_version
+    assert ack.policy_version and (ack.policy_name, resolve.policy_name) == ("*/*", "*/*")  # by what it matches
     assert (resolve.clock, resolve.running, resolve.breached) == (RESOLVE, True, False)
     assert timedelta(minutes=59) < resolve.business_time_left.ToTimedelta() < timedelta(hours=1)
     # the prompt leg: both clocks met in time, nothing left to run
@@ -212,10 +212,10 @@ def code(call) -> grpc.StatusCode:
         (BILLING_TOKEN, "sla", "claims", grpc.StatusCode.PERMISSION_DENIED),
         (BILLING_TOKEN, "scorecard", "billing", grpc.StatusCode.OK),
         (BILLING_TOKEN, "scorecard", "claims", grpc.StatusCode.PERMISSION_DENIED),
-        (BILLING_TOKEN, "scorecard", "", grpc.StatusCode.PERMISSION_DENIED),
+        (BILLING_TOKEN, "scorecard", "", grpc.StatusCode.OK),  # its own department's
         (BILLING_TOKEN, "breaches", "billing", grpc.StatusCode.OK),
         (BILLING_TOKEN, "breaches", "claims", grpc.StatusCode.PERMISSION_DENIED),
-        (BILLING_TOKEN, "breaches", "", grpc.StatusCode.PERMISSION_DENIED),
+        (BILLING_TOKEN, "breaches", "", grpc.StatusCode.OK),
         (AGENT_TOKEN, "sla", "claims", grpc.StatusCode.OK),
         (AGENT_TOKEN, "scorecard", "claims", grpc.StatusCode.PERMISSION_DENIED),
         (AGENT_TOKEN, "breaches", "claims", grpc.StatusCode.PERMISSION_DENIED),
@@ -241,6 +241,15 @@ def test_each_caller_reads_only_what_its_role_and_department_allow(
                                               timeout=TIMEOUT),
     }
     assert code(calls[rpc]) == expected
+
+
+def test_a_department_token_that_names_no_department_reads_its_own(stack, billing_and_claims) -> None:
+    card = sla_stub(stack, BILLING_TOKEN).GetScorecard(sla_api.GetScorecardRequest(), timeout=TIMEOUT)
+    assert card.department == "billing" and card.legs >= 1
+    page = sla_stub(stack, BILLING_TOKEN).ListBreaches(sla_api.ListBreachesRequest(), timeout=TIMEOUT)
+    assert {breach.department for breach in page.breaches} <= {"billing"}
+    shown = handoffctl(stack, "scorecard", token=BILLING_TOKEN)
+    assert shown.returncode == 0 and shown.stdout.split("\n")[1].split() == ["department", "billing"], shown.stdout
 
 
 def stamp(at: datetime) -> timestamp_pb2.Timestamp:
@@ -290,12 +299,15 @@ def test_handoffctl_prints_clocks_scorecard_and_breaches(stack, one_breached_one
     department, late, _ = one_breached_one_met
     shown = handoffctl(stack, "sla", late.handoff_id, "--json")
     assert shown.returncode == 0, shown.stderr
-    assert [c["clock"] for c in json.loads(shown.stdout)["clocks"]] == ["CLOCK_KIND_ACK", "CLOCK_KIND_RESOLVE"]
+    assert [c["clock"] for c in json.loads(shown.stdout)["clocks"]] == ["ack", "resolve"]
     table = handoffctl(stack, "sla", late.handoff_id)
     assert table.returncode == 0 and "breached" in table.stdout and "running" in table.stdout
     card = handoffctl(stack, "scorecard", "--department", department, "--json")
     assert card.returncode == 0, card.stderr
-    assert (json.loads(card.stdout)["legs"], json.loads(card.stdout)["breaches"]) == ("2", "1")
+    figures = json.loads(card.stdout)
+    assert (figures["legs"], figures["breaches"], figures["ack_compliance"], figures["ack_outcomes"]) == (2, 1, 0.5, 2)
+    assert figures["repeat_contacts"] == [{"cause": c, "count": 0} for c in
+                                          ("sla_breached", "within_sla", "after_resolution", "unattributed")]
     card_table = handoffctl(stack, "scorecard", "--department", department)
     assert "50.0 %" in card_table.stdout and "ack compliance" in card_table.stdout
     listed = handoffctl(stack, "breaches", "--department", department, "--page-size", "1")

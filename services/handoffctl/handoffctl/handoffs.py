@@ -77,7 +77,7 @@ def ack(
     handoff_id: Annotated[str, typer.Argument(
         metavar="ID", help="The leg's handoff id, or with --notification a notification id.", show_default=False)],
     notification: Annotated[bool, typer.Option(
-        "--notification", help="Acknowledge a notification (stops its escalation) instead of a leg.")] = False,
+        "--notification", metavar="", help="Acknowledge a notification (stops its escalation) instead of a leg.")] = False,
     request_id: RequestId = "",
     handoff: HandoffAddress = DEFAULT_HANDOFF,
     notify: NotifyAddress = DEFAULT_NOTIFY,

@@ -35,7 +35,7 @@ def import_history(
     customer_ref_key: Annotated[
         str, typer.Option(envvar="CUSTOMER_REF_KEY", help="Key that pseudonymises a customer_id column.")
     ] = "",
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", metavar="", help="No progress bar.")] = False,
 ) -> None:
     """Import historical legs (--handoffs) and contacts (--contacts) from CSV files.
 

@@ -44,7 +44,9 @@ def watch(
         "Without it, from now on.")] = "",
     count: Annotated[int, typer.Option(help="Stop after this many notifications; 0 runs until Ctrl-C.")] = 0,
     reconnect: Annotated[bool, typer.Option(
-        "--reconnect/--no-reconnect", help="When the service drops the stream, reconnect from the last cursor.")] = True,
+        "--reconnect/--no-reconnect", metavar="", help="When the service drops the stream, reconnect from the last cursor.")] = True,
+    give_up_after: Annotated[float, typer.Option(
+        min=0, help="Stop (exit 1) when the service has been unreachable this many seconds; 0 never stops.")] = 120,
     notify: NotifyAddress = DEFAULT_NOTIFY,
     token: Token = "",
     ca: CaFile = None,
@@ -52,6 +54,7 @@ def watch(
 ) -> None:
     """Print a department's notifications as they arrive (one JSON line each with --json); resumable with --cursor."""
     received, backoff = 0, 0.5
+    lost_since: float | None = None
     while True:
         with channel(notify, token, ca) as connection:
             stream = notify_grpc.NotificationServiceStub(connection).Subscribe(
@@ -60,7 +63,7 @@ def watch(
             try:
                 for response in stream:
                     _print_notification(response, as_json)
-                    cursor, backoff = response.cursor or cursor, 0.5
+                    cursor, backoff, lost_since = response.cursor or cursor, 0.5, None
                     received += 1
                     if count and received >= count:
                         stream.cancel()
@@ -70,6 +73,12 @@ def watch(
                 if not (reconnect and error.code() in _RECONNECT):
                     _resume_hint(department, cursor)
                     fail(error, token)
+                lost_since = lost_since if lost_since is not None else time.monotonic()
+                if give_up_after and time.monotonic() - lost_since >= give_up_after:
+                    errors.print(f"no notify service reachable at {notify} for {give_up_after:.0f}s; giving up",
+                                 highlight=False, markup=False)
+                    _resume_hint(department, cursor)
+                    raise typer.Exit(1)
                 errors.print(f"stream lost ({error.code().name}); reconnecting in {backoff:.1f}s", highlight=False)
             except KeyboardInterrupt:
                 stream.cancel()

@@ -60,7 +60,7 @@ Token = Annotated[str, typer.Option("--token", envvar="HANDOFF_TOKEN", help="Bea
 CaFile = Annotated[
     Optional[Path], typer.Option("--ca", envvar="HANDOFF_CA", help="CA certificate: connect with TLS.")
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+AsJson = Annotated[bool, typer.Option("--json", metavar="", help="Print plain JSON instead of a table (docs/cli-json.md).")]
 RequestId = Annotated[
     str,
     typer.Option(help="Idempotency key (a fresh uuid4 when omitted); a retry with the same id changes nothing twice."),
@@ -74,7 +74,7 @@ Customer = Annotated[str, typer.Option("--customer", help="Pseudonymous customer
 CustomerId = Annotated[str, typer.Option(help="Raw customer id; the service pseudonymises it and never stores it.")]
 
 PageToken = Annotated[str, typer.Option(help="Continue where a previous page ended.")]
-EveryPage = Annotated[bool, typer.Option("--all", help="Follow next_page_token to the last page.")]
+EveryPage = Annotated[bool, typer.Option("--all", metavar="", help="Follow next_page_token to the last page.")]
 
 
 def idempotency_key(given: str) -> str:

@@ -1,32 +1,75 @@
 """What the commands print: a rich table for people, or `--json` for scripts.
 
-JSON is the response message as MessageToDict gives it (proto field names, enum names,
-RFC 3339 times; fields at their default value are left out). Tables show enums and times
-the way the commands take them (`in-progress`) and times in UTC (`2025-03-01 09:30:00Z`).
+JSON is plain and stable (docs/cli-json.md): the response's fields by their snake_case
+proto names, every field present (zero values too, `[]` for an empty list, null for an
+unset time or message), enum values without their prefix in lower case (`in_progress`),
+numbers as numbers, times in RFC 3339 UTC, durations in seconds. Tables show enums and
+times the way the commands take them (`in-progress`) and times in UTC
+(`2025-03-01 09:30:00Z`); piped, they are plain columns without borders or colour.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import timezone
 
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from handoff.v1 import types_pb2
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-console = Console()
+console = Console(highlight=False)
+if not console.is_terminal:
+    console.width = 1000  # piped: a row is one line, however long, so scripts can cut columns
 
 
-def as_dict(message: Message) -> dict:
-    return MessageToDict(message, preserving_proto_field_name=True)
+def _enum_value(enum_type, number: int) -> str | int:
+    """`LEG_STATUS_IN_PROGRESS` -> `in_progress`; an unknown number stays a number."""
+    value = enum_type.values_by_number.get(number)
+    if value is None:
+        return number
+    prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum_type.name).upper() + "_"
+    return value.name.removeprefix(prefix).lower()
+
+
+def _value(field: FieldDescriptor, value):
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        return _enum_value(field.enum_type, value)
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        return as_dict(value)
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return value.hex()
+    return value
+
+
+def as_dict(message: Message) -> dict | str | float:
+    """The message as plain JSON values (see the module doc)."""
+    name = message.DESCRIPTOR.full_name
+    if name == "google.protobuf.Timestamp":
+        return message.ToDatetime(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
+    if name == "google.protobuf.Duration":
+        return message.ToTimedelta().total_seconds()
+    plain: dict = {}
+    for field in message.DESCRIPTOR.fields:
+        value = getattr(message, field.name)
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            entry = field.message_type.fields_by_name["value"]
+            plain[field.name] = {str(k): _value(entry, v) for k, v in value.items()}
+        elif field.is_repeated:
+            plain[field.name] = [_value(field, item) for item in value]
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and not message.HasField(field.name):
+            plain[field.name] = None
+        else:
+            plain[field.name] = _value(field, value)
+    return plain
 
 
 def print_json(message: Message) -> None:
-    """The message as indented JSON."""
+    """The message as indented plain JSON."""
     print(json.dumps(as_dict(message), indent=2), flush=True)
 
 
@@ -87,7 +130,19 @@ def leg_rows(leg) -> list[tuple[str, str | Text]]:
     ]
 
 
-def fields_table(title: str, rows: list[tuple[str, str | Text]]) -> Table:
+def _for_people() -> bool:
+    """Whether output goes to a terminal; piped, tables are plain columns a script can cut."""
+    return console.is_terminal
+
+
+def fields_table(title: str, rows: list[tuple[str, str | Text]]) -> Table | Group:
+    if not _for_people():
+        table = Table(show_header=False, box=None, pad_edge=False)
+        table.add_column(no_wrap=True)
+        table.add_column(no_wrap=True)
+        for row in rows:
+            table.add_row(*cells(row))
+        return Group(Text(title), table)
     table = Table(title=Text(title), show_header=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
@@ -99,6 +154,11 @@ def fields_table(title: str, rows: list[tuple[str, str | Text]]) -> Table:
 def rows_table(title: str, columns: tuple[str, ...]) -> Table:
     """A table of one row per item, light on borders; in a narrow terminal other columns
     fold so that nothing is cut off, and ids stay whole for copying."""
+    if not _for_people():
+        table = Table(box=None, pad_edge=False)
+        for column in columns:
+            table.add_column(column.replace(" ", "_"), no_wrap=True)
+        return table
     table = Table(title=Text(title), box=box.SIMPLE_HEAD, show_edge=False)
     for column in columns:
         if column == "id":

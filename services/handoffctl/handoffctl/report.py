@@ -93,14 +93,16 @@ def plots(data: dict, names: dict[str, str]) -> list:
     axes.set_title("Failure-demand cost by department")
     axes.set_ylabel(currency)
     figures.append(cost)
-    trend, (top, bottom) = pyplot.subplots(2, 1, figsize=(7, 4.8), sharex=True)
+    trend, (top, middle, bottom) = pyplot.subplots(3, 1, figsize=(7, 7), sharex=True)
     days = [datetime.fromisoformat(s) for s in data["trend"]["starts"]]
     for department, label in zip(departments, labels):
         series = data["trend"]["departments"][department]
         top.plot(days, [f["breaches"] for f in series], marker="o", label=label)
-        bottom.plot(days, [f["avoidable_repeats"] for f in series], marker="o", label=label)
+        middle.plot(days, [f["avoidable_repeats"] for f in series], marker="o", label=label)
+        bottom.plot(days, [f["failure_demand_cost_minor"] / 100 for f in series], marker="o", label=label)
     top.set_title("Breaches per day")
-    bottom.set_title("Avoidable repeat contacts per day")
+    middle.set_title("Avoidable repeat contacts per day")
+    bottom.set_title(f"Failure-demand cost per day ({currency})")
     top.legend(fontsize="small")
     trend.autofmt_xdate()
     figures.append(trend)
@@ -158,7 +160,7 @@ def report(
     end: Annotated[str, typer.Option("--to", help="End of the period (exclusive), ISO 8601.")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the report (HTML, or PDF with --pdf).")],
     department: Annotated[str, typer.Option(help="Only this department (default: every department).")] = "",
-    pdf: Annotated[bool, typer.Option("--pdf", help="Write a PDF instead of HTML.")] = False,
+    pdf: Annotated[bool, typer.Option("--pdf", metavar="", help="Write a PDF instead of HTML.")] = False,
     departments_file: Annotated[Optional[Path], typer.Option(help="The departments file.")] = None,
     sla_address: SlaAddress = DEFAULT_SLA,
     token: Token = "",

@@ -110,7 +110,7 @@ def add(
 
 @app.command("list")
 def list_silences(
-    every: Annotated[bool, typer.Option("--all", help="Include expired silences.")] = False,
+    every: Annotated[bool, typer.Option("--all", metavar="", help="Include expired silences.")] = False,
     notify: NotifyAddress = DEFAULT_NOTIFY,
     token: Token = "",
     ca: CaFile = None,

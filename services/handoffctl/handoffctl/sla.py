@@ -84,19 +84,28 @@ def sla(
         name = _clock_text(clock.clock) + (f" #{clock.sequence}" if clock.sequence > 1 else "")
         table.add_row(Text(name), _state(clock), Text(when(clock, "started_at")), Text(when(clock, "deadline")),
                       Text(duration_text(clock.target.ToTimedelta())),
-                      Text(duration_text(clock.business_time_left.ToTimedelta())), Text(clock.policy_version))
+                      Text(duration_text(clock.business_time_left.ToTimedelta())),
+                      Text(clock.policy_name or clock.policy_version))
     console.print(table)
     if not answer.clocks:
         console.print("no SLA clocks: no policy covers this leg, or its clocks have not started yet")
 
 
-def _percent(share: float) -> str:
-    return f"{share * 100:.1f} %"
+def _percent(share: float, n: int) -> str:
+    """A share with the number it rests on; unknown when that is none."""
+    return f"{share * 100:.1f} % (n={n})" if n else "unknown (n=0)"
+
+
+def _percentiles(p50, p90, n: int) -> str:
+    if not n:
+        return "none stopped (n=0)"
+    return f"{duration_text(p50.ToTimedelta())} / {duration_text(p90.ToTimedelta())} (n={n})"
 
 
 def scorecard(
     department: Annotated[str, typer.Option(
-        help="Department to score; omit for the whole centre (admin and service tokens only).")] = "",
+        help="Department to score; a department token scores its own by default; omit for the whole centre "
+        "(admin and service tokens).")] = "",
     start: Annotated[str, typer.Option(
         "--from", help="Start of the period, ISO 8601 (UTC if no offset). Default: 30 days before --to.")] = "",
     end: Annotated[str, typer.Option(
@@ -117,17 +126,19 @@ def scorecard(
     repeats = [(f"repeats {enum_text(types_pb2.RepeatCause, 'REPEAT_CAUSE_', r.cause)}", str(r.count))
                for r in card.repeat_contacts]
     rows = [
+        ("department", card.department or "whole centre"),
         ("period", f"{when(card, 'period_start')} to {when(card, 'period_end')}"),
-        ("legs", str(card.legs)),
-        ("ack compliance", _percent(card.ack_compliance)),
-        ("resolve compliance", _percent(card.resolve_compliance)),
+        ("legs", f"{card.legs} ({card.open_legs} open)"),
+        ("ack compliance", _percent(card.ack_compliance, card.ack_outcomes) + f", {card.ack_running} running"),
+        ("resolve compliance", _percent(card.resolve_compliance, card.resolve_outcomes)
+         + f", {card.resolve_running} running"),
         ("breaches", str(card.breaches)),
-        ("TTA p50 / p90", f"{duration_text(card.tta_p50.ToTimedelta())} / {duration_text(card.tta_p90.ToTimedelta())}"),
-        ("TTR p50 / p90", f"{duration_text(card.ttr_p50.ToTimedelta())} / {duration_text(card.ttr_p90.ToTimedelta())}"),
+        ("business time to ack p50 / p90", _percentiles(card.tta_p50, card.tta_p90, card.tta_n)),
+        ("business time to resolve p50 / p90", _percentiles(card.ttr_p50, card.ttr_p90, card.ttr_n)),
         *repeats,
         ("avoidable repeats", str(card.avoidable_repeats)),
         ("failure-demand cost", money_text(card.failure_demand_cost_minor, card.currency)),
-        ("first contact resolution", _percent(card.first_contact_resolution)),
+        ("first contact resolution", _percent(card.first_contact_resolution, card.fcr_n)),
         ("reopens", str(card.reopens)),
     ]
     console.print(fields_table(f"scorecard of {card.department or 'the whole centre'}", rows))
@@ -135,7 +146,7 @@ def scorecard(
 
 def breaches(
     department: Annotated[str, typer.Option(
-        help="Only this department's breaches (a department token must name its own).")] = "",
+        help="Only this department's breaches (a department token lists its own by default).")] = "",
     since: Annotated[str, typer.Option(
         help="Only breaches at or after this instant, ISO 8601. Default: 30 days ago.")] = "",
     page_size: Annotated[int, typer.Option(

@@ -36,6 +36,12 @@ RULES: dict[str, set[Role]] = {
 }
 
 
+def _own(department: str) -> str:
+    """The department asked for; a department that names none asks for its own."""
+    principal = current_principal()
+    return department or (principal.department if principal.role is Role.DEPARTMENT else WHOLE_CENTRE)
+
+
 def _allow(kind: str, department: str) -> None:
     """Raise PermissionDenied unless the caller may do `kind` for `department` ("" = whole centre)."""
     principal = current_principal()
@@ -80,11 +86,14 @@ class SlaApi(api_grpc.SlaServiceServicer):
         calendar, max_pause = (policy.calendar, policy.max_pause) if policy else (AlwaysOpen(), None)
         now = self._clock.now()
         clocks = [(c, business_time_left(c, calendar, now, max_pause)) for c in self._store.clocks_of(handoff_id)]
-        return codec.handoff_sla_pb(leg, clocks)
+        answer = codec.handoff_sla_pb(leg, clocks)
+        for state in answer.clocks:
+            state.policy_name = policy_name(policy) if policy else ""
+        return answer
 
     async def GetScorecard(self, request, context) -> api_pb2.Scorecard:
         try:
-            department = _department(request.department)
+            department = _own(_department(request.department))
             period = _period(request, self._clock.now())
         except check.InvalidField as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
@@ -98,7 +107,7 @@ class SlaApi(api_grpc.SlaServiceServicer):
 
     async def ListBreaches(self, request, context) -> api_pb2.ListBreachesResponse:
         try:
-            department = _department(request.department)
+            department = _own(_department(request.department))
             now = self._clock.now()
             since = request_fields.instant(request, "since") or now - DEFAULT_PERIOD
             size = request_fields.page_size(request.page_size)
@@ -112,6 +121,12 @@ class SlaApi(api_grpc.SlaServiceServicer):
             breaches=[codec.breach_pb(leg, clock) for leg, clock in page],
             next_page_token=encode_page_token(breach_key(page[-1][1])) if more else "",
         )
+
+
+def policy_name(policy) -> str:
+    """What a policy matches, as people name it: `billing/URGENT`, `claims/*/motor`."""
+    parts = [policy.department, policy.priority] + ([policy.category] if policy.category not in ("", "*") else [])
+    return "/".join(parts)
 
 
 def _department(value: str) -> str:
