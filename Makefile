@@ -11,7 +11,7 @@ PROTOS := $(wildcard proto/handoff/v1/*.proto)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto proto-check kafka-jars chromium run up down test test-unit bench lock clean
+.PHONY: help install proto proto-check kafka-jars chromium deploy-tools deploy-manifests run up down test test-unit bench lock clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,12 @@ chromium: ## Install Chromium and tmux from Debian's packages when missing (the 
 	@command -v chromium >/dev/null && command -v tmux >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium tmux fonts-dejavu-core; }
 
+deploy-tools: install ## Fetch promtool, Prometheus, CRD schemas, kubernetes-validate, checkov (cached outside the repo)
+	@$(PY) -m deploy.tools fetch >/dev/null
+
+deploy-manifests: install ## Regenerate deploy/ files that follow from the code (topics, users, workloads, rules, dashboards)
+	$(PY) -m deploy.generate
+
 run: install kafka-jars ## Kafka, the services and a simulated contact centre with a live view; Ctrl-C stops all
 	$(PY) -m devstack run
 
@@ -64,7 +70,7 @@ up: install kafka-jars ## The same stack in the background; prints every endpoin
 down: ## Stop the background stack
 	@if [ -x $(PY) ]; then $(PY) -m devstack down; else echo "nothing is running"; fi
 
-test: install kafka-jars chromium proto-check ## The whole suite against a real broker
+test: install kafka-jars chromium deploy-tools proto-check ## The whole suite against a real broker
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install ## Unit tests only (no broker)

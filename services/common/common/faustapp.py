@@ -203,7 +203,11 @@ class SideServer(mode.Service):
             await asyncio.sleep(LAG_INTERVAL)
             behind: dict[str, int] = {}
             try:
-                for tp in self._app.consumer.assignment():
+                assignment = self._app.consumer.assignment()
+                # Standby and restored changelog partitions are not work this member owns.
+                owned = [tp for tp in assignment if not tp.topic.endswith("-changelog")]
+                metrics.ASSIGNED_PARTITIONS.labels(group).set(len(owned))
+                for tp in assignment:
                     position = await self._app.consumer.position(tp)
                     highwater = self._app.consumer.highwater(tp)
                     if position is not None and highwater is not None:

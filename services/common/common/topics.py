@@ -20,6 +20,8 @@ class TopicSpec:
     readers: tuple[str, ...]
     # A compacted topic keeps the latest record of each key (cleanup.policy=compact).
     compacted: bool = False
+    # How long a record is kept (retention.ms); None keeps every record (a compacted topic).
+    retention_hours: int | None = 90 * 24
 
     @property
     def dlq(self) -> str:
@@ -27,24 +29,28 @@ class TopicSpec:
         return f"{self.name}.dlq"
 
 
-CONTACTS = TopicSpec("contacts.v1", "customer_ref", "ContactRecorded", "handoff", ("sla",))
+# Readers are every service that consumes the topic, read models included: the deployment
+# grants each service's Kafka user exactly these (deploy/generate.py).
+CONTACTS = TopicSpec("contacts.v1", "customer_ref", "ContactRecorded", "handoff", ("sla", "handoff"))
 HANDOFF_EVENTS = TopicSpec(
     "handoff.events.v1", "customer_ref", "HandoffEvent", "handoff", ("handoff", "sla", "notify")
 )
 # Commands travel to the replica that owns the customer's partition; replies come back
 # keyed by the waiting replica. Internal to the handoff service.
-HANDOFF_COMMANDS = TopicSpec("handoff.commands.v1", "customer_ref", "HandoffCommand", "handoff", ("handoff",))
-HANDOFF_REPLIES = TopicSpec("handoff.replies.v1", "replica", "CommandReply", "handoff", ("handoff",))
-SLA_EVENTS = TopicSpec("sla.events.v1", "customer_ref", "SlaEvent", "sla", ("sla", "notify"))
+HANDOFF_COMMANDS = TopicSpec("handoff.commands.v1", "customer_ref", "HandoffCommand", "handoff", ("handoff",),
+                             retention_hours=24)
+HANDOFF_REPLIES = TopicSpec("handoff.replies.v1", "replica", "CommandReply", "handoff", ("handoff",),
+                            retention_hours=1)
+SLA_EVENTS = TopicSpec("sla.events.v1", "customer_ref", "SlaEvent", "sla", ("sla", "notify", "handoff"))
 REPEAT_CONTACTS = TopicSpec(
-    "repeat.contacts.v1", "customer_ref", "RepeatContactDetected", "sla", ("notify",)
+    "repeat.contacts.v1", "customer_ref", "RepeatContactDetected", "sla", ("notify", "sla")
 )
 NOTIFICATIONS = TopicSpec(
-    "notifications.v1", "receiver", "NotificationEvent", "notify", ("notify", "audit")
+    "notifications.v1", "receiver", "NotificationEvent", "notify", ("notify", "audit"), retention_hours=30 * 24
 )
 # Silences set over the API: compacted, so the latest state of each silence is kept for ever.
 SILENCES = TopicSpec(
-    "notify.silences.v1", "silence_id", "Silence", "notify", ("notify",), compacted=True
+    "notify.silences.v1", "silence_id", "Silence", "notify", ("notify",), compacted=True, retention_hours=None
 )
 
 CATALOGUE: tuple[TopicSpec, ...] = (

@@ -1,0 +1,1 @@
+"""Deployment manifests: the parts generated from the code (python -m deploy.generate)."""
