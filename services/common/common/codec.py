@@ -57,11 +57,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 CLOCK_NAMES = {types_pb2.CLOCK_KIND_ACK: "ack", types_pb2.CLOCK_KIND_RESOLVE: "resolve"}
 
 
+_PRIORITY_NAMES = {value: name.removeprefix("PRIORITY_") for name, value in types_pb2.Priority.items()
+                   if value != types_pb2.PRIORITY_UNSPECIFIED}
+
+
 def priority_name(value: int) -> str:
     """'HIGH' for PRIORITY_HIGH; unset or unknown values count as NORMAL."""
-    if value not in types_pb2.Priority.values() or value == types_pb2.PRIORITY_UNSPECIFIED:
-        return "NORMAL"
-    return types_pb2.Priority.Name(value).removeprefix("PRIORITY_")
+    return _PRIORITY_NAMES.get(value, "NORMAL")
 
 
 def to_timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
@@ -74,8 +76,9 @@ def to_timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
 
 
 def from_timestamp(stamp: timestamp_pb2.Timestamp) -> datetime:
-    """An aware UTC datetime for a protobuf Timestamp."""
-    return stamp.ToDatetime(tzinfo=timezone.utc)
+    """An aware UTC datetime for a protobuf Timestamp (to the microsecond, as datetimes go)."""
+    # Directly from the fields: protobuf's ToDatetime is several times slower, and this runs per record.
+    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
 
 
 def to_duration(span: timedelta) -> duration_pb2.Duration:

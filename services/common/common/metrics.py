@@ -5,6 +5,7 @@ Service-specific metrics live in each service's own `metrics` module.
 
 from __future__ import annotations
 
+import functools
 import gc
 import time
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,12 @@ ASSIGNED_PARTITIONS = Gauge(
     "Partitions this worker's consumer group member owns (0: an idle worker beyond the partition count).",
     ["group"],
 )
+
+
+@functools.lru_cache(maxsize=16_384)
+def child(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, looked up once: labels are bounded, and this runs per event."""
+    return metric.labels(*labels)
 
 
 GC_PAUSES = Histogram(

@@ -12,6 +12,7 @@ from collections.abc import Callable, MutableMapping
 from datetime import datetime, timedelta
 
 from common.clock import Clock, EventTime, WallClock, epoch_us
+from common.metrics import child
 from common.streams.store import header_of
 from sla import metrics
 from sla.adapters import codec
@@ -183,13 +184,13 @@ def _count(event: ClockEvent, now: datetime) -> None:
     leg, clock = event.leg, event.clock
     labels = (leg.department, leg.priority.lower(), clock.kind)
     if isinstance(event, ClockStarted):
-        metrics.CLOCKS_STARTED.labels(*labels).inc()
+        child(metrics.CLOCKS_STARTED, *labels).inc()
     elif isinstance(event, ClockWarning):
-        metrics.WARNINGS.labels(*labels).inc()
+        child(metrics.WARNINGS, *labels).inc()
     elif isinstance(event, ClockBreached):
-        metrics.BREACHES.labels(*labels).inc()
+        child(metrics.BREACHES, *labels).inc()
         metrics.BREACH_LAG.observe(max((now - clock.deadline).total_seconds(), 0.0))
     elif isinstance(event, ClockMet):
-        metrics.MET.labels(*labels, "late" if event.late else "in_time").inc()
+        child(metrics.MET, *labels, "late" if event.late else "in_time").inc()
         spent = metrics.TIME_TO_ACKNOWLEDGE if clock.kind == clocks.ACK else metrics.TIME_TO_RESOLVE
-        spent.labels(leg.department, leg.priority.lower()).observe(event.elapsed.total_seconds())
+        child(spent, leg.department, leg.priority.lower()).observe(event.elapsed.total_seconds())
