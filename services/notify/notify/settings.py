@@ -14,15 +14,18 @@ GATEWAY_KINDS = ("webhook", "email", "log")
 
 @dataclass(frozen=True)
 class NotifySettings:
-    """The routing file; where each channel gateway listens (host:port) and the token to call them with."""
+    """The routing file; where each channel gateway listens (host:port), the token to call them
+    with, and the CA that signed their certificates (TLS when set)."""
 
     routing_file: Path
     gateways: Mapping[str, str] = field(default_factory=dict)
     gateway_token: str = ""
+    gateway_ca_file: Path | None = None
 
 
 def notify_settings(env: Mapping[str, str] | None = None) -> NotifySettings:
-    """NOTIFY_ROUTING_FILE (default config/routing.yaml), NOTIFY_GATEWAY_{WEBHOOK,EMAIL,LOG}, NOTIFY_GATEWAY_TOKEN."""
+    """NOTIFY_ROUTING_FILE (default config/routing.yaml), NOTIFY_GATEWAY_{WEBHOOK,EMAIL,LOG}, NOTIFY_GATEWAY_TOKEN,
+    NOTIFY_GATEWAY_CA_FILE."""
     env = os.environ if env is None else env
     gateways: dict[str, str] = {}
     for kind in GATEWAY_KINDS:
@@ -37,4 +40,10 @@ def notify_settings(env: Mapping[str, str] | None = None) -> NotifySettings:
     token = env.get("NOTIFY_GATEWAY_TOKEN", "")
     if gateways and not token:
         raise SettingsError("NOTIFY_GATEWAY_TOKEN is required when a NOTIFY_GATEWAY_* address is set")
-    return NotifySettings(Path(env.get("NOTIFY_ROUTING_FILE") or "config/routing.yaml"), gateways, token)
+    ca_file = env.get("NOTIFY_GATEWAY_CA_FILE", "")
+    if ca_file and not Path(ca_file).is_file():
+        raise SettingsError(f"NOTIFY_GATEWAY_CA_FILE={ca_file!r}: no such file")
+    if ca_file and not gateways:
+        raise SettingsError("NOTIFY_GATEWAY_CA_FILE is set but no NOTIFY_GATEWAY_* address is")
+    return NotifySettings(Path(env.get("NOTIFY_ROUTING_FILE") or "config/routing.yaml"), gateways, token,
+                          Path(ca_file) if ca_file else None)

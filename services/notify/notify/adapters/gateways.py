@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from handoff.v1 import channel_gateway_pb2_grpc
@@ -37,9 +38,10 @@ class NoGateway(LookupError):
 class Gateways:
     """One client channel per configured gateway kind (webhook, email, log), made on first use."""
 
-    def __init__(self, addresses: Mapping[str, str], token: str) -> None:
+    def __init__(self, addresses: Mapping[str, str], token: str, ca_file: Path | None = None) -> None:
         self._addresses = dict(addresses)
         self._token = token
+        self._ca_file = ca_file
         self._stubs: dict[str, channel_gateway_pb2_grpc.ChannelGatewayStub] = {}
         self._channels: list[grpc.aio.Channel] = []
 
@@ -50,7 +52,7 @@ class Gateways:
         if kind not in self._stubs:
             if not self.configured(kind):
                 raise NoGateway(f"no {kind} gateway is configured (NOTIFY_GATEWAY_{kind.upper()})")
-            channel = aio_channel(self._addresses[kind], self._token)
+            channel = aio_channel(self._addresses[kind], self._token, self._ca_file)
             self._channels.append(channel)
             self._stubs[kind] = channel_gateway_pb2_grpc.ChannelGatewayStub(channel)
         return self._stubs[kind]

@@ -101,7 +101,7 @@ def build(settings: ServiceSettings, security: ServerSecurity, clock: Clock, rou
 
     # Stage 2.
     tables = {name: table(app, name) for name in STAGE2_TABLES}
-    gateways = Gateways(notify.gateways, notify.gateway_token)
+    gateways = Gateways(notify.gateways, notify.gateway_token, notify.gateway_ca_file)
     # Gateways are called on wall time, whatever the clock of escalations and groups.
     deliverer = Deliverer(gateways, routing, tables["deliveries"], send, dead_letter_job, recorded)
     dispatcher = Dispatcher(
