@@ -27,11 +27,11 @@ from common.kafkaio import topic_partitions
 from common.topics import HANDOFF_EVENTS, SLA_EVENTS
 
 
-def created_event(department: str, number: int, run_id: str) -> tuple[bytes, bytes, str]:
-    """(key, value, handoff_id) of one HandoffEvent(created), event time now."""
+def created_event(department: str, number: int, run_id: str, customers: int = 5000) -> tuple[bytes, bytes, str]:
+    """(key, value, handoff_id) of one HandoffEvent(created), event time now, for one of `customers`."""
     now = datetime.now(timezone.utc)
     handoff_id = str(uuid.uuid4())
-    customer_ref = f"bench-{run_id}-c{number % 5000:04d}"
+    customer_ref = f"bench-{run_id}-c{number % customers:04d}"
     message = handoff_events_pb2.HandoffEvent(
         envelope=new_envelope("bench", now, now, event_id=str(uuid.uuid4())),
         handoff_id=handoff_id,
@@ -97,26 +97,6 @@ async def burst(bootstrap: str, department: str, n: int, run_id: str, time_limit
         await producer.stop()
         await consumer.stop()
     return {**_summary(n, started, produced, arrivals, dlq_after - dlq_before), "last_handoff_id": handoff_id}
-
-
-async def seconds_until_visible(handoff_address: str, handoff_id: str, time_limit: float) -> float | None:
-    """How long until the handoff service's leg feed knows a leg written past it; None: not in time.
-
-    The burst goes around the handoff service, which then learns the legs the way a replica
-    learns another replica's writes: by tailing handoff.events.v1.
-    """
-    started = time.perf_counter()
-    async with aio_channel(handoff_address, ADMIN_TOKEN) as channel:
-        stub = handoff_grpc.HandoffServiceStub(channel)
-        while time.perf_counter() - started < time_limit:
-            try:
-                await stub.GetHandoff(handoff_pb2.GetHandoffRequest(handoff_id=handoff_id), timeout=5)
-                return time.perf_counter() - started
-            except grpc.aio.AioRpcError as error:
-                if error.code() != grpc.StatusCode.NOT_FOUND:
-                    raise
-            await asyncio.sleep(0.2)
-    return None
 
 
 def _summary(n: int, started: float, produced: float, arrivals: list[float], dead_lettered: int) -> dict:

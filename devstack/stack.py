@@ -63,6 +63,7 @@ class Stack:
         self._gateway_ports: dict[str, str] = {}
         self.kafka: LocalKafka | None = None
         self.services: dict[str, ServiceProcess] = {}
+        self._service_env: dict[str, dict[str, str]] = {}
 
     @property
     def bootstrap(self) -> str:
@@ -110,10 +111,14 @@ class Stack:
             self.kafka = LocalKafka(self.workdir / "kafka").start()
         create_topics(self.bootstrap)
 
-    def start_service(self, name: str, instance: str | None = None) -> ServiceProcess:
+    def start_service(self, name: str, instance: str | None = None, env: dict[str, str] | None = None) -> ServiceProcess:
+        """Start (or restart) a service; `env` adds settings, kept for its later restarts."""
         module = dict(SERVICES)[name]
         key = instance or name
-        self.services[key] = start_service(key, module, self.service_env(name, instance), self.workdir / "logs")
+        if env is not None:
+            self._service_env[key] = env
+        service_env = {**self.service_env(name, instance), **self._service_env.get(key, {})}
+        self.services[key] = start_service(key, module, service_env, self.workdir / "logs")
         return self.services[key]
 
     def start_gateway(self, kind: str) -> ServiceProcess:
