@@ -3,6 +3,9 @@ and every service's /metrics is clean for Prometheus."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import urllib.request
 import uuid
 from collections.abc import Iterator
 
@@ -11,6 +14,7 @@ import pytest
 from handoff.v1 import handoff_service_pb2 as api
 from handoff.v1 import handoff_service_pb2_grpc as api_grpc
 
+from deploy import tools
 from devstack.stack import Stack
 from tests.support import admin_channel, rpc_error, running_stack, unique
 
@@ -19,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("bounded-labels")) as stack:
+    with running_stack(tmp_path_factory.mktemp("bounded-labels"), gateways=True) as stack:
         yield stack
 
 
@@ -56,3 +60,17 @@ def test_create_and_transfer_between_known_departments_work(handoffs):
     moved = handoffs.TransferHandoff(api.TransferHandoffRequest(
         request_id=str(uuid.uuid4()), handoff_id=leg.handoff_id, to_department="claims", reason="a claim"), timeout=10)
     assert moved.opened.department == "claims"
+
+
+def test_every_metrics_endpoint_passes_promtool_and_has_no_created_series(stack, handoffs):
+    handoffs.CreateHandoff(create_request("claims"), timeout=10)  # so labelled series exist
+    scraped = {name: urllib.request.urlopen(process.endpoints["metrics"], timeout=10).read().decode()
+               for name, process in stack.services.items() if "metrics" in process.endpoints}
+    assert {"handoff", "sla", "notify", "gateway-webhook", "gateway-email", "gateway-log"} <= set(scraped)
+    for name, text in scraped.items():
+        assert "handoff_" in text, name
+        assert not re.findall(r"^\w+_created[{ ]", text, re.MULTILINE), name
+        checked = subprocess.run([str(tools.promtool()), "check", "metrics"], input=text,
+                                 capture_output=True, text=True, timeout=60)
+        assert checked.returncode == 0 and not checked.stdout.strip() and not checked.stderr.strip(), (
+            name, checked.stdout + checked.stderr)
