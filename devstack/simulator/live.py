@@ -24,8 +24,8 @@ from devstack.simulator.centre import Centre, load_centre
 from devstack.simulator.monitor import Monitor
 from devstack.simulator.plan import Plan, make_plan, start_of_run
 from devstack.simulator.runner import SimClock, Simulation
-from sla.adapters.policy_file import PolicyFileError, load_policies
 from devstack.simulator.view import DepartmentName, chargeback_table, money, render
+from sla.adapters.policy_file import PolicyFileError, load_policies
 
 REFRESH = 4  # screen refreshes per second
 ROOT = Path(__file__).resolve().parents[2]

@@ -99,6 +99,7 @@ class Terminal:
         return {pid for pid in left if alive(pid) and "sleep" not in Path(f"/proc/{pid}/cmdline").read_text()}
 
 
+@pytest.mark.timeout(600)  # a broker, the stack and a minute of demo, on a shared machine
 def test_the_live_view_shows_a_repeat_call_charged_to_a_slow_department_and_ctrl_c_stops_all(tmp_path: Path) -> None:
     # given `make run` in a 160 x 50 terminal
     terminal = Terminal(f"handoff-test-{os.getpid()}", [*RUN, "--workdir", str(tmp_path / "run")], 160, 50)

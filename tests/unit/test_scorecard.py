@@ -297,3 +297,16 @@ def running(deadline, **fields) -> ClockRecord:
 )
 def test_business_time_left_runs_down_only_while_the_clock_runs(clock_, calendar, now, max_pause, expected):
     assert business_time_left(clock_, calendar, now, max_pause) == expected
+
+
+def test_the_costliest_legs_are_those_whose_avoidable_repeats_cost_most_costliest_first():
+    legs = [LegRecord(f"h-{n}", "billing", case_id=f"CASE-{n}", created_at=BEFORE) for n in range(1, 13)]
+    repeats = [repeat(f"c-{n}-{k}", "sla_breached", handoff_id=f"h-{n}", cost=100 * n)
+               for n in range(1, 13) for k in range(2 if n == 1 else 1)]
+    repeats += [repeat("c-late", "sla_breached", handoff_id="h-1", cost=5000, at=END),  # after the period
+                repeat("c-ok", "within_sla", handoff_id="h-2", cost=5000)]  # not avoidable
+    result = card(legs=legs, repeats=repeats)
+    assert [(leg.case_id, leg.avoidable_repeats, leg.cost_minor) for leg in result.costliest_legs[:2]] == [
+        ("CASE-12", 1, 1200), ("CASE-11", 1, 1100)]
+    assert len(result.costliest_legs) == 10 and ("CASE-1", 2, 200) not in [
+        (leg.case_id, leg.avoidable_repeats, leg.cost_minor) for leg in result.costliest_legs]

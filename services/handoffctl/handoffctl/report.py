@@ -47,6 +47,9 @@ def figures_of(card: sla_pb2.Scorecard) -> dict:
         "avoidable_repeats": card.avoidable_repeats,
         "failure_demand_cost_minor": card.failure_demand_cost_minor, "currency": card.currency,
         "first_contact_resolution": card.first_contact_resolution, "fcr_n": card.fcr_n,
+        "costliest_legs": [{"case_id": leg.case_id, "handoff_id": leg.handoff_id, "department": leg.department,
+                            "avoidable_repeats": leg.avoidable_repeats, "cost_minor": leg.cost_minor}
+                           for leg in card.costliest_legs],
     }
 
 
@@ -137,6 +140,12 @@ def html_page(data: dict, names: dict[str, str], centres: dict[str, str], images
                  money_text(f["failure_demand_cost_minor"], f["currency"]),
                  _share(f["first_contact_resolution"], f["fcr_n"]))
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    costliest = sorted((leg | {"currency": f["currency"]} for f in data["departments"].values()
+                        for leg in f["costliest_legs"]), key=lambda leg: (-leg["cost_minor"], leg["case_id"]))[:10]
+    leg_rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
+            leg["case_id"], names.get(leg["department"], leg["department"]), centres.get(leg["department"], ""),
+            leg["avoidable_repeats"], money_text(leg["cost_minor"], leg["currency"]))) + "</tr>" for leg in costliest)
     pictures = "".join(f'<img alt="plot" src="data:image/png;base64,{image}">' for image in images)
     period = data["period"]
     return f"""<!doctype html>
@@ -149,6 +158,9 @@ td,th{{border:1px solid #bbb;padding:4px 8px;font-size:13px}} th{{background:#ee
 avoidable when the leg it is attributed to had breached; its cost is charged to the department's cost centre.
 Shares count only legs and clocks whose outcome is known (n); open legs are shown as open.</p>
 <table><tr>{''.join(f'<th>{h}</th>' for h in heads)}</tr>{''.join(rows)}</table>
+<h2>The ten costliest legs</h2>
+<table><tr><th>case</th><th>department</th><th>cost centre</th><th>avoidable repeats</th><th>cost</th></tr>
+{leg_rows or '<tr><td colspan="5">no avoidable repeat in the period</td></tr>'}</table>
 {pictures}
 <script type="application/json" id="figures">{html.escape(json.dumps(data))}</script>
 </body></html>

@@ -160,4 +160,7 @@ def scorecard_pb(card: Scorecard) -> sla_service_pb2.Scorecard:
         ttr_n=card.ttr_n,
         fcr_n=card.fcr_n,
         open_legs=card.open_legs,
+        costliest_legs=[sla_service_pb2.LegCost(handoff_id=leg.handoff_id, case_id=leg.case_id,
+                                                department=leg.department, avoidable_repeats=leg.avoidable_repeats,
+                                                cost_minor=leg.cost_minor) for leg in card.costliest_legs],
     )

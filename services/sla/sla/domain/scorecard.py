@@ -30,6 +30,8 @@ its own instant, so adjacent periods add up and nothing is counted twice:
   1 - (repeat contacts in the period) / (contacts in the period), at least 0, with
   fcr_n the contacts. With n = 0 it is 0.0: unknown.
 - reopens: reopens of the department's legs in the period.
+- costliest legs: the (at most ten) legs whose avoidable repeats in the period cost the
+  most, costliest first (ties by handoff id).
 
 The empty department means the whole centre. Time arrives as data; nothing here asks.
 """
@@ -139,6 +141,20 @@ class ReopenRecord:
 
 
 @dataclass(frozen=True)
+class LegCost:
+    """What one leg's avoidable repeats in a period cost."""
+
+    handoff_id: str
+    case_id: str
+    department: str
+    avoidable_repeats: int
+    cost_minor: int
+
+
+COSTLIEST = 10
+
+
+@dataclass(frozen=True)
 class Scorecard:
     department: str
     period: Period
@@ -166,6 +182,7 @@ class Scorecard:
     ttr_n: int = 0
     fcr_n: int = 0
     open_legs: int = 0
+    costliest_legs: tuple[LegCost, ...] = ()
 
 
 def percentile(values: Iterable[timedelta], percent: int) -> timedelta:
@@ -186,6 +203,16 @@ def _cost(avoidable: list[RepeatRecord], default_currency: str) -> tuple[int, st
     if len(currencies) > 1:
         raise MixedCurrencies(f"avoidable repeats in the period cost in {', '.join(currencies)}")
     return sum(r.cost_minor for r in avoidable), currencies[0] if currencies else default_currency
+
+
+def _costliest(avoidable: list[RepeatRecord], case_of: dict[str, str]) -> tuple[LegCost, ...]:
+    """The COSTLIEST legs by the cost of their avoidable repeats, costliest first."""
+    per_leg: dict[str, list[RepeatRecord]] = {}
+    for repeat in avoidable:
+        per_leg.setdefault(repeat.handoff_id, []).append(repeat)
+    costs = [LegCost(handoff_id, case_of.get(handoff_id, ""), repeats[0].department, len(repeats),
+                     sum(r.cost_minor for r in repeats)) for handoff_id, repeats in per_leg.items() if handoff_id]
+    return tuple(sorted(costs, key=lambda leg: (-leg.cost_minor, leg.handoff_id))[:COSTLIEST])
 
 
 def _open(created: list[LegRecord], clocks: list[ClockRecord]) -> set[str]:
@@ -224,6 +251,7 @@ def scorecard(
     def ours(record) -> bool:
         return department == WHOLE_CENTRE or record.department == department
 
+    legs = list(legs)
     clocks = [c for c in clocks if ours(c)]
     every_repeat = [r for r in repeats if ours(r)]
     created = [leg for leg in legs if ours(leg) and leg.created_at in period]
@@ -269,6 +297,7 @@ def scorecard(
         ttr_n=len(ttr),
         fcr_n=fcr_n,
         open_legs=len(open_ids),
+        costliest_legs=_costliest(avoidable, {leg.handoff_id: leg.case_id for leg in legs}),
     )
 
 
