@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from handoff.v1 import handoff_events_pb2, sla_events_pb2, types_pb2
 
 from common.codec import new_envelope, to_timestamp
+from common.kafkaio import partition_for
 from common.localkafka import LocalKafka, create_topics
 from common.topics import HANDOFF_EVENTS, SLA_EVENTS
 from devstack.stack import Stack
@@ -38,6 +39,7 @@ WRITE_SECONDS = 20.0
 # Every ack clock breaches (with its 50 % and 80 % warnings) while the burst and the crashes go on.
 POLICY = around_the_clock("15s", "1h")
 SETTLE_TIMEOUT_S = 120.0
+PARTITIONS = [0, 1, 2, 3]
 
 
 def created(number: int, run: str) -> tuple[bytes, bytes, str]:
@@ -54,7 +56,8 @@ def created(number: int, run: str) -> tuple[bytes, bytes, str]:
 
 def write_burst(bootstrap: str, run: str, legs: list[str]) -> None:
     """LEGS created legs, evenly over WRITE_SECONDS, acknowledged by the broker."""
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "enable.idempotence": True})
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "enable.idempotence": True,
+                         "partitioner": "murmur2_random"})
     started = time.monotonic()
     for number in range(LEGS):
         key, value, handoff_id = created(number, run)
@@ -68,12 +71,14 @@ def write_burst(bootstrap: str, run: str, legs: list[str]) -> None:
 
 
 def read_sla_events(bootstrap: str, isolation: str, until=lambda seen: False, timeout: float = 30.0):
-    """Every record of sla.events.v1 (event id, leg, change, clock), read with `isolation`."""
+    """Every record of sla.events.v1 (event id, leg, change, clock), read with `isolation`, and how
+    many sit on another partition than their key's."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"crash-check-{uuid.uuid4()}",
                          "enable.auto.commit": False, "isolation.level": isolation, "enable.partition.eof": True})
     metadata = consumer.list_topics(SLA_EVENTS.name, timeout=10).topics[SLA_EVENTS.name]
     consumer.assign([TopicPartition(SLA_EVENTS.name, p, 0) for p in metadata.partitions])
     records: list[tuple[str, str, str, int]] = []
+    misplaced = 0
     at_end: set[int] = set()
     deadline = time.monotonic() + timeout
     try:
@@ -84,11 +89,12 @@ def read_sla_events(bootstrap: str, isolation: str, until=lambda seen: False, ti
                     continue
                 event = sla_events_pb2.SlaEvent.FromString(message.value())
                 records.append((event.envelope.event_id, event.handoff_id, event.WhichOneof("change"), event.clock))
+                misplaced += partition_for(message.key().decode(), PARTITIONS) != message.partition()
             if len(at_end) == len(metadata.partitions) and until(records):
                 break
     finally:
         consumer.close()
-    return records
+    return records, misplaced
 
 
 def complete(legs: set[str]):
@@ -135,8 +141,9 @@ def test_kill9_and_a_broker_restart_lose_nothing_and_emit_nothing_twice(tmp_path
 
             # then, once everything has come out, each clock started once and each ack clock warned twice and breached once
             wanted = set(legs)
-            committed = read_sla_events(kafka.bootstrap, "read_committed", complete(wanted), SETTLE_TIMEOUT_S)
-            raw = read_sla_events(kafka.bootstrap, "read_uncommitted")
+            committed, misplaced = read_sla_events(kafka.bootstrap, "read_committed", complete(wanted),
+                                                   SETTLE_TIMEOUT_S)
+            raw, _ = read_sla_events(kafka.bootstrap, "read_uncommitted")
         finally:
             stack.stop()
 
@@ -153,4 +160,6 @@ def test_kill9_and_a_broker_restart_lose_nothing_and_emit_nothing_twice(tmp_path
     ids = Counter(event_id for event_id, *_ in committed)
     assert max(ids.values()) == 1, ids.most_common(3)
     assert len(committed) == 5 * LEGS
+    # and every SLA event sits on its customer's partition (Kafka's murmur2), as the handoff events do
+    assert misplaced == 0
     print(f"raw records read_uncommitted: {len(raw)}, of which in aborted transactions: {len(raw) - len(committed)}")

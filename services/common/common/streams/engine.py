@@ -138,6 +138,9 @@ class StreamEngine:
             "client.id": settings.instance,
             "transactional.id": f"{settings.group}-{settings.instance}",
             "transaction.timeout.ms": settings.transaction_timeout_ms,
+            # Keyed records land where every other client of ours (and Kafka's Java clients)
+            # puts them: murmur2, not librdkafka's default CRC32, so topics stay co-partitioned.
+            "partitioner": "murmur2_random",
             "linger.ms": 2,
             "batch.num.messages": 10_000,
             "queue.buffering.max.messages": 1_000_000,
