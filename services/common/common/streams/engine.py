@@ -368,6 +368,7 @@ class StreamEngine:
         self._processor.assigned(self._owned)
         seconds = time.perf_counter() - started
         metrics.ENGINE_RESTORE_SECONDS.labels(self._settings.group).set(seconds)
+        metrics.ASSIGNED_PARTITIONS.labels(self._settings.group).set(len(self._owned))
         log.info("assigned partitions %s; %s state records restored in %.1fs", sorted(self._owned), restored, seconds)
         self.ready.set()
 
@@ -380,6 +381,7 @@ class StreamEngine:
         for partition in lost:
             self._timers.pop(partition, None)
         self._owned -= lost
+        metrics.ASSIGNED_PARTITIONS.labels(self._settings.group).set(len(self._owned))
         self._processor.revoked(lost)
         log.info("revoked partitions %s", sorted(lost))
 
