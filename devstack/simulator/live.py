@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from aiohttp import web
 from rich.console import Console
 from rich.live import Live
 
@@ -57,6 +58,25 @@ def repeat_costs(plan: Plan, cost_per_channel: Mapping[str, int], currency: str)
     return {case.case_id: money(cost_per_channel.get(case.channel, 0), currency) for case in plan.cases}
 
 
+async def webhook_sink(port: int = 8081) -> web.AppRunner | None:
+    """Accept the example webhooks of config/routing.yaml (127.0.0.1:8081); None when the port is taken."""
+
+    async def received(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=202)
+
+    app = web.Application()
+    app.router.add_post("/hooks/{name}", received)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+    except OSError:
+        await runner.cleanup()
+        return None
+    return runner
+
+
 class LiveRun:
     """The simulation, its monitor and the screen, until cancelled."""
 
@@ -80,6 +100,7 @@ class LiveRun:
     async def run(self, handoff: str, sla: str, notify: str, bootstrap: str, check_alive) -> None:
         task = asyncio.current_task()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        sink = await webhook_sink()
         simulation = Simulation(self.plan, self.clock, handoff, bootstrap)
         self.monitor = Monitor(sla, notify, self.departments, self.plan.start)
         workers = [asyncio.create_task(simulation.run()),
@@ -103,6 +124,8 @@ class LiveRun:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            if sink is not None:
+                await sink.cleanup()
 
     async def final_table(self):
         """The charge-back table over the whole run (the latest reading if the services do not answer)."""

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import grpc
+from aiokafka import AIOKafkaProducer
 from handoff.v1 import handoff_service_pb2 as pb
 from handoff.v1 import handoff_service_pb2_grpc as handoff_grpc
 from handoff.v1 import types_pb2
@@ -169,12 +170,18 @@ class Simulation:
 
     async def _heartbeats(self) -> None:
         last: datetime | None = None
-        while True:
-            await asyncio.sleep(HEARTBEAT_EVERY)
-            at = self.low_water() - timedelta(seconds=1)
-            if last is None or at > last:
-                await send_heartbeats(self._bootstrap, at, SOURCE, datetime.now(timezone.utc))
-                last = self.progress.heartbeat_at = at
+        # One producer for the run (a heartbeat goes out twice a second); stopped however the run ends.
+        producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True)
+        try:
+            await producer.start()
+            while True:
+                await asyncio.sleep(HEARTBEAT_EVERY)
+                at = self.low_water() - timedelta(seconds=1)
+                if last is None or at > last:
+                    await send_heartbeats(self._bootstrap, at, SOURCE, datetime.now(timezone.utc), producer=producer)
+                    last = self.progress.heartbeat_at = at
+        finally:
+            await producer.stop()
 
     async def _call(self, method: str, token: str, request) -> object | None:
         """One call with retries on UNAVAILABLE (same request id); None when it is refused."""
