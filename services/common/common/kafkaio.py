@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 
@@ -44,3 +44,8 @@ async def known_partitions(bootstrap: str, topic: str, security: KafkaSecurity =
 def partition_for(key: str, partitions: list[int]) -> int:
     """The partition a record with `key` lands on: Kafka's default (murmur2) partitioner."""
     return DefaultPartitioner()(key.encode(), partitions, partitions)
+
+
+def key_partition(key: bytes, count: int) -> int:
+    """The partition of `key` among `count` partitions, as Kafka's default partitioner places it."""
+    return (murmur2(key) & 0x7FFFFFFF) % count

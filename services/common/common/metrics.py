@@ -138,6 +138,11 @@ ENGINE_ABORTS = Counter(
     "Batches aborted and run again (a broker failure or a record whose handling failed), by consumer group.",
     ["group"],
 )
+MISPLACED_RECORDS = Counter(
+    "handoff_misplaced_records_total",
+    "Records found on another partition than their key's (a producer with another partitioner) and forwarded, by topic.",
+    ["topic"],
+)
 ENGINE_TIMERS = Gauge(
     "handoff_engine_timers",
     "Entries in the stream engine's timer heaps (keys with something due; stale ones until they fall due), by consumer group.",

@@ -39,6 +39,7 @@ from google.protobuf.message import Message
 from common import metrics
 from common.codec import MalformedRecord, decode
 from common.dlq import dead_letter_headers
+from common.kafkaio import key_partition
 from common.streams.store import ChangelogStore, due_of, partition_of
 from common.topics import TopicSpec
 
@@ -65,9 +66,12 @@ class EngineSettings:
 
 
 class Processor(Protocol):
-    """What a service plugs into the engine."""
+    """What a service plugs into the engine. `keyed_inputs` are inputs that other systems
+    write: the engine checks that each record sits on its key's partition (Kafka's murmur2)
+    and forwards one that does not to the right one, where the key's other records are."""
 
     inputs: tuple[TopicSpec, ...]
+    keyed_inputs: tuple[TopicSpec, ...]
     stores: tuple[ChangelogStore, ...]
 
     def process(self, spec: TopicSpec, message: Message, partition: int) -> None:
@@ -154,6 +158,7 @@ class StreamEngine:
         self._timers: dict[int, list[tuple[int, str, str]]] = {}
         self._attempts: dict[tuple[str, int, int], int] = {}
         self._last_error: dict[tuple[str, int, int], str] = {}
+        self._partition_counts: dict[str, int] = {}
         self._stop = threading.Event()
         self.ready = threading.Event()
         self.failure: BaseException | None = None
@@ -294,6 +299,8 @@ class StreamEngine:
         topic, partition, offset = record.topic(), record.partition(), record.offset()
         spec = self._inputs[topic]
         attempt = (topic, partition, offset)
+        if spec in self._processor.keyed_inputs and self._misplaced(record):
+            return
         try:
             if self._attempts.get(attempt, 0) >= self._settings.max_attempts:
                 raise _Poison(self._attempts.pop(attempt), self._last_error.pop(attempt, ""))
@@ -311,6 +318,21 @@ class StreamEngine:
             log.exception("handling %s[%s]@%s failed (attempt %s of %s)", topic, partition, offset,
                           self._attempts[attempt], self._settings.max_attempts)
             raise Abort(f"{topic}[{partition}]@{offset}: {error}") from error
+
+    def _misplaced(self, record) -> bool:
+        """Forward a record on another partition than its key's; True when it was."""
+        key, topic = record.key(), record.topic()
+        if not key:
+            return False
+        if topic not in self._partition_counts:
+            self._partition_counts[topic] = len(self._consumer.list_topics(topic, timeout=30).topics[topic].partitions)
+        right = key_partition(key, self._partition_counts[topic])
+        if right == record.partition():
+            return False
+        headers = [*(record.headers() or []), ("forwarded.from.partition", str(record.partition()).encode())]
+        self.produce(topic, key, record.value(), headers, partition=right)
+        metrics.MISPLACED_RECORDS.labels(topic).inc()
+        return True
 
     def _dead_letter(self, spec: TopicSpec, record, reason: str) -> None:
         log.warning("dead-lettering %s[%s]@%s: %s", spec.name, record.partition(), record.offset(), reason)

@@ -27,6 +27,8 @@ class SlaProcessor:
     """What the stream engine calls: one SlaWorker over the engine's stores."""
 
     inputs = (HANDOFF_EVENTS, CONTACTS)
+    # Telephony and CRM systems write contacts.v1 themselves, with whatever partitioner they use.
+    keyed_inputs = (CONTACTS,)
 
     def __init__(self, policies: PolicyBook, clock: Clock, send: Sender) -> None:
         self.clocks, self.customers, self.marks = (
