@@ -56,7 +56,11 @@ class Parameters:
     notify_drain_limit_s: float = 60.0
     notify_log_breaches: int = 2_000
     notify_log_time_limit_s: float = 90.0
-    # Phases to run, comma-separated letters (a-h; "notify" is h); empty: all of them.
+    # (i) one minimal pipeline four ways (faust per record and take, aiokafka, transactions).
+    pipeline_records: int = 100_000
+    pipeline_keys: int = 5000  # distinct customer_refs in the input
+    pipeline_time_limit_s: float = 300.0  # per variant, after its first record
+    # Phases to run, comma-separated letters (a-i; "notify" is h); empty: all of them.
     only: str = ""
 
 
@@ -73,7 +77,7 @@ def parse_args(argv: list[str] | None) -> Parameters:
 
 
 def runs(params: Parameters, phase: str) -> bool:
-    """Whether `phase` (a letter, a to h) is among those --only names (all when it names none)."""
+    """Whether `phase` (a letter, a to i) is among those --only names (all when it names none)."""
     wanted = {name.strip().lower() for name in params.only.split(",") if name.strip()}
     return not wanted or phase in {"h" if name == "notify" else name for name in wanted}
 

@@ -165,6 +165,32 @@ LATER_ROWS = (
 )
 
 
+PIPELINES = (("producer_performance", "ProducerPerformance (raw limit)"),
+             ("copy", "aiokafka copy loop (raw limit)"), ("faust_agent", "faust agent, per record"),
+             ("faust_take", "faust Stream.take batches"), ("aiokafka_batch", "aiokafka batched loop"),
+             ("confluent_transactions", "confluent-kafka transactions"))
+
+
+def _add_pipeline_rows(table: Table, pipelines: dict) -> None:
+    """(i) one row per pipeline variant: end-to-end rate, CPU per record, and whether it checked out."""
+    for name, title in PIPELINES:
+        if not (figures := pipelines.get(name)):
+            continue
+        details = []
+        if "us_cpu_per_record" in figures:
+            details.append(f"{_fmt(figures['us_cpu_per_record'], 0)} µs CPU/record")
+        if "broker_cpu_seconds" in figures:
+            details.append(f"broker {_fmt(figures['broker_cpu_seconds'], 1)} CPU s")
+        if "complete" in figures:
+            details.append(f"{_fmt(figures.get('outputs'))} out, all: {_fmt(figures['complete'])}")
+        if "checks_pass" in figures:
+            details.append(f"each once in outputs and state: {_fmt(figures['checks_pass'])}")
+        if "load_average_1m" in figures:
+            details.append(f"load {_fmt(figures['load_average_1m'], 1)}")
+        table.add_row(f"(i) {title}, {_fmt(pipelines.get('records'))} records",
+                      f"{_fmt(figures.get('records_per_s'), 0)} records/s", ", ".join(details))
+
+
 def print_table(doc: dict, console: Console | None = None) -> None:
     console = console or Console()
     results = doc["results"]
@@ -183,6 +209,7 @@ def print_table(doc: dict, console: Console | None = None) -> None:
     if imported := results.get("import"):
         table.add_row("(e) historical import", f"{_fmt(imported.get('rows'), 0)} rows in "
                       f"{_fmt(imported.get('seconds'), 1)} s", f"{_fmt(imported.get('events_per_s'), 0)} events/s")
+    _add_pipeline_rows(table, results.get("pipelines") or {})
     for label, unit, path, digits in LATER_ROWS:
         table.add_row(label, _fmt(_get(results, *path), digits), unit)
     console.print(table)

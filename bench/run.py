@@ -1,13 +1,14 @@
-"""`python -m bench.run`: start a stack of our own, measure (a) to (h), print and save.
+"""`python -m bench.run`: start a stack of our own, measure (a) to (i), print and save.
 
 Kafka starts first and the raw limits (a) are measured before the services exist, so the
 ceiling is not lowered by their idle polling. Then the services start and (c) runs before
 (b): the burst leaves work behind in notify and the handoff leg feed that would otherwise
 delay the breach notifications; notify's own phase (h) follows (c) for the same reason
 and waits until notify has read back what it wrote. (g) runs on the sla worker alone
-(handoff and notify would spend the CPU on the same legs), (e) on the broker alone. The replay (f) needs topics and
-a consumer group that hold nothing else, so it gets a broker and an sla worker of its own,
-started after the first stack has stopped (one JVM at a time on a small machine).
+(handoff and notify would spend the CPU on the same legs), (e) and the pipelines (i) on the
+broker alone. The replay (f) needs topics and a consumer group that hold nothing else, so it
+gets a broker and an sla worker of its own, started after the first stack has stopped (one
+JVM at a time on a small machine).
 Everything started here is stopped in a `finally`, also on Ctrl-C or SIGTERM; a failed run
 keeps its work directory (service and broker logs). `--only c,h` runs some phases only.
 """
@@ -35,6 +36,7 @@ from bench.latency import breach_latency
 from bench.notifybench import ROUTING_WITH_LOG, latency_departments, measure_notify
 from bench.notifybench import derive as derive_notify
 from bench.params import Parameters, parse_args, runs, write_policy
+from bench.pipelinebench import measure_pipelines
 from bench.rawkafka import copy_loop, create_bench_topics, delete_bench_topics, prefill, producer_performance
 from bench.replay import POLICY_FILE, replay, write_replay_history
 from bench.slaburst import burst, seconds_until_visible
@@ -108,6 +110,12 @@ def measure(stack: Stack, params: Parameters, run_id: str, departments: list[str
         (stack.workdir / "import").mkdir(exist_ok=True)
         with console.status(f"(e) importing {params.import_rows:,} generated rows..."):
             results["import"] = asyncio.run(import_rate(bootstrap, params.import_rows, stack.workdir / "import"))
+    if runs(params, "i"):  # child processes on the broker alone, like (e)
+        _note_load(results, "i")
+        with console.status("(i) pipelines...") as status:
+            measure_pipelines(bootstrap, params.pipeline_records, params.pipeline_keys, params.pipeline_time_limit_s,
+                              stack.workdir / "pipelines", run_id, stack.kafka.pid if stack.kafka else None,
+                              results.setdefault("pipelines", {}), lambda text: status.update(f"(i) {text}..."))
 
 
 def _logs_through_gateway(params: Parameters) -> bool:
