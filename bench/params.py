@@ -19,7 +19,7 @@ class Parameters:
     record_size: int = 200
     copy_records: int = 200_000
     copy_time_limit_s: float = 60.0
-    burst_legs: int = 30_000
+    burst_legs: int = 100_000
     burst_time_limit_s: float = 120.0
     latency_departments: int = 2
     streams_per_department: int = 2
@@ -32,10 +32,10 @@ class Parameters:
     api_concurrency: tuple[int, ...] = (1, 16, 64)
     import_rows: int = 1_000_000
     # (f) replay on event time; (g) open legs (two running clocks each) in one sla worker.
-    replay_events: int = 200_000
+    replay_events: int = 1_000_000
     replay_time_limit_s: float = 900.0
-    running_legs: int = 50_000  # 100,000 running clocks (ack and resolve each)
-    clocks_load_time_limit_s: float = 600.0
+    running_legs: int = 500_000  # 1,000,000 running clocks (ack and resolve each)
+    clocks_load_time_limit_s: float = 900.0
     clocks_breach_legs: int = 100
     clocks_breach_ack_s: int = 3
     clocks_breach_spread_s: float = 3.0
