@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from common.clock import EPOCH, Clock, EventTime, epoch_us
+from common.metrics import child
 from common.streams.store import framed, header_of, payload_of
 from sla import metrics
 from sla.adapters import codec, repeat_codec
@@ -41,6 +42,8 @@ LEG_CHANGES = {
     "cancelled": repeats.CANCELLED,
 }
 UNATTRIBUTED_DEPARTMENT = "none"
+# Decoded customer records kept beside the store (bounded: emptied when full).
+DECODED_KEPT = 50_000
 
 
 def _breaches(events: list[ClockEvent]) -> list[datetime]:
@@ -62,19 +65,34 @@ class RepeatTracker:
         self._event_time = event_time
         self._clock = clock or recorded
         self._waiting: dict[int, DueIndex] = {}
+        self._decoded: dict[str, tuple[bytes, CustomerRecord]] = {}
         # Per partition, the instant of its latest heartbeat: its leg changes up to then are all in.
         self._sealed: dict[int, datetime] = {}
 
     def _load(self, customer_ref: str, partition: int) -> CustomerRecord:
         raw = self._customers.get(customer_ref)
-        return decode_customer(customer_ref, json.loads(payload_of(raw))) if raw else CustomerRecord(partition)
+        if raw is None:
+            return CustomerRecord(partition)
+        known = self._decoded.get(customer_ref)
+        if known is not None and known[0] is raw:
+            return known[1]
+        record = decode_customer(customer_ref, json.loads(payload_of(raw)))
+        self._remember(customer_ref, raw, record)
+        return record
+
+    def _remember(self, customer_ref: str, raw: bytes, record: CustomerRecord) -> None:
+        """Keep the decoded record of recently used customers; valid while the store holds that very value."""
+        if len(self._decoded) >= DECODED_KEPT:
+            self._decoded.clear()
+        self._decoded[customer_ref] = (raw, record)
 
     def _save(self, customer_ref: str, record: CustomerRecord) -> None:
         # The tag says whether contacts wait, so a rebuild decodes only those; the due instant
         # brings the timer back once time has passed the earliest (on a quiet partition too).
         payload = json.dumps(encode_customer(record), separators=(",", ":")).encode()
         due = epoch_us(min(c.contacted_at for c in record.pending) + TICK) if record.pending else 0
-        self._customers[customer_ref] = framed(record.partition, payload, due, tag=1 if record.pending else 0)
+        raw = self._customers[customer_ref] = framed(record.partition, payload, due, tag=1 if record.pending else 0)
+        self._remember(customer_ref, raw, record)
 
     def on_leg_change(self, message, events: list[ClockEvent], partition: int) -> None:
         """Fold one HandoffEvent (and the breaches it caused) into the customer's legs."""
@@ -140,7 +158,7 @@ class RepeatTracker:
         record = self._load(contact.customer_ref, partition)
         if record.knows_contact(contact.contact_id):
             return
-        metrics.CONTACTS_SEEN.labels(contact.channel).inc()
+        child(metrics.CONTACTS_SEEN, contact.channel).inc()
         self._save(contact.customer_ref, replace(record, pending=(*record.pending, contact)))
         self._waiting.setdefault(partition, DueIndex()).add(contact.contacted_at, contact.customer_ref)
 
@@ -187,7 +205,7 @@ class RepeatTracker:
     def _emit(self, repeat: RepeatContact) -> None:
         self._send(repeat.contact.customer_ref, repeat_codec.encode_repeat(repeat, self._recorded.now()))
         department = repeat.leg.department if repeat.leg else UNATTRIBUTED_DEPARTMENT
-        metrics.REPEAT_CONTACTS.labels(department, repeat.cause, repeat.contact.channel).inc()
+        child(metrics.REPEAT_CONTACTS, department, repeat.cause, repeat.contact.channel).inc()
         if repeat.avoidable:
             metrics.FAILURE_DEMAND_COST.labels(department, repeat.contact.channel, repeat.currency).inc(
                 repeat.cost_minor / 100
