@@ -1,9 +1,10 @@
 """One process around a stream engine: metrics, the engine's thread, gRPC, the ready line,
 and a clean stop on SIGTERM or Ctrl-C.
 
-The gRPC server (with its health service) starts only once the engine has restored the
-state of its first assignment and `on_ready` (a read model catching up) has returned, so a
-readiness probe says SERVING only when the process can really answer. An engine that fails
+The gRPC server starts at once and says it is alive (health name `liveness`); it says
+SERVING, and takes calls, only once the engine has restored the state of its first
+assignment and `on_ready` (a read model catching up) has returned, so a readiness probe
+passes only when the process can really answer. An engine that fails
 stops the process with exit code 1, so its supervisor restarts it; the restarted worker
 rebuilds its state from the changelogs.
 """
@@ -57,20 +58,21 @@ async def serve(service: str, settings: ServiceSettings, security: ServerSecurit
     def failed() -> bool:
         return engine is not None and (engine.failure is not None or not thread.is_alive())
 
-    server = None
+    # Alive at once (health name `liveness`), ready only once the state is back.
+    server = await start_server(settings.grpc_host, settings.grpc_port, parts.registrations, security,
+                                serving=False)
     try:
         if engine is not None:
             await _until(lambda: engine.ready.is_set() or failed(), stop)
         if not stop.is_set() and not failed():
             if parts.on_ready:
                 await parts.on_ready()
-            server = await start_server(settings.grpc_host, settings.grpc_port, parts.registrations, security)
+            await server.set_serving()
             host = settings.grpc_host
             announce_ready(service, grpc=f"{host}:{server.port}", metrics=f"http://{host}:{metrics_port}/metrics")
             await _until(failed, stop)
     finally:
-        if server is not None:
-            await server.stop(grace=STOP_GRACE_S)
+        await server.stop(grace=STOP_GRACE_S)
         if engine is not None:
             engine.stop()
             await asyncio.to_thread(thread.join, ENGINE_STOP_S)
