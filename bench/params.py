@@ -82,6 +82,13 @@ def runs(params: Parameters, phase: str) -> bool:
     return not wanted or phase in {"h" if name == "notify" else name for name in wanted}
 
 
+def write_departments(path: Path, names: list[str]) -> Path:
+    """A departments file listing `names` (the bench's own departments), for handoff's DEPARTMENTS_FILE."""
+    entries = "".join(f"  - {{name: {name}, display_name: {name}, cost_centre: CC-BENCH}}\n" for name in names)
+    path.write_text("departments:\n" + entries)
+    return path
+
+
 def write_policy(path: Path, targets: dict[str, tuple[str, str]]) -> Path:
     """24x7 everywhere; `targets` maps a department ("*": any other) to its (ack, resolve) targets."""
     lines = ["calendars:", "  always:", "    hours: 24x7", "defaults:", "  calendar: always", "policies:"]

@@ -35,7 +35,7 @@ from bench.importbench import import_rate
 from bench.latency import breach_latency
 from bench.notifybench import ROUTING_WITH_LOG, latency_departments, measure_notify
 from bench.notifybench import derive as derive_notify
-from bench.params import Parameters, parse_args, runs, write_policy
+from bench.params import Parameters, parse_args, runs, write_departments, write_policy
 from bench.pipelinebench import measure_pipelines
 from bench.rawkafka import copy_loop, create_bench_topics, delete_bench_topics, prefill, producer_performance
 from bench.replay import POLICY_FILE, replay, write_replay_history
@@ -245,7 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         "*": ("1d", "5d"),  # the burst and the rest: nothing else may breach during the run
     })
     routing = ROUTING_WITH_LOG if _logs_through_gateway(params) else BREACHES_TO_DEPARTMENTS
-    stack = Stack(workdir, policy, external, routing_file=write_routing(workdir / "routing.yaml", routing))
+    # handoff accepts only the departments of its file: the bench's are its own.
+    named = [*short, *(f"bench-{run_id}-{name}" for name in ("burst", "api", "due", "clocks", "failover"))]
+    departments_file = write_departments(workdir / "departments.yaml", named)
+    stack = Stack(workdir, policy, external, routing_file=write_routing(workdir / "routing.yaml", routing),
+                  env={"DEPARTMENTS_FILE": str(departments_file)})
     results: dict = {"load_average_at_start": [round(load, 2) for load in os.getloadavg()]}
     error = None
     try:
