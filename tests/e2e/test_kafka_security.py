@@ -1,26 +1,29 @@
 """Kafka over SASL_SSL (SCRAM-SHA-512), as a production cluster speaks it: the broker gets a
-second listener with a certificate made here; the handoff service, configured by
-KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_CA_FILE, works through it, and a
-wrong password or an untrusted broker stops it at start-up with the reason."""
+second listener with a certificate made here; the handoff service (faust, aiokafka) and the
+sla worker (the confluent-kafka stream engine), configured by KAFKA_SECURITY_PROTOCOL,
+KAFKA_SASL_* and KAFKA_SSL_CA_FILE, work through it, and a wrong password or an untrusted
+broker stops them at start-up with the reason."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from handoff.v1 import handoff_events_pb2
 from handoff.v1 import handoff_service_pb2 as api
 from handoff.v1 import handoff_service_pb2_grpc as api_grpc
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from common.codec import decode
+from common.codec import decode, new_envelope, to_timestamp
 from common.kafkaio import topic_partitions
 from common.kafkasecurity import KafkaRefused, KafkaSecurity, check_login, kafka_security
 from common.localkafka import LocalKafka, SaslSslListener, create_topics
-from common.topics import HANDOFF_EVENTS
+from common.topics import HANDOFF_EVENTS, SLA_EVENTS
 from devstack.processes import ServiceFailed, start_service
 from devstack.stack import Stack
 from tests.e2e.test_tls import Pki, make_pki
@@ -46,8 +49,11 @@ class SecureKafka:
         return kafka_security({key: value for key, value in self.env(password, ca).items() if key != "KAFKA_BOOTSTRAP"})
 
     def handoff_env(self, **overrides: str) -> dict[str, str]:
+        return self.service_env("handoff", **overrides)
+
+    def service_env(self, service: str, **overrides: str) -> dict[str, str]:
         stack = Stack(self.workdir, write_policies(self.workdir), bootstrap=self.kafka.bootstrap)
-        return {**stack.service_env("handoff"), **self.env(), **overrides}
+        return {**stack.service_env(service), **self.env(), **overrides}
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +94,44 @@ def test_the_handoff_service_works_through_sasl_ssl(secure: SecureKafka):
         assert leg.department == "billing"
     finally:
         assert service.stop(timeout=30) == 0
+
+
+def test_the_sla_stream_engine_works_through_sasl_ssl(secure: SecureKafka):
+    # given an sla worker (confluent-kafka, transactions) whose only way to Kafka is the SASL_SSL listener
+    service = start_service("sla", "sla", secure.service_env("sla", SLA_ROLE="worker"), secure.workdir / "logs")
+    try:
+        # when a leg is created on handoff.events.v1, written through the same listener
+        handoff_id, customer = str(uuid.uuid4()), unique("cust")
+        now = datetime.now(timezone.utc)
+        event = handoff_events_pb2.HandoffEvent(
+            envelope=new_envelope("test", now, now), handoff_id=handoff_id, case_id=unique("case"),
+            customer_ref=customer, department="billing",
+            created=handoff_events_pb2.HandoffCreated(created_at=to_timestamp(now)))
+        with KafkaProducer(bootstrap_servers=secure.kafka.sasl_bootstrap, **secure.security().kafka_python()) as producer:
+            producer.send(HANDOFF_EVENTS.name, key=customer.encode(), value=event.SerializeToString()).get(timeout=30)
+        # then its clocks start: both clock_started events are committed on sla.events.v1
+        consumer = KafkaConsumer(bootstrap_servers=secure.kafka.sasl_bootstrap, enable_auto_commit=False,
+                                 isolation_level="read_committed", **secure.security().kafka_python())
+        try:
+            partitions = [TopicPartition(SLA_EVENTS.name, p) for p in consumer.partitions_for_topic(SLA_EVENTS.name)]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            started: list = []
+            assert wait_for(lambda: started.extend(
+                e for batch in consumer.poll(timeout_ms=500).values() for record in batch
+                if (e := decode(SLA_EVENTS, record.value)).handoff_id == handoff_id) or len(started) >= 2, timeout=60)
+        finally:
+            consumer.close()
+        assert {e.WhichOneof("change") for e in started} == {"clock_started"}
+    finally:
+        assert service.stop(timeout=30) == 0
+
+
+def test_a_wrong_password_stops_the_sla_worker_at_start_naming_the_settings(secure: SecureKafka):
+    with pytest.raises(ServiceFailed) as failed:
+        start_service("sla-wrong-password", "sla", secure.service_env("sla", KAFKA_SASL_PASSWORD="not-the-password"),
+                      secure.workdir / "logs", timeout=60)
+    assert "check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD" in str(failed.value)
 
 
 def test_a_wrong_password_stops_the_service_at_start_naming_the_settings(secure: SecureKafka):
