@@ -62,9 +62,15 @@ def _pooled(prefix: str, index: int) -> str:
     return f"{prefix}-{_POOL_BASE + index:08x}"
 
 
+# Receivers of the notify tests' routing tree that are departments of their own.
+FIXED_DEPARTMENTS = ("field", "gone")
+
+
 def write_departments(path: Path) -> Path:
-    """The suite's departments file: the real departments and every name unique() hands out for them."""
-    names = [*DEPARTMENT_PREFIXES, *(_pooled(p, i) for p in DEPARTMENT_PREFIXES for i in range(_POOL_SIZE))]
+    """The suite's departments file: the real departments, the notify tests' own, and every
+    name unique() hands out for the real ones."""
+    names = [*DEPARTMENT_PREFIXES, *FIXED_DEPARTMENTS,
+             *(_pooled(p, i) for p in DEPARTMENT_PREFIXES for i in range(_POOL_SIZE))]
     entries = "".join(f"  - {{name: {name}, display_name: {name}, cost_centre: CC-TEST}}\n" for name in names)
     path.write_text("departments:\n" + entries)
     return path
