@@ -101,7 +101,7 @@ def settle(replicas: Replicas) -> None:
     """Wait until a command for every partition, through either replica, is answered."""
     for name in (FIRST, SECOND):
         for ref in customers(len(PARTITIONS)):
-            request = create_request(ref, "settling")
+            request = create_request(ref, "billing")
             retried(lambda: replicas[name].CreateHandoff(request, timeout=TIMEOUT))
 
 
