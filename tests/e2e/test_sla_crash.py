@@ -113,6 +113,7 @@ def test_kill9_and_a_broker_restart_lose_nothing_and_emit_nothing_twice(tmp_path
         create_topics(kafka.bootstrap)
         stack = Stack(tmp_path, write_policies(tmp_path, POLICY), bootstrap=kafka.bootstrap,
                       env={"SLA_ROLE": "worker"})
+        lock, watching = threading.Lock(), threading.Event()
         try:
             stack.start_service("sla")
             # given a burst of legs being written
@@ -124,6 +125,18 @@ def test_kill9_and_a_broker_restart_lose_nothing_and_emit_nothing_twice(tmp_path
             # directory is wiped, as a pod rescheduled elsewhere) and the broker restarts once
             moments = sorted(rng.uniform(2, 28) for _ in range(3))
             broker_at = rng.uniform(8, 24)
+            # as its supervisor would, sla is started again whenever it exits by itself (a fatal broker error)
+            watching.set()
+
+            def supervise() -> None:
+                while watching.is_set():
+                    with lock:
+                        if not stack.services["sla"].is_running():
+                            stack.start_service("sla")
+                    time.sleep(0.5)
+
+            supervisor = threading.Thread(target=supervise, daemon=True)
+            supervisor.start()
             started = time.monotonic()
             steps = sorted([(at, "kill") for at in moments] + [(broker_at, "broker")])
             for number, (at, what) in enumerate(steps):
@@ -131,16 +144,14 @@ def test_kill9_and_a_broker_restart_lose_nothing_and_emit_nothing_twice(tmp_path
                 if what == "broker":
                     kafka.restart()
                     continue
-                sla = stack.services["sla"]
-                os.kill(sla.pid, signal.SIGKILL)
-                sla.process.wait()
-                if number == 1:
-                    shutil.rmtree(tmp_path / "data" / "sla-1", ignore_errors=True)
-                stack.start_service("sla")
+                with lock:
+                    sla = stack.services["sla"]
+                    os.kill(sla.pid, signal.SIGKILL)
+                    sla.process.wait()
+                    if number == 1:
+                        shutil.rmtree(tmp_path / "data" / "sla-1", ignore_errors=True)
+                    stack.start_service("sla")
             writer.join()
-            # as its supervisor would, start sla again if a broker failure made it exit by itself
-            if not stack.services["sla"].is_running():
-                stack.start_service("sla")
 
             # then, once everything has come out, each clock started once and each ack clock warned twice and breached once
             wanted = set(legs)
@@ -148,7 +159,9 @@ def test_kill9_and_a_broker_restart_lose_nothing_and_emit_nothing_twice(tmp_path
                                                    SETTLE_TIMEOUT_S)
             raw, _ = read_sla_events(kafka.bootstrap, "read_uncommitted")
         finally:
-            stack.stop()
+            watching.clear()
+            with lock:
+                stack.stop()
 
     assert len(wanted) == LEGS
     per_leg: dict[str, Counter] = defaultdict(Counter)
