@@ -103,11 +103,13 @@ def running_stack(workdir: Path, policies: str = FAST_POLICIES, routing: str = B
             stack.stop()
 
 
-def read_records(bootstrap: str, topic: str, until: Callable[[list], bool], timeout: float = 30) -> list:
-    """Records of `topic` from the beginning, read until `until(records)` holds or time runs out."""
+def read_records(bootstrap: str, topic: str, until: Callable[[list], bool], timeout: float = 30,
+                 **client: object) -> list:
+    """Records of `topic` from the beginning, read until `until(records)` holds or time runs out;
+    `client` adds kafka-python options (security)."""
     # read_committed: what a stream engine's aborted transaction wrote is not there to read.
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=500,
-                             isolation_level="read_committed")
+                             isolation_level="read_committed", **client)
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
@@ -123,7 +125,7 @@ def read_records(bootstrap: str, topic: str, until: Callable[[list], bool], time
 
 
 def read_events(bootstrap: str, topic: TopicSpec, match: Callable[[object], bool],
-                until: Callable[[list], bool], timeout: float = 30) -> list:
+                until: Callable[[list], bool], timeout: float = 30, **client: object) -> list:
     """Decoded events of `topic` that `match`, read until `until(events)` holds or time runs out."""
     found: list = []
 
@@ -138,7 +140,7 @@ def read_events(bootstrap: str, topic: TopicSpec, match: Callable[[object], bool
         found[:] = [event for event in readable(records) if match(event)]
         return until(found)
 
-    read_records(bootstrap, topic.name, enough, timeout)
+    read_records(bootstrap, topic.name, enough, timeout, **client)
     return found
 
 

@@ -17,9 +17,9 @@ import pytest
 from handoff.v1 import handoff_events_pb2
 from handoff.v1 import handoff_service_pb2 as api
 from handoff.v1 import handoff_service_pb2_grpc as api_grpc
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
-from common.codec import decode, new_envelope, to_timestamp
+from common.codec import new_envelope, to_timestamp
 from common.kafkaio import topic_partitions
 from common.kafkasecurity import KafkaRefused, KafkaSecurity, check_login, kafka_security
 from common.localkafka import LocalKafka, SaslSslListener, create_topics
@@ -27,7 +27,7 @@ from common.topics import HANDOFF_EVENTS, SLA_EVENTS
 from devstack.processes import ServiceFailed, start_service
 from devstack.stack import Stack
 from tests.e2e.test_tls import Pki, make_pki
-from tests.support import admin_channel, unique, wait_for, write_policies
+from tests.support import admin_channel, read_events, unique, write_policies
 
 pytestmark = pytest.mark.e2e
 
@@ -79,18 +79,9 @@ def test_the_handoff_service_works_through_sasl_ssl(secure: SecureKafka):
                 request_id=str(uuid.uuid4()), case_id=unique("case"), customer_ref=customer, department="billing"),
                 timeout=30)
         # then its event is on handoff.events.v1, read with kafka-python through the same listener
-        consumer = KafkaConsumer(bootstrap_servers=secure.kafka.sasl_bootstrap, enable_auto_commit=False,
-                                 **secure.security().kafka_python())
-        try:
-            partitions = [TopicPartition(HANDOFF_EVENTS.name, p) for p in consumer.partitions_for_topic(HANDOFF_EVENTS.name)]
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            events: list = []
-            assert wait_for(lambda: events.extend(
-                decode(HANDOFF_EVENTS, record.value) for batch in consumer.poll(timeout_ms=500).values()
-                for record in batch) or any(e.handoff_id == leg.handoff_id for e in events), timeout=30)
-        finally:
-            consumer.close()
+        found = read_events(secure.kafka.sasl_bootstrap, HANDOFF_EVENTS, lambda e: e.handoff_id == leg.handoff_id,
+                            lambda events: bool(events), timeout=30, **secure.security().kafka_python())
+        assert found
         assert leg.department == "billing"
     finally:
         assert service.stop(timeout=30) == 0
@@ -110,18 +101,9 @@ def test_the_sla_stream_engine_works_through_sasl_ssl(secure: SecureKafka):
         with KafkaProducer(bootstrap_servers=secure.kafka.sasl_bootstrap, **secure.security().kafka_python()) as producer:
             producer.send(HANDOFF_EVENTS.name, key=customer.encode(), value=event.SerializeToString()).get(timeout=30)
         # then its clocks start: both clock_started events are committed on sla.events.v1
-        consumer = KafkaConsumer(bootstrap_servers=secure.kafka.sasl_bootstrap, enable_auto_commit=False,
-                                 isolation_level="read_committed", **secure.security().kafka_python())
-        try:
-            partitions = [TopicPartition(SLA_EVENTS.name, p) for p in consumer.partitions_for_topic(SLA_EVENTS.name)]
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            started: list = []
-            assert wait_for(lambda: started.extend(
-                e for batch in consumer.poll(timeout_ms=500).values() for record in batch
-                if (e := decode(SLA_EVENTS, record.value)).handoff_id == handoff_id) or len(started) >= 2, timeout=60)
-        finally:
-            consumer.close()
+        started = read_events(secure.kafka.sasl_bootstrap, SLA_EVENTS, lambda e: e.handoff_id == handoff_id,
+                              lambda events: len(events) >= 2, timeout=60, **secure.security().kafka_python())
+        assert len(started) == 2
         assert {e.WhichOneof("change") for e in started} == {"clock_started"}
     finally:
         assert service.stop(timeout=30) == 0

@@ -4,13 +4,12 @@ there against the customer's earlier contact."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from handoff.v1 import contacts_pb2, types_pb2
 
 from bench.probes import scrape, total
@@ -19,7 +18,7 @@ from common.kafkaio import key_partition
 from common.localkafka import LocalKafka, create_topics
 from common.topics import CONTACTS, REPEAT_CONTACTS
 from devstack.stack import Stack
-from tests.support import around_the_clock, write_policies
+from tests.support import around_the_clock, read_records, write_policies
 
 pytestmark = pytest.mark.e2e
 PARTITIONS = 4
@@ -30,20 +29,6 @@ def contact(customer_ref: str, contact_id: str, at: datetime) -> bytes:
         envelope=new_envelope("telephony", at, at), contact_id=contact_id, customer_ref=customer_ref,
         channel=types_pb2.CONTACT_CHANNEL_CALL, contacted_at=to_timestamp(at),
     ).SerializeToString()
-
-
-def records(bootstrap: str, topic: str, wanted: int, timeout: float = 60.0) -> list:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4()}",
-                         "isolation.level": "read_committed", "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-    found: list = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(found) < wanted and time.monotonic() < deadline:
-            found += [m for m in consumer.consume(100, 0.5) if not m.error()]
-    finally:
-        consumer.close()
-    return found
 
 
 def test_a_contact_on_the_wrong_partition_is_forwarded_and_still_meets_the_customers_history(tmp_path: Path) -> None:
@@ -67,13 +52,13 @@ def test_a_contact_on_the_wrong_partition_is_forwarded_and_still_meets_the_custo
             del producer  # its threads would otherwise keep calling the broker after it stops
 
             # then it is forwarded to the customer's partition, saying where it came from
-            contacts = records(kafka.bootstrap, CONTACTS.name, 3)
-            placed = [(m.partition(), dict(m.headers() or {}).get("forwarded.from.partition")) for m in contacts]
+            contacts = read_records(kafka.bootstrap, CONTACTS.name, lambda found: len(found) >= 3, timeout=60)
+            placed = [(r.partition, dict(r.headers or []).get("forwarded.from.partition")) for r in contacts]
             assert sorted(placed, key=str) == sorted([(right, None), (wrong, None), (right, str(wrong).encode())],
                                                      key=str)
             # and examined there: a repeat of the first call
-            [repeat] = [contacts_pb2.RepeatContactDetected.FromString(m.value())
-                        for m in records(kafka.bootstrap, REPEAT_CONTACTS.name, 1)]
+            [repeat] = [contacts_pb2.RepeatContactDetected.FromString(r.value) for r in
+                        read_records(kafka.bootstrap, REPEAT_CONTACTS.name, lambda found: len(found) >= 1, timeout=60)]
             assert (repeat.contact_id, repeat.previous_contact_id) == ("c-2", "c-1")
             # and counted
             samples = scrape(sla.endpoints["metrics"])

@@ -188,8 +188,9 @@ class StreamEngine:
                 self._producer.poll(0.05)
 
     def _commit(self, positions: dict[tuple[str, int], int]) -> None:
-        for store in self._stores:
-            for partition, key, value in store.writes():
+        writes = {store: store.writes() for store in self._stores}
+        for store, written in writes.items():
+            for partition, key, value in written:
                 self.produce(store.changelog, key, value, partition=partition)
         if positions:
             self._begin()
@@ -199,8 +200,7 @@ class StreamEngine:
             started = time.perf_counter()
             self._commit_transaction()
             metrics.ENGINE_COMMIT_SECONDS.observe(time.perf_counter() - started)
-        for store in self._stores:
-            written = store.writes()
+        for store, written in writes.items():
             store.commit()
             self._schedule(store, ((key, value) for _, key, value in written if value is not None))
 

@@ -39,7 +39,6 @@ class SlaProcessor:
         self._wall = WallClock()
         self.worker = SlaWorker(self.clocks, self.customers, policies, clock, partial(send, SLA_EVENTS.name),
                                 partial(send, REPEAT_CONTACTS.name), self._wall, self.marks)
-        self._owned: frozenset[int] = frozenset()
 
     def process(self, spec: TopicSpec, message, partition: int) -> None:
         if spec is HANDOFF_EVENTS:
@@ -55,23 +54,23 @@ class SlaProcessor:
 
     def before_commit(self) -> None:
         self.worker.save_marks()
+        metrics.RUNNING_CLOCKS.set(self.worker.engine.running_clocks)
         if self.worker.event_time is not None:
             metrics.EVENT_TIME_LAG.set(max((self._wall.now() - self._clock.now()).total_seconds(), 0.0))
 
     def assigned(self, partitions: frozenset[int]) -> None:
-        self._owned = partitions
         self.worker.assign(partitions)
 
     def revoked(self, partitions: frozenset[int]) -> None:
-        self.assigned(self._owned - partitions)
+        self.worker.assign(self.worker.assigned - partitions)
 
     def rolled_back(self, store: ChangelogStore, keys: list[str]) -> None:
         if store is self.customers:
             self.worker.tracker.reindex(keys)
         elif store is self.marks:
-            self.worker.load_marks(self._owned)
+            self.worker.load_marks(self.worker.assigned)
         else:
-            self.worker.engine.rebuild(self._owned)
+            self.worker.engine.rebuild(self.worker.assigned)
 
 
 def build(engine_settings: EngineSettings, policies: PolicyBook, clock: Clock) -> tuple[StreamEngine, SlaProcessor]:

@@ -9,7 +9,6 @@ from collections.abc import MutableMapping
 
 from common.clock import Clock, EventTime, WallClock, epoch_us, from_epoch_us
 from common.streams.store import framed, payload_of
-from sla import metrics
 from sla.adapters import codec
 from sla.domain.clocks import ClockEvent
 from sla.domain.policy import PolicyBook
@@ -77,7 +76,6 @@ class SlaWorker:
             mark = epoch_us(self.event_time.mark(partition))
             self._marks[f"mark-{partition}"] = framed(partition, mark.to_bytes(8, "big"))
         self._moved.clear()
-        metrics.RUNNING_CLOCKS.set(self.engine.running_clocks)
 
     def load_marks(self, partitions: frozenset[int]) -> None:
         """Take the stored watermarks of `partitions` (after an assignment or a rollback)."""
