@@ -28,7 +28,7 @@ from handoff.v1 import handoff_events_pb2, sla_events_pb2, types_pb2
 from common.codec import new_envelope, to_timestamp
 from common.kafkaio import partition_for
 from common.localkafka import LocalKafka, create_topics
-from common.topics import HANDOFF_EVENTS, SLA_EVENTS
+from common.topics import CONTACTS, HANDOFF_EVENTS, SLA_APP, SLA_EVENTS
 from devstack.stack import Stack
 from tests.support import around_the_clock, write_policies
 
@@ -127,11 +127,13 @@ def test_kill9_and_a_broker_restart_lose_nothing_and_emit_nothing_twice(tmp_path
             broker_at = rng.uniform(8, 24)
             # as its supervisor would, sla is started again whenever it exits by itself (a fatal broker error)
             watching.set()
+            exits: list[int | None] = []
 
             def supervise() -> None:
                 while watching.is_set():
                     with lock:
                         if not stack.services["sla"].is_running():
+                            exits.append(stack.services["sla"].process.returncode)
                             stack.start_service("sla")
                     time.sleep(0.5)
 
@@ -178,4 +180,65 @@ def test_kill9_and_a_broker_restart_lose_nothing_and_emit_nothing_twice(tmp_path
     assert len(committed) == 5 * LEGS
     # and every SLA event sits on its customer's partition (Kafka's murmur2), as the handoff events do
     assert misplaced == 0
+    # and the broker restart was weathered in process: sla never had to be started again by its supervisor
+    assert exits == [], f"sla exited by itself with {exits}"
     print(f"raw records read_uncommitted: {len(raw)}, of which in aborted transactions: {len(raw) - len(committed)}")
+
+
+def test_a_worker_fenced_by_its_own_identity_recovers_in_process(tmp_path: Path) -> None:
+    """A static member fenced by another member with its group.instance.id (as after a broker
+    restart, or a pod started twice) closes both clients, rejoins and goes on, losing nothing."""
+    with LocalKafka(tmp_path / "kafka") as kafka:
+        create_topics(kafka.bootstrap)
+        stack = Stack(tmp_path, write_policies(tmp_path, POLICY), bootstrap=kafka.bootstrap,
+                      env={"SLA_ROLE": "worker"})
+        try:
+            sla = stack.start_service("sla")
+            run = uuid.uuid4().hex[:6]
+            producer = Producer({"bootstrap.servers": kafka.bootstrap, "acks": "all", "partitioner": "murmur2_random"})
+            legs = []
+
+            def write(first: int, count: int) -> None:
+                for number in range(first, first + count):
+                    key, value, handoff_id = created(number, run)
+                    legs.append(handoff_id)
+                    producer.produce(HANDOFF_EVENTS.name, key=key, value=value)
+                assert producer.flush(30) == 0
+
+            # given a worker that has started clocks
+            write(0, 500)
+            first = set(legs)
+            read_sla_events(kafka.bootstrap, "read_committed", started(first), SETTLE_TIMEOUT_S)
+            # when another member joins with its group.instance.id, fencing it
+            intruder = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": SLA_APP, "group.instance.id": "sla-1",
+                                 "partition.assignment.strategy": "range", "enable.auto.commit": False,
+                                 "session.timeout.ms": 6000})
+            intruder.subscribe([HANDOFF_EVENTS.name, CONTACTS.name])  # sla's inputs: a replacement, not a new member
+            deadline = time.monotonic() + 30
+            while not intruder.assignment() and time.monotonic() < deadline:
+                intruder.poll(0.2)
+            assert intruder.assignment(), "the intruder never joined"
+            log = tmp_path / "logs" / "sla.log"
+            deadline = time.monotonic() + 30
+            while "recovering from the broker" not in log.read_text() and time.monotonic() < deadline:
+                intruder.poll(0.2)
+            intruder.close()
+            assert "recovering from the broker" in log.read_text(), "the worker was never fenced"
+            write(500, 500)
+            # then the same process takes its partitions back and starts every clock, each once
+            committed, _ = read_sla_events(kafka.bootstrap, "read_committed", started(set(legs)), SETTLE_TIMEOUT_S)
+            assert sla.is_running(), "sla exited instead of recovering"
+            assert sla.pid == stack.services["sla"].pid
+        finally:
+            stack.stop()
+    starts = Counter(handoff_id for _, handoff_id, change, _ in committed if change == "clock_started")
+    assert {leg: starts[leg] for leg in legs if starts[leg] != 2} == {}
+    assert len({event_id for event_id, *_ in committed}) == len(committed)
+
+
+def started(legs: set[str]):
+    """Whether every leg has its two clock_started among the records."""
+    def check(records) -> bool:
+        kinds = Counter(handoff_id for _, handoff_id, change, _ in set(records) if change == "clock_started")
+        return all(kinds[leg] >= 2 for leg in legs)
+    return check

@@ -121,7 +121,7 @@ class StreamEngine:
         self._stores = processor.stores
         sender._engine = self
         common = {"bootstrap.servers": settings.bootstrap, **settings.client}
-        self._consumer = Consumer({
+        self._consumer_config = {
             **common,
             "group.id": settings.group,
             "group.instance.id": settings.instance,
@@ -136,7 +136,7 @@ class StreamEngine:
             "max.poll.interval.ms": 300_000,
             "fetch.wait.max.ms": 50,
             "queued.max.messages.kbytes": 32_768,
-        })
+        }
         self._producer_config = {
             **common,
             "client.id": settings.instance,
@@ -150,6 +150,7 @@ class StreamEngine:
             "queue.buffering.max.messages": 1_000_000,
             "queue.buffering.max.kbytes": 1_048_576,
         }
+        self._consumer = Consumer(self._consumer_config)
         self._producer = Producer(self._producer_config)
         self._client = common
         self._in_transaction = False
@@ -220,24 +221,31 @@ class StreamEngine:
                 raise
 
     def _recover(self) -> None:
-        """A new producer under the same transactional id (which aborts whatever the old one
-        left open), the owned partitions' state restored from the changelogs, and the inputs
-        read again from their committed offsets."""
+        """Start again from what the broker holds: both clients closed and made anew. The new
+        producer, under the same transactional id, aborts whatever the old one left open;
+        the new consumer rejoins under the same static identity, and its assignment restores
+        the partitions' state from the changelogs and reads the inputs again from their
+        committed offsets. Used when a client cannot go on (fenced, fatal)."""
         metrics.ENGINE_ABORTS.labels(self._settings.group).inc()
         self._in_transaction = False
-        self._producer = Producer(self._producer_config)
-        self._producer.init_transactions(60)
-        owned = self._owned
+        _quietly(self._consumer.close)
+        lost = self._owned
         for store in self._stores:
             store.rollback()
-            store.drop(owned)
+            store.drop(lost)
         self._timers.clear()
-        self._restore(owned)
-        self._processor.assigned(owned)
-        assignment = [tp for tp in self._consumer.assignment() if tp.partition in owned]
-        for tp in self._consumer.committed(assignment, timeout=60):
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        self._owned = frozenset()
+        if lost:
+            self._processor.revoked(lost)
+        metrics.ASSIGNED_PARTITIONS.labels(self._settings.group).set(0)
+        self._producer = Producer(self._producer_config)
+        self._consumer = Consumer(self._consumer_config)
+        self._start_clients()
+
+    def _start_clients(self) -> None:
+        self._producer.init_transactions(60)
+        self._consumer.subscribe(list(self._inputs), on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                 on_lost=self._on_revoke)
 
     def _abort(self, started: dict[tuple[str, int], int]) -> None:
         """Throw the batch away: abort, roll the stores back, read its records again."""
@@ -366,7 +374,7 @@ class StreamEngine:
                 # Fenced (the coordinator aborted a transaction that outlived its timeout, e.g.
                 # across a broker restart) or worse: what was committed is unknown here, so
                 # start again from what the broker holds.
-                log.warning("transaction failed for good, recovering from the broker: %s", failure)
+                log.warning("a Kafka client failed for good, recovering from the broker: %s", failure)
                 self._recover()
                 return
             if not (failure.retriable() or failure.txn_requires_abort()):
@@ -441,11 +449,16 @@ class StreamEngine:
     def run(self) -> None:
         """Process until `stop()`; a failure is kept in `failure` and ends the run."""
         try:
-            self._producer.init_transactions(60)
-            self._consumer.subscribe(list(self._inputs), on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                     on_lost=self._on_revoke)
+            self._start_clients()
             while not self._stop.is_set():
-                records = self._consumer.consume(self._settings.max_batch, self._wait_s())
+                try:
+                    records = self._consumer.consume(self._settings.max_batch, self._wait_s())
+                except KafkaException as error:
+                    if not _is_fatal(error.args[0]):
+                        raise
+                    log.warning("the consumer failed for good, recovering from the broker: %s", error.args[0])
+                    self._recover()
+                    continue
                 self._run_batch(records)
                 self._measure_lag()
         except BaseException as error:  # the service stops on it: a supervisor restarts the process
@@ -496,6 +509,14 @@ class _Poison(Exception):
 def _is_fatal(failure: KafkaError) -> bool:
     """A producer that cannot go on (fenced: the coordinator aborted its transaction and moved on)."""
     return failure.fatal() or failure.code() in (KafkaError._FATAL, KafkaError._FENCED)
+
+
+def _quietly(close) -> None:
+    """Close a client that may already be broken; what it says on the way out is only logged."""
+    try:
+        close()
+    except (KafkaException, RuntimeError) as error:
+        log.warning("closing a failed client: %s", error)
 
 
 def _first_line(error: BaseException) -> str:
