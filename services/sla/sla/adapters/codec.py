@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 
+import orjson
 from handoff.v1 import handoff_events_pb2, sla_events_pb2, types_pb2
 
 from common.clock import epoch_us, from_epoch_us
@@ -27,7 +27,6 @@ from sla.domain.clocks import (
 )
 
 SOURCE = "sla"
-_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 _CLOCK_FROM_PB = CLOCK_NAMES
 _CLOCK_TO_PB = {name: value for value, name in CLOCK_NAMES.items()}
 _ZERO = timedelta(0)
@@ -146,12 +145,12 @@ def encode_state(state: LegClocks, partition: int, due: datetime | None = None) 
     ]
     payload = [leg.handoff_id, leg.case_id, leg.customer_ref, leg.department, leg.priority, leg.category, clocks]
     running = sum(1 for clock in state.clocks.values() if clock.running)
-    return framed(partition, _JSON.encode(payload).encode(), _us(due) or 0, running)
+    return framed(partition, orjson.dumps(payload), _us(due) or 0, running)
 
 
 def decode_state(value: bytes) -> tuple[LegClocks, int]:
     """Inverse of `encode_state`: the leg's clocks and the partition that owns them."""
-    handoff_id, case_id, customer_ref, department, priority, category, clocks = json.loads(payload_of(value))
+    handoff_id, case_id, customer_ref, department, priority, category, clocks = orjson.loads(payload_of(value))
     decoded = {}
     for kind, sequence, started, target, deadline, version, running, breached, stopped, warned, paused in clocks:
         decoded[kind] = Clock(kind, sequence, _instant(started), timedelta(seconds=target), _instant(deadline),

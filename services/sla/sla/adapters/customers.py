@@ -35,19 +35,36 @@ def _contact_of(customer_ref: str, fields: list) -> Contact:
     return Contact(contact_id, customer_ref, case_id, channel, from_epoch_us(at))
 
 
+# The encoded form of recently written or read legs. A customer's record is written whole
+# at each change while most of its legs stay as they were: each unchanged leg (the very same
+# object) reuses its form. Bounded: emptied when full.
+_LEG_FORMS: dict[str, tuple[LegHistory, dict]] = {}
+_LEG_FORMS_KEPT = 100_000
+
+
+def _keep_form(leg: LegHistory, form: dict) -> dict:
+    if len(_LEG_FORMS) >= _LEG_FORMS_KEPT:
+        _LEG_FORMS.clear()
+    _LEG_FORMS[leg.handoff_id] = (leg, form)
+    return form
+
+
 def _leg(leg: LegHistory) -> dict:
-    return {
+    known = _LEG_FORMS.get(leg.handoff_id)
+    if known is not None and known[0] is leg:
+        return known[1]
+    return _keep_form(leg, {
         "id": leg.handoff_id,
         "case": leg.case_id,
         "department": leg.department,
         "created": epoch_us(leg.created_at),
         "changes": [[epoch_us(at), what] for at, what in leg.changes],
         "breached": epoch_us(leg.breached_at) if leg.breached_at else None,
-    }
+    })
 
 
 def _leg_of(fields: dict) -> LegHistory:
-    return LegHistory(
+    leg = LegHistory(
         handoff_id=fields["id"],
         case_id=fields["case"],
         department=fields["department"],
@@ -55,6 +72,8 @@ def _leg_of(fields: dict) -> LegHistory:
         changes=tuple((from_epoch_us(at), what) for at, what in fields["changes"]),
         breached_at=from_epoch_us(fields["breached"]) if fields["breached"] else None,
     )
+    _keep_form(leg, fields)
+    return leg
 
 
 def encode_customer(record: CustomerRecord) -> dict:

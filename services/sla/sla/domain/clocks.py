@@ -424,7 +424,10 @@ def _next_instant(clock: Clock, calendar: Calendar, fractions: tuple[float, ...]
         return _cap_reached_at(clock, calendar, max_pause)
     if clock.breached:
         return None
-    return min([*(warning_at(clock, f, calendar) for f in _warnings(fractions, clock)), breach_at(clock, calendar)])
+    # Warnings come before the breach, the smaller fraction first (business time only grows),
+    # so the next instant is the smallest pending warning's, or else the breach's.
+    pending = _warnings(fractions, clock)
+    return warning_at(clock, pending[0], calendar) if pending else breach_at(clock, calendar)
 
 
 def next_due(state: LegClocks, calendar: Calendar, fractions: Iterable[float] = (),

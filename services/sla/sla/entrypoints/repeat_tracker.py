@@ -15,10 +15,11 @@ a crash loses neither and repeats neither.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import replace
 from datetime import datetime
+
+import orjson
 
 from common.clock import EPOCH, Clock, EventTime, epoch_us
 from common.metrics import child
@@ -76,7 +77,7 @@ class RepeatTracker:
         known = self._decoded.get(customer_ref)
         if known is not None and known[0] is raw:
             return known[1]
-        record = decode_customer(customer_ref, json.loads(payload_of(raw)))
+        record = decode_customer(customer_ref, orjson.loads(payload_of(raw)))
         self._remember(customer_ref, raw, record)
         return record
 
@@ -89,7 +90,7 @@ class RepeatTracker:
     def _save(self, customer_ref: str, record: CustomerRecord) -> None:
         # The tag says whether contacts wait, so a rebuild decodes only those; the due instant
         # brings the timer back once time has passed the earliest (on a quiet partition too).
-        payload = json.dumps(encode_customer(record), separators=(",", ":")).encode()
+        payload = orjson.dumps(encode_customer(record))
         due = epoch_us(min(c.contacted_at for c in record.pending) + TICK) if record.pending else 0
         raw = self._customers[customer_ref] = framed(record.partition, payload, due, tag=1 if record.pending else 0)
         self._remember(customer_ref, raw, record)
