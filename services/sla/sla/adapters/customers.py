@@ -39,7 +39,7 @@ def _contact_of(customer_ref: str, fields: list) -> Contact:
 # at each change while most of its legs stay as they were: each unchanged leg (the very same
 # object) reuses its form. Bounded: emptied when full.
 _LEG_FORMS: dict[str, tuple[LegHistory, dict]] = {}
-_LEG_FORMS_KEPT = 100_000
+_LEG_FORMS_KEPT = 50_000
 
 
 def _keep_form(leg: LegHistory, form: dict) -> dict:

@@ -44,7 +44,7 @@ LEG_CHANGES = {
 }
 UNATTRIBUTED_DEPARTMENT = "none"
 # Decoded customer records kept beside the store (bounded: emptied when full).
-DECODED_KEPT = 50_000
+DECODED_KEPT = 10_000
 
 
 def _breaches(events: list[ClockEvent]) -> list[datetime]:
