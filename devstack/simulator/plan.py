@@ -1,15 +1,18 @@
 """What the simulated centre will do, drawn up front from a seed: every contact, and every
 step of every handed-off case (create, acknowledge, status changes, transfer, resolve).
+A leg waits in its department's queue until one of the department's agents is on duty and
+free (devstack.simulator.staffing), so staffing decides how late legs are acknowledged.
 
 Pure: the same centre, calendars, start and seed give the same plan, so two runs drive
-the services with the same calls at the same event times. Delays to acknowledge and to
-resolve count the receiving department's working time on its policy's calendar, so an
+the services with the same calls at the same event times. Agents work their shifts' hours;
+the time to resolve counts the department's working time on its policy's calendar, so an
 office-hours department does nothing at night; customers count their patience in
 real (simulated) time and call again while their case is unresolved.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections.abc import Callable
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from devstack.simulator.centre import WEEKDAYS, Centre, Spread
+from devstack.simulator.staffing import Team
 
 # Steps of a case, in the order they happen.
 CREATE, ACKNOWLEDGE, STATUS, TRANSFER, RESOLVE = "create", "acknowledge", "status", "transfer", "resolve"
@@ -98,20 +102,34 @@ def arrivals(centre: Centre, start: datetime, rng: random.Random) -> list[dateti
     return found
 
 
-def _leg_steps(centre: Centre, department: str, priority: str, opened: datetime, rng: random.Random,
-               business: BusinessClock, may_transfer: bool) -> list[Step]:
-    """The steps of one leg from its creation (or transfer-in) at `opened`, ending in a resolve or a transfer."""
+@dataclass(order=True)
+class _Arrival:
+    """A leg entering a department's queue at `at` (a new case, or a transfer in)."""
+
+    at: datetime
+    order: int
+    case: int = field(compare=False)
+    department: str = field(compare=False)
+    may_transfer: bool = field(compare=False)
+
+
+def _leg_steps(centre: Centre, arrival: _Arrival, priority: str, team: Team, rng: random.Random,
+               business: BusinessClock) -> tuple[list[Step], _Arrival | None]:
+    """The steps of one leg from its arrival in the queue: an agent picks it up when one is on duty
+    and free, then it is worked, and it ends resolved or transferred (the next arrival)."""
+    department, opened = arrival.department, arrival.at
     behaviour = centre.department(department)
     add = business(department, priority)
-    ack_at = max(add(opened, _draw(rng, behaviour.acknowledge)), opened + timedelta(minutes=1))
+    picked = team.pick_up(opened, _draw(rng, behaviour.handle))
+    ack_at = picked + timedelta(minutes=rng.randint(1, 5))
     working = ack_at + timedelta(minutes=rng.randint(1, 10))
     steps = [Step(ack_at, ACKNOWLEDGE, department), Step(working, STATUS, department, status="IN_PROGRESS")]
     work = _draw(rng, behaviour.resolve)
-    if may_transfer and behaviour.transfer and rng.random() < behaviour.transfer.share:
+    if arrival.may_transfer and behaviour.transfer and rng.random() < behaviour.transfer.share:
         moved = add(working, work / 2) + timedelta(seconds=1)
         target = behaviour.transfer.to
-        return [*steps, Step(moved, TRANSFER, department, to=target),
-                *_leg_steps(centre, target, priority, moved, rng, business, may_transfer=False)]
+        return ([*steps, Step(moved, TRANSFER, department, to=target)],
+                _Arrival(moved, arrival.order, arrival.case, target, may_transfer=False))
     if rng.random() < behaviour.waiting_on_customer:
         waits = add(working, work / 3) + timedelta(seconds=1)
         back = waits + _draw(rng, Spread(median=timedelta(hours=3), spread=0.5))
@@ -119,7 +137,7 @@ def _leg_steps(centre: Centre, department: str, priority: str, opened: datetime,
                   Step(back, STATUS, department, status="IN_PROGRESS")]
         working = back
         work = work * 2 / 3
-    return [*steps, Step(max(add(working, work), working + timedelta(minutes=1)), RESOLVE, department)]
+    return [*steps, Step(max(add(working, work), working + timedelta(minutes=1)), RESOLVE, department)], None
 
 
 def _holder(case: Case, at: datetime) -> str:
@@ -151,28 +169,40 @@ def _callbacks(centre: Centre, case: Case, first: datetime, rng: random.Random) 
 
 
 def make_plan(centre: Centre, start: datetime, business: BusinessClock) -> Plan:
-    """The whole run from `start` for `centre.days` days, drawn from `centre.seed`."""
+    """The whole run from `start` for `centre.days` days, drawn from `centre.seed`.
+
+    Legs are planned in the order they reach a department (new cases and transfers alike),
+    so each department's agents take them first come, first served.
+    """
     rng = random.Random(centre.seed)
     shares = {d.name: d.handoff_share for d in centre.departments}
     shares[""] = max(1.0 - sum(shares.values()), 0.0)  # contacts solved at the first contact
-    cases: list[Case] = []
+    teams = {d.name: d.team(centre.zone) for d in centre.departments}
+    opened: list[tuple[Contact, str, list[Step]]] = []  # first contact, priority, steps so far
     contacts: list[Contact] = []
+    queue: list[_Arrival] = []
     for number, at in enumerate(arrivals(centre, start, rng), start=1):
         customer = f"cust-{rng.randint(1, centre.customers):05d}"
         channel = _choice(rng, centre.channels)
         department = _choice(rng, shares)
-        case_id = f"CASE-{number:05d}"
-        if not department:
-            contacts.append(Contact(at, customer, case_id, channel, OTHER))
-            continue
-        priority = _choice(rng, centre.priorities)
-        created = at + HANDOFF_DELAY
-        steps = (Step(created, CREATE, department),
-                 *_leg_steps(centre, department, priority, created, rng, business, may_transfer=True))
-        case = Case(case_id, customer, priority, channel, steps)
+        first = Contact(at, customer, f"CASE-{number:05d}", channel, FIRST if department else OTHER)
+        contacts.append(first)
+        if department:
+            created = at + HANDOFF_DELAY
+            heapq.heappush(queue, _Arrival(created, len(opened), len(opened), department, may_transfer=True))
+            opened.append((first, _choice(rng, centre.priorities), [Step(created, CREATE, department)]))
+    while queue:
+        arrival = heapq.heappop(queue)
+        _, priority, steps = opened[arrival.case]
+        more, onward = _leg_steps(centre, arrival, priority, teams[arrival.department], rng, business)
+        steps.extend(more)
+        if onward is not None:
+            heapq.heappush(queue, onward)
+    cases: list[Case] = []
+    for first, priority, steps in opened:
+        case = Case(first.case_id, first.customer_ref, priority, first.channel, tuple(steps))
         cases.append(case)
-        contacts.append(Contact(at, customer, case_id, channel, FIRST))
-        contacts.extend(_callbacks(centre, case, at, rng))
+        contacts.extend(_callbacks(centre, case, first.at, rng))
     end = start + timedelta(days=centre.days)
     return Plan(start, end, tuple(cases), tuple(sorted(contacts, key=lambda c: (c.at, c.case_id))))
 
