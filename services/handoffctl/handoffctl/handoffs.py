@@ -210,6 +210,9 @@ def list_handoffs(
         min=0, max=500, help="Legs per page; 0 for the service's default (50).")] = 0,
     page_token: PageToken = "",
     every_page: EveryPage = False,
+    wide: Annotated[bool, typer.Option("--wide", metavar="", help=(
+        "Every column in full, however wide the terminal; without it a narrow terminal shows "
+        "the most useful columns and says which it left out."))] = False,
     handoff: HandoffAddress = DEFAULT_HANDOFF,
     token: Token = "",
     ca: CaFile = None,
@@ -225,4 +228,4 @@ def list_handoffs(
         page = rpc("ListHandoffs", request)
         if every_page:
             page = all_pages(lambda more: rpc("ListHandoffs", more), request, page, ("handoffs",))
-    show_legs(page, as_json)
+    show_legs(page, as_json, wide)

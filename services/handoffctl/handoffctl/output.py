@@ -22,6 +22,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from handoffctl.fit import Column, print_fitted
+
 console = Console(highlight=False)
 if not console.is_terminal:
     console.width = 1000  # piped: a row is one line, however long, so scripts can cut columns
@@ -191,17 +193,30 @@ def show_transfer(response, as_json: bool) -> None:
     console.print(fields_table("opened leg", leg_rows(response.opened)))
 
 
-def show_legs(response, as_json: bool) -> None:
+# A page of legs for people, in a narrow terminal: the id stays whole (commands take it); the
+# time, priority, breach, department, status and case go in that order. A department sees only
+# its own legs, so for it the department column is the same on every row and goes first.
+LEG_COLUMNS = (Column("id"), Column("case", 1), Column("department", 3), Column("priority", 5),
+               Column("status", 2, short=lambda text: SHORT_STATUS.get(text, text)), Column("breached", 4),
+               Column("created", 6, short=lambda text: text[5:16] + "Z" if text else text))
+SHORT_STATUS = {"waiting-on-customer": "waiting"}
+
+
+def show_legs(response, as_json: bool, wide: bool = False) -> None:
     """A page of legs: one row each, and how to get the next page."""
     if as_json:
         print_json(response)
         return
-    table = rows_table(f"{len(response.handoffs)} handoffs",
-                        ("id", "case", "department", "priority", "status", "breached", "created"))
-    for leg in response.handoffs:
-        table.add_row(*cells((leg.handoff_id, leg.case_id, leg.department, priority_text(leg.priority),
-                               status_text(leg.status), _breached(leg), when(leg, "created_at"))))
-    console.print(table)
+    title = f"{len(response.handoffs)} handoffs"
+    rows = [cells((leg.handoff_id, leg.case_id, leg.department, priority_text(leg.priority),
+                   status_text(leg.status), _breached(leg), when(leg, "created_at"))) for leg in response.handoffs]
+    if _for_people():
+        print_fitted(console, title, LEG_COLUMNS, rows, wide)
+    else:
+        table = rows_table(title, tuple(column.name for column in LEG_COLUMNS))
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
     show_next_page(response)
 
 
