@@ -62,7 +62,7 @@ def _hours(text: str) -> tuple[time, time | None]:
         raise ValueError(f"{text!r}: not a time of day")
     start, end = time(h1, m1), None if h2 == 24 else time(h2, m2)
     if end is not None and end <= start:
-        raise ValueError(f"{text!r}: a shift ends after it starts (split a night shift at 24:00)")
+        raise ValueError(f"{text!r}: the shift ends before it starts (split a night shift at 24:00)")
     return start, end
 
 

@@ -98,7 +98,7 @@ def test_the_same_staffing_and_seed_give_the_same_plan() -> None:
     ('{days: mon-fri, hours: "08:00-12:00", agents: 2}', '{days: mon-funday, hours: "08:00-12:00", agents: 2}',
      r"departments\.0\.agents\.0\.days: Value error, 'mon-funday': expected weekdays"),
     ('{days: mon-fri, hours: "13:00-17:00", agents: 2}', '{days: mon-fri, hours: "17:00-13:00", agents: 2}',
-     r"departments\.0\.agents\.1\.hours: Value error, '17:00-13:00': a shift ends after it starts"),
+     r"departments\.0\.agents\.1\.hours: Value error, '17:00-13:00': the shift ends before it starts"),
     ('{days: mon-sat, hours: "07:00-19:00", agents: 1}', '{days: mon-sat, hours: "07:00-19:00", agents: 0}',
      r"departments\.1: Value error, agents: no shift has an agent"),
 ])
