@@ -95,24 +95,29 @@ class Transfer(_Strict):
     to: str
 
 
-class Department(_Strict):
-    name: str
-    handoff_share: float = Field(ge=0, le=1)
+class Staffed(_Strict):
+    """Agents by shift, each taking one piece of work at a time for a drawn `handle` time."""
+
     agents: list[Shift] = Field(min_length=1)
     handle: Spread
-    resolve: Spread
-    waiting_on_customer: float = Field(0.0, ge=0, le=1)
-    transfer: Transfer | None = None
 
     @model_validator(mode="after")
-    def _staffed(self) -> "Department":
+    def _staffed(self) -> "Staffed":
         if not any(shift.agents for shift in self.agents):
-            raise ValueError("agents: no shift has an agent, so no leg would ever be picked up")
+            raise ValueError("agents: no shift has an agent, so nothing would ever be picked up")
         return self
 
     def team(self, zone: ZoneInfo) -> Team:
-        """The department's agents, none of them busy yet."""
+        """The agents, none of them busy yet."""
         return Team([(shift.working_hours, shift.agents) for shift in self.agents], zone)
+
+
+class Department(Staffed):
+    name: str
+    handoff_share: float = Field(ge=0, le=1)
+    resolve: Spread
+    waiting_on_customer: float = Field(0.0, ge=0, le=1)
+    transfer: Transfer | None = None
 
 
 class AfterResolution(Spread):
@@ -137,6 +142,7 @@ class Centre(_Strict):
     weekday_factor: dict[str, float]
     channels: dict[str, float]
     priorities: dict[str, float]
+    front_line: Staffed
     departments: list[Department] = Field(min_length=1)
     callbacks: Callbacks
 

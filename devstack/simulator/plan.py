@@ -1,7 +1,8 @@
 """What the simulated centre will do, drawn up front from a seed: every contact, and every
 step of every handed-off case (create, acknowledge, status changes, transfer, resolve).
-A leg waits in its department's queue until one of the department's agents is on duty and
-free (devstack.simulator.staffing), so staffing decides how late legs are acknowledged.
+A contact waits for a front-line agent, and a leg in its department's queue for one of the
+department's agents, each on duty and free (devstack.simulator.staffing): staffing decides
+how soon cases are handed over and how late legs are acknowledged.
 
 Pure: the same centre, calendars, start and seed give the same plan, so two runs drive
 the services with the same calls at the same event times. Agents work their shifts' hours;
@@ -13,10 +14,11 @@ real (simulated) time and call again while their case is unresolved.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 from devstack.simulator.centre import WEEKDAYS, Centre, Spread
@@ -102,15 +104,45 @@ def arrivals(centre: Centre, start: datetime, rng: random.Random) -> list[dateti
     return found
 
 
-@dataclass(order=True)
+@dataclass(frozen=True)
 class _Arrival:
     """A leg entering a department's queue at `at` (a new case, or a transfer in)."""
 
     at: datetime
-    order: int
-    case: int = field(compare=False)
-    department: str = field(compare=False)
-    may_transfer: bool = field(compare=False)
+    case_id: str
+    department: str
+    may_transfer: bool
+
+
+def _stream(seed: int, case_id: str, what: str) -> random.Random:
+    """The draws of one case for one purpose: a change elsewhere (more agents, say) leaves them
+    as they were, so two runs that differ in one setting compare the same customers."""
+    return random.Random(f"{seed}:{case_id}:{what}")
+
+
+@dataclass
+class _Planning:
+    """A handed-off case while its steps are drawn, with its own streams of draws."""
+
+    first: Contact
+    priority: str
+    department: str
+    legs: random.Random
+    calls: random.Random
+    steps: list[Step] = field(default_factory=list)
+    calls_again: int = 0
+
+    def resolved_by(self, at: datetime) -> bool:
+        return bool(self.steps) and self.steps[-1].action == RESOLVE and self.steps[-1].at <= at
+
+    def holder(self, at: datetime) -> str:
+        """The department holding the case at `at` ("" before the first leg opens)."""
+        holder = ""
+        for step in self.steps:
+            if step.at > at:
+                break
+            holder = step.to if step.action == TRANSFER else step.department
+        return holder
 
 
 def _leg_steps(centre: Centre, arrival: _Arrival, priority: str, team: Team, rng: random.Random,
@@ -129,7 +161,7 @@ def _leg_steps(centre: Centre, arrival: _Arrival, priority: str, team: Team, rng
         moved = add(working, work / 2) + timedelta(seconds=1)
         target = behaviour.transfer.to
         return ([*steps, Step(moved, TRANSFER, department, to=target)],
-                _Arrival(moved, arrival.order, arrival.case, target, may_transfer=False))
+                _Arrival(moved, arrival.case_id, target, may_transfer=False))
     if rng.random() < behaviour.waiting_on_customer:
         waits = add(working, work / 3) + timedelta(seconds=1)
         back = waits + _draw(rng, Spread(median=timedelta(hours=3), spread=0.5))
@@ -140,71 +172,79 @@ def _leg_steps(centre: Centre, arrival: _Arrival, priority: str, team: Team, rng
     return [*steps, Step(max(add(working, work), working + timedelta(minutes=1)), RESOLVE, department)], None
 
 
-def _holder(case: Case, at: datetime) -> str:
-    """The department holding `case` at `at`."""
-    holder = ""
-    for step in case.steps:
-        if step.at > at:
-            break
-        holder = step.to if step.action == TRANSFER else step.department
-    return holder
+class _Events:
+    """What happens next, earliest first; ties in the order they were scheduled."""
 
+    def __init__(self) -> None:
+        self._heap: list[tuple[datetime, int, Contact | _Arrival]] = []
+        self._order = itertools.count()
 
-def _callbacks(centre: Centre, case: Case, first: datetime, rng: random.Random) -> list[Contact]:
-    """The customer calls again while the case drags on, and sometimes after it is resolved."""
-    rules = centre.callbacks
-    found: list[Contact] = []
-    last = first
-    for _ in range(rules.max_calls):
-        at = last + _draw(rng, rules.patience)
-        if at >= case.resolved_at:
-            break
-        found.append(Contact(at, case.customer_ref, case.case_id, case.channel, CALLBACK, _holder(case, at)))
-        last = at
-    if rng.random() < rules.after_resolution.share:
-        at = case.resolved_at + _draw(rng, rules.after_resolution)
-        found.append(Contact(at, case.customer_ref, case.case_id, case.channel, AFTER_RESOLUTION,
-                             case.steps[-1].department))
-    return found
+    def add(self, item: Contact | _Arrival) -> None:
+        heapq.heappush(self._heap, (item.at, next(self._order), item))
+
+    def __iter__(self) -> Iterator[Contact | _Arrival]:
+        while self._heap:
+            yield heapq.heappop(self._heap)[2]
 
 
 def make_plan(centre: Centre, start: datetime, business: BusinessClock) -> Plan:
     """The whole run from `start` for `centre.days` days, drawn from `centre.seed`.
 
-    Legs are planned in the order they reach a department (new cases and transfers alike),
-    so each department's agents take them first come, first served.
+    One simulated timeline: contacts reach the front line and legs reach departments in time
+    order, so every queue is first come, first served. A case is handed over a few minutes
+    after a front-line agent answers its first contact; a customer calls again only if the
+    case is still open when patience runs out.
     """
     rng = random.Random(centre.seed)
+    rules = centre.callbacks
     shares = {d.name: d.handoff_share for d in centre.departments}
     shares[""] = max(1.0 - sum(shares.values()), 0.0)  # contacts solved at the first contact
     teams = {d.name: d.team(centre.zone) for d in centre.departments}
-    opened: list[tuple[Contact, str, list[Step]]] = []  # first contact, priority, steps so far
-    contacts: list[Contact] = []
-    queue: list[_Arrival] = []
+    front = centre.front_line.team(centre.zone)
+    cases: dict[str, _Planning] = {}
+    events = _Events()
     for number, at in enumerate(arrivals(centre, start, rng), start=1):
         customer = f"cust-{rng.randint(1, centre.customers):05d}"
         channel = _choice(rng, centre.channels)
         department = _choice(rng, shares)
         first = Contact(at, customer, f"CASE-{number:05d}", channel, FIRST if department else OTHER)
-        contacts.append(first)
+        events.add(first)
         if department:
-            created = at + HANDOFF_DELAY
-            heapq.heappush(queue, _Arrival(created, len(opened), len(opened), department, may_transfer=True))
-            opened.append((first, _choice(rng, centre.priorities), [Step(created, CREATE, department)]))
-    while queue:
-        arrival = heapq.heappop(queue)
-        _, priority, steps = opened[arrival.case]
-        more, onward = _leg_steps(centre, arrival, priority, teams[arrival.department], rng, business)
-        steps.extend(more)
-        if onward is not None:
-            heapq.heappush(queue, onward)
-    cases: list[Case] = []
-    for first, priority, steps in opened:
-        case = Case(first.case_id, first.customer_ref, priority, first.channel, tuple(steps))
-        cases.append(case)
-        contacts.extend(_callbacks(centre, case, first.at, rng))
+            cases[first.case_id] = _Planning(first, _choice(rng, centre.priorities), department,
+                                             _stream(centre.seed, first.case_id, "legs"),
+                                             _stream(centre.seed, first.case_id, "calls"))
+    contacts: list[Contact] = []
+    for event in events:
+        if isinstance(event, _Arrival):
+            case = cases[event.case_id]
+            steps, onward = _leg_steps(centre, event, case.priority, teams[event.department], case.legs, business)
+            case.steps.extend(steps)
+            if onward is not None:
+                events.add(onward)
+            elif case.legs.random() < rules.after_resolution.share:
+                resolved = case.steps[-1]
+                events.add(replace(case.first, at=resolved.at + _draw(case.legs, rules.after_resolution),
+                                   reason=AFTER_RESOLUTION, department=resolved.department))
+            continue
+        case = cases.get(event.case_id)
+        if event.reason == CALLBACK:
+            if case.resolved_by(event.at) or not case.holder(event.at):
+                continue  # solved before the customer ran out of patience (or not yet handed over)
+            event = replace(event, department=case.holder(event.at))
+        contacts.append(event)
+        draws = case.calls if case else _stream(centre.seed, event.case_id, "calls")
+        answered = front.pick_up(event.at, _draw(draws, centre.front_line.handle))
+        if event.reason == FIRST:
+            created = answered + HANDOFF_DELAY
+            case.steps.append(Step(created, CREATE, case.department))
+            events.add(_Arrival(created, event.case_id, case.department, may_transfer=True))
+        if event.reason in (FIRST, CALLBACK) and case.calls_again < rules.max_calls:
+            case.calls_again += 1
+            events.add(replace(event, at=event.at + _draw(case.calls, rules.patience), reason=CALLBACK))
+    plans = tuple(Case(c.first.case_id, c.first.customer_ref, c.priority, c.first.channel, tuple(c.steps))
+                  for c in cases.values())
     end = start + timedelta(days=centre.days)
-    return Plan(start, end, tuple(cases), tuple(sorted(contacts, key=lambda c: (c.at, c.case_id))))
+    return Plan(start, end, plans, tuple(sorted(contacts, key=lambda c: (c.at, c.case_id))))
 
 
 def start_of_run(centre: Centre, today: datetime) -> datetime:

@@ -1,6 +1,7 @@
-"""Staffing of the simulated centre: agents work their shifts' hours, legs wait first come first
-served for a free agent, and a short-staffed department acknowledges later and draws more
-repeat calls; a bad shift stops start-up with the file and the line."""
+"""Staffing of the simulated centre: agents work their shifts' hours, contacts and legs wait
+first come first served for a free agent, a short front line hands cases over later, and a
+short-staffed department acknowledges later and draws more repeat calls; a bad shift stops
+start-up with the file and the line."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from devstack.simulator.centre import Shift, load_centre
-from devstack.simulator.plan import ACKNOWLEDGE, CALLBACK, make_plan, start_of_run
+from devstack.simulator.plan import ACKNOWLEDGE, CALLBACK, FIRST, HANDOFF_DELAY, make_plan, start_of_run
 from devstack.simulator.staffing import Hours, Team
 from sla.adapters.policy_file import load_policies
 
@@ -88,6 +89,28 @@ def test_a_short_staffed_department_acknowledges_later_and_draws_more_repeat_cal
     short_wait, short_calls = waits_and_callbacks(_staffed("field-service", 1))
     full_wait, full_calls = waits_and_callbacks(_staffed("field-service", 3))
     assert short_wait > 2 * full_wait and short_calls > full_calls
+
+
+def _front_line(agents: int):
+    """The seeded centre with one front-line shift of `agents` agents, round the clock."""
+    staffed = CENTRE.front_line.model_copy(update={"agents": [Shift(days="mon-sun", hours="00:00-24:00",
+                                                                    agents=agents)]})
+    centre = CENTRE.model_copy(update={"front_line": staffed})
+    start = start_of_run(centre, datetime(2026, 12, 4, 13, tzinfo=timezone.utc))
+    return make_plan(centre, start, lambda name, priority: POLICIES.find(name, priority).calendar.add)
+
+
+def test_contacts_queue_for_the_front_line_and_delay_the_handoff_when_it_is_short() -> None:
+    def handover_delays(plan) -> list[float]:
+        firsts = {c.case_id: c.at for c in plan.contacts if c.reason == FIRST}
+        return [(case.steps[0].at - firsts[case.case_id]).total_seconds() for case in plan.cases]
+
+    short, plenty = handover_delays(_front_line(1)), handover_delays(_front_line(20))
+    # with plenty of agents every case is handed over three minutes into its first contact
+    assert set(plenty) == {HANDOFF_DELAY.total_seconds()}
+    # with one agent, contacts wait for the agent: some hand-overs come much later
+    assert min(short) == HANDOFF_DELAY.total_seconds() and max(short) > 3600
+    assert statistics.mean(short) > statistics.mean(plenty)
 
 
 def test_the_same_staffing_and_seed_give_the_same_plan() -> None:
