@@ -27,6 +27,7 @@ from handoffctl.options import (
     RequestId,
     StatusName,
     Token,
+    Wide,
     WorkStatus,
     idempotency_key,
     one_customer,
@@ -210,9 +211,7 @@ def list_handoffs(
         min=0, max=500, help="Legs per page; 0 for the service's default (50).")] = 0,
     page_token: PageToken = "",
     every_page: EveryPage = False,
-    wide: Annotated[bool, typer.Option("--wide", metavar="", help=(
-        "Every column in full, however wide the terminal; without it a narrow terminal shows "
-        "the most useful columns and says which it left out."))] = False,
+    wide: Wide = False,
     handoff: HandoffAddress = DEFAULT_HANDOFF,
     token: Token = "",
     ca: CaFile = None,
