@@ -1,12 +1,12 @@
 """Tables for people that fit the terminal, the way kubectl and gh lay out their lists.
 
 Each row is one line: no cell folds. When the table is wider than the terminal, it first
-takes the columns' shorter forms (a shorter status, a time without its year and seconds),
-then leaves out the columns whose value is the same on every row (and says what it is),
-then the least useful columns, until it fits; a note under the table names what was left
-out, and `--wide` shows every column in full (the terminal wraps the long lines then). A
-column that a reader needs to act on (a leg's id, to acknowledge or resolve it) is never
-left out.
+takes the columns' shorter forms (a shorter status, a time without its year and seconds)
+and lets a free-text column (a title) be cut short with "…"; then it leaves out columns one
+at a time — first those whose value is the same on every row (and says what it is), then
+the least useful — until it fits. A note under the table names what was left out, and
+`--wide` shows every column in full (the terminal wraps the long lines then). A column that
+a reader needs to act on (a leg's id, to acknowledge or resolve it) is never left out.
 """
 
 from __future__ import annotations
