@@ -24,7 +24,7 @@ from deploy import dashboards, workloads
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "deploy" / "k8s" / "base"
 CLUSTER = "handoff-kafka"
-# Production: joined topics share one partition count (DESIGN.md section 6), which also
+# Production: joined topics share one partition count (docs/architecture.md), which also
 # caps the number of workers of each consumer group.
 PARTITIONS = 12
 REPLICAS = 3

@@ -1,7 +1,8 @@
 """Start a service as a child process, wait for its ready line, stop it by its pid.
 
 Children get their own session, so a Ctrl-C in the terminal reaches only the supervisor,
-which then stops them in order; nothing is ever stopped by name.
+which then stops them in order; nothing is ever stopped by name. A supervisor killed
+outright takes its children with it (common.lifeline).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from common.lifeline import die_with_parent
 
 
 class ServiceFailed(RuntimeError):
@@ -72,6 +75,7 @@ def start_service(
         stderr=log_file,
         text=True,
         start_new_session=True,
+        preexec_fn=die_with_parent(),
     )
     log_file.close()
     service = ServiceProcess(name, process, log_path)

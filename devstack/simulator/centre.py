@@ -6,14 +6,16 @@ bad file stops start-up with the file, the line and the reason.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from common.yamlfile import ConfigProblem, LineList, LineMap, parse_duration, read_yaml
+from devstack.simulator.staffing import Hours, Team
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CHANNELS = ("call", "chat", "email", "messaging")
@@ -33,15 +35,86 @@ class Spread(_Strict):
     spread: float = Field(0.5, ge=0, le=3)
 
 
+def _weekdays(text: str) -> frozenset[int]:
+    """`mon-fri`, `sat`, `mon,wed,fri` or `mon-fri,sun` -> weekday numbers (0 = Monday)."""
+    found: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            raise ValueError(f"{text!r}: expected weekdays such as mon-fri, sat or mon,wed ({', '.join(WEEKDAYS)})")
+        start, end = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        if end < start:
+            raise ValueError(f"{text!r}: {part} runs backwards")
+        found.update(range(start, end + 1))
+    return frozenset(found)
+
+
+_HOURS = re.compile(r"(\d\d):(\d\d)-(\d\d):(\d\d)")
+
+
+def _hours(text: str) -> tuple[time, time | None]:
+    """`08:00-17:00` -> (start, end); an end of 24:00 is midnight (None)."""
+    match = _HOURS.fullmatch(text.replace(" ", ""))
+    if not match:
+        raise ValueError(f"{text!r}: expected HH:MM-HH:MM, e.g. 08:00-17:00")
+    h1, m1, h2, m2 = (int(part) for part in match.groups())
+    if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2):
+        raise ValueError(f"{text!r}: not a time of day")
+    start, end = time(h1, m1), None if h2 == 24 else time(h2, m2)
+    if end is not None and end <= start:
+        raise ValueError(f"{text!r}: the shift ends before it starts (split a night shift at 24:00)")
+    return start, end
+
+
+class Shift(_Strict):
+    """`agents` agents on duty on `days` during local `hours` (e.g. mon-fri, 08:00-12:00)."""
+
+    days: str
+    hours: str
+    agents: int = Field(ge=0, le=1000)
+
+    @field_validator("days")
+    @classmethod
+    def _known_days(cls, text: str) -> str:
+        _weekdays(text)
+        return text
+
+    @field_validator("hours")
+    @classmethod
+    def _known_hours(cls, text: str) -> str:
+        _hours(text)
+        return text
+
+    @property
+    def working_hours(self) -> Hours:
+        return Hours(_weekdays(self.days), *_hours(self.hours))
+
+
 class Transfer(_Strict):
     share: float = Field(ge=0, le=1)
     to: str
 
 
-class Department(_Strict):
+class Staffed(_Strict):
+    """Agents by shift, each taking one piece of work at a time for a drawn `handle` time."""
+
+    agents: list[Shift] = Field(min_length=1)
+    handle: Spread
+
+    @model_validator(mode="after")
+    def _staffed(self) -> "Staffed":
+        if not any(shift.agents for shift in self.agents):
+            raise ValueError("agents: no shift has an agent, so nothing would ever be picked up")
+        return self
+
+    def team(self, zone: ZoneInfo) -> Team:
+        """The agents, none of them busy yet."""
+        return Team([(shift.working_hours, shift.agents) for shift in self.agents], zone)
+
+
+class Department(Staffed):
     name: str
     handoff_share: float = Field(ge=0, le=1)
-    acknowledge: Spread
     resolve: Spread
     waiting_on_customer: float = Field(0.0, ge=0, le=1)
     transfer: Transfer | None = None
@@ -69,6 +142,7 @@ class Centre(_Strict):
     weekday_factor: dict[str, float]
     channels: dict[str, float]
     priorities: dict[str, float]
+    front_line: Staffed
     departments: list[Department] = Field(min_length=1)
     callbacks: Callbacks
 

@@ -1,7 +1,7 @@
 """Who may call what, end to end: every HandoffService RPC for every kind of caller, the
 Subscribe stream, token-free health checks, and raw customer ids that never reach Kafka.
 
-The expected codes are DESIGN.md section 7 as `handoff_svc/entrypoints/access.py` spells it
+The expected codes are the access rules as `handoff_svc/entrypoints/access.py` spells them
 out. Every call is made against a leg in the state the RPC needs, so a refusal can only
 come from the access rules, and a refused call must leave what it aimed at unchanged.
 """
@@ -413,6 +413,6 @@ BLANK_CUSTOMER_ID = {
 def test_a_blank_customer_id_is_invalid_argument_naming_the_field(stubs, rpc: str) -> None:
     # when an allowed caller gives a customer id of blanks, which cannot be pseudonymised
     code, error = outcome(lambda: BLANK_CUSTOMER_ID[rpc](stubs["agent"]))
-    # then it is a bad request naming the field (DESIGN.md 5.8), not an unexpected server error
+    # then it is a bad request naming the field, not an unexpected server error
     assert code == grpc.StatusCode.INVALID_ARGUMENT, f"{code}: {error.details()}"
     assert error.details().startswith("customer_id:")

@@ -140,19 +140,30 @@ def test_the_live_view_shows_a_repeat_call_charged_to_a_slow_department_and_ctrl
     assert not [marker for marker in UNCLEAN if marker in final], final
 
 
-def test_sigterm_stops_the_run_without_a_terminal_and_leaves_nothing_running(tmp_path: Path) -> None:
-    # given `make run` without a terminal (output piped, no keys)
+def piped_run(tmp_path: Path) -> tuple[subprocess.Popen[str], list[str], threading.Thread]:
+    """`make run` with its output piped (no terminal, no keys); its lines are collected as they come."""
     supervisor = subprocess.Popen([*RUN, "--workdir", str(tmp_path / "run")], stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                   start_new_session=True, env={**os.environ, "COLUMNS": "160"})
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(supervisor.stdout), daemon=True)
     reader.start()
+    return supervisor, lines, reader
+
+
+def wait_until_up(supervisor: subprocess.Popen[str], lines: list[str], timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not any("stack is up" in line for line in lines):
+        assert supervisor.poll() is None, "".join(lines)
+        time.sleep(0.5)
+    assert any("stack is up" in line for line in lines), "".join(lines)
+
+
+def test_sigterm_stops_the_run_without_a_terminal_and_leaves_nothing_running(tmp_path: Path) -> None:
+    # given `make run` without a terminal (output piped, no keys)
+    supervisor, lines, reader = piped_run(tmp_path)
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not any("stack is up" in line for line in lines):
-            assert supervisor.poll() is None, "".join(lines)
-            time.sleep(0.5)
+        wait_until_up(supervisor, lines)
         time.sleep(15)  # the simulation drives the services for a while
         started = children(supervisor.pid)
         assert len(started) >= 4
@@ -170,3 +181,28 @@ def test_sigterm_stops_the_run_without_a_terminal_and_leaves_nothing_running(tmp
     assert output.rstrip().endswith("stopped; nothing left running"), output[-2000:]
     assert [pid for pid in started if alive(pid)] == []
     assert not [marker for marker in UNCLEAN if marker in output], output[-2000:]
+
+
+def test_a_supervisor_killed_outright_takes_every_child_with_it(tmp_path: Path) -> None:
+    # given `make run` with its stack up: the broker, the gateways and the services
+    supervisor, lines, reader = piped_run(tmp_path)
+    started: set[int] = set()
+    try:
+        wait_until_up(supervisor, lines)
+        started = children(supervisor.pid)
+        assert len(started) >= 8, "".join(lines)  # broker, SMTP sink, three gateways, three services
+        # when the supervisor is killed with SIGKILL, so it cannot stop anything itself
+        supervisor.kill()
+        supervisor.wait(timeout=30)
+        # then every process it started is gone soon after, each checked by its pid
+        deadline = time.monotonic() + 30
+        while [pid for pid in started if alive(pid)] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [pid for pid in started if alive(pid)] == []
+    finally:
+        for pid in [pid for pid in started | children(supervisor.pid) if alive(pid)]:
+            os.kill(pid, signal.SIGKILL)  # only on failure: what this test started, by its id
+        if supervisor.poll() is None:
+            os.killpg(supervisor.pid, signal.SIGKILL)
+            supervisor.wait(timeout=30)
+    reader.join(timeout=10)

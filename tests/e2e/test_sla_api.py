@@ -329,8 +329,10 @@ def test_the_report_shows_every_scorecard_figure_and_renders_in_chromium(stack, 
     import shutil
 
     from PIL import Image
+    from pypdf import PdfReader
 
     from handoffctl.report import figures_of
+    from handoffctl.sla import money_text
 
     department, _, _ = one_breached_one_met
     start, end = datetime.now(timezone.utc) - timedelta(days=1), datetime.now(timezone.utc) + timedelta(minutes=5)
@@ -348,7 +350,15 @@ def test_the_report_shows_every_scorecard_figure_and_renders_in_chromium(stack, 
     assert figures["departments"][department] == figures_of(card)
     assert (card.legs, card.breaches, card.ack_outcomes) == (2, 1, 2)
     assert "50.0 % (n=2)" in text and text.count("data:image/png;base64,") == 3
+    # the PDF carries the same figures: the cover table's row and the plots' titles, as text
     assert pdf.read_bytes().startswith(b"%PDF")
+    pdf_text = "\n".join(sheet.extract_text() for sheet in PdfReader(pdf).pages)
+    fcr = f"{card.first_contact_resolution * 100:.1f} % (n={card.fcr_n})" if card.fcr_n else "unknown (n=0)"
+    row = (f"{card.legs} {card.breaches} {card.avoidable_repeats} "
+           f"{money_text(card.failure_demand_cost_minor, card.currency)} {fcr}")
+    assert any(line.startswith(department) and line.endswith(row) for line in pdf_text.splitlines()), pdf_text
+    assert f"Charge-back report {start.date()}" in pdf_text and "Breaches per day" in pdf_text, pdf_text
+    assert "Failure-demand cost by department" in pdf_text, pdf_text
     # and headless Chromium renders the page
     browser = shutil.which("chromium")
     assert browser, "chromium is needed to check the report (make chromium)"

@@ -1,5 +1,5 @@
 """SLA exactness end to end: histories imported with `handoffctl import` and replayed by an
-sla worker on event time emit what the SLA semantics say (DESIGN.md section 8), and the
+sla worker on event time emit what the SLA semantics say (docs/architecture.md), and the
 same as live processing of those histories.
 
 1. acknowledged exactly at the ack deadline: met, no breach, not in ListBreaches;

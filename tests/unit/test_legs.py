@@ -1,4 +1,4 @@
-"""A leg's lifecycle (DESIGN.md section 8): every command against every state, and `apply`.
+"""A leg's lifecycle: every command against every state, and `apply`.
 
 The table below states, independently of the module's own ALLOWED_FROM, where each command
 may start from and what it must produce; the tests run every (command x status) pair.

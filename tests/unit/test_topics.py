@@ -1,5 +1,5 @@
-"""The topic catalogue: one entry per topic, a dead-letter topic each, keys and writers per
-DESIGN.md section 6, and the changelog topic of every table named as faust names it."""
+"""The topic catalogue: one entry per topic, a dead-letter topic each, keys and writers as
+docs/architecture.md lists them, and the changelog topic of every table named as faust names it."""
 
 from __future__ import annotations
 

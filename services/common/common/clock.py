@@ -103,7 +103,7 @@ class MergedEventTime:
 
 def named_clock(variable: str, value: str, event_clock: Callable[[], Clock]) -> Clock:
     """The clock a setting names: "wall" in production, "event" (a fresh `event_clock()`)
-    for replay and simulation (DESIGN.md section 5.6)."""
+    for replay and simulation (docs/architecture.md, "Rules the code keeps")."""
     clocks: dict[str, Callable[[], Clock]] = {"wall": WallClock, "event": event_clock}
     if value not in clocks:
         raise SettingsError(f"{variable}={value!r} is not one of: {', '.join(clocks)}")

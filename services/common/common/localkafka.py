@@ -31,6 +31,7 @@ from types import TracebackType
 from kafka import KafkaAdminClient
 from kafka.errors import CoordinatorNotAvailableError, KafkaError, TopicAlreadyExistsError
 
+from common.lifeline import die_with_parent
 from common.topics import all_topic_names, changelog_topic_names, compacted_topic_names
 
 KAFKA_VERSION = "4.1.1"
@@ -301,10 +302,11 @@ class LocalKafka:
     def _launch(self, timeout: float) -> None:
         with open(self.workdir / "broker.log", "ab") as log:
             # A session of its own keeps a terminal's Ctrl-C from reaching the broker
-            # directly: the owner decides when and how it stops.
+            # directly: the owner decides when and how it stops. An owner killed outright
+            # takes the broker with it.
             self._process = subprocess.Popen(
                 self._command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=die_with_parent(),
             )
         atexit.register(self.stop)
         try:

@@ -1,4 +1,4 @@
-"""Heartbeats of event time on handoff.events.v1 (DESIGN.md section 5.6).
+"""Heartbeats of event time on handoff.events.v1.
 
 A heartbeat at T on a partition promises that no handoff event or contact earlier than T
 will follow on that partition, so an sla worker on event time may fire what falls due up

@@ -1,6 +1,6 @@
 """The topic catalogue: every topic the project writes, its key, its value type and its writer.
 
-One entry per topic, declared once (DESIGN.md section 6). Topics that are joined share a
+One entry per topic, declared once (docs/architecture.md). Topics that are joined share a
 partition count, so the catalogue carries one count for the whole local deployment.
 """
 

@@ -1,8 +1,8 @@
 """YAML config files whose every value can be traced back to the line it sits on.
 
 `read_yaml` returns plain dicts and lists (subclasses that remember lines), so a config
-reader checks values as usual and still reports `file:line: reason` (DESIGN.md section 5,
-"loud on bad configuration"). A key given twice in one mapping is an error, not a silent
+reader checks values as usual and still reports `file:line: reason` (loud on bad
+configuration). A key given twice in one mapping is an error, not a silent
 overwrite.
 """
 

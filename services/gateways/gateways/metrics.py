@@ -1,4 +1,4 @@
-"""The gateways' metrics (DESIGN.md section 11); `channel` is the gateway's kind, never a target."""
+"""The gateways' metrics (bounded labels, base units); `channel` is the gateway's kind, never a target."""
 
 from prometheus_client import Counter, Histogram
 

@@ -1,4 +1,4 @@
-"""The handoff service's metrics (DESIGN.md section 11)."""
+"""The handoff service's metrics: `handoff_` names, base units, bounded labels (never an id)."""
 
 from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily

@@ -23,6 +23,7 @@ from handoffctl.options import (
     HandoffAddress,
     RequestId,
     Token,
+    Wide,
     channel_pb,
     idempotency_key,
     one_customer,
@@ -59,7 +60,8 @@ def timeline(
     token: Token = "",
     ca: CaFile = None,
     as_json: AsJson = False,
+    wide: Wide = False,
 ) -> None:
     """Show a customer's contacts and legs in time order."""
     request = handoff_pb2.GetCustomerTimelineRequest(**one_customer(customer, customer_id))
-    show_timeline(call(handoff, token, ca, "GetCustomerTimeline", request), as_json)
+    show_timeline(call(handoff, token, ca, "GetCustomerTimeline", request), as_json, wide)

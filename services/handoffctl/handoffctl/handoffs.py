@@ -27,6 +27,7 @@ from handoffctl.options import (
     RequestId,
     StatusName,
     Token,
+    Wide,
     WorkStatus,
     idempotency_key,
     one_customer,
@@ -210,6 +211,7 @@ def list_handoffs(
         min=0, max=500, help="Legs per page; 0 for the service's default (50).")] = 0,
     page_token: PageToken = "",
     every_page: EveryPage = False,
+    wide: Wide = False,
     handoff: HandoffAddress = DEFAULT_HANDOFF,
     token: Token = "",
     ca: CaFile = None,
@@ -225,4 +227,4 @@ def list_handoffs(
         page = rpc("ListHandoffs", request)
         if every_page:
             page = all_pages(lambda more: rpc("ListHandoffs", more), request, page, ("handoffs",))
-    show_legs(page, as_json)
+    show_legs(page, as_json, wide)

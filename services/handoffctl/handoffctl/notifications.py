@@ -21,9 +21,18 @@ from rich.text import Text
 
 from common.grpcclient import channel
 from handoffctl.client import all_pages, errors, fail
+from handoffctl.fit import Column
 from handoffctl.notify_client import DEFAULT_NOTIFY, notify_call
-from handoffctl.options import AsJson, CaFile, EveryPage, NotifyAddress, PageToken, Token, idempotency_key
-from handoffctl.output import as_dict, cells, console, print_json, priority_text, rows_table, show_next_page, when
+from handoffctl.options import AsJson, CaFile, EveryPage, NotifyAddress, PageToken, Token, Wide, idempotency_key
+from handoffctl.output import (
+    as_dict, cells, console, print_json, priority_text, short_time, show_next_page, show_rows, when,
+)
+
+# Notifications keep their id whole (`ack --notification` takes it); the title, priority,
+# receiver, time, department and state go first in a narrow terminal (handoffctl.fit).
+NOTIFICATION_COLUMNS = (Column("id"), Column("occurred", 4, short=short_time), Column("kind", 1),
+                        Column("department", 3), Column("priority", 6), Column("receiver", 5), Column("title", 7, flexible=True),
+                        Column("state", 2))
 
 # A stream the service drops (it restarts, or is unreachable for a while) is resumed from
 # the last cursor. CANCELLED here comes from the server: our own cancel returns first.
@@ -130,6 +139,7 @@ def notifications(
     token: Token = "",
     ca: CaFile = None,
     as_json: AsJson = False,
+    wide: Wide = False,
 ) -> None:
     """List notifications, newest first, with what became of each (delivered, suppressed, acknowledged)."""
     request = notify_pb2.ListNotificationsRequest(department=department, page_size=page_size, page_token=page_token)
@@ -140,14 +150,16 @@ def notifications(
     if as_json:
         print_json(page)
         return
-    table = rows_table(f"{len(page.notifications)} notifications",
-                        ("id", "occurred", "kind", "department", "priority", "receiver", "title", "state"))
-    for note, state in zip(page.notifications, page.states):
-        table.add_row(*cells((note.notification_id, when(note, "occurred_at"), _kind_text(note.kind),
-                               note.department, priority_text(note.priority), note.receiver, note.title,
-                               _state_text(state))))
-    console.print(table)
+    show_notifications(page, wide)
     show_next_page(page)
+
+
+def show_notifications(page: notify_pb2.ListNotificationsResponse, wide: bool = False) -> None:
+    """A page of notifications with what became of each, one row each."""
+    show_rows(f"{len(page.notifications)} notifications", NOTIFICATION_COLUMNS,
+              [cells((note.notification_id, when(note, "occurred_at"), _kind_text(note.kind), note.department,
+                      priority_text(note.priority), note.receiver, note.title, _state_text(state)))
+               for note, state in zip(page.notifications, page.states)], wide)
 
 
 def acknowledge_notification(notification_id: str, request_id: str, notify: str, token: str, ca, as_json: bool) -> None:

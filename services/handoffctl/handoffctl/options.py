@@ -61,6 +61,9 @@ CaFile = Annotated[
     Optional[Path], typer.Option("--ca", envvar="HANDOFF_CA", help="CA certificate: connect with TLS.")
 ]
 AsJson = Annotated[bool, typer.Option("--json", metavar="", help="Print plain JSON instead of a table (docs/cli-json.md).")]
+Wide = Annotated[bool, typer.Option("--wide", metavar="", help=(
+    "Every column in full, however wide the terminal; without it a narrow terminal shows the "
+    "most useful columns and says which it left out."))]
 RequestId = Annotated[
     str,
     typer.Option(help="Idempotency key (a fresh uuid4 when omitted); a retry with the same id changes nothing twice."),

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import timezone
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from handoff.v1 import types_pb2
-from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
+
+from handoffctl.fit import Column, print_fitted
 
 console = Console(highlight=False)
 if not console.is_terminal:
@@ -98,6 +100,14 @@ def when(message: Message, field: str) -> str:
     return moment.isoformat(sep=" ", timespec="seconds").replace("+00:00", "Z")
 
 
+SHORT_STATUS = {"waiting-on-customer": "waiting"}
+
+
+def short_time(text: str) -> str:
+    """`2025-03-01 09:30:00Z` -> `03-01 09:30Z`: the short form of a time in a narrow table."""
+    return f"{text[5:16]}Z" if text else text
+
+
 def _breached(leg) -> Text:
     return Text("yes", style="red") if leg.breached else Text("no")
 
@@ -151,21 +161,19 @@ def fields_table(title: str, rows: list[tuple[str, str | Text]]) -> Table | Grou
     return table
 
 
-def rows_table(title: str, columns: tuple[str, ...]) -> Table:
-    """A table of one row per item, light on borders; in a narrow terminal other columns
-    fold so that nothing is cut off, and ids stay whole for copying."""
-    if not _for_people():
-        table = Table(box=None, pad_edge=False)
-        for column in columns:
-            table.add_column(column.replace(" ", "_"), no_wrap=True)
-        return table
-    table = Table(title=Text(title), box=box.SIMPLE_HEAD, show_edge=False)
+def show_rows(title: str, columns: Sequence[Column], rows: Sequence[Sequence[Text]], wide: bool = False,
+              hint: str = "--wide shows every column") -> None:
+    """One row per item: for people, fitted to the terminal (handoffctl.fit); piped, plain
+    columns with every column, one row per line, so scripts can cut them."""
+    if _for_people():
+        print_fitted(console, title, columns, rows, wide, hint)
+        return
+    table = Table(box=None, pad_edge=False)
     for column in columns:
-        if column == "id":
-            table.add_column(column, no_wrap=True, min_width=36)
-        else:
-            table.add_column(column, overflow="fold")
-    return table
+        table.add_column(column.name.replace(" ", "_"), no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def show_next_page(page) -> None:
@@ -191,17 +199,23 @@ def show_transfer(response, as_json: bool) -> None:
     console.print(fields_table("opened leg", leg_rows(response.opened)))
 
 
-def show_legs(response, as_json: bool) -> None:
+# A page of legs for people, in a narrow terminal: the id stays whole (commands take it); the
+# time, priority, breach, department, status and case go in that order. A department sees only
+# its own legs, so for it the department column is the same on every row and goes first.
+LEG_COLUMNS = (Column("id"), Column("case", 1), Column("department", 3), Column("priority", 5),
+               Column("status", 2, short=lambda text: SHORT_STATUS.get(text, text)), Column("breached", 4),
+               Column("created", 6, short=short_time))
+
+
+def show_legs(response, as_json: bool, wide: bool = False) -> None:
     """A page of legs: one row each, and how to get the next page."""
     if as_json:
         print_json(response)
         return
-    table = rows_table(f"{len(response.handoffs)} handoffs",
-                        ("id", "case", "department", "priority", "status", "breached", "created"))
-    for leg in response.handoffs:
-        table.add_row(*cells((leg.handoff_id, leg.case_id, leg.department, priority_text(leg.priority),
-                               status_text(leg.status), _breached(leg), when(leg, "created_at"))))
-    console.print(table)
+    show_rows(f"{len(response.handoffs)} handoffs", LEG_COLUMNS,
+              [cells((leg.handoff_id, leg.case_id, leg.department, priority_text(leg.priority),
+                      status_text(leg.status), _breached(leg), when(leg, "created_at"))) for leg in response.handoffs],
+              wide)
     show_next_page(response)
 
 
@@ -233,12 +247,14 @@ def _timeline_row(entry) -> tuple[str, ...]:
             f"{leg.department}, {status_text(leg.status)}, {priority_text(leg.priority)}")
 
 
-def show_timeline(timeline, as_json: bool) -> None:
+TIMELINE_COLUMNS = (Column("at", 3, short=short_time), Column("what", 2), Column("id"), Column("case", 1),
+                    Column("detail", 4, flexible=True))
+
+
+def show_timeline(timeline, as_json: bool, wide: bool = False) -> None:
     """A customer's contacts and legs in time order."""
     if as_json:
         print_json(timeline)
         return
-    table = rows_table(f"timeline of {timeline.customer_ref}", ("at", "what", "id", "case", "detail"))
-    for entry in timeline.entries:
-        table.add_row(*cells(_timeline_row(entry)))
-    console.print(table)
+    show_rows(f"timeline of {timeline.customer_ref}", TIMELINE_COLUMNS,
+              [cells(_timeline_row(entry)) for entry in timeline.entries], wide)

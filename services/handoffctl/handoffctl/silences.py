@@ -17,8 +17,9 @@ from rich.text import Text
 
 from common.yamlfile import parse_duration
 from handoffctl.notify_client import DEFAULT_NOTIFY, notify_call
-from handoffctl.options import AsJson, CaFile, NotifyAddress, RequestId, Token, idempotency_key, timestamp
-from handoffctl.output import cells, console, print_json, rows_table, when
+from handoffctl.fit import Column
+from handoffctl.options import AsJson, CaFile, NotifyAddress, RequestId, Token, Wide, idempotency_key, timestamp
+from handoffctl.output import cells, print_json, short_time, show_rows, when
 from notify.domain.routing import InvalidMatcher, parse_matcher
 
 HELP = """Silence notifications: while a silence is active, notifications whose labels match all its matchers are recorded as suppressed and not delivered. Adding and expiring need an admin token; departments list the silences that name them.
@@ -57,17 +58,21 @@ def _status(silence, now: datetime) -> Text:
     return Text("pending", style="yellow") if starts > now else Text("active", style="green")
 
 
-def _show(silences, as_json: bool, title: str, response) -> None:
+# Silences keep their id whole (`silence expire` takes it); who set it, the start, the
+# comment, the end and the matchers go first in a narrow terminal (handoffctl.fit).
+SILENCE_COLUMNS = (Column("id"), Column("status", 1), Column("matchers", 2), Column("starts", 5, short=short_time),
+                   Column("ends", 3, short=short_time), Column("by", 6), Column("comment", 4, flexible=True))
+
+
+def _show(silences, as_json: bool, title: str, response, wide: bool = False) -> None:
     if as_json:
         print_json(response)
         return
     now = datetime.now(timezone.utc)
-    table = rows_table(title, ("id", "status", "matchers", "starts", "ends", "by", "comment"))
-    for silence in silences:
-        table.add_row(*cells((silence.silence_id, _status(silence, now), _matchers_text(silence),
-                               when(silence, "starts_at"), when(silence, "ends_at"), silence.created_by,
-                               silence.comment)))
-    console.print(table)
+    show_rows(title, SILENCE_COLUMNS,
+              [cells((silence.silence_id, _status(silence, now), _matchers_text(silence), when(silence, "starts_at"),
+                      when(silence, "ends_at"), silence.created_by, silence.comment)) for silence in silences],
+              wide, hint="`silence list --wide` shows every column")
 
 
 @app.command("add")
@@ -115,11 +120,12 @@ def list_silences(
     token: Token = "",
     ca: CaFile = None,
     as_json: AsJson = False,
+    wide: Wide = False,
 ) -> None:
     """List pending and active silences (expired ones too with --all), soonest ending first."""
     response = notify_call(notify, token, ca, "ListSilences", notify_pb2.ListSilencesRequest(include_expired=every))
     count = len(response.silences)
-    _show(response.silences, as_json, f"{count} silence{'' if count == 1 else 's'}", response)
+    _show(response.silences, as_json, f"{count} silence{'' if count == 1 else 's'}", response, wide)
 
 
 @app.command("expire")

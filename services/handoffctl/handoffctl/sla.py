@@ -18,9 +18,10 @@ from handoff.v1 import types_pb2
 from rich.text import Text
 
 from handoffctl.client import all_pages, stub_call
-from handoffctl.options import AsJson, CaFile, EveryPage, HandoffId, PageToken, SlaAddress, Token, timestamp
+from handoffctl.fit import Column
+from handoffctl.options import AsJson, CaFile, EveryPage, HandoffId, PageToken, SlaAddress, Token, Wide, timestamp
 from handoffctl.output import (
-    console, enum_text, fields_table, print_json, priority_text, rows_table, show_next_page, when,
+    console, enum_text, fields_table, print_json, priority_text, short_time, show_next_page, show_rows, when,
 )
 
 DEFAULT_SLA = "127.0.0.1:50052"
@@ -54,6 +55,15 @@ def money_text(minor: int, currency: str) -> str:
     return f"{amount} {currency}".strip()
 
 
+# In a narrow terminal a leg's clocks keep their name; the policy, start, target, time left,
+# deadline and state go in that order (handoffctl.fit).
+CLOCK_COLUMNS = (Column("clock"), Column("state", 1), Column("started", 5, short=short_time),
+                 Column("deadline", 2, short=short_time), Column("target", 4), Column("left", 3), Column("policy", 6))
+# Breaches keep the leg's id whole; the priority, deadline, department, time and case go first.
+BREACH_COLUMNS = (Column("breached", 4, short=short_time), Column("id"), Column("case", 1), Column("department", 3),
+                  Column("priority", 6), Column("clock", 2), Column("deadline", 5, short=short_time))
+
+
 def _clock_text(value: int) -> str:
     return enum_text(types_pb2.ClockKind, "CLOCK_KIND_", value)
 
@@ -72,21 +82,25 @@ def sla(
     token: Token = "",
     ca: CaFile = None,
     as_json: AsJson = False,
+    wide: Wide = False,
 ) -> None:
     """Show a leg's SLA clocks: state, deadline, target and the business time left."""
     answer = _call(sla_address, token, ca, "GetHandoffSla", sla_pb2.GetHandoffSlaRequest(handoff_id=handoff_id))
     if as_json:
         print_json(answer)
         return
+    show_clocks(answer, wide)
+
+
+def show_clocks(answer: sla_pb2.HandoffSla, wide: bool = False) -> None:
+    """A leg's clocks, one row each."""
     title = f"SLA of {answer.handoff_id} ({answer.department}, {priority_text(answer.priority)})"
-    table = rows_table(title, ("clock", "state", "started", "deadline", "target", "left", "policy"))
-    for clock in answer.clocks:
-        name = _clock_text(clock.clock) + (f" #{clock.sequence}" if clock.sequence > 1 else "")
-        table.add_row(Text(name), _state(clock), Text(when(clock, "started_at")), Text(when(clock, "deadline")),
-                      Text(duration_text(clock.target.ToTimedelta())),
-                      Text(duration_text(clock.business_time_left.ToTimedelta())),
-                      Text(clock.policy_name or clock.policy_version))
-    console.print(table)
+    rows = [[Text(_clock_text(clock.clock) + (f" #{clock.sequence}" if clock.sequence > 1 else "")), _state(clock),
+             Text(when(clock, "started_at")), Text(when(clock, "deadline")),
+             Text(duration_text(clock.target.ToTimedelta())),
+             Text(duration_text(clock.business_time_left.ToTimedelta())),
+             Text(clock.policy_name or clock.policy_version)] for clock in answer.clocks]
+    show_rows(title, CLOCK_COLUMNS, rows, wide)
     if not answer.clocks:
         console.print("no SLA clocks: no policy covers this leg, or its clocks have not started yet")
 
@@ -157,6 +171,7 @@ def breaches(
     token: Token = "",
     ca: CaFile = None,
     as_json: AsJson = False,
+    wide: Wide = False,
 ) -> None:
     """List SLA breaches, newest first: which leg, which clock, its deadline and when it breached."""
     request = sla_pb2.ListBreachesRequest(
@@ -169,11 +184,14 @@ def breaches(
     if as_json:
         print_json(page)
         return
-    table = rows_table(f"{len(page.breaches)} breaches",
-                   ("breached", "id", "case", "department", "priority", "clock", "deadline"))
-    for breach in page.breaches:
-        table.add_row(*(Text(value) for value in (
-            when(breach, "breached_at"), breach.handoff_id, breach.case_id, breach.department,
-            priority_text(breach.priority), _clock_text(breach.clock), when(breach, "deadline"))))
-    console.print(table)
+    show_breaches(page, wide)
     show_next_page(page)
+
+
+def show_breaches(page: sla_pb2.ListBreachesResponse, wide: bool = False) -> None:
+    """A page of breaches, one row each."""
+    show_rows(f"{len(page.breaches)} breaches", BREACH_COLUMNS,
+              [[Text(value) for value in (when(breach, "breached_at"), breach.handoff_id, breach.case_id,
+                                          breach.department, priority_text(breach.priority),
+                                          _clock_text(breach.clock), when(breach, "deadline"))]
+               for breach in page.breaches], wide)

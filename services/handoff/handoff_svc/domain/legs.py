@@ -1,4 +1,4 @@
-"""A leg and the commands that change it: the leg state machine of DESIGN.md section 8.
+"""A leg and the commands that change it: the leg state machine drawn below.
 
 Each command handler checks the command against the leg's current state and returns the
 events that record the change; `apply` folds events into legs. Replaying the events of

@@ -1,4 +1,4 @@
-"""Who may do what with legs (DESIGN.md section 7).
+"""Who may do what with legs.
 
 Agents and systems hand cases over and record contacts; a department works its own legs;
 admins and services may do anything. A department sees only its own legs.
