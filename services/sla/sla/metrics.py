@@ -1,4 +1,4 @@
-"""The sla service's metrics (DESIGN.md section 11)."""
+"""The sla service's metrics (listed with every service's in the README)."""
 
 from prometheus_client import Counter, Gauge, Histogram
 

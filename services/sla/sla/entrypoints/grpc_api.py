@@ -1,7 +1,7 @@
 """SlaService over gRPC: check the request, ask this replica's read model once it has caught
 up, answer. Any replica answers any call: each reads the whole stream (adapters.readmodel).
 
-Who may read what (DESIGN.md section 7): anyone authenticated may read a leg's clocks,
+Who may read what (README, "Security"): anyone authenticated may read a leg's clocks,
 a department only its own legs'; scorecards and breaches are for departments (their own
 only, never the whole centre), admins and services.
 """
