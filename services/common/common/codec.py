@@ -78,7 +78,10 @@ def to_timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
 def from_timestamp(stamp: timestamp_pb2.Timestamp) -> datetime:
     """An aware UTC datetime for a protobuf Timestamp (to the microsecond, as datetimes go)."""
     # Directly from the fields: protobuf's ToDatetime is several times slower, and this runs per record.
-    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
+    try:
+        return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
+    except OverflowError:
+        raise ValueError(f"timestamp out of range: {stamp.seconds} s, {stamp.nanos} ns since the epoch") from None
 
 
 def to_duration(span: timedelta) -> duration_pb2.Duration:

@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from common.auth import EXEMPT_SERVICES
 from common.metrics import MetricsInterceptor
+from common.requestguard import RequestGuard
 from common.security import ServerSecurity
 
 LIVENESS = "liveness"
@@ -90,11 +91,14 @@ async def start_server(
     Metrics come first among the interceptors, so refused calls are counted too.
     """
     gate = ReadinessGate()
-    server = grpc.aio.server(interceptors=[MetricsInterceptor(), gate, security.interceptor])
-    names: list[str] = []
-    for add, servicer, name in registrations:
+    registrations = list(registrations)
+    names = [name for _, _, name in registrations]
+    # Innermost, so a request that does not parse is refused as INVALID_ARGUMENT after the
+    # gate and authentication have had their say.
+    guard = RequestGuard(frozenset(names))
+    server = grpc.aio.server(interceptors=[MetricsInterceptor(), gate, security.interceptor, guard])
+    for add, servicer, _ in registrations:
         add(servicer, server)
-        names.append(name)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from handoff.v1 import channel_gateway_pb2, notifications_pb2
 
 from common.codec import CLOCK_NAMES, from_timestamp, priority_name
+from common.validation import InvalidField
 from gateways.domain.delivery import Delivery, Notification
 
 SERVICE_NAME = channel_gateway_pb2.DESCRIPTOR.services_by_name["ChannelGateway"].full_name
@@ -29,11 +32,18 @@ def notification_from(message: notifications_pb2.Notification) -> Notification:
         clock=CLOCK_NAMES.get(message.clock, ""),
         title=message.title,
         body=message.body,
-        occurred_at=from_timestamp(message.occurred_at) if message.HasField("occurred_at") else None,
+        occurred_at=_instant(message) if message.HasField("occurred_at") else None,
         labels=dict(message.labels),
         escalation_level=message.escalation_level,
         items=tuple(notification_from(item) for item in message.items),
     )
+
+
+def _instant(message) -> datetime:
+    try:
+        return from_timestamp(message.occurred_at)
+    except ValueError as error:
+        raise InvalidField("notification.occurred_at", str(error)) from None
 
 
 def delivery_from(request: channel_gateway_pb2.DeliverRequest) -> Delivery:

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from handoff.v1 import handoff_commands_pb2 as commands_pb2
 
 from common.codec import MalformedRecord, decode
+from common.dlq import dead_letter
 from common.kafkaio import partition_for, topic_partitions
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.topics import HANDOFF_COMMANDS, HANDOFF_REPLIES
@@ -78,6 +79,10 @@ class CommandBus:
         finally:
             self._waiting.pop(command_id, None)
 
+    async def _send_dead_letter(self, topic: str, key: bytes | None, value: bytes | None,
+                                headers: list[tuple[str, bytes]]) -> None:
+        await self._producer.send_and_wait(topic, value, key=key, headers=headers)
+
     async def _read_replies(self) -> None:
         while True:
             batches = await self._consumer.getmany(timeout_ms=1000)
@@ -89,6 +94,8 @@ class CommandBus:
                         reply = decode(HANDOFF_REPLIES, record.value)
                     except MalformedRecord as error:
                         log.warning("unreadable reply at offset %s: %s", record.offset, error)
+                        await dead_letter(self._send_dead_letter, HANDOFF_REPLIES, record.key, record.value,
+                                          record.partition, record.offset, str(error), self.replica)
                         continue
                     waiting = self._waiting.get(reply.command_id)
                     if waiting is not None and not waiting.done():

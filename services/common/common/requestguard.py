@@ -1,0 +1,78 @@
+"""A request that is not the message its method takes is the caller's mistake: INVALID_ARGUMENT.
+
+grpc answers INTERNAL ("Exception deserializing request") when a request's bytes do not
+parse, which tells the caller the server broke. This interceptor lets the parse fail softly
+and answers INVALID_ARGUMENT with the parser's reason instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+_FACTORIES = {
+    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
+}
+
+
+class Undecodable:
+    """What a request that does not parse becomes, with the parser's reason."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _soft(parse: Callable[[bytes], Any], name: str) -> Callable[[bytes], Any]:
+    def deserialize(payload: bytes) -> Any:
+        try:
+            return parse(payload)
+        except (DecodeError, ValueError, RecursionError) as error:
+            return Undecodable(f"the request is not a valid {name}: {error or type(error).__name__}")
+    return deserialize
+
+
+def _awaiting(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, Undecodable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+        return await inner(request, context)
+    return call
+
+
+def _streaming(inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        if isinstance(request, Undecodable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+        async for response in inner(request, context):
+            yield response
+    return call
+
+
+class RequestGuard(grpc.aio.ServerInterceptor):
+    """Unary requests of our services (not health or reflection) parse softly; see the module doc."""
+
+    def __init__(self, services: frozenset[str]) -> None:
+        self._services = services
+
+    async def intercept_service(self, continuation, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        service = details.method.lstrip("/").rpartition("/")[0]
+        kind = None if handler is None else (handler.request_streaming, handler.response_streaming)
+        if service not in self._services or kind not in _FACTORIES or handler.request_deserializer is None:
+            return handler
+        field, factory = _FACTORIES[kind]
+        inner = getattr(handler, field)
+        if inspect.isasyncgenfunction(inner):
+            wrapped: Callable[..., Any] = _streaming(inner)
+        elif inspect.iscoroutinefunction(inner):
+            wrapped = _awaiting(inner)
+        else:
+            return handler
+        name = details.method.rpartition("/")[2]
+        return factory(wrapped, request_deserializer=_soft(handler.request_deserializer, f"{name} request"),
+                       response_serializer=handler.response_serializer)
