@@ -149,3 +149,32 @@ inhibit_rules:
          requested(notification(WARNING, handoff_id="h-2"), ["subscription"]))
     assert changes(sent) == ["delivered", "suppressed", "delivered"]
     assert sent[1][1].suppressed.reason == "inhibition"
+
+
+def reading_a_month_late(tmp_path: Path):
+    """A Dispatcher with a 24 h history age whose clock is 30 days past the notifications' T0."""
+    sent, send = recorder()
+    tables = {name: {} for name in STAGE2_TABLES}
+    clock = Clock()
+    clock.at = T0 + timedelta(days=30)
+    dispatcher = dispatcher_for(tables, routing_of(tmp_path), lambda at: [], send, clock, None,
+                                history_age=timedelta(hours=24))
+    return dispatcher, tables, sent, clock
+
+
+def test_a_notification_older_than_the_history_age_is_recorded_not_delivered(tmp_path: Path) -> None:
+    dispatcher, tables, sent, clock = reading_a_month_late(tmp_path)
+    # a breach of last month, read now (an import)
+    feed(dispatcher, requested(notification()))
+    assert changes(sent) == ["suppressed"] and sent[0][1].suppressed.reason == "history"
+    assert tables["pending"] == {} and tables["escalations"] == {}
+    # one a day old still goes out
+    sent.clear()
+    feed(dispatcher, requested(replace(notification(handoff_id="h-2"), occurred_at=clock.at - timedelta(hours=23))))
+    assert changes(sent) == ["delivered"] and list(tables["pending"])
+
+
+def test_an_import_that_asks_for_its_history_to_be_notified_gets_it_delivered(tmp_path: Path) -> None:
+    dispatcher, tables, sent, _ = reading_a_month_late(tmp_path)
+    feed(dispatcher, requested(notification(), deliver_history=True))
+    assert changes(sent) == ["delivered"] and list(tables["pending"]) and list(tables["escalations"])

@@ -291,3 +291,17 @@ def test_a_leg_keeps_its_ends_across_the_table() -> None:
     leg = Leg("h-1", "case-1", "cust-1", "billing", "HIGH", "refund", True, (("n-1", "billing"),),
               (End(T0, "leg acknowledged"), End(T0 + timedelta(hours=1), "leg resolved", "e-9")))
     assert leg_from(json.loads(json.dumps(leg_value(leg)))) == leg
+
+
+def test_a_leg_imported_with_notify_has_its_notifications_delivered_however_old(stage1) -> None:
+    requester, sent = stage1
+    created = leg_event("created")
+    created.created.notify_history = True
+    requester.on_handoff_event(created, 0)
+    requester.on_sla_event(sla("breached"), 0)
+    requester.on_handoff_event(leg_event("created", handoff_id="h-2"), 0)
+    requester.on_sla_event(sla("breached", handoff_id="h-2"), 0)
+    flags = {e.requested.notification.handoff_id: e.requested.deliver_history
+             for _, e in sent if e.WhichOneof("change") == "requested"
+             and e.requested.notification.kind == notifications_pb2.NOTIFICATION_KIND_BREACH}
+    assert flags == {"h-1": True, "h-2": False}

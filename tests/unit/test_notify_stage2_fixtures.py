@@ -88,14 +88,16 @@ def notification(kind: str = BREACH, department: str = "billing", handoff_id: st
 
 
 def dispatcher_for(tables: dict, routing: RoutingConfig, silences, send, clock, dead_letter,
-                   recorded=None) -> Dispatcher:
-    """A Dispatcher on `tables`, with no gateways, its timers on `clock` (records stamped by `recorded`)."""
+                   recorded=None, history_age=None) -> Dispatcher:
+    """A Dispatcher on `tables`, with no gateways, its timers on `clock` (records stamped by `recorded`);
+    `history_age`: notifications older than that when read are recorded, not delivered."""
     recorded = recorded or clock
     return Dispatcher(tables, routing, silences, send, clock,
                       Deliverer(NoGateways(), routing, tables["deliveries"], tables["pending"], send, dead_letter,
                                 recorded, run_now),
                       Escalator(tables["escalations"], routing, send, clock, recorded),
-                      Grouper(tables["groups"], routing, send, clock, recorded), recorded)
+                      Grouper(tables["groups"], routing, send, clock, recorded), recorded,
+                      history_age=history_age)
 
 
 @pytest.fixture
@@ -118,8 +120,8 @@ def feed(dispatcher: Dispatcher, *values: bytes) -> None:
         dispatcher.on_event(notifications_pb2.NotificationEvent.FromString(value), 0)
 
 
-def requested(item: Notification, channels=("subscription", "team-chat")) -> bytes:
-    return codec.encode_requested(item, list(channels), T0)
+def requested(item: Notification, channels=("subscription", "team-chat"), deliver_history: bool = False) -> bytes:
+    return codec.encode_requested(item, list(channels), T0, deliver_history=deliver_history)
 
 
 def changes(sent) -> list[str]:

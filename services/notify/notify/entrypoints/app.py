@@ -19,7 +19,7 @@ MergedEventTime) stage 1 passes each on to every partition of notifications.v1 a
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 
 from confluent_kafka.admin import AdminClient
@@ -55,7 +55,7 @@ class NotifyProcessor:
     keyed_inputs: tuple[TopicSpec, ...] = ()
 
     def __init__(self, routing: RoutingConfig, clock: Clock, silences: ActiveSilences, gateways: Gateways,
-                 run: Run, send: Sender, client: dict | None = None) -> None:
+                 run: Run, send: Sender, client: dict | None = None, history_age: timedelta | None = None) -> None:
         self.place = Place()
         self.stores = tuple(ChangelogStore(name, changelog_name(APP_ID, name))
                             for name in STAGE1_TABLES + STAGE2_TABLES)
@@ -76,7 +76,7 @@ class NotifyProcessor:
             tables, routing, silences, notify, clock, deliverer,
             Escalator(tables["escalations"], routing, notify, clock, self._wall, self.place),
             Grouper(tables["groups"], routing, notify, clock, self._wall, self.place),
-            self._wall, self.place,
+            self._wall, self.place, history_age,
         )
 
     def process(self, spec: TopicSpec, message, partition: int) -> None:
@@ -132,9 +132,9 @@ class NotifyProcessor:
 
 
 def build(engine_settings: EngineSettings, routing: RoutingConfig, clock: Clock, silences: ActiveSilences,
-          gateways: Gateways, run: Run) -> tuple[StreamEngine, NotifyProcessor]:
+          gateways: Gateways, run: Run, history_age: timedelta | None = None) -> tuple[StreamEngine, NotifyProcessor]:
     """The engine with notify's processor plugged in."""
     sender = Sender()
     client = {"bootstrap.servers": engine_settings.bootstrap, **engine_settings.client}
-    processor = NotifyProcessor(routing, clock, silences, gateways, run, sender, client)
+    processor = NotifyProcessor(routing, clock, silences, gateways, run, sender, client, history_age)
     return StreamEngine(engine_settings, processor, sender), processor

@@ -1,6 +1,8 @@
 """Stage 2: notifications.v1 (keyed by receiver) -> suppressed, grouped, delivered, escalated.
 
-`requested`: held back by a silence or an inhibit rule (a `suppressed` event), put in its
+`requested`: recorded only when it is history (on wall time, older than NOTIFY_HISTORY_AGE
+when read, unless its import asked for delivery: a `suppressed` event, reason `history`),
+held back by a silence or an inhibit rule (a `suppressed` event), put in its
 group (flushed later by the Grouper as a digest), or sent now: the subscription channel by
 a `delivered` event that carries the notification (the Subscribe stream reads those), the
 other channels by the Deliverer through their gateways; and, when the receiver's policy says
@@ -23,7 +25,7 @@ have produced. Deliveries through gateways always run on wall time.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, MutableMapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from common.clock import Clock, MergedEventTime
 from notify import metrics
@@ -45,13 +47,15 @@ from notify.entrypoints.escalator import Escalator
 from notify.entrypoints.grouper import Grouper
 
 ActiveSilences = Callable[[datetime], list[Silence]]
+# The `suppressed` reason of a notification too old to deliver (NOTIFY_HISTORY_AGE).
+HISTORY = "history"
 Tables = Mapping[str, MutableMapping]
 
 
 class Dispatcher:
     def __init__(self, tables: Tables, routing: RoutingConfig, silences: ActiveSilences, send, clock: Clock,
                  deliverer: Deliverer, escalator: Escalator, grouper: Grouper, recorded: Clock | None = None,
-                 place: Place | None = None) -> None:
+                 place: Place | None = None, history_age: timedelta | None = None) -> None:
         self._deliveries = tables["deliveries"]    # delivery id (or "suppressed:<id>") -> outcome
         self._pending = tables["pending"]          # delivery id -> a Job to deliver through a gateway
         self._escalations = tables["escalations"]  # notification id -> escalation state
@@ -66,6 +70,8 @@ class Dispatcher:
         self._recorded = recorded or clock
         self._event_time = clock if isinstance(clock, MergedEventTime) else None
         self._place = place or Place()
+        # On wall time, a notification older than this when read is history: recorded, not delivered.
+        self._history_age = history_age if self._event_time is None else None
         self.deliverer, self.escalator, self.grouper = deliverer, escalator, grouper
         grouper.deliver = self._digest
         self.indexed_partitions: frozenset[int] = frozenset()
@@ -80,6 +86,9 @@ class Dispatcher:
             if notification.kind == DIGEST:  # written, and delivered, by this stage's own flush
                 return
             acknowledged = codec.acknowledged_with(message.requested)
+            if self._is_history(notification, message.requested.deliver_history):
+                self._suppress(notification, HISTORY, "", self._clock.now())
+                return
             self._requested(notification, list(message.requested.channels), partition, offset,
                             acknowledged is None)
             if acknowledged is not None:  # its leg ended before the notice was read: as if in time
@@ -92,6 +101,12 @@ class Dispatcher:
         elif change == "heartbeat":
             self._heartbeat(message, partition)
         # delivered, failed, suppressed, escalated: this stage's own outcomes, already in its tables
+
+    def _is_history(self, notification: Notification, deliver_history: bool) -> bool:
+        """Whether a notification is too old to page anyone (an import of last month's breaches):
+        older than the history age when read, on wall time, and its import did not ask for it."""
+        return (self._history_age is not None and not deliver_history
+                and self._clock.now() - notification.occurred_at > self._history_age)
 
     def _handled_at(self, notification: Notification) -> datetime:
         """When a notification counts as handled: now, or on event time its own instant."""

@@ -41,7 +41,8 @@ def main() -> None:
     api = serving(settings, clock, routing)
     gateways = Gateways(notify.gateways, notify.gateway_token, notify.gateway_ca_file)
     deliveries = DeliveryLoop()
-    engine, _ = build(engine_config, routing, clock, api.silences.active, gateways, deliveries.run)
+    engine, _ = build(engine_config, routing, clock, api.silences.active, gateways, deliveries.run,
+                      notify.history_age)
 
     async def on_stopped() -> None:
         await api.on_stopped()

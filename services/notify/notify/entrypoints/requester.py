@@ -71,9 +71,9 @@ class Requester:
     def _save(self, leg: Leg) -> None:
         self._legs[leg.handoff_id] = leg_value(leg)
 
-    def _request(self, notice: Notification, end: End | None = None) -> list[Notification]:
-        """Route `notice` and request it of every receiver reached that was not asked before;
-        `end`: the leg's end that acknowledges it already (a late notice)."""
+    def _request(self, notice: Notification, leg: Leg, end: End | None = None) -> list[Notification]:
+        """Route `notice` (about `leg`) and request it of every receiver reached that was not
+        asked before; `end`: the leg's end that acknowledges it already (a late notice)."""
         acknowledged = (end.at, end.by) if end else None
         sent = []
         for notification in requests(notice, self._routing.route(notice.labels), self._routing.root):
@@ -85,7 +85,8 @@ class Requester:
                 continue
             channels = [channel.name for channel in receiver.channels]
             self._send(notification.receiver,
-                       codec.encode_requested(notification, channels, self._recorded.now(), acknowledged))
+                       codec.encode_requested(notification, channels, self._recorded.now(), acknowledged,
+                                              leg.notify_history))
             self._requested[notification.notification_id] = True
             for kind in kinds:
                 metrics.NOTIFICATIONS.labels(kind, "requested").inc()
@@ -108,7 +109,7 @@ class Requester:
             leg = dataclasses.replace(leg, breached=True)
         leg = self._notice(leg, notice)
         if resolution is not None:  # resolved since: the notice the resolution would have sent
-            self._request(resolved_notice(leg, resolution.resolution_id, resolution.at))
+            self._request(resolved_notice(leg, resolution.resolution_id, resolution.at), leg)
 
     def on_repeat_contact(self, message, partition: int) -> None:
         if not codec.is_avoidable(message):
@@ -119,7 +120,7 @@ class Requester:
     def _notice(self, leg: Leg, notice: Notification) -> Leg:
         """Request `notice`: open on the leg, or acknowledged at once if the leg ended since."""
         end = end_after(leg, notice.occurred_at)
-        requested = self._request(notice, end)
+        requested = self._request(notice, leg, end)
         leg = leg if end is not None else opened(leg, requested)
         self._save(leg)
         return leg
@@ -134,12 +135,12 @@ class Requester:
         leg = codec.leg_of(message, known)
         at = codec.occurred_at(message)
         if change == "created" and known is None:
-            leg = opened(leg, self._request(new_leg_notice(leg, at)))
+            leg = opened(leg, self._request(new_leg_notice(leg, at), leg))
         if change in ENDS_ESCALATION:
             resolution = message.envelope.event_id if change == "resolved" else ""
             leg = self._acknowledge(leg, End(at, ENDS_ESCALATION[change], resolution))
         if change == "resolved" and leg.breached:
-            self._request(resolved_notice(leg, message.envelope.event_id, at))
+            self._request(resolved_notice(leg, message.envelope.event_id, at), leg)
         if change == "reopened":  # a new resolve clock: a notice follows only if it breaches too
             leg = dataclasses.replace(leg, breached=False)
         self._save(leg)
