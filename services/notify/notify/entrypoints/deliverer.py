@@ -169,7 +169,3 @@ class Deliverer:
     def _finish(self, job: Job, outcome: str) -> None:
         self._done[job.delivery_id] = outcome
         self._pending.pop(job.delivery_id, None)
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._in_flight)
