@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import os
 import queue
+import shutil
+import signal
 import threading
 import time
 import uuid
@@ -12,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
+from confluent_kafka import Producer
 from handoff.v1 import notification_service_pb2 as notify_api
 from handoff.v1 import notification_service_pb2_grpc as notify_grpc
 from kafka import KafkaConsumer, TopicPartition
@@ -199,3 +203,53 @@ class Subscription:
     def close(self) -> None:
         self._stream.cancel()
         self._channel.close()
+
+
+def write_evenly(bootstrap: str, topic: str, records: Iterator[tuple[bytes, bytes]], count: int,
+                 seconds: float) -> None:
+    """Write `count` (key, value) records of `records` to `topic`, spread evenly over `seconds`,
+    keyed with Kafka's murmur2 like the services, and wait until the broker has them all."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "enable.idempotence": True,
+                         "partitioner": "murmur2_random"})
+    started = time.monotonic()
+    for number, (key, value) in enumerate(itertools.islice(records, count)):
+        producer.produce(topic, key=key, value=value)
+        producer.poll(0)
+        pause = started + seconds * (number + 1) / count - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+    assert producer.flush(60) == 0
+
+
+@contextmanager
+def supervised(stack: Stack, service: str, lock: threading.Lock) -> Iterator[None]:
+    """While inside, `service` is started again whenever it exits by itself, as a supervisor
+    (Kubernetes) would; hold `lock` to kill and restart it by hand meanwhile."""
+    watching = threading.Event()
+    watching.set()
+
+    def supervise() -> None:
+        while watching.is_set():
+            with lock:
+                if watching.is_set() and not stack.services[service].is_running():
+                    stack.start_service(service)
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=supervise, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        watching.clear()
+        thread.join(10)
+
+
+def kill_9(stack: Stack, service: str, wipe: Path | None = None) -> None:
+    """SIGKILL `service` by its pid, wipe `wipe` (its data directory, as a pod rescheduled
+    elsewhere) if given, and start it again."""
+    process = stack.services[service]
+    os.kill(process.pid, signal.SIGKILL)
+    process.process.wait()
+    if wipe is not None:
+        shutil.rmtree(wipe, ignore_errors=True)
+    stack.start_service(service)

@@ -567,7 +567,8 @@ def stop(process: subprocess.Popen) -> int:
 
 
 def test_sigterm_stops_a_gateway_with_exit_0_and_numbering_resumes_after_restart(tmp_path, tokens_file):
-    env = {"AUTH_TOKENS_FILE": str(tokens_file), "LOG_FILE": str(tmp_path / "deliveries.jsonl")}
+    env = {"AUTH_TOKENS_FILE": str(tokens_file), "LOG_FILE": str(tmp_path / "deliveries.jsonl"),
+           "DATA_DIR": str(tmp_path / "data")}
     receipts = []
     for delivery_id in ("restart-1", "restart-2"):
         process = gateway_process("log", env)
@@ -580,6 +581,41 @@ def test_sigterm_stops_a_gateway_with_exit_0_and_numbering_resumes_after_restart
             stop(process)
 
     assert receipts == ["1", "2"]
+
+
+def test_a_delivery_id_is_never_sent_twice_across_a_kill_9_of_the_gateway(tmp_path, tokens_file, receiver):
+    env = {"AUTH_TOKENS_FILE": str(tokens_file), "WEBHOOK_SECRETS": json.dumps({"*": BILLING_SECRET}),
+           "WEBHOOK_TIMEOUT": "10", "DATA_DIR": str(tmp_path / "data")}
+    fast, slow = receiver.url("/hooks/billing/kill-test"), receiver.url("/hooks/billing/slow")
+    # given a gateway that delivered one id and is in the middle of sending another
+    process = gateway_process("webhook", env)
+    try:
+        address = read_ready(process)["grpc"]
+        first = deliver(address, request("kill-1", "webhook", fast))
+        with gateway_stub(address) as stub:
+            under_way = stub.Deliver.future(request("kill-2", "webhook", slow), timeout=30)
+            deadline = time.monotonic() + 10
+            while not receiver.bodies_for("kill-2") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert receiver.bodies_for("kill-2"), "the slow send never reached the receiver"
+            # when it is killed -9 (by its pid) and started again on the same data directory
+            process.kill()
+            process.wait(10)
+            assert under_way.exception(10) is not None
+    finally:
+        stop(process)
+    process = gateway_process("webhook", env)
+    try:
+        address = read_ready(process)["grpc"]
+        # then the delivered id is answered with its first receipt, and nothing is sent
+        assert deliver(address, request("kill-1", "webhook", fast)).receipt == first.receipt
+        # and the id whose send was cut off is refused as in doubt, not sent again
+        refused = refusal(address, request("kill-2", "webhook", slow))
+        assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "not sent again" in refused.details()
+    finally:
+        stop(process)
+    assert len(receiver.bodies_for("kill-1")) == 1 and len(receiver.bodies_for("kill-2")) == 1
 
 
 def test_a_bad_setting_stops_start_up_with_exit_2_naming_the_variable(tokens_file):

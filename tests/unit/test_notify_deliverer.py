@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,11 +9,11 @@ import pytest
 from handoff.v1 import notifications_pb2
 
 from notify.adapters.gateways import Outcome
-from notify.adapters.state import Job
+from notify.adapters.state import Job, job_value
 from notify.domain.notifications import BREACH, Notification
 from notify.entrypoints.deliverer import Deliverer
 from tests.unit.conftest import T0
-from tests.unit.test_notify_stage2_fixtures import Clock, routing_of
+from tests.unit.test_notify_stage2_fixtures import Clock, routing_of, run_now
 
 ROUTING = """
 receivers:
@@ -54,21 +53,20 @@ def run(tmp_path: Path):
     def deliver(gateways: ScriptedGateways, ticks: list[timedelta], recorded: dict | None = None):
         clock, sent, dead = Clock(), [], []
 
-        async def send(key, value):
+        def send(key, value):
             sent.append(notifications_pb2.NotificationEvent.FromString(value))
 
-        async def dead_letter(job, value, reason):
+        def dead_letter(job, value, reason):
             dead.append((job.delivery_id, reason, notifications_pb2.NotificationEvent.FromString(value)))
 
-        async def go():
-            deliverer = Deliverer(gateways, routing, recorded or {}, send, dead_letter, clock)
-            deliverer.schedule(Job("d-1", NOTE, "team-chat", 0, 7, T0))
-            for offset in ticks:
-                clock.at = T0 + offset
-                deliverer.tick(frozenset({0}))
-                await deliverer.settle()
-
-        asyncio.run(go())
+        job = Job("d-1", NOTE, "team-chat", 0, 7, T0)
+        pending = {"d-1": job_value(job)}
+        deliverer = Deliverer(gateways, routing, recorded or {}, pending, send, dead_letter, clock, run_now)
+        deliverer.schedule(job)
+        deliverer.seal()  # the batch that decided it is committed
+        for offset in ticks:
+            clock.at = T0 + offset
+            deliverer.tick(frozenset({0}))
         return sent, dead
 
     return deliver
@@ -118,3 +116,37 @@ def test_a_delivery_recorded_as_done_is_not_made_again(run) -> None:
     gateways = ScriptedGateways(Outcome(True))
     sent, _ = run(gateways, [timedelta(0)], recorded={"d-1": "delivered"})
     assert gateways.calls == [] and sent == []
+
+
+def test_a_delivery_is_attempted_only_once_the_batch_that_decided_it_is_committed(tmp_path: Path) -> None:
+    routing = routing_of(tmp_path, ROUTING)
+    gateways = ScriptedGateways(Outcome(True))
+    job = Job("d-1", NOTE, "team-chat", 0, 7, T0)
+    deliverer = Deliverer(gateways, routing, {}, {"d-1": job_value(job)}, lambda key, value: None,
+                          lambda *_: None, Clock(), run_now)
+    deliverer.schedule(job)
+    deliverer.tick(frozenset({0}))  # the batch deciding it has not committed yet
+    assert gateways.calls == []
+    deliverer.seal()
+    deliverer.tick(frozenset({0}))
+    assert [call[0] for call in gateways.calls] == ["d-1"]
+
+
+def test_an_outcome_is_recorded_in_the_tables_and_a_restart_resumes_the_backoff(tmp_path: Path) -> None:
+    routing = routing_of(tmp_path, ROUTING)
+    clock, done, job = Clock(), {}, Job("d-1", NOTE, "team-chat", 0, 7, T0)
+    pending = {"d-1": job_value(job)}
+    deliverer = Deliverer(ScriptedGateways(UNAVAILABLE), routing, done, pending, lambda key, value: None,
+                          lambda *_: None, clock, run_now)
+    deliverer.restore(frozenset({0}))
+    deliverer.tick(frozenset({0}))
+    assert pending["d-1"]["attempts"] == 1 and pending["d-1"]["next"] == (T0 + timedelta(seconds=1)).isoformat()
+    # a restarted worker takes the pending entry as committed: nothing before its next attempt
+    gateways = ScriptedGateways(Outcome(True))
+    restarted = Deliverer(gateways, routing, done, pending, lambda key, value: None, lambda *_: None, clock, run_now)
+    restarted.restore(frozenset({0}))
+    restarted.tick(frozenset({0}))
+    assert gateways.calls == []
+    clock.at = T0 + timedelta(seconds=1)
+    restarted.tick(frozenset({0}))
+    assert len(gateways.calls) == 1 and done == {"d-1": "delivered"} and pending == {}

@@ -7,7 +7,6 @@ have them).
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -89,35 +88,40 @@ def test_a_delivery_recorded_before_is_never_made_again(stage2) -> None:
     assert "delivered" not in changes(sent)
 
 
-def test_a_grouped_notification_waits_and_its_flush_is_a_digest_read_back(stage2) -> None:
+def test_a_grouped_notification_waits_and_its_flush_is_a_digest_delivered_in_the_same_step(stage2) -> None:
     dispatcher, tables, sent, _, clock = stage2
     first, second = notification(BREACH, "claims", "h-1"), notification(BREACH, "claims", "h-2")
     feed(dispatcher, requested(first, ["subscription"]), requested(second, ["subscription"]))
     assert sent == [] and len(tables["groups"]) == 1
-    dispatcher.rebuild(frozenset({0}), {})
+    dispatcher.rebuild(frozenset({0}))
     clock.at = T0 + timedelta(seconds=30)
-    asyncio.run(dispatcher.tick())
-    [(key, event)] = sent
+    dispatcher.tick()
+    # the digest is recorded, the group marked flushed and the digest delivered, all at once
+    assert changes(sent) == ["requested", "delivered"]
+    key, event = sent[0]
     digest = event.requested.notification
     assert (key, digest.kind, len(digest.items)) == ("claims", notifications_pb2.NOTIFICATION_KIND_DIGEST, 2)
-    # read back: the group is flushed and the digest delivered to the subscription
-    feed(dispatcher, event.SerializeToString())
     [group] = tables["groups"].values()
     assert group["unsent"] == [] and group["flushes"] == 1
     assert sent[-1][1].delivered.notification.notification_id == digest.notification_id
     sent.clear()
-    asyncio.run(dispatcher.tick())
-    assert sent == []
+    # the digest read back changes nothing: the state already knows it
+    feed(dispatcher, event.SerializeToString())
+    dispatcher.tick()
+    assert sent == [] and [group["flushes"] for group in tables["groups"].values()] == [1]
     # and acknowledging the digest acknowledges both members
     feed(dispatcher, codec.encode_acknowledged(digest.notification_id, "claims", "claims-team", T0))
     assert all(tables["escalations"][n.notification_id]["acked"] for n in (first, second))
 
 
-def test_rebuild_waits_for_the_agent_to_read_back_what_was_emitted_before(stage2) -> None:
-    dispatcher, *_ = stage2
-    dispatcher.rebuild(frozenset({0, 1}), {0: 10, 1: 0})
-    assert not dispatcher.caught_up(lambda partition: None)
-    assert dispatcher.caught_up(lambda partition: 10)
+def test_its_own_outcomes_read_back_change_no_table(stage2) -> None:
+    dispatcher, tables, sent, _, clock = stage2
+    feed(dispatcher, requested(notification(), ["subscription"]))
+    before = {name: dict(table) for name, table in tables.items()}
+    outcomes = [value.SerializeToString() for _, value in sent]
+    sent.clear()
+    feed(dispatcher, *outcomes)
+    assert sent == [] and {name: dict(table) for name, table in tables.items()} == before
 
 
 def test_an_acknowledged_member_leaves_its_group_before_the_flush(stage2) -> None:
@@ -125,10 +129,10 @@ def test_an_acknowledged_member_leaves_its_group_before_the_flush(stage2) -> Non
     first, second = notification(BREACH, "claims", "h-1"), notification(BREACH, "claims", "h-2")
     feed(dispatcher, requested(first, ["subscription"]), requested(second, ["subscription"]))
     feed(dispatcher, codec.encode_acknowledged(first.notification_id, "claims", "leg resolved", T0))
-    dispatcher.rebuild(frozenset({0}), {})
+    dispatcher.rebuild(frozenset({0}))
     clock.at = T0 + timedelta(seconds=30)
-    asyncio.run(dispatcher.tick())
-    [(_, event)] = sent
+    dispatcher.tick()
+    [event] = [e for _, e in sent if e.WhichOneof("change") == "requested"]
     assert [item.handoff_id for item in event.requested.notification.items] == ["h-2"]
 
 
@@ -145,3 +149,32 @@ inhibit_rules:
          requested(notification(WARNING, handoff_id="h-2"), ["subscription"]))
     assert changes(sent) == ["delivered", "suppressed", "delivered"]
     assert sent[1][1].suppressed.reason == "inhibition"
+
+
+def reading_a_month_late(tmp_path: Path):
+    """A Dispatcher with a 24 h history age whose clock is 30 days past the notifications' T0."""
+    sent, send = recorder()
+    tables = {name: {} for name in STAGE2_TABLES}
+    clock = Clock()
+    clock.at = T0 + timedelta(days=30)
+    dispatcher = dispatcher_for(tables, routing_of(tmp_path), lambda at: [], send, clock, None,
+                                history_age=timedelta(hours=24))
+    return dispatcher, tables, sent, clock
+
+
+def test_a_notification_older_than_the_history_age_is_recorded_not_delivered(tmp_path: Path) -> None:
+    dispatcher, tables, sent, clock = reading_a_month_late(tmp_path)
+    # a breach of last month, read now (an import)
+    feed(dispatcher, requested(notification()))
+    assert changes(sent) == ["suppressed"] and sent[0][1].suppressed.reason == "history"
+    assert tables["pending"] == {} and tables["escalations"] == {}
+    # one a day old still goes out
+    sent.clear()
+    feed(dispatcher, requested(replace(notification(handoff_id="h-2"), occurred_at=clock.at - timedelta(hours=23))))
+    assert changes(sent) == ["delivered"] and list(tables["pending"])
+
+
+def test_an_import_that_asks_for_its_history_to_be_notified_gets_it_delivered(tmp_path: Path) -> None:
+    dispatcher, tables, sent, _ = reading_a_month_late(tmp_path)
+    feed(dispatcher, requested(notification(), deliver_history=True))
+    assert changes(sent) == ["delivered"] and list(tables["pending"]) and list(tables["escalations"])

@@ -3,7 +3,6 @@ read back, reminders, and acknowledgements (of the notification, before it, or o
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from notify.adapters import codec
@@ -25,17 +24,17 @@ def test_escalation_steps_are_taken_when_due_and_an_acknowledgement_stops_them(s
     dispatcher, tables, sent, _, clock = stage2
     breach = notification(BREACH)
     feed(dispatcher, requested(breach, ["subscription"]))
-    dispatcher.rebuild(frozenset({0}), {})
+    dispatcher.rebuild(frozenset({0}))
     sent.clear()
     clock.at = T0 + timedelta(minutes=15)
-    asyncio.run(dispatcher.tick())
+    dispatcher.tick()
     assert changes(sent) == ["escalated", "requested"]
     assert (sent[1][0], sent[1][1].requested.notification.escalation_level) == ("billing-lead", 1)
     # read back, the step is in the table; a second tick takes nothing more
     feed(dispatcher, sent[0][1].SerializeToString())
     assert tables["escalations"][breach.notification_id]["level"] == 1
     sent.clear()
-    asyncio.run(dispatcher.tick())
+    dispatcher.tick()
     assert sent == []
     feed(dispatcher, codec.encode_acknowledged(breach.notification_id, "billing", "leg acknowledged", T0))
     assert tables["escalations"][breach.notification_id]["acked"]
@@ -53,9 +52,9 @@ def test_acknowledging_an_escalation_notice_acknowledges_the_original(stage2) ->
     dispatcher, tables, sent, _, clock = stage2
     breach = notification(BREACH)
     feed(dispatcher, requested(breach, ["subscription"]))
-    dispatcher.rebuild(frozenset({0}), {})
+    dispatcher.rebuild(frozenset({0}))
     clock.at = T0 + timedelta(minutes=15)
-    asyncio.run(dispatcher.tick())
+    dispatcher.tick()
     notice = next(e for _, e in sent if e.WhichOneof("change") == "requested")
     feed(dispatcher, notice.SerializeToString())
     sent.clear()
@@ -74,10 +73,10 @@ def test_whoever_holds_an_unacknowledged_notification_is_reminded_every_repeat_i
     dispatcher, tables, sent, _, clock = stage2
     breach = notification(BREACH)
     feed(dispatcher, requested(breach, ["subscription"]))
-    dispatcher.rebuild(frozenset({0}), {})
+    dispatcher.rebuild(frozenset({0}))
     for minutes in (15, 15 + 4 * 60, 15 + 8 * 60):  # the route's repeat_interval: 4h
         clock.at = T0 + timedelta(minutes=minutes)
-        asyncio.run(dispatcher.tick())
+        dispatcher.tick()
         for _, event in list(sent):
             if event.WhichOneof("change") == "escalated":
                 feed(dispatcher, event.SerializeToString())

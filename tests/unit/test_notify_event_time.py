@@ -4,7 +4,6 @@ the steps due before T first."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -59,15 +58,15 @@ class Stage2:
         self.sent, send = recorder()
         self.tables = tables if tables is not None else {name: {} for name in STAGE2_TABLES}
 
-        async def dead_letter(job, value: bytes, reason: str) -> None:
+        def dead_letter(job, value: bytes, reason: str) -> None:
             raise AssertionError(reason)
 
         self.dispatcher = dispatcher_for(self.tables, self.routing, lambda at: [], send, self.clock, dead_letter,
                                          recorded=self.wall)
-        self.dispatcher.rebuild(frozenset({0}), {})
+        self.dispatcher.rebuild(frozenset({0}))
 
     def tick(self) -> None:
-        asyncio.run(self.dispatcher.tick())
+        self.dispatcher.tick()
 
     def steps(self) -> list[tuple[int, object, object]]:
         """(level, occurred_at, recorded_at) of each `escalated` event sent."""

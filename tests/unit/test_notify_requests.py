@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -89,10 +88,6 @@ def leg_event(change: str, handoff_id: str = "h-1", event_id: str = "e-1") -> ha
     return event
 
 
-def run(coroutine):
-    return asyncio.run(coroutine)
-
-
 def requested(sent) -> list[tuple[str, notifications_pb2.Notification, list[str]]]:
     return [(key, e.requested.notification, list(e.requested.channels))
             for key, e in sent if e.WhichOneof("change") == "requested"]
@@ -100,7 +95,7 @@ def requested(sent) -> list[tuple[str, notifications_pb2.Notification, list[str]
 
 def test_a_breach_is_requested_of_the_routed_receiver_with_its_channels_and_labels(stage1) -> None:
     requester, sent = stage1
-    run(requester.on_sla_event(sla("breached"), 0))
+    requester.on_sla_event(sla("breached"), 0)
     [(key, notification, channels)] = requested(sent)
     assert (key, notification.receiver, channels) == ("billing", "billing", ["subscription", "team-chat"])
     assert notification.kind == notifications_pb2.NOTIFICATION_KIND_BREACH
@@ -111,14 +106,14 @@ def test_a_breach_is_requested_of_the_routed_receiver_with_its_channels_and_labe
 
 def test_a_breach_read_twice_is_requested_once(stage1) -> None:
     requester, sent = stage1
-    run(requester.on_sla_event(sla("breached"), 0))
-    run(requester.on_sla_event(sla("breached"), 0))
+    requester.on_sla_event(sla("breached"), 0)
+    requester.on_sla_event(sla("breached"), 0)
     assert len(requested(sent)) == 1
 
 
 def test_an_urgent_breach_reaches_every_receiver_a_continue_route_leads_to(stage1) -> None:
     requester, sent = stage1
-    run(requester.on_sla_event(sla("breached", priority=types_pb2.PRIORITY_URGENT), 0))
+    requester.on_sla_event(sla("breached", priority=types_pb2.PRIORITY_URGENT), 0)
     assert [key for key, _, _ in requested(sent)] == ["billing-oncall", "billing"]
     ids = [n.notification_id for _, n, _ in requested(sent)]
     assert len(set(ids)) == 2  # one id per (key, receiver)
@@ -126,16 +121,16 @@ def test_an_urgent_breach_reaches_every_receiver_a_continue_route_leads_to(stage
 
 def test_warnings_are_requested_and_clock_starts_are_not(stage1) -> None:
     requester, sent = stage1
-    run(requester.on_sla_event(sla("clock_started"), 0))
+    requester.on_sla_event(sla("clock_started"), 0)
     assert sent == []
-    run(requester.on_sla_event(sla("warning"), 0))
+    requester.on_sla_event(sla("warning"), 0)
     [(_, notification, _)] = requested(sent)
     assert notification.kind == notifications_pb2.NOTIFICATION_KIND_WARNING
 
 
 def test_a_new_leg_is_told_only_where_a_route_asks_for_new_legs(stage1, routing) -> None:
     requester, sent = stage1
-    run(requester.on_handoff_event(leg_event("created"), 0))
+    requester.on_handoff_event(leg_event("created"), 0)
     assert [(key, n.kind) for key, n, _ in requested(sent)] == [
         ("billing", notifications_pb2.NOTIFICATION_KIND_NEW_LEG)]
     # the catch-all that takes what nobody else does is not told of a new leg elsewhere
@@ -146,23 +141,23 @@ def test_a_new_leg_is_told_only_where_a_route_asks_for_new_legs(stage1, routing)
 
 def test_acknowledging_the_leg_acknowledges_what_was_requested_about_it_once(stage1) -> None:
     requester, sent = stage1
-    run(requester.on_handoff_event(leg_event("created"), 0))
-    run(requester.on_sla_event(sla("breached"), 0))
+    requester.on_handoff_event(leg_event("created"), 0)
+    requester.on_sla_event(sla("breached"), 0)
     ids = {n.notification_id for _, n, _ in requested(sent)}
-    run(requester.on_handoff_event(leg_event("acknowledged"), 0))
+    requester.on_handoff_event(leg_event("acknowledged"), 0)
     acks = [e.acknowledged for _, e in sent if e.WhichOneof("change") == "acknowledged"]
     assert {a.notification_id for a in acks} == ids
     assert {a.acknowledged_by for a in acks} == {"leg acknowledged"}
-    run(requester.on_handoff_event(leg_event("acknowledged", event_id="e-2"), 0))
+    requester.on_handoff_event(leg_event("acknowledged", event_id="e-2"), 0)
     assert len([e for _, e in sent if e.WhichOneof("change") == "acknowledged"]) == len(ids)
 
 
 def test_resolving_a_breached_leg_sends_a_resolution_notice_and_ends_its_escalation(stage1) -> None:
     requester, sent = stage1
-    run(requester.on_handoff_event(leg_event("created"), 0))
-    run(requester.on_sla_event(sla("breached"), 0))
+    requester.on_handoff_event(leg_event("created"), 0)
+    requester.on_sla_event(sla("breached"), 0)
     sent.clear()
-    run(requester.on_handoff_event(leg_event("resolved", event_id="e-9"), 0))
+    requester.on_handoff_event(leg_event("resolved", event_id="e-9"), 0)
     changes = [e.WhichOneof("change") for _, e in sent]
     assert changes.count("acknowledged") == 2 and changes[-1] == "requested"
     [(_, notice, _)] = requested(sent)
@@ -172,15 +167,15 @@ def test_resolving_a_breached_leg_sends_a_resolution_notice_and_ends_its_escalat
 
 def test_resolving_a_leg_that_never_breached_sends_no_notice(stage1) -> None:
     requester, sent = stage1
-    run(requester.on_handoff_event(leg_event("created"), 0))
+    requester.on_handoff_event(leg_event("created"), 0)
     sent.clear()
-    run(requester.on_handoff_event(leg_event("resolved"), 0))
+    requester.on_handoff_event(leg_event("resolved"), 0)
     assert requested(sent) == []
 
 
 def test_heartbeats_of_event_time_are_skipped(stage1) -> None:
     requester, sent = stage1
-    run(requester.on_handoff_event(leg_event("heartbeat"), 0))
+    requester.on_handoff_event(leg_event("heartbeat"), 0)
     assert sent == []
 
 
@@ -192,7 +187,7 @@ def test_only_avoidable_repeat_contacts_are_notified(stage1, cause, told) -> Non
     repeat = contacts_pb2.RepeatContactDetected(
         envelope=envelope(), contact_id="ct-2", customer_ref="cust-1", cause=cause, handoff_id="h-1",
         case_id="case-1", department="billing", contacted_at=to_timestamp(T0))
-    run(requester.on_repeat_contact(repeat, 0))
+    requester.on_repeat_contact(repeat, 0)
     assert [(k, n.kind) for k, n, _ in requested(sent)] == (
         [("billing-head", notifications_pb2.NOTIFICATION_KIND_AVOIDABLE_REPEAT)] if told else [])
 
@@ -217,10 +212,10 @@ def breach_at(deadline) -> sla_events_pb2.SlaEvent:
 
 def acknowledged_then_breached(requester, sent, acknowledged_at, breached_at):
     """The leg acknowledged at `acknowledged_at`, then a breach at `breached_at` read: what it requested."""
-    run(requester.on_handoff_event(leg_event("created"), 0))
-    run(requester.on_handoff_event(at(leg_event("acknowledged", event_id="e-2"), acknowledged_at), 0))
+    requester.on_handoff_event(leg_event("created"), 0)
+    requester.on_handoff_event(at(leg_event("acknowledged", event_id="e-2"), acknowledged_at), 0)
     sent.clear()
-    run(requester.on_sla_event(breach_at(breached_at), 0))
+    requester.on_sla_event(breach_at(breached_at), 0)
     [(_, event)] = sent
     return event
 
@@ -234,17 +229,17 @@ def test_a_breach_read_after_the_leg_was_acknowledged_is_requested_as_acknowledg
     assert event.requested.acknowledged_by == "leg acknowledged"
     # and the leg does not hold it open: a later resolution acknowledges nothing more
     sent.clear()
-    run(requester.on_handoff_event(at(leg_event("resolved", event_id="e-3"), T0 + timedelta(hours=1)), 0))
+    requester.on_handoff_event(at(leg_event("resolved", event_id="e-3"), T0 + timedelta(hours=1)), 0)
     assert [e.WhichOneof("change") for _, e in sent] == ["requested"]  # the resolution notice only
 
 
 def test_a_breach_read_after_the_leg_was_resolved_still_earns_its_resolution_notice(stage1) -> None:
     requester, sent = stage1
-    run(requester.on_handoff_event(leg_event("created"), 0))
-    run(requester.on_handoff_event(at(leg_event("resolved", event_id="e-9"), T0 + timedelta(hours=1)), 0))
+    requester.on_handoff_event(leg_event("created"), 0)
+    requester.on_handoff_event(at(leg_event("resolved", event_id="e-9"), T0 + timedelta(hours=1)), 0)
     assert requested(sent)[-1][1].kind == notifications_pb2.NOTIFICATION_KIND_NEW_LEG  # not breached yet
     sent.clear()
-    run(requester.on_sla_event(breach_at(T0 + timedelta(minutes=15)), 0))
+    requester.on_sla_event(breach_at(T0 + timedelta(minutes=15)), 0)
     [breach, resolution] = [e.requested for _, e in sent]
     assert (breach.notification.kind, breach.acknowledged_by) == (
         notifications_pb2.NOTIFICATION_KIND_BREACH, "leg resolved")
@@ -260,9 +255,9 @@ def test_a_breach_and_the_resolution_request_the_same_ids_whichever_is_read_firs
     breach = lambda: requester.on_sla_event(breach_at(T0 + timedelta(minutes=15)), 0)  # noqa: E731
     resolution = lambda: requester.on_handoff_event(  # noqa: E731
         at(leg_event("resolved", event_id="e-9"), T0 + timedelta(hours=1)), 0)
-    run(requester.on_handoff_event(leg_event("created"), 0))
+    requester.on_handoff_event(leg_event("created"), 0)
     for step in (resolution, breach) if breach_read_last else (breach, resolution):
-        run(step())
+        step()
     assert sorted(n.key for _, n, _ in requested(sent)) == [
         f"breach:h-1:ack:{(T0 + timedelta(minutes=15)).isoformat()}", "new_leg:h-1", "resolved_after_breach:h-1:e-9"]
 
@@ -273,7 +268,7 @@ def test_a_breach_after_the_leg_was_acknowledged_is_not_acknowledged_by_it(stage
     event = acknowledged_then_breached(requester, sent, T0 + timedelta(minutes=5), T0 + timedelta(hours=8))
     assert not event.requested.HasField("acknowledged_at")
     sent.clear()
-    run(requester.on_handoff_event(at(leg_event("resolved", event_id="e-3"), T0 + timedelta(hours=9)), 0))
+    requester.on_handoff_event(at(leg_event("resolved", event_id="e-3"), T0 + timedelta(hours=9)), 0)
     assert [e.acknowledged.notification_id for _, e in sent if e.WhichOneof("change") == "acknowledged"] == [
         event.requested.notification.notification_id]
 
@@ -282,12 +277,12 @@ def test_on_event_time_a_heartbeat_is_passed_on_after_what_was_requested_before_
     sent, send = recorder()
     forwarded = []
 
-    async def forward(instant, partition: int) -> None:
+    def forward(instant, partition: int) -> None:
         forwarded.append((instant, partition, len(sent)))
 
     requester = Requester({}, {}, routing, send, FixedClock(), forward)
-    run(requester.on_sla_event(sla("breached"), 2))
-    run(requester.on_handoff_event(at(leg_event("heartbeat"), T0 + timedelta(hours=2)), 2))
+    requester.on_sla_event(sla("breached"), 2)
+    requester.on_handoff_event(at(leg_event("heartbeat"), T0 + timedelta(hours=2)), 2)
     assert forwarded == [(T0 + timedelta(hours=2), 2, 1)]
     assert len(sent) == 1  # the heartbeat itself is no notification
 
@@ -296,3 +291,17 @@ def test_a_leg_keeps_its_ends_across_the_table() -> None:
     leg = Leg("h-1", "case-1", "cust-1", "billing", "HIGH", "refund", True, (("n-1", "billing"),),
               (End(T0, "leg acknowledged"), End(T0 + timedelta(hours=1), "leg resolved", "e-9")))
     assert leg_from(json.loads(json.dumps(leg_value(leg)))) == leg
+
+
+def test_a_leg_imported_with_notify_has_its_notifications_delivered_however_old(stage1) -> None:
+    requester, sent = stage1
+    created = leg_event("created")
+    created.created.notify_history = True
+    requester.on_handoff_event(created, 0)
+    requester.on_sla_event(sla("breached"), 0)
+    requester.on_handoff_event(leg_event("created", handoff_id="h-2"), 0)
+    requester.on_sla_event(sla("breached", handoff_id="h-2"), 0)
+    flags = {e.requested.notification.handoff_id: e.requested.deliver_history
+             for _, e in sent if e.WhichOneof("change") == "requested"
+             and e.requested.notification.kind == notifications_pb2.NOTIFICATION_KIND_BREACH}
+    assert flags == {"h-1": True, "h-2": False}

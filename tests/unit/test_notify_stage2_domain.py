@@ -78,10 +78,14 @@ def test_notify_settings_read_the_routing_file_and_gateways() -> None:
     settings = notify_settings({"NOTIFY_GATEWAY_WEBHOOK": "127.0.0.1:7001", "NOTIFY_GATEWAY_TOKEN": "t"})
     assert settings.routing_file == Path("config/routing.yaml")
     assert dict(settings.gateways) == {"webhook": "127.0.0.1:7001"}
+    assert settings.history_age == timedelta(hours=24)
+    assert notify_settings({"NOTIFY_HISTORY_AGE": "2d"}).history_age == timedelta(days=2)
 
 
 @pytest.mark.parametrize("env, named", [({"NOTIFY_GATEWAY_EMAIL": "nohost"}, "NOTIFY_GATEWAY_EMAIL"),
-                                        ({"NOTIFY_GATEWAY_LOG": "127.0.0.1:1"}, "NOTIFY_GATEWAY_TOKEN")])
+                                        ({"NOTIFY_GATEWAY_LOG": "127.0.0.1:1"}, "NOTIFY_GATEWAY_TOKEN"),
+                                        ({"NOTIFY_HISTORY_AGE": "a day"}, "NOTIFY_HISTORY_AGE"),
+                                        ({"NOTIFY_HISTORY_AGE": "0s"}, "NOTIFY_HISTORY_AGE")])
 def test_bad_notify_settings_name_the_variable(env, named) -> None:
     with pytest.raises(SettingsError, match=named):
         notify_settings(env)

@@ -5,7 +5,7 @@ on disk, the settable clock and the recording `send` serve notify's other unit t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -58,14 +58,19 @@ def routing_of(tmp_path: Path, text: str = ROUTING) -> RoutingConfig:
     return load_routing(path)
 
 
-def recorder() -> tuple[list, Callable[[str, bytes], Awaitable[None]]]:
+def recorder() -> tuple[list, Callable[[str, bytes], None]]:
     """A `send` that keeps each (key, NotificationEvent) it is given, and the list it keeps them in."""
     sent: list[tuple[str, notifications_pb2.NotificationEvent]] = []
 
-    async def send(key: str, value: bytes) -> None:
+    def send(key: str, value: bytes) -> None:
         sent.append((key, notifications_pb2.NotificationEvent.FromString(value)))
 
     return sent, send
+
+
+def run_now(coroutine) -> None:
+    """The delivery loop of a unit test: the call is made, and its outcome queued, at once."""
+    asyncio.run(coroutine)
 
 
 class NoGateways:
@@ -83,13 +88,16 @@ def notification(kind: str = BREACH, department: str = "billing", handoff_id: st
 
 
 def dispatcher_for(tables: dict, routing: RoutingConfig, silences, send, clock, dead_letter,
-                   recorded=None) -> Dispatcher:
-    """A Dispatcher on `tables`, with no gateways, its timers on `clock` (records stamped by `recorded`)."""
+                   recorded=None, history_age=None) -> Dispatcher:
+    """A Dispatcher on `tables`, with no gateways, its timers on `clock` (records stamped by `recorded`);
+    `history_age`: notifications older than that when read are recorded, not delivered."""
     recorded = recorded or clock
     return Dispatcher(tables, routing, silences, send, clock,
-                      Deliverer(NoGateways(), routing, tables["deliveries"], send, dead_letter, recorded),
+                      Deliverer(NoGateways(), routing, tables["deliveries"], tables["pending"], send, dead_letter,
+                                recorded, run_now),
                       Escalator(tables["escalations"], routing, send, clock, recorded),
-                      Grouper(tables["groups"], routing, send, clock, recorded), recorded)
+                      Grouper(tables["groups"], routing, send, clock, recorded), recorded,
+                      history_age=history_age)
 
 
 @pytest.fixture
@@ -100,7 +108,7 @@ def stage2(tmp_path: Path):
     tables = {name: {} for name in STAGE2_TABLES}
     dead = []
 
-    async def dead_letter(job, value: bytes, reason: str) -> None:
+    def dead_letter(job, value: bytes, reason: str) -> None:
         dead.append((job.delivery_id, reason))
 
     dispatcher = dispatcher_for(tables, routing, lambda at: list(silences), send, clock, dead_letter)
@@ -109,11 +117,11 @@ def stage2(tmp_path: Path):
 
 def feed(dispatcher: Dispatcher, *values: bytes) -> None:
     for value in values:
-        asyncio.run(dispatcher.on_event(notifications_pb2.NotificationEvent.FromString(value), 0))
+        dispatcher.on_event(notifications_pb2.NotificationEvent.FromString(value), 0)
 
 
-def requested(item: Notification, channels=("subscription", "team-chat")) -> bytes:
-    return codec.encode_requested(item, list(channels), T0)
+def requested(item: Notification, channels=("subscription", "team-chat"), deliver_history: bool = False) -> bytes:
+    return codec.encode_requested(item, list(channels), T0, deliver_history=deliver_history)
 
 
 def changes(sent) -> list[str]:

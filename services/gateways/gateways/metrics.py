@@ -3,8 +3,9 @@
 from prometheus_client import Counter, Histogram
 
 # delivered, unavailable, rejected: one per downstream attempt. duplicate: answered from the
-# record of earlier deliveries (or by joining one in flight). invalid: refused before sending.
-OUTCOMES = ("delivered", "duplicate", "unavailable", "rejected", "invalid", "error")
+# record of earlier deliveries (or by joining one in flight). in_doubt: refused because a send
+# of that id was cut off by a restart. invalid: refused before sending.
+OUTCOMES = ("delivered", "duplicate", "in_doubt", "unavailable", "rejected", "invalid", "error")
 
 DELIVERIES = Counter(
     "handoff_gateway_deliveries_total",

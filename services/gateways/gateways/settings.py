@@ -52,6 +52,8 @@ class GatewaySettings:
     kind: str
     service: ServiceSettings
     dedup_capacity: int
+    # The delivery journal: which ids were sent, kept across restarts (one file per replica).
+    dedup_file: Path
     webhook: WebhookSettings | None = None
     smtp: SmtpSettings | None = None
     log_file: Path | None = None
@@ -164,7 +166,8 @@ def gateway_settings(kind: str | None = None, env: Mapping[str, str] | None = No
     if kind not in KINDS:
         raise SettingsError(f"GATEWAY_KIND={kind!r} is not one of {', '.join(KINDS)}")
     service = service_settings(f"gateway-{kind}", env)
-    settings = GatewaySettings(kind, service, _count(env, "DEDUP_CAPACITY", 10_000))
+    dedup_file = Path(env.get("DEDUP_FILE") or service.data_dir / f"dedup-{kind}.jsonl")
+    settings = GatewaySettings(kind, service, _count(env, "DEDUP_CAPACITY", 10_000), dedup_file)
     if kind == "webhook":
         return replace(settings, webhook=_webhook(env))
     if kind == "email":

@@ -36,6 +36,10 @@ def import_history(
         str, typer.Option(envvar="CUSTOMER_REF_KEY", help="Key that pseudonymises a customer_id column.")
     ] = "",
     quiet: Annotated[bool, typer.Option("--quiet", metavar="", help="No progress bar.")] = False,
+    notify: Annotated[bool, typer.Option(
+        "--notify", metavar="",
+        help="Have notify deliver the imported legs' warnings and breaches however old they are "
+             "(without it, those older than NOTIFY_HISTORY_AGE are recorded, not delivered).")] = False,
 ) -> None:
     """Import historical legs (--handoffs) and contacts (--contacts) from CSV files.
 
@@ -51,7 +55,8 @@ def import_history(
         raise typer.Exit(2) from None
     try:
         report = asyncio.run(_cancellable(import_files(kafka_bootstrap, handoffs, contacts, customer_ref_key=key,
-                                                       progress=not quiet, security=security)))
+                                                       progress=not quiet, security=security,
+                                                       notify=notify)))
     except ImportRejected as rejected:
         for line in rejected.listing():
             errors.print(line, markup=False)  # rows are echoed; [..] in them is not markup

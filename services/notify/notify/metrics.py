@@ -21,7 +21,7 @@ ESCALATIONS = Counter(
     "handoff_escalations_total", "Escalation steps taken, by level (0: a reminder to the first receiver).", ["level"],
 )
 SUPPRESSED = Counter(
-    "handoff_notifications_suppressed_total", "Notifications held back, by reason (silence, inhibition).", ["reason"],
+    "handoff_notifications_suppressed_total", "Notifications held back, by reason (silence, inhibition, history).", ["reason"],
 )
 RETRIES = Counter(
     "handoff_delivery_retries_total", "Delivery attempts that failed and will be tried again, by channel kind.",

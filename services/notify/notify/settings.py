@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from common.settings import SettingsError
+from common.yamlfile import parse_duration
 
 GATEWAY_KINDS = ("webhook", "email", "log")
 
@@ -15,17 +17,19 @@ GATEWAY_KINDS = ("webhook", "email", "log")
 @dataclass(frozen=True)
 class NotifySettings:
     """The routing file; where each channel gateway listens (host:port), the token to call them
-    with, and the CA that signed their certificates (TLS when set)."""
+    with, and the CA that signed their certificates (TLS when set); how old a notification may
+    be, when notify reads it, and still be delivered (older ones are history: recorded only)."""
 
     routing_file: Path
     gateways: Mapping[str, str] = field(default_factory=dict)
     gateway_token: str = ""
     gateway_ca_file: Path | None = None
+    history_age: timedelta = timedelta(hours=24)
 
 
 def notify_settings(env: Mapping[str, str] | None = None) -> NotifySettings:
     """NOTIFY_ROUTING_FILE (default config/routing.yaml), NOTIFY_GATEWAY_{WEBHOOK,EMAIL,LOG}, NOTIFY_GATEWAY_TOKEN,
-    NOTIFY_GATEWAY_CA_FILE."""
+    NOTIFY_GATEWAY_CA_FILE, NOTIFY_HISTORY_AGE (default 24h)."""
     env = os.environ if env is None else env
     gateways: dict[str, str] = {}
     for kind in GATEWAY_KINDS:
@@ -45,5 +49,9 @@ def notify_settings(env: Mapping[str, str] | None = None) -> NotifySettings:
         raise SettingsError(f"NOTIFY_GATEWAY_CA_FILE={ca_file!r}: no such file")
     if ca_file and not gateways:
         raise SettingsError("NOTIFY_GATEWAY_CA_FILE is set but no NOTIFY_GATEWAY_* address is")
+    try:
+        history_age = parse_duration(env.get("NOTIFY_HISTORY_AGE") or "24h")
+    except ValueError as error:
+        raise SettingsError(f"NOTIFY_HISTORY_AGE: {error}") from None
     return NotifySettings(Path(env.get("NOTIFY_ROUTING_FILE") or "config/routing.yaml"), gateways, token,
-                          Path(ca_file) if ca_file else None)
+                          Path(ca_file) if ca_file else None, history_age)

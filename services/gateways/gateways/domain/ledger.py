@@ -1,13 +1,14 @@
 """Receipts of deliveries already made, so a retried delivery_id is answered without resending.
 
 Bounded: the oldest receipts are forgotten first. A retry comes within minutes (the
-caller's backoff), so a few thousand entries cover it; after a restart the record is
-empty and the receiver's own dedup on the delivery id (documented) takes over.
+caller's backoff), so a few thousand entries cover it. The journal (adapters/journal.py)
+keeps the ledger on disk, so it survives a restart.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
 
 
 class ReceiptLedger:
@@ -33,3 +34,7 @@ class ReceiptLedger:
         self._receipts[delivery_id] = receipt
         while len(self._receipts) > self._capacity:
             self._receipts.popitem(last=False)
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        """(delivery_id, receipt), oldest first."""
+        return iter(list(self._receipts.items()))

@@ -26,7 +26,7 @@ from gateways.adapters.logfile import LogChannel
 from gateways.adapters.smtp import SmtpChannel
 from gateways.adapters.webhook import WebhookChannel
 from gateways.domain.delivery import KINDS, Channel
-from gateways.domain.ledger import ReceiptLedger
+from gateways.adapters.journal import DeliveryJournal
 from gateways.entrypoints.servicer import GatewayServicer
 from gateways.settings import GatewaySettings, gateway_settings
 
@@ -42,6 +42,7 @@ settings (environment):
   TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE   optional TLS
   LOG_LEVEL, INSTANCE, DATA_DIR
   DEDUP_CAPACITY         delivery ids remembered for idempotency (10000)
+  DEDUP_FILE             where they are kept across restarts (DATA_DIR/dedup-<kind>.jsonl)
 webhook:
   WEBHOOK_SECRETS        JSON {"<url prefix>" or "*": "<secret>"}, or
   WEBHOOK_SECRETS_FILE   a YAML file of that mapping
@@ -95,9 +96,9 @@ async def serve(settings: GatewaySettings, security: ServerSecurity) -> None:
     try:
         metrics.expose(settings.kind)
         metrics_port = serve_metrics(host, settings.service.metrics_port)
-        servicer = GatewayServicer(
-            settings.kind, channel, ReceiptLedger(settings.dedup_capacity), timeout, log
-        )
+        journal = DeliveryJournal(settings.dedup_file, settings.dedup_capacity)
+        log.info("delivery journal read", receipts=len(journal.ledger), in_doubt=len(journal.in_doubt))
+        servicer = GatewayServicer(settings.kind, channel, journal, timeout, log)
         add = channel_gateway_pb2_grpc.add_ChannelGatewayServicer_to_server
         server = await start_server(host, settings.service.grpc_port, [(add, servicer, SERVICE_NAME)], security)
         announce_ready(name, grpc=f"{host}:{server.port}", metrics=f"http://{host}:{metrics_port}/metrics")
@@ -105,6 +106,7 @@ async def serve(settings: GatewaySettings, security: ServerSecurity) -> None:
         log.info("stopping", signal=await stopped)
         await server.stop(GRACE_SECONDS)
         await servicer.drain(GRACE_SECONDS)
+        journal.close()
     finally:
         await channel.close()
     log.info("stopped")

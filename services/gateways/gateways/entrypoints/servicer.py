@@ -2,7 +2,9 @@
 
 A delivery_id is sent at most once while the gateway remembers it: a repeat is answered
 with the first receipt, and a repeat that arrives while the first is still being sent waits
-for that one instead of sending again. The send runs in its own task, so a caller that gives
+for that one instead of sending again. The memory is a journal on disk (adapters/journal.py):
+a send starts only once the journal holds it, so after a restart, even a kill -9, an id is
+answered from its receipt, or, if its send was cut off, refused as in doubt (never sent twice). The send runs in its own task, so a caller that gives
 up (its deadline passed) does not cut a send short: the retry then finds the receipt.
 """
 
@@ -19,7 +21,7 @@ from common.validation import InvalidField
 from gateways import metrics
 from gateways.adapters.codec import deliver_response, delivery_from
 from gateways.domain.delivery import Channel, Delivery, DeliveryFailed, downstream_timeout
-from gateways.domain.ledger import ReceiptLedger
+from gateways.adapters.journal import DeliveryJournal
 from gateways.domain.targets import valid_delivery
 
 # Notify (a service) delivers; operators (admin) may deliver by hand to test a channel.
@@ -29,10 +31,10 @@ CALLERS = {Role.SERVICE, Role.ADMIN}
 class GatewayServicer(channel_gateway_pb2_grpc.ChannelGatewayServicer):
     """Deliver for one kind of channel."""
 
-    def __init__(self, kind: str, channel: Channel, ledger: ReceiptLedger, timeout: float, log) -> None:
+    def __init__(self, kind: str, channel: Channel, journal: DeliveryJournal, timeout: float, log) -> None:
         self._kind = kind
         self._channel = channel
-        self._ledger = ledger
+        self._journal = journal
         self._timeout = timeout
         self._log = log
         self._in_flight: dict[str, asyncio.Task[str]] = {}
@@ -46,10 +48,15 @@ class GatewayServicer(channel_gateway_pb2_grpc.ChannelGatewayServicer):
         except InvalidField as error:
             self._count("invalid")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        receipt = self._ledger.receipt_for(delivery.delivery_id)
+        receipt = self._journal.ledger.receipt_for(delivery.delivery_id)
         if receipt is not None:
             self._count("duplicate")
             return deliver_response(delivery.delivery_id, receipt)
+        if delivery.delivery_id in self._journal.in_doubt:
+            self._count("in_doubt")
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"delivery {delivery.delivery_id} was being sent when this gateway stopped; "
+                                "whether it arrived is unknown, so it is not sent again")
         task = self._in_flight.get(delivery.delivery_id)
         if task is None:
             task = await self._start(delivery, context)
@@ -77,20 +84,23 @@ class GatewayServicer(channel_gateway_pb2_grpc.ChannelGatewayServicer):
             await context.abort(code, str(failure))
 
     async def _send(self, delivery: Delivery, timeout: float, log) -> str:
+        await self._journal.sending(delivery.delivery_id)
         started = time.perf_counter()
         try:
             receipt = await self._channel.deliver(delivery, timeout)
         except DeliveryFailed as failure:
+            self._journal.failed(delivery.delivery_id)
             self._count("unavailable" if failure.retryable else "rejected")
             log.warning("delivery failed", retryable=failure.retryable, reason=str(failure))
             raise
         except Exception:
+            self._journal.failed(delivery.delivery_id)
             self._count("error")
             log.exception("delivery broke")
             raise
         finally:
             metrics.DELIVERY_DURATION.labels(self._kind).observe(time.perf_counter() - started)
-        self._ledger.record(delivery.delivery_id, receipt)
+        self._journal.delivered(delivery.delivery_id, receipt)
         self._count("delivered")
         log.info("delivered", receipt=receipt, seconds=round(time.perf_counter() - started, 4))
         return receipt

@@ -99,8 +99,10 @@ async def import_files(
     progress: bool = True,
     clock: Clock = WallClock(),
     security: KafkaSecurity = PLAINTEXT,
+    notify: bool = False,
 ) -> ImportReport:
-    """Check both files, then write their events; ImportRejected when any row is bad."""
+    """Check both files, then write their events; ImportRejected when any row is bad.
+    `notify`: notify delivers the imported legs' notifications however old (else it records them)."""
     if handoffs is None and contacts is None:
         raise ValueError("nothing to import: give a handoffs file, a contacts file or both")
     started = time.perf_counter()
@@ -115,7 +117,8 @@ async def import_files(
         bar.update(checking, total=bar.tasks[checking].completed)
         checked = time.perf_counter()
         writing = bar.add_task("writing events", total=len(schedule), unit="events")
-        written = await _write(bootstrap, security, plan, schedule, clock.now(), lambda count: bar.advance(writing, count))
+        written = await _write(bootstrap, security, plan, schedule, clock.now(), lambda count: bar.advance(writing, count),
+                               notify)
     return ImportReport(len(plan.legs), len(plan.contacts), written, time.perf_counter() - started,
                         checked - started)
 
@@ -133,8 +136,9 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def kafka_record(item: Imported, recorded_at: datetime) -> tuple[str, bytes, bytes]:
-    """(topic, key, value) of one imported event: the service's encoding, source "import"."""
+def kafka_record(item: Imported, recorded_at: datetime, notify: bool = False) -> tuple[str, bytes, bytes]:
+    """(topic, key, value) of one imported event: the service's encoding, source "import";
+    `notify` marks each created leg as one whose old notifications notify should deliver."""
     if isinstance(item.event, ContactRecorded):
         # The codec has no message-level contact encoder; decoding its bytes is the public way in.
         message = decode(CONTACTS, codec.encode_contact(item.event, item.event_id, recorded_at))
@@ -142,12 +146,14 @@ def kafka_record(item: Imported, recorded_at: datetime) -> tuple[str, bytes, byt
     else:
         message = codec.event_message(item.event, item.event_id, recorded_at)
         topic = HANDOFF_EVENTS.name
+        if notify and message.WhichOneof("change") == "created":
+            message.created.notify_history = True
     message.envelope.source = IMPORT_SOURCE
     return topic, item.customer_ref.encode(), message.SerializeToString()
 
 
 async def _write(bootstrap: str, security: KafkaSecurity, plan: csvimport.ImportPlan, schedule: list[csvimport.Moment],
-                 recorded_at: datetime, advance: Callable[[int], None]) -> int:
+                 recorded_at: datetime, advance: Callable[[int], None], notify: bool = False) -> int:
     topics = [topic for topic, rows in ((HANDOFF_EVENTS.name, plan.legs), (CONTACTS.name, plan.contacts)) if rows]
     # MissingTopic before anything is written; the partition lists key the batches.
     partitions = {topic: await topic_partitions(bootstrap, topic, security) for topic in topics}
@@ -157,7 +163,7 @@ async def _write(bootstrap: str, security: KafkaSecurity, plan: csvimport.Import
     )
     await producer.start()
     try:
-        records = (kafka_record(plan.event(moment), recorded_at) for moment in schedule)
+        records = (kafka_record(plan.event(moment), recorded_at, notify) for moment in schedule)
         written = await send_all(producer, records, partitions, len(schedule), advance)
         if schedule:
             # Everything up to the last imported instant is written: a heartbeat behind it on

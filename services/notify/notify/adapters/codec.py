@@ -28,12 +28,14 @@ def leg_of(event, known: Leg | None = None) -> Leg:
     """The leg an SlaEvent or HandoffEvent is about; what `known` remembers fills the gaps."""
     priority = known.priority if known else "NORMAL"
     category = known.category if known else ""
+    notify_history = known.notify_history if known else False
     if isinstance(event, sla_events_pb2.SlaEvent):  # it carries the leg's labels
         priority, category = priority_name(event.priority), event.category
     elif isinstance(event, contacts_pb2.RepeatContactDetected):
         pass
     elif event.WhichOneof("change") == "created":
         priority, category = priority_name(event.created.priority), event.created.category
+        notify_history = notify_history or event.created.notify_history
     elif event.WhichOneof("change") == "priority_changed":
         priority = priority_name(event.priority_changed.to_priority)
     return Leg(
@@ -42,6 +44,7 @@ def leg_of(event, known: Leg | None = None) -> Leg:
         department=event.department or (known.department if known else ""), priority=priority, category=category,
         breached=known.breached if known else False, open=known.open if known else (),
         ends=known.ends if known else (),
+        notify_history=notify_history,
     )
 
 
@@ -134,13 +137,15 @@ def _event(event_id: str, receiver: str, occurred: datetime, recorded: datetime,
 
 
 def encode_requested(notification: Notification, channels: list[str], recorded_at: datetime,
-                     acknowledged: tuple[datetime, str] | None = None) -> bytes:
+                     acknowledged: tuple[datetime, str] | None = None, deliver_history: bool = False) -> bytes:
     """A NotificationEvent(requested) record value; its event id is the notification's id.
 
     `acknowledged`: (when, by whom) the notification counts as acknowledged already (its
-    leg ended before stage 1 read the notice's late source event).
+    leg ended before stage 1 read the notice's late source event). `deliver_history`: deliver
+    it however old (its leg was imported with --notify).
     """
-    requested = notifications_pb2.NotificationRequested(notification=notification_pb(notification), channels=channels)
+    requested = notifications_pb2.NotificationRequested(notification=notification_pb(notification), channels=channels,
+                                                        deliver_history=deliver_history)
     if acknowledged is not None:
         requested.acknowledged_at.CopyFrom(to_timestamp(acknowledged[0]))
         requested.acknowledged_by = acknowledged[1]

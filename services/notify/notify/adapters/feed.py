@@ -50,8 +50,10 @@ async def follow(bootstrap: str, receiver: str, cursor: Cursor | None,
     partition = partition_for(receiver, partitions)
     if cursor is not None and cursor.partition != partition:
         raise BadCursor(f"cursor {cursor} does not belong to receiver {receiver!r}")
+    # read_committed: notify writes notifications.v1 in transactions; an aborted batch's
+    # records must never reach a subscriber.
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100,
-                                **security.aiokafka())
+                                isolation_level="read_committed", **security.aiokafka())
     await consumer.start()
     try:
         tp = TopicPartition(NOTIFICATIONS.name, partition)

@@ -38,8 +38,11 @@ class SilenceStore:
         return self._silences.get(silence_id)
 
     def active(self, at: datetime) -> list[Silence]:
-        """The silences holding back notifications at `at` (started, not yet ended)."""
-        return [s for s in self._silences.values() if s.starts_at <= at < s.ends_at]
+        """The silences holding back notifications at `at` (started, not yet ended).
+
+        Asked on the stream engine's thread while the API's loop may add one: the values are
+        copied in one step first (tuple() of a dict view does not let another thread in)."""
+        return [s for s in tuple(self._silences.values()) if s.starts_at <= at < s.ends_at]
 
     def all(self, include_expired: bool = False, at: datetime | None = None) -> list[Silence]:
         """Every silence (pending and active; expired ones too if asked), soonest ending first.

@@ -14,7 +14,7 @@ from notify.domain.routing import RouteMatch, Timing
 
 @dataclass
 class Job:
-    """One notification to deliver on one channel of its receiver; `attempts` lives in memory."""
+    """One notification to deliver on one channel of its receiver."""
 
     delivery_id: str
     notification: Notification
@@ -23,16 +23,21 @@ class Job:
     offset: int
     first_attempt_at: datetime
     attempts: int = 0
+    # When the next attempt is due (None: at once); kept, so a restart keeps the backoff.
+    next_attempt_at: datetime | None = None
 
 
 def job_value(job: Job) -> dict:
     return {"n": stored(job.notification), "channel": job.channel, "partition": job.partition,
-            "offset": job.offset, "first": job.first_attempt_at.isoformat()}
+            "offset": job.offset, "first": job.first_attempt_at.isoformat(), "attempts": job.attempts,
+            "next": job.next_attempt_at.isoformat() if job.next_attempt_at else None}
 
 
 def job_from(delivery_id: str, value: dict) -> Job:
+    upcoming = value.get("next")
     return Job(delivery_id, restored(value["n"]), value["channel"], value["partition"], value["offset"],
-               datetime.fromisoformat(value["first"]))
+               datetime.fromisoformat(value["first"]), value.get("attempts", 0),
+               datetime.fromisoformat(upcoming) if upcoming else None)
 
 
 def escalation_value(state: escalation.EscalationState, notification: Notification, partition: int) -> dict:

@@ -44,6 +44,8 @@ class Leg:
     # (notification_id, receiver) requested about this leg and not yet acknowledged.
     open: tuple[tuple[str, str], ...] = ()
     ends: tuple[End, ...] = ()
+    # Imported with `handoffctl import --notify`: its notifications are delivered however old.
+    notify_history: bool = False
 
 
 def _notice(leg: Leg, kind: str, key: str, clock: str, title: str, body: str, at: datetime) -> Notification:

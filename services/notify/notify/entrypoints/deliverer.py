@@ -1,137 +1,171 @@
 """Delivery through the channel gateways: a deadline per call, retries with backoff and
 jitter, then a `failed` event and the DLQ.
 
-Runs beside the stage-2 agent and never writes tables (a faust timer cannot): jobs wait in
-an in-memory queue, rebuilt from the `pending` table after a restart or a rebalance, and
-every outcome is an event on notifications.v1 that the agent reads back into the
-`deliveries` table. A job whose delivery id is recorded there is never sent again; the
-gateways also drop a repeated delivery id.
+A gateway call is I/O that no Kafka transaction can take back, so deliveries happen
+between transactions, never inside one:
+
+1. the batch that decides a delivery writes it to the `pending` table; it is attempted only
+   once that batch is committed (`seal` at the end of the batch, promoted at the next);
+2. attempts run on the delivery loop (`run`), off the engine's thread; their outcomes wait
+   in a queue;
+3. the next batch takes the outcomes (`tick`) and records each in its transaction: a
+   `delivered` or `failed` event, the `deliveries` table, the `pending` entry removed or
+   moved to its next attempt.
+
+A worker killed between 2 and 3 finds the delivery still pending after its restart and
+calls the gateway again with the same delivery id: gateways deduplicate by that id (and
+remember it across their own restarts), so the receiver hears it once. Nothing is read
+back from notifications.v1.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Coroutine, MutableMapping
 from datetime import datetime
+from typing import Any
 
 from common.clock import Clock
+from common.dueindex import DueIndex
 from notify import metrics
 from notify.adapters import codec
-from notify.adapters.gateways import Gateways
+from notify.adapters.gateways import Gateways, Outcome
 from notify.adapters.routing_file import RoutingConfig
-from notify.adapters.state import Job
+from notify.adapters.state import Job, job_from, job_value
+from notify.adapters.stores import Place
 from notify.domain.delivery import call_deadline, jitter_source, next_attempt
-from common.dueindex import DueIndex
 
 log = logging.getLogger(__name__)
-Send = Callable[[str, bytes], Awaitable[None]]
-DeadLetter = Callable[[Job, bytes, str], Awaitable[None]]
+Send = Callable[[str, bytes], None]
+DeadLetter = Callable[[Job, bytes, str], None]
+# Starts a coroutine on the delivery loop; what it returns comes back through the queue.
+Run = Callable[[Coroutine[Any, Any, None]], None]
 MIN_CALL_SECONDS = 0.05
 
 
 class Deliverer:
-    def __init__(self, gateways: Gateways, routing: RoutingConfig, recorded: Mapping[str, str], send: Send,
-                 dead_letter: DeadLetter, clock: Clock, concurrency: int = 64) -> None:
+    def __init__(self, gateways: Gateways, routing: RoutingConfig, done: MutableMapping[str, str],
+                 pending: MutableMapping[str, dict], send: Send, dead_letter: DeadLetter, clock: Clock,
+                 run: Run, concurrency: int = 64, place: Place | None = None) -> None:
         self._gateways = gateways
         self._routing = routing
-        self._recorded = recorded
+        self._done = done
+        self._pending = pending
         self._send = send
         self._dead_letter = dead_letter
         self._clock = clock
+        self._run = run
+        self._concurrency = concurrency
+        self._place = place or Place()
         self._queue = DueIndex()
-        self._jobs: dict[str, Job] = {}
-        self._finished: set[str] = set()
-        self._in_flight: dict[str, asyncio.Task[None]] = {}
-        self._slots = asyncio.Semaphore(concurrency)
+        self._fresh: list[Job] = []      # decided by the batch under way
+        self._sealed: list[Job] = []     # decided by the batch being committed
+        self._in_flight: set[str] = set()
+        self._outcomes: deque[tuple[Job, str, Outcome]] = deque()
         self._warned: set[str] = set()
 
     def __len__(self) -> int:
-        return len(self._jobs)
+        return len(self._fresh) + len(self._sealed) + len(self._queue)
 
-    def schedule(self, job: Job, at: datetime | None = None) -> None:
-        """Deliver `job` at `at` (now by default), unless it is already under way."""
-        if job.delivery_id in self._jobs or job.delivery_id in self._finished:
-            return
-        self._jobs[job.delivery_id] = job
-        self._queue.add(at or self._clock.now(), job.delivery_id)
+    def schedule(self, job: Job) -> None:
+        """A delivery the batch under way decided: attempted once that batch is committed."""
+        self._fresh.append(job)
 
-    def recorded(self, delivery_id: str) -> None:
-        """The agent read back this delivery's outcome: the job is done on every replica."""
-        self._jobs.pop(delivery_id, None)
-        self._finished.discard(delivery_id)
+    def seal(self) -> None:
+        """The batch is about to commit: what it decided may be attempted from the next batch on."""
+        self._sealed.extend(self._fresh)
+        self._fresh.clear()
 
-    def clear(self) -> None:
+    def restore(self, owned: frozenset[int]) -> None:
+        """Forget everything in memory and take the committed `pending` entries of `owned` again."""
         self._queue.clear()
-        self._jobs.clear()
-        self._finished.clear()
+        self._fresh.clear()
+        self._sealed.clear()
+        for key, value in list(self._pending.items()):
+            if value["partition"] in owned and not self._done.get(key):
+                job = job_from(key, value)
+                self._queue.add(job.next_attempt_at or job.first_attempt_at, key)
 
     def tick(self, owned: frozenset[int]) -> None:
-        """Start every attempt that has fallen due on a partition this worker owns."""
-        for delivery_id in self._queue.pop_due(self._clock.now()):
-            job = self._jobs.get(delivery_id)
-            if job is None or delivery_id in self._in_flight:
+        """Start the attempts that have fallen due, then record the outcomes that came back."""
+        for job in self._sealed:
+            self._queue.add(job.first_attempt_at, job.delivery_id)
+        self._sealed.clear()
+        now = self._clock.now()
+        for delivery_id in dict.fromkeys(self._queue.pop_due(now)):
+            if delivery_id in self._in_flight:
                 continue
-            if job.partition not in owned or self._recorded.get(delivery_id):
-                self._jobs.pop(delivery_id, None)
+            value = self._pending.get(delivery_id)
+            if value is None or value["partition"] not in owned or self._done.get(delivery_id):
                 continue
-            task = asyncio.create_task(self._attempt(job), name=f"deliver-{delivery_id}")
-            self._in_flight[delivery_id] = task
-            task.add_done_callback(lambda _t, key=delivery_id: self._in_flight.pop(key, None))
+            if len(self._in_flight) >= self._concurrency:
+                self._queue.add(now, delivery_id)
+                continue
+            self._place.partition = value["partition"]
+            self._start(job_from(delivery_id, value), now)
+        while self._outcomes:
+            job, kind, outcome = self._outcomes.popleft()
+            self._in_flight.discard(job.delivery_id)
+            if job.partition in owned and job.delivery_id in self._pending:
+                self._place.partition = job.partition
+                self._record(job, kind, outcome)
 
-    async def _attempt(self, job: Job) -> None:
+    def _start(self, job: Job, now: datetime) -> None:
         receiver = self._routing.receivers.get(job.notification.receiver)
         channel = next((c for c in receiver.channels if c.name == job.channel), None) if receiver else None
         if channel is None:
-            await self._fail(job, "", f"receiver {job.notification.receiver!r} has no channel {job.channel!r}")
+            self._fail(job, "", f"receiver {job.notification.receiver!r} has no channel {job.channel!r}")
             return
         if not self._gateways.configured(channel.kind):
             if channel.kind not in self._warned:
                 self._warned.add(channel.kind)
                 log.warning("no %s gateway configured: %s deliveries fail", channel.kind, channel.kind)
-            await self._fail(job, channel.kind, f"no {channel.kind} gateway is configured")
+            self._fail(job, channel.kind, f"no {channel.kind} gateway is configured")
             return
-        async with self._slots:
-            now = self._clock.now()
-            timeout = (call_deadline(self._routing.retry, job.first_attempt_at, now) - now).total_seconds()
-            outcome = await self._gateways.deliver(job.delivery_id, channel.kind, channel.target, job.notification,
-                                                   max(timeout, MIN_CALL_SECONDS))
+        timeout = max((call_deadline(self._routing.retry, job.first_attempt_at, now) - now).total_seconds(),
+                      MIN_CALL_SECONDS)
+        self._in_flight.add(job.delivery_id)
+        self._run(self._attempt(job, channel.kind, channel.target, timeout))
+
+    async def _attempt(self, job: Job, kind: str, target: str, timeout: float) -> None:
+        try:
+            outcome = await self._gateways.deliver(job.delivery_id, kind, target, job.notification, timeout)
+        except Exception as error:  # noqa: BLE001 - whatever breaks, the engine hears of it and retries
+            outcome = Outcome(False, retryable=True, reason=f"{type(error).__name__}: {error}")
+        self._outcomes.append((job, kind, outcome))
+
+    def _record(self, job: Job, kind: str, outcome: Outcome) -> None:
         job.attempts += 1
         now = self._clock.now()
         if outcome.delivered:
-            await self._send(job.notification.receiver, codec.encode_delivered(
+            self._send(job.notification.receiver, codec.encode_delivered(
                 job.delivery_id, job.notification, job.channel, job.attempts, now, carry=False))
-            self._finished.add(job.delivery_id)
-            metrics.NOTIFICATIONS.labels(channel.kind, "delivered").inc()
-            metrics.DELIVERY_LATENCY.labels(channel.kind).observe(
-                max((now - job.notification.occurred_at).total_seconds(), 0.0))
+            self._finish(job, "delivered")
+            metrics.NOTIFICATIONS.labels(kind, "delivered").inc()
+            metrics.DELIVERY_LATENCY.labels(kind).observe(max((now - job.notification.occurred_at).total_seconds(), 0.0))
             return
         retry_at = next_attempt(self._routing.retry, job.attempts, job.first_attempt_at, now,
                                 jitter_source(job.delivery_id, job.attempts)) if outcome.retryable else None
         if retry_at is None:
-            await self._fail(job, channel.kind, outcome.reason)
+            self._fail(job, kind, outcome.reason)
             return
-        metrics.RETRIES.labels(channel.kind).inc()
-        log.info("delivery %s on %s failed (%s); attempt %d at %s", job.delivery_id, channel.kind, outcome.reason,
+        metrics.RETRIES.labels(kind).inc()
+        log.info("delivery %s on %s failed (%s); attempt %d at %s", job.delivery_id, kind, outcome.reason,
                  job.attempts + 1, retry_at.isoformat())
+        job.next_attempt_at = retry_at
+        self._pending[job.delivery_id] = job_value(job)
         self._queue.add(retry_at, job.delivery_id)
 
-    async def _fail(self, job: Job, kind: str, reason: str) -> None:
+    def _fail(self, job: Job, kind: str, reason: str) -> None:
         """The retry budget is spent (or retrying cannot help): a `failed` event and the DLQ."""
         now = self._clock.now()
-        await self._send(job.notification.receiver, codec.encode_failed(
+        self._send(job.notification.receiver, codec.encode_failed(
             job.delivery_id, job.notification, job.channel, reason, job.attempts, now))
-        await self._dead_letter(job, codec.encode_requested(job.notification, [job.channel], now), reason)
-        self._finished.add(job.delivery_id)
+        self._dead_letter(job, codec.encode_requested(job.notification, [job.channel], now), reason)
+        self._finish(job, "failed")
         metrics.NOTIFICATIONS.labels(kind or "unknown", "failed").inc()
 
-    async def settle(self) -> None:
-        """Wait for the attempts under way (tests, and a clean stop)."""
-        await asyncio.gather(*list(self._in_flight.values()), return_exceptions=True)
-
-    async def close(self) -> None:
-        tasks = list(self._in_flight.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._gateways.close()
+    def _finish(self, job: Job, outcome: str) -> None:
+        self._done[job.delivery_id] = outcome
+        self._pending.pop(job.delivery_id, None)

@@ -1,12 +1,19 @@
-"""Stage 2: the agent on notifications.v1 (keyed by receiver), which also reads back its own output.
+"""Stage 2: notifications.v1 (keyed by receiver) -> suppressed, grouped, delivered, escalated.
 
-`requested`: held back by a silence or an inhibit rule (a `suppressed` event), put in its
-group (flushed later by the Grouper as a digest record), or sent now: the subscription
-channel by a `delivered` event that carries the notification (the Subscribe stream reads
-those), the other channels by the Deliverer through their gateways; and, when the
-receiver's policy says so, its escalation starts (the Escalator takes the steps).
-`delivered` / `failed` / `suppressed` / `escalated` / `acknowledged` read back are recorded
-in tables, so nothing is delivered, flushed or escalated twice across restarts.
+`requested`: recorded only when it is history (on wall time, older than NOTIFY_HISTORY_AGE
+when read, unless its import asked for delivery: a `suppressed` event, reason `history`),
+held back by a silence or an inhibit rule (a `suppressed` event), put in its
+group (flushed later by the Grouper as a digest), or sent now: the subscription channel by
+a `delivered` event that carries the notification (the Subscribe stream reads those), the
+other channels by the Deliverer through their gateways; and, when the receiver's policy says
+so, its escalation starts (the Escalator takes the steps). `acknowledged` stops escalations.
+
+On the stream engine every decision is written to the tables in the same transaction as
+the records that announce it, so stage 2 never reads its own outcomes back: the
+`delivered`, `failed`, `suppressed` and `escalated` records, and its digests, are skipped
+when read. Escalation notices are read, as `requested` records of the step's receiver (on
+that receiver's partition). `tick` runs at the end of every batch, inside its transaction:
+outcomes of gateway calls, due escalation steps and group flushes.
 
 On event time (`clock` a MergedEventTime, NOTIFY_CLOCK=event) a notification counts from
 its own instant, `heartbeat` records move the clock (kept in the `marks` table, so a
@@ -18,35 +25,37 @@ have produced. Deliveries through gateways always run on wall time.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, MutableMapping
-from datetime import datetime
-
-import faust
+from datetime import datetime, timedelta
 
 from common.clock import Clock, MergedEventTime
 from notify import metrics
 from notify.adapters import codec
 from notify.adapters.routing_file import RoutingConfig
 from notify.adapters.state import (
-    Job, escalation_from, escalation_value, group_from, group_value, job_from, job_value, new_group,
+    Job, escalation_from, escalation_value, group_from, group_value, job_value, new_group,
 )
 from notify.domain import escalation, grouping
 from notify.domain.delivery import delivery_id
 from notify.domain.dispatch import (
-    delivered_as, escalates, flush_of, is_grouped, is_inhibition_source, route_for, suppression,
+    delivered_as, escalates, is_grouped, is_inhibition_source, route_for, suppression,
 )
 from notify.domain.notifications import DIGEST, Notification
+from notify.adapters.stores import Place
 from notify.domain.silences import Silence
 from notify.entrypoints.deliverer import Deliverer
 from notify.entrypoints.escalator import Escalator
 from notify.entrypoints.grouper import Grouper
 
 ActiveSilences = Callable[[datetime], list[Silence]]
+# The `suppressed` reason of a notification too old to deliver (NOTIFY_HISTORY_AGE).
+HISTORY = "history"
 Tables = Mapping[str, MutableMapping]
 
 
 class Dispatcher:
     def __init__(self, tables: Tables, routing: RoutingConfig, silences: ActiveSilences, send, clock: Clock,
-                 deliverer: Deliverer, escalator: Escalator, grouper: Grouper, recorded: Clock | None = None) -> None:
+                 deliverer: Deliverer, escalator: Escalator, grouper: Grouper, recorded: Clock | None = None,
+                 place: Place | None = None, history_age: timedelta | None = None) -> None:
         self._deliveries = tables["deliveries"]    # delivery id (or "suppressed:<id>") -> outcome
         self._pending = tables["pending"]          # delivery id -> a Job to deliver through a gateway
         self._escalations = tables["escalations"]  # notification id -> escalation state
@@ -60,41 +69,44 @@ class Dispatcher:
         self._clock = clock
         self._recorded = recorded or clock
         self._event_time = clock if isinstance(clock, MergedEventTime) else None
+        self._place = place or Place()
+        # On wall time, a notification older than this when read is history: recorded, not delivered.
+        self._history_age = history_age if self._event_time is None else None
         self.deliverer, self.escalator, self.grouper = deliverer, escalator, grouper
-        self._read: dict[int, int] = {}
-        self._targets: dict[int, int] = {}
+        grouper.deliver = self._digest
         self.indexed_partitions: frozenset[int] = frozenset()
 
-    # --- the agent ---------------------------------------------------------------------
+    # --- records -----------------------------------------------------------------------
 
-    async def on_event(self, message, partition: int) -> None:
-        event = faust.current_event()
-        offset = event.message.offset if event is not None else -1
-        self._read[partition] = max(self._read.get(partition, -1), offset)
+    def on_event(self, message, partition: int, offset: int = -1) -> None:
+        self._place.partition = partition
         change = message.WhichOneof("change")
         if change == "requested":
             notification = codec.notification_from(message.requested.notification)
+            if notification.kind == DIGEST:  # written, and delivered, by this stage's own flush
+                return
             acknowledged = codec.acknowledged_with(message.requested)
-            await self._requested(notification, list(message.requested.channels), partition, offset,
-                                  acknowledged is None)
+            if self._is_history(notification, message.requested.deliver_history):
+                self._suppress(notification, HISTORY, "", self._clock.now())
+                return
+            self._requested(notification, list(message.requested.channels), partition, offset,
+                            acknowledged is None)
             if acknowledged is not None:  # its leg ended before the notice was read: as if in time
-                await self._acknowledged(notification.notification_id, acknowledged[1], acknowledged[0])
-        elif change in ("delivered", "failed"):
-            done = getattr(message, change)
-            self._deliveries[done.delivery_id or f"{done.notification_id}:{done.channel}"] = change
-            self._pending.pop(done.delivery_id, None)
-            self.deliverer.recorded(done.delivery_id)
-        elif change == "suppressed":
-            self._deliveries[f"suppressed:{message.suppressed.notification_id}"] = "suppressed"
-        elif change == "escalated":
-            self._escalated(message.escalated)
+                self._acknowledged(notification.notification_id, acknowledged[1], acknowledged[0])
         elif change == "acknowledged":
             # On event time a leg's acknowledgement counts at its own instant (the clock has not
             # passed it); one over the API, stamped with the API's clock, at least now.
             at = max(codec.occurred_at(message), self._clock.now()) if self._event_time else self._clock.now()
-            await self._acknowledged(message.acknowledged.notification_id, message.acknowledged.acknowledged_by, at)
+            self._acknowledged(message.acknowledged.notification_id, message.acknowledged.acknowledged_by, at)
         elif change == "heartbeat":
             self._heartbeat(message, partition)
+        # delivered, failed, suppressed, escalated: this stage's own outcomes, already in its tables
+
+    def _is_history(self, notification: Notification, deliver_history: bool) -> bool:
+        """Whether a notification is too old to page anyone (an import of last month's breaches):
+        older than the history age when read, on wall time, and its import did not ask for it."""
+        return (self._history_age is not None and not deliver_history
+                and self._clock.now() - notification.occurred_at > self._history_age)
 
     def _handled_at(self, notification: Notification) -> datetime:
         """When a notification counts as handled: now, or on event time its own instant."""
@@ -111,12 +123,9 @@ class Dispatcher:
             self._marks[key] = {"partition": partition, "source": beat.source_partition,
                                 "sources": beat.source_partitions, "at": at.isoformat()}
 
-    async def _requested(self, notification: Notification, channels: list[str], partition: int, offset: int,
-                         escalate: bool = True) -> None:
+    def _requested(self, notification: Notification, channels: list[str], partition: int, offset: int,
+                   escalate: bool = True) -> None:
         """`escalate`: index its escalation for the timer (not when an acknowledgement follows at once)."""
-        if notification.kind == DIGEST:
-            await self._flushed(notification, partition, offset)
-            return
         if notification.origin_id and notification.notification_id not in self._escalations:
             # An escalation notice: acknowledging it acknowledges the original.
             self._escalations[notification.notification_id] = {
@@ -127,7 +136,7 @@ class Dispatcher:
         now = self._handled_at(notification)
         held = suppression(notification.labels, self._silences(now), self._sources.values(), rules, now)
         if held is not None:
-            await self._suppress(notification, held.reason, held.silence_id, now)
+            self._suppress(notification, held.reason, held.silence_id, now)
             return
         match = route_for(self._routing.route(notification.labels), notification.receiver)
         if is_grouped(notification, match):
@@ -138,31 +147,25 @@ class Dispatcher:
             self._grouped[notification.notification_id] = [key, notification.key]
             self.grouper.index(state)
             return
-        await self._deliver(notification, channels, partition, offset)
+        self._deliver(notification, channels, partition, offset)
         self._start_escalation(notification, partition, now, escalate)
 
-    async def _suppress(self, notification: Notification, reason: str, silence_id: str, now: datetime) -> None:
+    def _suppress(self, notification: Notification, reason: str, silence_id: str, now: datetime) -> None:
         marker = f"suppressed:{notification.notification_id}"
         if self._deliveries.get(marker):
             return
-        await self._send(notification.receiver, codec.encode_suppressed(notification, reason, silence_id, now))
+        self._send(notification.receiver, codec.encode_suppressed(notification, reason, silence_id, now))
         self._deliveries[marker] = "suppressed"
         metrics.SUPPRESSED.labels(reason).inc()
         for channel in self._channels(notification.receiver, None):
             metrics.NOTIFICATIONS.labels(channel.kind, "suppressed").inc()
 
-    async def _flushed(self, digest: Notification, partition: int, offset: int) -> None:
-        """A group's flush read back: the group remembers it, the receiver gets it, members escalate."""
-        value = self._groups.get(digest.group_key)
-        if value:
-            state = grouping.flushed(group_from(value), flush_of(digest))
-            self._groups[digest.group_key] = group_value(state, partition)
-            self.grouper.recorded(state)
+    def _digest(self, digest: Notification, channels: list[str], partition: int) -> None:
+        """A group flushed (its table entry says so): the receiver gets the digest, members escalate."""
         if digest.notification_id not in self._escalations:
             # Acknowledging a digest acknowledges its members.
             self._escalations[digest.notification_id] = {"members": [item.notification_id for item in digest.items]}
-        channels = [channel.name for channel in self._channels(digest.receiver, None)]
-        await self._deliver(delivered_as(digest), channels, partition, offset)
+        self._deliver(delivered_as(digest), channels, partition, -1)
         for item in digest.items:
             self._start_escalation(item, partition, digest.occurred_at)
 
@@ -172,16 +175,16 @@ class Dispatcher:
             return []
         return [channel for channel in known.channels if names is None or channel.name in names]
 
-    async def _deliver(self, notification: Notification, names: list[str], partition: int, offset: int) -> None:
+    def _deliver(self, notification: Notification, names: list[str], partition: int, offset: int) -> None:
         """Every channel of the receiver once: subscription now, the others through their gateway."""
         now = self._recorded.now()
         for channel in self._channels(notification.receiver, names):
             delivery = delivery_id(notification.key, notification.receiver, channel.name)
-            if self._deliveries.get(delivery) or self._pending.get(delivery):
+            if self._deliveries.get(delivery) or delivery in self._pending:
                 metrics.NOTIFICATIONS.labels(channel.kind, "duplicate").inc()
                 continue
             if channel.kind == "subscription":
-                await self._send(notification.receiver, codec.encode_delivered(
+                self._send(notification.receiver, codec.encode_delivered(
                     delivery, notification, channel.name, 1, now, carry=True))
                 self._deliveries[delivery] = "delivered"
                 metrics.NOTIFICATIONS.labels(channel.kind, "delivered").inc()
@@ -204,29 +207,16 @@ class Dispatcher:
         if index:
             self.escalator.index(state)
 
-    def _escalated(self, step) -> None:
-        value = self._escalations.get(step.notification_id)
-        parsed = escalation_from(value, self._routing) if value else None
-        if parsed is None:
-            return
-        state, notification = parsed
-        action = escalation.REMIND if step.reminder else escalation.ESCALATE
-        taken = escalation.taken(state, escalation.Step("", action, step.level, step.to_receiver,
-                                                        self._clock.now(), step.reminder))
-        if taken is not state:
-            self._escalations[step.notification_id] = escalation_value(taken, notification, value["partition"])
-        self.escalator.recorded(taken)
-
-    async def _acknowledged(self, notification_id: str, by: str, at: datetime) -> None:
+    def _acknowledged(self, notification_id: str, by: str, at: datetime) -> None:
         value = self._escalations.get(notification_id)
         if value and "origin" in value:
             origin_id, origin_receiver = value["origin"]
-            await self._send(origin_receiver, codec.encode_acknowledged(origin_id, origin_receiver, by, at,
-                                                                        self._recorded.now()))
+            self._send(origin_receiver, codec.encode_acknowledged(origin_id, origin_receiver, by, at,
+                                                                  self._recorded.now()))
             return
         if value and "members" in value:
             for member in value["members"]:
-                await self._acknowledged(member, by, at)
+                self._acknowledged(member, by, at)
             return
         parsed = escalation_from(value, self._routing) if value else None
         if parsed is None:
@@ -235,10 +225,9 @@ class Dispatcher:
         elif parsed[0].acknowledged_at is None:
             state = parsed[0]
             if self._event_time is not None:  # the steps due before `at` happened before it
-                state = await self.escalator.catch_up(state, parsed[1], at)
+                state = self.escalator.take_until(state, parsed[1], at)
             state = escalation.acknowledge(state, by, at)
             self._escalations[notification_id] = escalation_value(state, parsed[1], value["partition"])
-            self.escalator.recorded(state)
         self._sources.pop(notification_id, None)
         self._ungroup(notification_id)
 
@@ -249,21 +238,15 @@ class Dispatcher:
         if value:
             state = grouping.discard(group_from(value), {grouped[1]})
             self._groups[grouped[0]] = group_value(state, value["partition"])
-            self.grouper.discarded(state.key, {grouped[1]})
 
     # --- the timer -----------------------------------------------------------------------
 
-    def rebuild(self, owned: frozenset[int], targets: Mapping[int, int]) -> None:
-        """Re-index the due work of the partitions this worker now owns, from the tables.
-
-        `targets`: each partition's end offset now; the timer acts once the agent has read
-        that far (`caught_up`), so what it emitted before a restart is read back first.
-        """
-        for due in (self.deliverer, self.escalator, self.grouper):
+    def rebuild(self, owned: frozenset[int], targets: Mapping[int, int] | None = None) -> None:
+        """Re-index the due work of the partitions this worker now owns, from the tables
+        (after an assignment or an aborted batch: the tables hold what was committed)."""
+        for due in (self.escalator, self.grouper):
             due.clear()
-        for key, value in list(self._pending.items()):
-            if value["partition"] in owned and not self._deliveries.get(key):
-                self.deliverer.schedule(job_from(key, value))
+        self.deliverer.restore(owned)
         for value in list(self._escalations.values()):
             parsed = escalation_from(value, self._routing) if "n" in value else None
             if parsed and value["partition"] in owned:
@@ -277,17 +260,13 @@ class Dispatcher:
                 if value["partition"] in owned:
                     self._event_time.advance(value["partition"], value["source"], value["sources"],
                                              datetime.fromisoformat(value["at"]))
-        self._targets = {p: targets.get(p, 0) for p in owned}
         self.indexed_partitions = owned
 
-    def caught_up(self, committed: Callable[[int], int | None]) -> bool:
-        """Whether the agent has read every record that was on the owned partitions at the
-        rebuild: read by this worker, or committed (next offset) before it started."""
-        return all(end <= 0 or self._read.get(p, -1) >= end - 1 or (committed(p) or 0) >= end
-                   for p, end in self._targets.items())
-
-    async def tick(self) -> None:
+    def tick(self) -> None:
+        """The end of a batch: gateway outcomes, then due steps and flushes; what this batch
+        decided is attempted once it is committed."""
         owned = self.indexed_partitions
         self.deliverer.tick(owned)
-        await self.escalator.tick(owned)
-        await self.grouper.tick(owned)
+        self.escalator.tick(owned)
+        self.grouper.tick(owned)
+        self.deliverer.seal()

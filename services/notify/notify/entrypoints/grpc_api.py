@@ -22,7 +22,7 @@ from handoff.v1 import notification_service_pb2_grpc as api_grpc
 from common import validation as check
 from common.auth import PermissionDenied, Principal, Role, authorize, current_principal
 from common.clock import Clock
-from common.faustapp import Registration
+from common.streams.service import Registration
 from common.feed import TopicFeed
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.settings import ServiceSettings

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+
 from common.clock import Clock, MergedEventTime, named_clock
-from common.faustapp import run_worker
 from common.kafkasecurity import KafkaRefused, check_login_at_start
 from common.runtime import fail_start
 from common.security import server_security
-from common.settings import SettingsError, security_settings, service_settings, setting
+from common.settings import SettingsError, engine_settings, security_settings, service_settings, setting
+from common.streams.service import ServiceParts, serve
+from notify.adapters.delivery_loop import DeliveryLoop
+from notify.adapters.gateways import Gateways
 from notify.adapters.routing_file import RoutingFileError, load_routing
-from notify.entrypoints.app import build
+from notify.entrypoints.app import APP_ID, build
+from notify.entrypoints.grpc_api import serving
 from notify.settings import notify_settings
 
 
@@ -26,13 +32,24 @@ def main() -> None:
         security = server_security(security_settings())
         clock = clock_setting(setting("NOTIFY_CLOCK", "wall"))
         routing = load_routing(notify.routing_file)
+        engine_config = engine_settings(settings, APP_ID)
         check_login_at_start(settings.kafka_bootstrap, settings.kafka_security)
     except (SettingsError, RoutingFileError, KafkaRefused) as error:
         fail_start(str(error))
     except OSError as error:
         fail_start(f"NOTIFY_ROUTING_FILE: cannot read {error.filename}: {error.strerror}")
-    app, side = build(settings, security, clock, routing, notify)
-    run_worker(app, side, settings.log_level)
+    api = serving(settings, clock, routing)
+    gateways = Gateways(notify.gateways, notify.gateway_token, notify.gateway_ca_file)
+    deliveries = DeliveryLoop()
+    engine, _ = build(engine_config, routing, clock, api.silences.active, gateways, deliveries.run,
+                      notify.history_age)
+
+    async def on_stopped() -> None:
+        await api.on_stopped()
+        await asyncio.to_thread(deliveries.close, gateways.close())
+
+    parts = ServiceParts(engine, api.registrations, api.on_ready, on_stopped)
+    sys.exit(asyncio.run(serve("notify", settings, security, parts)))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ All three sources are keyed by customer_ref, so a leg's events and its `legs` ta
 share a partition. Each notice is routed; every receiver reached gets a `requested` event
 on notifications.v1 keyed by the receiver. A leg remembers what was requested about it,
 so its acknowledgement or resolution acknowledges those (which stops their escalation).
-A lock keeps the three agents' read-send-write of one leg from interleaving.
 
 The three topics are read independently, so a leg's acknowledgement can be read before a
 breach or warning that happened earlier (sla writes those later; in a replay, much later).
@@ -15,13 +14,16 @@ what is requested never depends on which topic was read first.
 On event time (NOTIFY_CLOCK=event) a heartbeat on handoff.events.v1 is passed on to every
 partition of notifications.v1 once everything before it has been requested and
 acknowledged, so stage 2's clock never runs ahead of an acknowledgement still on its way.
+
+On the stream engine each batch's requests, acknowledgements, forwarded heartbeats and
+table writes are committed with the input offsets in one transaction; the handlers run one
+record at a time on the engine's thread, so a leg's read-send-write never interleaves.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from datetime import datetime
 
 from common.clock import Clock
@@ -34,9 +36,9 @@ from notify.domain.requests import (
     resolved_notice, warning_notice,
 )
 
-Send = Callable[[str, bytes], Awaitable[None]]
+Send = Callable[[str, bytes], None]
 # Passes event time on: (instant, partition of handoff.events.v1 that reached it).
-Forward = Callable[[datetime, int], Awaitable[None]]
+Forward = Callable[[datetime, int], None]
 # A leg's change -> what its open notifications are acknowledged as.
 ENDS_ESCALATION = {"acknowledged": "leg acknowledged", "resolved": "leg resolved",
                    "transferred": "leg transferred", "cancelled": "leg cancelled"}
@@ -61,7 +63,6 @@ class Requester:
         self._send = send
         self._recorded = recorded
         self._forward = forward
-        self._lock = asyncio.Lock()
 
     def _leg(self, handoff_id: str) -> Leg | None:
         value = self._legs.get(handoff_id)
@@ -70,9 +71,9 @@ class Requester:
     def _save(self, leg: Leg) -> None:
         self._legs[leg.handoff_id] = leg_value(leg)
 
-    async def _request(self, notice: Notification, end: End | None = None) -> list[Notification]:
-        """Route `notice` and request it of every receiver reached that was not asked before;
-        `end`: the leg's end that acknowledges it already (a late notice)."""
+    def _request(self, notice: Notification, leg: Leg, end: End | None = None) -> list[Notification]:
+        """Route `notice` (about `leg`) and request it of every receiver reached that was not
+        asked before; `end`: the leg's end that acknowledges it already (a late notice)."""
         acknowledged = (end.at, end.by) if end else None
         sent = []
         for notification in requests(notice, self._routing.route(notice.labels), self._routing.root):
@@ -83,73 +84,70 @@ class Requester:
                     metrics.NOTIFICATIONS.labels(kind, "duplicate").inc()
                 continue
             channels = [channel.name for channel in receiver.channels]
-            await self._send(notification.receiver,
-                             codec.encode_requested(notification, channels, self._recorded.now(), acknowledged))
+            self._send(notification.receiver,
+                       codec.encode_requested(notification, channels, self._recorded.now(), acknowledged,
+                                              leg.notify_history))
             self._requested[notification.notification_id] = True
             for kind in kinds:
                 metrics.NOTIFICATIONS.labels(kind, "requested").inc()
             sent.append(notification)
         return sent
 
-    async def on_sla_event(self, message, partition: int) -> None:
+    def on_sla_event(self, message, partition: int) -> None:
         change = message.WhichOneof("change")
         if change not in ("warning", "breached"):
             return
-        async with self._lock:
-            leg = codec.leg_of(message, self._leg(message.handoff_id))
-            clock = codec.clock_of(message)
-            if change == "warning":
-                fraction, deadline = codec.warning_of(message)
-                await self._notice(leg, warning_notice(leg, clock, fraction, deadline, codec.occurred_at(message)))
-                return
-            notice = breach_notice(leg, clock, codec.breach_deadline(message))
-            resolution = resolution_after(leg, notice.occurred_at)
-            if resolution is None:
-                leg = dataclasses.replace(leg, breached=True)
-            leg = await self._notice(leg, notice)
-            if resolution is not None:  # resolved since: the notice the resolution would have sent
-                await self._request(resolved_notice(leg, resolution.resolution_id, resolution.at))
+        leg = codec.leg_of(message, self._leg(message.handoff_id))
+        clock = codec.clock_of(message)
+        if change == "warning":
+            fraction, deadline = codec.warning_of(message)
+            self._notice(leg, warning_notice(leg, clock, fraction, deadline, codec.occurred_at(message)))
+            return
+        notice = breach_notice(leg, clock, codec.breach_deadline(message))
+        resolution = resolution_after(leg, notice.occurred_at)
+        if resolution is None:
+            leg = dataclasses.replace(leg, breached=True)
+        leg = self._notice(leg, notice)
+        if resolution is not None:  # resolved since: the notice the resolution would have sent
+            self._request(resolved_notice(leg, resolution.resolution_id, resolution.at), leg)
 
-    async def on_repeat_contact(self, message, partition: int) -> None:
+    def on_repeat_contact(self, message, partition: int) -> None:
         if not codec.is_avoidable(message):
             return
-        async with self._lock:
-            leg = codec.leg_of(message, self._leg(message.handoff_id))
-            await self._notice(leg, repeat_notice(leg, message.contact_id, codec.contacted_at(message)))
+        leg = codec.leg_of(message, self._leg(message.handoff_id))
+        self._notice(leg, repeat_notice(leg, message.contact_id, codec.contacted_at(message)))
 
-    async def _notice(self, leg: Leg, notice: Notification) -> Leg:
+    def _notice(self, leg: Leg, notice: Notification) -> Leg:
         """Request `notice`: open on the leg, or acknowledged at once if the leg ended since."""
         end = end_after(leg, notice.occurred_at)
-        requested = await self._request(notice, end)
+        requested = self._request(notice, leg, end)
         leg = leg if end is not None else opened(leg, requested)
         self._save(leg)
         return leg
 
-    async def on_handoff_event(self, message, partition: int) -> None:
+    def on_handoff_event(self, message, partition: int) -> None:
         change = message.WhichOneof("change")
         if change == "heartbeat":
             if self._forward is not None:  # on event time: behind everything requested before it
-                async with self._lock:
-                    await self._forward(codec.occurred_at(message), partition)
+                self._forward(codec.occurred_at(message), partition)
             return
-        async with self._lock:
-            known = self._leg(message.handoff_id)
-            leg = codec.leg_of(message, known)
-            at = codec.occurred_at(message)
-            if change == "created" and known is None:
-                leg = opened(leg, await self._request(new_leg_notice(leg, at)))
-            if change in ENDS_ESCALATION:
-                resolution = message.envelope.event_id if change == "resolved" else ""
-                leg = await self._acknowledge(leg, End(at, ENDS_ESCALATION[change], resolution))
-            if change == "resolved" and leg.breached:
-                await self._request(resolved_notice(leg, message.envelope.event_id, at))
-            if change == "reopened":  # a new resolve clock: a notice follows only if it breaches too
-                leg = dataclasses.replace(leg, breached=False)
-            self._save(leg)
+        known = self._leg(message.handoff_id)
+        leg = codec.leg_of(message, known)
+        at = codec.occurred_at(message)
+        if change == "created" and known is None:
+            leg = opened(leg, self._request(new_leg_notice(leg, at), leg))
+        if change in ENDS_ESCALATION:
+            resolution = message.envelope.event_id if change == "resolved" else ""
+            leg = self._acknowledge(leg, End(at, ENDS_ESCALATION[change], resolution))
+        if change == "resolved" and leg.breached:
+            self._request(resolved_notice(leg, message.envelope.event_id, at), leg)
+        if change == "reopened":  # a new resolve clock: a notice follows only if it breaches too
+            leg = dataclasses.replace(leg, breached=False)
+        self._save(leg)
 
-    async def _acknowledge(self, leg: Leg, end: End) -> Leg:
+    def _acknowledge(self, leg: Leg, end: End) -> Leg:
         """Acknowledge every open notification of the leg at its end (ids derived: a repeat is harmless)."""
         for notification_id, receiver in leg.open:
-            await self._send(receiver, codec.encode_acknowledged(notification_id, receiver, end.by, end.at,
-                                                                 self._recorded.now()))
+            self._send(receiver, codec.encode_acknowledged(notification_id, receiver, end.by, end.at,
+                                                           self._recorded.now()))
         return ended(leg, end)
