@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from common.streams.engine import EngineSettings, transactional_id
 from common.topics import CATALOGUE, TABLES, changelog_name
 from deploy import generate, workloads
 from tests.deploy.conftest import ROOT
@@ -151,3 +152,14 @@ def test_dev_runs_one_kafka_node_and_production_separate_controllers_and_brokers
         "controller": ["controller"], "broker": ["broker"]}
     assert all(item["metadata"].get("namespace") == "handoff-tracking"
                for items in objects.values() for item in items if item["kind"] != "Namespace")
+
+
+def test_each_stream_engine_may_use_the_transactional_ids_its_workers_take(objects):
+    users = of_kind(objects["production"], "KafkaUser")
+    for service in ("sla", "notify"):
+        granted = [acl["resource"] for acl in users[service]["spec"]["authorization"]["acls"]
+                   if acl["resource"]["type"] == "transactionalId"]
+        # a worker's id, as the engine makes it from its group and its pod's name
+        taken = transactional_id(EngineSettings(bootstrap="kafka:9092", group=generate.APPS[service],
+                                                instance=f"{service}-0"))
+        assert [r for r in granted if r["patternType"] == "prefix" and taken.startswith(r["name"])], (service, granted)

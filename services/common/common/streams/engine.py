@@ -141,7 +141,7 @@ class StreamEngine:
         self._producer_config = {
             **common,
             "client.id": settings.instance,
-            "transactional.id": f"{settings.group}-{settings.instance}",
+            "transactional.id": transactional_id(settings),
             "transaction.timeout.ms": settings.transaction_timeout_ms,
             # Keyed records land where every other client of ours (and Kafka's Java clients)
             # puts them: murmur2, not librdkafka's default CRC32, so topics stay co-partitioned.
@@ -529,6 +529,11 @@ def _first_line(error: BaseException) -> str:
     frames = traceback.extract_tb(error.__traceback__)
     where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
     return f"{type(error).__name__}: {error}{where}"
+
+
+def transactional_id(settings: EngineSettings) -> str:
+    """The worker's transactional id: its group and instance (the ACLs grant the group's prefix)."""
+    return f"{settings.group}-{settings.instance}"
 
 
 def start_engine(engine: StreamEngine, name: str) -> threading.Thread:
