@@ -96,6 +96,10 @@ class Processor(Protocol):
     def rolled_back(self, store: ChangelogStore, keys: list[str]) -> None:
         """An aborted batch put `keys` of `store` back as they were."""
 
+    # Optional: a processor may also define
+    #   committed() -> None: the batch's transaction is committed (start what had to wait for it);
+    #   wake_s() -> float | None: how soon it wants a pass without new records (work of its own).
+
 
 class Abort(Exception):
     """The batch must be aborted and run again (a retriable broker failure or a bad record)."""
@@ -119,6 +123,8 @@ class StreamEngine:
         self._settings = settings
         self._processor = processor
         self._inputs = {spec.name: spec for spec in processor.inputs}
+        self._committed = getattr(processor, "committed", None)
+        self._wake_s = getattr(processor, "wake_s", None)
         self._stores = processor.stores
         sender._engine = self
         common = {"bootstrap.servers": settings.bootstrap, **settings.client}
@@ -205,6 +211,8 @@ class StreamEngine:
         for store, written in writes.items():
             store.commit()
             self._schedule(store, ((key, value) for _, key, value in written if value is not None))
+        if self._committed is not None:
+            self._committed()
 
     def _commit_transaction(self) -> None:
         while True:
@@ -295,8 +303,12 @@ class StreamEngine:
                     self._processor.due(store, key, partition)
 
     def _wait_s(self) -> float:
-        """How long the next poll may wait: until the earliest timer, at most max_wait_s."""
+        """How long the next poll may wait: until the earliest timer or the processor's own
+        wake-up, at most max_wait_s."""
         wait = self._settings.max_wait_s
+        wanted = self._wake_s() if self._wake_s is not None else None
+        if wanted is not None:
+            wait = min(wait, max(wanted, 0.0))
         for partition, heap in self._timers.items():
             if heap:
                 wait = min(wait, max((heap[0][0] - self._processor.now_us(partition)) / 1e6, 0.0))

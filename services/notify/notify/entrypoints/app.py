@@ -101,6 +101,12 @@ class NotifyProcessor:
         if self.event_time is not None:
             metrics.EVENT_TIME_LAG.set(max((self._wall.now() - self._clock.now()).total_seconds(), 0.0))
 
+    def committed(self) -> None:
+        self.dispatcher.deliverer.committed(self.dispatcher.indexed_partitions)
+
+    def wake_s(self) -> float | None:
+        return self.dispatcher.deliverer.wake_s()
+
     def assigned(self, partitions: frozenset[int]) -> None:
         self.dispatcher.rebuild(partitions)
 

@@ -42,6 +42,8 @@ DeadLetter = Callable[[Job, bytes, str], None]
 # Starts a coroutine on the delivery loop; what it returns comes back through the queue.
 Run = Callable[[Coroutine[Any, Any, None]], None]
 MIN_CALL_SECONDS = 0.05
+# While gateway calls are under way, the engine comes back this often to record their outcomes.
+OUTCOME_POLL_S = 0.01
 
 
 class Deliverer:
@@ -87,8 +89,27 @@ class Deliverer:
                 job = job_from(key, value)
                 self._queue.add(job.next_attempt_at or job.first_attempt_at, key)
 
+    def committed(self, owned: frozenset[int]) -> None:
+        """The batch that decided the sealed deliveries is committed: attempt them now."""
+        self._start_due(owned)
+
+    def wake_s(self) -> float | None:
+        """How soon a pass is wanted: outcomes to record, calls under way, or the next attempt."""
+        if self._outcomes:
+            return 0.0
+        if self._in_flight:
+            return OUTCOME_POLL_S
+        if self._sealed:
+            return 0.0
+        earliest = self._queue.next_deadline()
+        return None if earliest is None else (earliest - self._clock.now()).total_seconds()
+
     def tick(self, owned: frozenset[int]) -> None:
         """Start the attempts that have fallen due, then record the outcomes that came back."""
+        self._start_due(owned)
+        self._record_outcomes(owned)
+
+    def _start_due(self, owned: frozenset[int]) -> None:
         for job in self._sealed:
             self._queue.add(job.first_attempt_at, job.delivery_id)
         self._sealed.clear()
@@ -104,6 +125,8 @@ class Deliverer:
                 continue
             self._place.partition = value["partition"]
             self._start(job_from(delivery_id, value), now)
+
+    def _record_outcomes(self, owned: frozenset[int]) -> None:
         while self._outcomes:
             job, kind, outcome = self._outcomes.popleft()
             self._in_flight.discard(job.delivery_id)
