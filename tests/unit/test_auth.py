@@ -48,8 +48,40 @@ def test_example_file_maps_each_token_to_its_principal() -> None:
     assert book.lookup("dev-token-billing") == Principal("billing-team", Role.DEPARTMENT, "billing")
     assert book.lookup("dev-token-admin") == Principal("ops-admin", Role.ADMIN, None)
     assert book.lookup("dev-token-agent") == Principal("agent-ada", Role.AGENT, None)
-    assert book.lookup("dev-token-crm") == Principal("crm", Role.SERVICE, None)
+    assert book.lookup("dev-token-crm") == Principal("crm", Role.SERVICE, None, calls_per_second=500)
     assert len(book) == 7
+
+
+def test_an_entry_may_give_its_token_a_rate_of_its_own(token_file: Callable[[str], Path]) -> None:
+    path = token_file("""
+        tokens:
+          - token: fast
+            name: crm
+            role: service
+            calls_per_second: 250.5
+          - token: plain
+            name: ada
+            role: agent
+    """)
+
+    book = TokenBook.load(path)
+
+    assert book.lookup("fast").calls_per_second == 250.5
+    assert book.lookup("plain").calls_per_second is None
+
+
+@pytest.mark.parametrize("rate", ["0", "-3", "fast"])
+def test_a_rate_that_is_not_a_positive_number_names_its_line(token_file: Callable[[str], Path], rate: str) -> None:
+    path = token_file(f"""
+        tokens:
+          - token: fast
+            name: crm
+            role: service
+            calls_per_second: {rate}
+    """)
+
+    with pytest.raises(TokenFileError, match=rf"^{path}:2: calls_per_second"):
+        TokenBook.load(path)
 
 
 def test_sha256_entry_matches_the_token_it_digests(token_file: Callable[[str], Path]) -> None:

@@ -39,6 +39,8 @@ class Principal:
     name: str
     role: Role
     department: str | None = None
+    # Calls per second this principal's token may make; None: the server's default (limits).
+    calls_per_second: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -47,6 +49,8 @@ class Principal:
             raise ValueError(f"role {self.role!r} is not a Role")
         if self.role is Role.DEPARTMENT and not self.department:
             raise ValueError("role department needs a department")
+        if self.calls_per_second is not None and not self.calls_per_second > 0:
+            raise ValueError("calls_per_second must be greater than 0")
 
 
 class PermissionDenied(Exception):
@@ -133,7 +137,8 @@ class TokenBook:
 
     @classmethod
     def load(cls, path: Path) -> TokenBook:
-        """Read a YAML file of `tokens:` entries (token or token_sha256, name, role, department)."""
+        """Read a YAML file of `tokens:` entries (token or token_sha256, name, role, department,
+        calls_per_second)."""
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
@@ -148,16 +153,20 @@ class TokenBook:
         return cls(_entries_from_yaml(root, path))
 
 
-_FIELDS = {"token", "token_sha256", "name", "role", "department"}
+_FIELDS = {"token", "token_sha256", "name", "role", "department", "calls_per_second"}
 _ROLES = ", ".join(role.value for role in Role)
 
 
-def _principal(name: str, role: str, department: str | None = None) -> Principal:
+def _principal(name: str, role: str, department: str | None = None, calls_per_second: str | None = None) -> Principal:
     try:
         parsed = Role(role)
     except ValueError:
         raise ValueError(f"bad role {role!r} (expected one of {_ROLES})") from None
-    return Principal(name, parsed, department or None)
+    try:
+        rate = float(calls_per_second) if calls_per_second is not None else None
+    except ValueError:
+        raise ValueError(f"calls_per_second {calls_per_second!r} is not a number") from None
+    return Principal(name, parsed, department or None, rate)
 
 
 def _entries_from_yaml(root: yaml.Node | None, path: Path) -> Iterator[tuple[bytes, Principal]]:
@@ -188,7 +197,8 @@ def _entries_from_yaml(root: yaml.Node | None, path: Path) -> Iterator[tuple[byt
         try:
             digest = _digest_of(fields)
             principal = _principal(
-                fields.get("name") or "", fields.get("role") or "", fields.get("department")
+                fields.get("name") or "", fields.get("role") or "", fields.get("department"),
+                fields.get("calls_per_second"),
             )
         except ValueError as exc:
             raise fail(item, str(exc)) from None
@@ -249,6 +259,23 @@ _HANDLER_FACTORIES = {
     (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
 }
 
+Wrapper = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def wrap_handler(handler: grpc.RpcMethodHandler, method: str, awaiting: Wrapper, streaming: Wrapper) -> grpc.RpcMethodHandler:
+    """`handler` with its behaviour wrapped: `streaming` for a reply stream, `awaiting` otherwise."""
+    field, factory = _HANDLER_FACTORIES[handler.request_streaming, handler.response_streaming]
+    inner = getattr(handler, field)
+    if inspect.isasyncgenfunction(inner):
+        wrapped = streaming(inner)
+    elif inspect.iscoroutinefunction(inner):
+        wrapped = awaiting(inner)
+    else:
+        # A sync handler runs on a thread pool, outside the context we could set.
+        raise TypeError(f"our interceptors need async handlers; {method} is not")
+    return factory(wrapped, request_deserializer=handler.request_deserializer,
+                   response_serializer=handler.response_serializer)
+
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Requires `authorization: Bearer <token>` on every call outside the exempt services."""
@@ -267,21 +294,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or service in self._exempt:
             return handler
         principal, failure = self._authenticate(details.invocation_metadata or ())
-        kind = (handler.request_streaming, handler.response_streaming)
-        field, factory = _HANDLER_FACTORIES[kind]
-        inner = getattr(handler, field)
-        if inspect.isasyncgenfunction(inner):
-            wrapped: Callable[..., Any] = _streaming(inner, principal, failure)
-        elif inspect.iscoroutinefunction(inner):
-            wrapped = _awaiting(inner, principal, failure)
-        else:
-            # A sync handler runs on a thread pool, outside the context we could set.
-            raise TypeError(f"AuthInterceptor needs async handlers; {details.method} is not")
-        return factory(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return wrap_handler(handler, details.method, lambda inner: _awaiting(inner, principal, failure),
+                            lambda inner: _streaming(inner, principal, failure))
 
     def _authenticate(self, metadata: Iterable[tuple[str, Any]]) -> tuple[Principal | None, str]:
         values = [value for key, value in metadata if key == "authorization"]

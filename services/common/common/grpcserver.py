@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from common.auth import EXEMPT_SERVICES
+from common.limits import LimitsInterceptor
 from common.metrics import MetricsInterceptor
 from common.security import ServerSecurity
 
@@ -87,10 +88,13 @@ async def start_server(
     """Start a server for `(add_servicer_to_server, servicer, full service name)` triples.
 
     With `serving` False it is alive but not ready (NOT_SERVING) until `set_serving()`.
-    Metrics come first among the interceptors, so refused calls are counted too.
+    Metrics come first among the interceptors, so refused calls are counted too; the limits
+    come after the token check, so they only meet callers of the token book.
     """
     gate = ReadinessGate()
-    server = grpc.aio.server(interceptors=[MetricsInterceptor(), gate, security.interceptor])
+    limits = security.limits
+    server = grpc.aio.server(interceptors=[MetricsInterceptor(), gate, security.interceptor, LimitsInterceptor(limits)],
+                             options=limits.server_options())
     names: list[str] = []
     for add, servicer, name in registrations:
         add(servicer, server)

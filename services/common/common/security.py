@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import grpc
 
 from common.auth import AuthInterceptor, TokenBook
+from common.limits import GrpcLimits
 from common.settings import SecuritySettings, SettingsError
 from common.tls import server_credentials
 
@@ -18,6 +19,7 @@ class ServerSecurity:
     interceptor: AuthInterceptor
     credentials: grpc.ServerCredentials | None
     customer_ref_key: bytes | None
+    limits: GrpcLimits = GrpcLimits()
 
 
 def server_security(settings: SecuritySettings) -> ServerSecurity:
@@ -31,4 +33,4 @@ def server_security(settings: SecuritySettings) -> ServerSecurity:
         )
     except ValueError as error:
         raise SettingsError(str(error)) from None
-    return ServerSecurity(AuthInterceptor(book), credentials, settings.customer_ref_key)
+    return ServerSecurity(AuthInterceptor(book), credentials, settings.customer_ref_key, settings.limits)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity, kafka_security
+from common.limits import GrpcLimits
 
 from common.streams.engine import EngineSettings
 
@@ -126,6 +127,7 @@ class SecuritySettings:
     tls_key_file: Path | None
     tls_client_ca_file: Path | None
     customer_ref_key: bytes | None
+    limits: GrpcLimits = GrpcLimits()
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:
@@ -148,4 +150,22 @@ def security_settings(env: Mapping[str, str] | None = None) -> SecuritySettings:
     raw_key = env.get("CUSTOMER_REF_KEY", "")
     if raw_key and len(raw_key.encode()) < 16:
         raise SettingsError("CUSTOMER_REF_KEY must be at least 16 bytes")
-    return SecuritySettings(tokens_file, tokens_inline, cert, key, client_ca, raw_key.encode() or None)
+    return SecuritySettings(tokens_file, tokens_inline, cert, key, client_ca, raw_key.encode() or None,
+                            grpc_limits(env))
+
+
+def grpc_limits(env: Mapping[str, str] | None = None) -> GrpcLimits:
+    """GRPC_MAX_MESSAGE_BYTES, GRPC_MAX_CONCURRENT_STREAMS, GRPC_MAX_STREAMS_PER_PRINCIPAL,
+    GRPC_CALLS_PER_SECOND, GRPC_BURST, GRPC_MAX_CALL_S, GRPC_MAX_STREAM_S (README, "Security")."""
+    env = os.environ if env is None else env
+    default = GrpcLimits()
+    return GrpcLimits(
+        max_message_bytes=int(_positive(env, "GRPC_MAX_MESSAGE_BYTES", default.max_message_bytes)),
+        max_concurrent_streams=int(_positive(env, "GRPC_MAX_CONCURRENT_STREAMS", default.max_concurrent_streams)),
+        max_streams_per_principal=int(_positive(env, "GRPC_MAX_STREAMS_PER_PRINCIPAL",
+                                                default.max_streams_per_principal)),
+        calls_per_second=_positive(env, "GRPC_CALLS_PER_SECOND", default.calls_per_second, float),
+        burst=int(_positive(env, "GRPC_BURST", default.burst)),
+        max_call_s=_positive(env, "GRPC_MAX_CALL_S", default.max_call_s, float),
+        max_stream_s=_positive(env, "GRPC_MAX_STREAM_S", default.max_stream_s, float),
+    )
