@@ -12,9 +12,11 @@ import contextvars
 import hashlib
 import hmac
 import inspect
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,47 @@ def customer_ref_for(raw_customer_id: str, key: bytes) -> str:
         raise ValueError(f"customer ref key has {len(key)} bytes; at least 16 are needed")
     digest = hmac.new(key, raw_customer_id.encode("utf-8"), hashlib.sha256).hexdigest()
     return "c-" + digest[:32]
+
+
+# What customer_ref_for makes: a customer_ref of any other shape could be a name, a phone
+# number or an e-mail address, so the edge refuses it.
+PSEUDONYM = re.compile(r"c-[0-9a-f]{32}")
+
+
+def is_pseudonym(customer_ref: str) -> bool:
+    """Whether `customer_ref` has the shape of our pseudonyms (`c-` and 32 hex digits)."""
+    return PSEUDONYM.fullmatch(customer_ref) is not None
+
+
+@dataclass(frozen=True)
+class CustomerRefKeys:
+    """The HMAC key that pseudonymises customer ids, and during a rotation the key before it.
+
+    New pseudonyms always come from `current`; until `previous_until`, a lookup by raw id
+    also finds what was written under `previous`.
+    """
+
+    current: bytes
+    previous: bytes | None = None
+    previous_until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        for name, key in (("current", self.current), ("previous", self.previous)):
+            if key is not None and len(key) < 16:
+                raise ValueError(f"{name} customer ref key has {len(key)} bytes; at least 16 are needed")
+        if (self.previous is None) != (self.previous_until is None):
+            raise ValueError("a previous customer ref key needs the end of its window, and only it")
+
+    def pseudonym(self, raw_customer_id: str) -> str:
+        """The customer_ref to write for a raw id."""
+        return customer_ref_for(raw_customer_id, self.current)
+
+    def lookups(self, raw_customer_id: str, now: datetime) -> list[str]:
+        """Every customer_ref a raw id may have been written under, the current one first."""
+        refs = [self.pseudonym(raw_customer_id)]
+        if self.previous is not None and self.previous_until is not None and now < self.previous_until:
+            refs.append(customer_ref_for(raw_customer_id, self.previous))
+        return refs
 
 
 # --- token book ---------------------------------------------------------------------

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from common.auth import AuthInterceptor, TokenBook
+from common.auth import AuthInterceptor, CustomerRefKeys, TokenBook
 from common.limits import GrpcLimits
 from common.settings import SecuritySettings, SettingsError
 from common.tls import server_credentials
@@ -18,7 +18,7 @@ class ServerSecurity:
 
     interceptor: AuthInterceptor
     credentials: grpc.ServerCredentials | None
-    customer_ref_key: bytes | None
+    customer_ref_keys: CustomerRefKeys | None
     limits: GrpcLimits = GrpcLimits()
 
 
@@ -33,4 +33,4 @@ def server_security(settings: SecuritySettings) -> ServerSecurity:
         )
     except ValueError as error:
         raise SettingsError(str(error)) from None
-    return ServerSecurity(AuthInterceptor(book), credentials, settings.customer_ref_key, settings.limits)
+    return ServerSecurity(AuthInterceptor(book), credentials, settings.customer_ref_keys, settings.limits)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+from common.auth import CustomerRefKeys
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity, kafka_security
 from common.limits import GrpcLimits
 
@@ -126,7 +128,7 @@ class SecuritySettings:
     tls_cert_file: Path | None
     tls_key_file: Path | None
     tls_client_ca_file: Path | None
-    customer_ref_key: bytes | None
+    customer_ref_keys: CustomerRefKeys | None
     limits: GrpcLimits = GrpcLimits()
 
 
@@ -136,7 +138,7 @@ def _path(env: Mapping[str, str], name: str) -> Path | None:
 
 
 def security_settings(env: Mapping[str, str] | None = None) -> SecuritySettings:
-    """AUTH_TOKENS_FILE or AUTH_TOKENS (one is required), TLS_* files, CUSTOMER_REF_KEY."""
+    """AUTH_TOKENS_FILE or AUTH_TOKENS (one is required), TLS_* files, CUSTOMER_REF_* keys, GRPC_* limits."""
     env = os.environ if env is None else env
     tokens_file, tokens_inline = _path(env, "AUTH_TOKENS_FILE"), env.get("AUTH_TOKENS") or None
     if bool(tokens_file) == bool(tokens_inline):
@@ -147,11 +149,34 @@ def security_settings(env: Mapping[str, str] | None = None) -> SecuritySettings:
     client_ca = _path(env, "TLS_CLIENT_CA_FILE")
     if client_ca and not cert:
         raise SettingsError("TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE")
-    raw_key = env.get("CUSTOMER_REF_KEY", "")
-    if raw_key and len(raw_key.encode()) < 16:
-        raise SettingsError("CUSTOMER_REF_KEY must be at least 16 bytes")
-    return SecuritySettings(tokens_file, tokens_inline, cert, key, client_ca, raw_key.encode() or None,
+    return SecuritySettings(tokens_file, tokens_inline, cert, key, client_ca, _customer_ref_keys(env),
                             grpc_limits(env))
+
+
+def _customer_ref_keys(env: Mapping[str, str]) -> CustomerRefKeys | None:
+    """CUSTOMER_REF_KEY, and during a rotation CUSTOMER_REF_PREVIOUS_KEY until CUSTOMER_REF_PREVIOUS_UNTIL."""
+    current, previous = env.get("CUSTOMER_REF_KEY", ""), env.get("CUSTOMER_REF_PREVIOUS_KEY", "")
+    until_text = env.get("CUSTOMER_REF_PREVIOUS_UNTIL", "")
+    for name, value in (("CUSTOMER_REF_KEY", current), ("CUSTOMER_REF_PREVIOUS_KEY", previous)):
+        if value and len(value.encode()) < 16:
+            raise SettingsError(f"{name} must be at least 16 bytes")
+    if bool(previous) != bool(until_text):
+        raise SettingsError("CUSTOMER_REF_PREVIOUS_KEY and CUSTOMER_REF_PREVIOUS_UNTIL go together")
+    if previous and not current:
+        raise SettingsError("CUSTOMER_REF_PREVIOUS_KEY needs CUSTOMER_REF_KEY, the key that replaces it")
+    if previous == current and previous:
+        raise SettingsError("CUSTOMER_REF_PREVIOUS_KEY is CUSTOMER_REF_KEY; a rotation needs a new key")
+    until = None
+    if until_text:
+        try:
+            until = datetime.fromisoformat(until_text)
+        except ValueError:
+            raise SettingsError(f"CUSTOMER_REF_PREVIOUS_UNTIL={until_text!r} is not an ISO 8601 time") from None
+        if until.tzinfo is None:
+            raise SettingsError(f"CUSTOMER_REF_PREVIOUS_UNTIL={until_text!r} needs a UTC offset, e.g. Z")
+    if not current:
+        return None
+    return CustomerRefKeys(current.encode(), previous.encode() or None, until)
 
 
 def grpc_limits(env: Mapping[str, str] | None = None) -> GrpcLimits:

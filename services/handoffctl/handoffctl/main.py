@@ -20,7 +20,7 @@ Examples:
 
   export HANDOFF_TOKEN=dev-token-agent
 
-  handoffctl create --department billing --case CASE-1 --customer cust-042
+  handoffctl create --department billing --case CASE-1 --customer-id cust-042
 
   handoffctl ack HANDOFF_ID --token dev-token-billing
 
@@ -30,9 +30,9 @@ Examples:
 
   handoffctl list --department billing --status open --breached --all
 
-  handoffctl contact --customer cust-042 --channel call --case CASE-1
+  handoffctl contact --customer-id cust-042 --channel call --case CASE-1
 
-  handoffctl timeline --customer cust-042 --json
+  handoffctl timeline --customer-id cust-042 --json
 
   handoffctl sla HANDOFF_ID
 
