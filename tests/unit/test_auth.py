@@ -17,14 +17,13 @@ from common.auth import (
     PermissionDenied,
     Principal,
     Role,
-    TokenBook,
-    TokenFileError,
     acting_as,
     authorize,
     current_principal,
     customer_ref_for,
     is_pseudonym,
 )
+from common.tokenbook import TokenBook, TokenFileError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "tokens.example.yaml"
 KEY = b"k" * 32

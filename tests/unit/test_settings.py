@@ -117,7 +117,7 @@ def test_without_a_key_nothing_is_pseudonymised():
     ({"CUSTOMER_REF_KEY": CURRENT, "CUSTOMER_REF_PREVIOUS_KEY": CURRENT, "CUSTOMER_REF_PREVIOUS_UNTIL": "2026-03-01T00:00:00Z"},
      "needs a new key"),
     ({"CUSTOMER_REF_KEY": CURRENT, "CUSTOMER_REF_PREVIOUS_KEY": PREVIOUS, "CUSTOMER_REF_PREVIOUS_UNTIL": "March"},
-     "CUSTOMER_REF_PREVIOUS_UNTIL='March' is not an ISO 8601 time"),
+     "CUSTOMER_REF_PREVIOUS_UNTIL=.March. is not an RFC 3339 time"),
     ({"CUSTOMER_REF_KEY": CURRENT, "CUSTOMER_REF_PREVIOUS_KEY": PREVIOUS, "CUSTOMER_REF_PREVIOUS_UNTIL": "2026-03-01T00:00"},
      "needs a UTC offset"),
 ], ids=["short-key", "short-previous", "previous-without-until", "until-without-previous", "previous-alone",

@@ -8,6 +8,8 @@ recovered (readiness probes ask "").
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -64,6 +66,7 @@ class RunningServer:
     health: health.aio.HealthServicer
     service_names: tuple[str, ...]
     gate: ReadinessGate
+    reloads_tokens_on_sighup: bool = False
 
     async def set_serving(self) -> None:
         """Take calls, and report ready: "" and every service name SERVING."""
@@ -73,6 +76,8 @@ class RunningServer:
 
     async def stop(self, grace: float = 5.0) -> None:
         """Report NOT_SERVING, refuse new calls, let running ones finish within `grace`."""
+        if self.reloads_tokens_on_sighup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         for name in ("", LIVENESS, *self.service_names):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(grace)
@@ -111,7 +116,10 @@ async def start_server(
         bound = server.add_insecure_port(address)
     if bound == 0:
         raise OSError(f"cannot listen for gRPC on {host}:{port}")
-    running = RunningServer(server, bound, health_servicer, tuple(names), gate)
+    running = RunningServer(server, bound, health_servicer, tuple(names), gate, security.token_file is not None)
+    if security.token_file is not None:
+        # `kill -HUP` reloads the token book at once (it also reloads by itself within a second).
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, security.token_file.reload)
     for name in ("", *names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from common.auth import CustomerRefKeys
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity, kafka_security
 from common.limits import GrpcLimits
+from common.validation import instant
 
 from common.streams.engine import EngineSettings
 
@@ -169,11 +169,9 @@ def _customer_ref_keys(env: Mapping[str, str]) -> CustomerRefKeys | None:
     until = None
     if until_text:
         try:
-            until = datetime.fromisoformat(until_text)
-        except ValueError:
-            raise SettingsError(f"CUSTOMER_REF_PREVIOUS_UNTIL={until_text!r} is not an ISO 8601 time") from None
-        if until.tzinfo is None:
-            raise SettingsError(f"CUSTOMER_REF_PREVIOUS_UNTIL={until_text!r} needs a UTC offset, e.g. Z")
+            until = instant(until_text)
+        except ValueError as error:
+            raise SettingsError(f"CUSTOMER_REF_PREVIOUS_UNTIL={error}") from None
     if not current:
         return None
     return CustomerRefKeys(current.encode(), previous.encode() or None, until)

@@ -67,3 +67,14 @@ def event_time(field: str, value: datetime | None, now: datetime) -> datetime:
     if value > now + _MAX_FUTURE_SKEW:
         raise InvalidField(field, "lies in the future")
     return value
+
+
+def instant(text: str) -> datetime:
+    """An RFC 3339 time with its offset (`2026-03-01T00:00:00Z`); ValueError saying what is wrong."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an RFC 3339 time, e.g. 2026-03-01T00:00:00Z") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} needs a UTC offset, e.g. Z")
+    return moment
