@@ -32,7 +32,7 @@ CHECK_EVERY_S = 1.0
 
 
 class TokenSource(Protocol):
-    """Where the interceptor finds the token book in force (a TokenBook, or common.tokenfile.TokenFile)."""
+    """Where the interceptor finds the token book in force (a TokenBook, or a TokenFile)."""
 
     def current(self) -> TokenBook: ...
 
@@ -61,7 +61,7 @@ class TokenBook:
         return len(self._entries)
 
     def current(self) -> TokenBook:
-        """This book (a fixed book is its own latest version; see common.tokenfile)."""
+        """This book (a fixed book is its own latest version; a TokenFile reloads)."""
         return self
 
     def lookup(self, token: str, now: datetime | None = None) -> Principal | None:

@@ -86,6 +86,7 @@ def _plain(letter: DeadLetter, with_value: bool = False) -> dict:
     """A dead letter as JSON (docs/cli-json.md): times RFC 3339, bytes base64, unset as null."""
     plain = {
         "id": letter.id, "dlq_topic": letter.dlq_topic, "partition": letter.partition, "offset": letter.offset,
+        "key": letter.key.decode("utf-8", "replace") if letter.key is not None else None,
         "dead_lettered_at": _time(letter.timestamp), "source_topic": letter.source_topic,
         "source_partition": letter.source_partition, "source_offset": letter.source_offset,
         "consumer": letter.consumer, "reason": letter.reason,
@@ -94,7 +95,6 @@ def _plain(letter: DeadLetter, with_value: bool = False) -> dict:
         "replayed_by": letter.replay.by if letter.replay else "",
     }
     if with_value:
-        plain["key"] = letter.key.decode("utf-8", "replace") if letter.key is not None else None
         plain["value_base64"] = base64.b64encode(letter.value).decode() if letter.value is not None else None
         plain["decoded"] = _decoded(letter)
     return plain
