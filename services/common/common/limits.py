@@ -15,6 +15,7 @@ import hashlib
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,7 +89,8 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or details.method.lstrip("/").rpartition("/")[0] in self._exempt:
             return handler
         token = _token_key(details.invocation_metadata or ())
-        return wrap_handler(handler, details.method, lambda inner: self._awaiting(inner, token),
+        streams = handler.response_streaming
+        return wrap_handler(handler, details.method, lambda inner: self._awaiting(inner, token, streams),
                             lambda inner: self._streaming(inner, token))
 
     async def _admit(self, token: bytes, principal: Principal, context: grpc.aio.ServicerContext) -> None:
@@ -107,11 +109,41 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):
                 trailing_metadata=((RETRY_AFTER, str(retry_ms)),),
             )
 
-    def _awaiting(self, inner: Callable[..., Awaitable[Any]], token: bytes) -> Callable[..., Awaitable[Any]]:
+    @asynccontextmanager
+    async def _stream_slot(self, principal: Principal, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        """Hold one of the principal's open streams, or RESOURCE_EXHAUSTED when it has them all."""
+        cap = self._limits.max_streams_per_principal
+        if self._streams.get(principal.name, 0) >= cap:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{principal.name} already has {cap} streams open (the limit); close one and retry",
+                trailing_metadata=((RETRY_AFTER, "1000"),),
+            )
+        self._streams[principal.name] = self._streams.get(principal.name, 0) + 1
+        try:
+            yield
+        finally:
+            self._streams[principal.name] -= 1
+            if not self._streams[principal.name]:
+                del self._streams[principal.name]
+
+    async def _end_stream(self, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(grpc.StatusCode.UNAVAILABLE,
+                            f"a stream lasts at most {self._limits.max_stream_s:g} s; subscribe again from the last cursor")
+
+    def _awaiting(self, inner: Callable[..., Awaitable[Any]], token: bytes, streams: bool) -> Callable[..., Awaitable[Any]]:
+        """A handler that returns once: a unary call, or a stream that sends with `context.write`."""
         limit = self._limits.max_call_s
 
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            await self._admit(token, current_principal(), context)
+            principal = current_principal()
+            await self._admit(token, principal, context)
+            if streams:
+                async with self._stream_slot(principal, context):
+                    try:
+                        return await asyncio.wait_for(inner(request, context), self._limits.max_stream_s)
+                    except TimeoutError:
+                        await self._end_stream(context)
             try:
                 return await asyncio.wait_for(inner(request, context), limit)
             except TimeoutError:
@@ -121,34 +153,24 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):
         return handle
 
     def _streaming(self, inner: Callable[..., AsyncIterator[Any]], token: bytes) -> Callable[..., AsyncIterator[Any]]:
-        cap, lifetime = self._limits.max_streams_per_principal, self._limits.max_stream_s
+        """A handler that yields its replies."""
 
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             principal = current_principal()
             await self._admit(token, principal, context)
-            if self._streams.get(principal.name, 0) >= cap:
-                await context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"{principal.name} already has {cap} streams open (the limit); close one and retry",
-                    trailing_metadata=((RETRY_AFTER, "1000"),),
-                )
-            self._streams[principal.name] = self._streams.get(principal.name, 0) + 1
-            stream = inner(request, context)
-            ends = asyncio.get_running_loop().time() + lifetime
-            try:
-                while True:
-                    try:
-                        item = await asyncio.wait_for(anext(stream), ends - asyncio.get_running_loop().time())
-                    except StopAsyncIteration:
-                        return
-                    except TimeoutError:
-                        await context.abort(grpc.StatusCode.UNAVAILABLE,
-                                            f"a stream lasts at most {lifetime:g} s; subscribe again from the last cursor")
-                    yield item
-            finally:
-                self._streams[principal.name] -= 1
-                if not self._streams[principal.name]:
-                    del self._streams[principal.name]
-                await stream.aclose()
+            async with self._stream_slot(principal, context):
+                stream = inner(request, context)
+                ends = asyncio.get_running_loop().time() + self._limits.max_stream_s
+                try:
+                    while True:
+                        try:
+                            item = await asyncio.wait_for(anext(stream), ends - asyncio.get_running_loop().time())
+                        except StopAsyncIteration:
+                            return
+                        except TimeoutError:
+                            await self._end_stream(context)
+                        yield item
+                finally:
+                    await stream.aclose()
 
         return handle
