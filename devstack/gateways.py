@@ -15,6 +15,10 @@ KINDS = ("webhook", "email", "log")
 TOKENS_FILE = Path(__file__).resolve().parent.parent / "config" / "tokens.example.yaml"
 DEV_WEBHOOK_SECRETS = '{"*": "dev-only-webhook-secret"}'
 DEV_SMTP = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": "1025", "SMTP_FROM": "handoff@localhost"}
+# The simulator and the benchmarks call far faster than people, and hold a hundred Subscribe
+# streams, on a few tokens and connections: the dev stack's servers allow that.
+DEV_GRPC_LIMITS = {"GRPC_CALLS_PER_SECOND": "5000", "GRPC_MAX_STREAMS_PER_PRINCIPAL": "1000",
+                   "GRPC_MAX_CONCURRENT_STREAMS": "1000"}
 
 
 def gateway_env(kind: str, workdir: Path) -> dict[str, str]:
@@ -29,6 +33,7 @@ def gateway_env(kind: str, workdir: Path) -> dict[str, str]:
         "DATA_DIR": str(data_dir),
         "INSTANCE": f"gateway-{kind}-1",
         "AUTH_TOKENS_FILE": str(TOKENS_FILE),
+        **DEV_GRPC_LIMITS,
     }
     if kind == "webhook":
         env["WEBHOOK_SECRETS"] = DEV_WEBHOOK_SECRETS

@@ -18,7 +18,7 @@ from pathlib import Path
 from common.lifeline import die_with_parent
 from common.localkafka import LocalKafka, create_topics, wait_for_kafka
 from devstack.gateways import KINDS as GATEWAY_KINDS
-from devstack.gateways import start_gateway
+from devstack.gateways import DEV_GRPC_LIMITS, start_gateway
 from devstack.processes import ServiceFailed, ServiceProcess, start_service
 
 # (name, module) in start order; stopped in reverse.
@@ -90,6 +90,7 @@ class Stack:
             "CUSTOMER_REF_KEY": DEV_CUSTOMER_REF_KEY,
             "NOTIFY_ROUTING_FILE": str(self._routing_file),
             "DEPARTMENTS_FILE": str(DEPARTMENTS_FILE),
+            **DEV_GRPC_LIMITS,
             **self._gateway_env(),
             **self._env,
         }

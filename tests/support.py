@@ -91,6 +91,11 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def pseudonym() -> str:
+    """A customer_ref no other test uses, shaped as the services' pseudonyms (c- and 32 hex digits)."""
+    return "c-" + uuid.uuid4().hex
+
+
 @contextmanager
 def running_stack(workdir: Path, policies: str = FAST_POLICIES, routing: str = BREACHES_TO_DEPARTMENTS,
                   gateways: bool = False, env: dict[str, str] | None = None) -> Iterator[Stack]:

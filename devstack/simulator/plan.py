@@ -13,6 +13,7 @@ real (simulated) time and call again while their case is unresolved.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import math
@@ -204,7 +205,7 @@ def make_plan(centre: Centre, start: datetime, business: BusinessClock) -> Plan:
     cases: dict[str, _Planning] = {}
     events = _Events()
     for number, at in enumerate(arrivals(centre, start, rng), start=1):
-        customer = f"cust-{rng.randint(1, centre.customers):05d}"
+        customer = _pseudonym(rng.randint(1, centre.customers))
         channel = _choice(rng, centre.channels)
         department = _choice(rng, shares)
         first = Contact(at, customer, f"CASE-{number:05d}", channel, FIRST if department else OTHER)
@@ -258,3 +259,8 @@ def start_of_run(centre: Centre, today: datetime) -> datetime:
     day = monday + timedelta(days=WEEKDAYS.index(centre.start_weekday))
     hours, minutes = (int(part) for part in centre.start_time.split(":"))
     return datetime(day.year, day.month, day.day, hours, minutes, tzinfo=centre.zone).astimezone(timezone.utc)
+
+
+def _pseudonym(customer: int) -> str:
+    """Simulated customer number -> a customer_ref shaped as the services' pseudonyms, as the API requires."""
+    return "c-" + hashlib.sha256(f"sim-customer-{customer}".encode()).hexdigest()[:32]

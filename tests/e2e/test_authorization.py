@@ -29,7 +29,7 @@ from common.grpcclient import channel
 from common.kafkaio import partition_for
 from common.topics import NOTIFICATIONS
 from devstack.stack import ADMIN_TOKEN, AGENT_TOKEN, DEV_CUSTOMER_REF_KEY, Stack
-from tests.support import read_records, running_stack, unique
+from tests.support import pseudonym, read_records, running_stack, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -112,7 +112,7 @@ class Given:
 
     def open_leg(self, department: str) -> api.Handoff:
         return self._agent.CreateHandoff(api.CreateHandoffRequest(
-            request_id=request_id(), case_id=unique("case"), customer_ref=unique("cust"),
+            request_id=request_id(), case_id=unique("case"), customer_ref=pseudonym(),
             department=department, summary="refund not received",
         ), timeout=TIMEOUT)
 
@@ -185,7 +185,7 @@ def leg_attempt(rpc: str, given: Given, department: str) -> Attempt:
 
 def create_attempt(given: Given, department: str) -> Attempt:
     request = api.CreateHandoffRequest(request_id=request_id(), case_id=unique("case"),
-                                       customer_ref=unique("cust"), department=department)
+                                       customer_ref=pseudonym(), department=department)
     return Attempt(lambda stub: stub.CreateHandoff(request, timeout=TIMEOUT),
                    lambda leg: (leg.case_id, leg.department, leg.status) == (
                        request.case_id, department, S.LEG_STATUS_OPEN),

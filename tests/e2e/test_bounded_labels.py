@@ -16,7 +16,7 @@ from handoff.v1 import handoff_service_pb2_grpc as api_grpc
 
 from deploy import tools
 from devstack.stack import Stack
-from tests.support import admin_channel, rpc_error, running_stack, unique
+from tests.support import admin_channel, pseudonym, rpc_error, running_stack, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +35,7 @@ def handoffs(stack: Stack) -> Iterator[api_grpc.HandoffServiceStub]:
 
 def create_request(department: str) -> api.CreateHandoffRequest:
     return api.CreateHandoffRequest(request_id=str(uuid.uuid4()), case_id=unique("case"),
-                                    customer_ref=unique("cust"), department=department, summary="refund")
+                                    customer_ref=pseudonym(), department=department, summary="refund")
 
 
 def test_create_for_an_unknown_department_is_invalid_and_names_the_known_ones(handoffs):

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from devstack.stack import ADMIN_TOKEN, AGENT_TOKEN, Stack
 from handoffctl.main import app
-from tests.support import admin_channel, running_stack, unique, wait_for
+from tests.support import admin_channel, pseudonym, running_stack, unique, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +67,7 @@ def failed(cli: Cli, *args: str, token: str | None = AGENT_TOKEN) -> str:
 
 def create(cli: Cli, department: str = "billing", *extra: str, customer: str | None = None) -> dict:
     return ok(cli, "create", "--department", department, "--case", unique("case"),
-              "--customer", customer or unique("cust"), *extra)
+              "--customer", customer or pseudonym(), *extra)
 
 
 def instant(text: str) -> datetime:
@@ -119,7 +119,7 @@ def test_a_leg_lives_through_every_command(cli) -> None:
 
 def test_a_retried_command_with_the_same_request_id_changes_nothing_twice(cli) -> None:
     request_id = str(uuid.uuid4())
-    args = ("create", "--department", "billing", "--case", unique("case"), "--customer", unique("cust"),
+    args = ("create", "--department", "billing", "--case", unique("case"), "--customer", pseudonym(),
             "--request-id", request_id)
     first, second = ok(cli, *args), ok(cli, *args)
     assert second["handoff_id"] == first["handoff_id"]
@@ -167,7 +167,7 @@ def test_list_pages_follow_the_token_and_filter_by_status_and_breach(cli) -> Non
 
 def test_contacts_and_legs_make_one_timeline_in_time_order(cli) -> None:
     # given a contact an hour ago, then a handoff, then a contact now
-    customer = unique("cust")
+    customer = pseudonym()
     earlier = (datetime.now(timezone.utc) - timedelta(hours=1)).replace(microsecond=0)
     first = ok(cli, "contact", "--customer", customer, "--channel", "call", "--reason", "refund missing",
                "--at", earlier.isoformat())
@@ -217,7 +217,7 @@ def test_an_unknown_leg_is_not_found(cli) -> None:
 
 
 def test_a_bad_department_is_invalid_argument_naming_the_field(cli) -> None:
-    error = failed(cli, "create", "--department", "Billing Dept", "--case", "C-1", "--customer", "cust-1")
+    error = failed(cli, "create", "--department", "Billing Dept", "--case", "C-1", "--customer", pseudonym())
     assert error.startswith("error INVALID_ARGUMENT: department:")
 
 
@@ -256,7 +256,7 @@ def test_watch_prints_a_breach_as_a_json_line(cli, stack) -> None:
     # when a leg of that department goes unacknowledged past its 3 s target
     with admin_channel(stack.services["handoff"].grpc) as channel:
         leg = api_grpc.HandoffServiceStub(channel).CreateHandoff(api.CreateHandoffRequest(
-            request_id=str(uuid.uuid4()), case_id=unique("case"), customer_ref=unique("cust"), department=department,
+            request_id=str(uuid.uuid4()), case_id=unique("case"), customer_ref=pseudonym(), department=department,
         ), timeout=10)
     watcher.join(timeout=30)
     # then watch printed its breach notification with a cursor and stopped

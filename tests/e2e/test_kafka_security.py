@@ -27,7 +27,7 @@ from common.topics import HANDOFF_EVENTS, SLA_EVENTS
 from devstack.processes import ServiceFailed, start_service
 from devstack.stack import Stack
 from tests.e2e.test_tls import Pki, make_pki
-from tests.support import admin_channel, read_events, unique, write_policies
+from tests.support import admin_channel, pseudonym, read_events, unique, write_policies
 
 pytestmark = pytest.mark.e2e
 
@@ -73,7 +73,7 @@ def test_the_handoff_service_works_through_sasl_ssl(secure: SecureKafka):
     service = start_service("handoff", "handoff_svc", secure.handoff_env(), secure.workdir / "logs")
     try:
         # when a leg is created (the command goes through Kafka to the partition owner and back)
-        customer = unique("cust")
+        customer = pseudonym()
         with admin_channel(service.grpc) as channel:
             leg = api_grpc.HandoffServiceStub(channel).CreateHandoff(api.CreateHandoffRequest(
                 request_id=str(uuid.uuid4()), case_id=unique("case"), customer_ref=customer, department="billing"),
@@ -92,7 +92,7 @@ def test_the_sla_stream_engine_works_through_sasl_ssl(secure: SecureKafka):
     service = start_service("sla", "sla", secure.service_env("sla", SLA_ROLE="worker"), secure.workdir / "logs")
     try:
         # when a leg is created on handoff.events.v1, written through the same listener
-        handoff_id, customer = str(uuid.uuid4()), unique("cust")
+        handoff_id, customer = str(uuid.uuid4()), pseudonym()
         now = datetime.now(timezone.utc)
         event = handoff_events_pb2.HandoffEvent(
             envelope=new_envelope("test", now, now), handoff_id=handoff_id, case_id=unique("case"),

@@ -31,7 +31,7 @@ from common.grpcclient import channel
 from common.localkafka import LocalKafka, create_topics
 from common.topics import NOTIFICATIONS, SILENCES
 from devstack.stack import ADMIN_TOKEN, AGENT_TOKEN, Stack
-from tests.support import around_the_clock, read_events, read_records, rpc_error, unique, wait_for, write_policies
+from tests.support import around_the_clock, pseudonym, read_events, read_records, rpc_error, unique, wait_for, write_policies
 
 pytestmark = pytest.mark.e2e
 
@@ -187,7 +187,7 @@ def open_leg(stack: Stack, department: str = "billing") -> handoff_api.Handoff:
     """A leg left to breach its 2 s ack target."""
     handoffs = handoff_grpc.HandoffServiceStub(_channel(stack.services["handoff"].grpc, AGENT_TOKEN))
     return handoffs.CreateHandoff(handoff_api.CreateHandoffRequest(
-        request_id=str(uuid.uuid4()), case_id=unique("case"), customer_ref=unique("cust"), department=department),
+        request_id=str(uuid.uuid4()), case_id=unique("case"), customer_ref=pseudonym(), department=department),
         timeout=TIMEOUT)
 
 

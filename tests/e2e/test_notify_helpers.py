@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from common.topics import NOTIFICATIONS
 from devstack.gateways import DEV_WEBHOOK_SECRETS
 from devstack.stack import Stack
-from tests.support import admin_channel, read_events, running_stack, unique
+from tests.support import admin_channel, pseudonym, read_events, running_stack, unique
 
 SECRET = json.loads(DEV_WEBHOOK_SECRETS)["*"].encode()
 
@@ -158,7 +158,7 @@ def notify_stack(workdir: Path, routing: str = ROUTING, **options) -> Iterator[t
 def create_leg(stack: Stack, department: str) -> api.Handoff:
     with admin_channel(stack.services["handoff"].grpc) as channel:
         return api_grpc.HandoffServiceStub(channel).CreateHandoff(api.CreateHandoffRequest(
-            request_id=str(uuid.uuid4()), case_id=unique("case"), customer_ref=unique("cust"),
+            request_id=str(uuid.uuid4()), case_id=unique("case"), customer_ref=pseudonym(),
             department=department, priority=types_pb2.PRIORITY_NORMAL, summary="refund not received"), timeout=10)
 
 

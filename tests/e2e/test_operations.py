@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from common.topics import HANDOFF_EVENTS, SLA_EVENTS
 from devstack.stack import Stack
-from tests.support import admin_channel, read_records, running_stack, unique, wait_for
+from tests.support import admin_channel, pseudonym, read_records, running_stack, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +35,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         with admin_channel(stack.services["handoff"].grpc) as channel:
             # one leg through the pipeline, so counters with labels have samples
             api_grpc.HandoffServiceStub(channel).CreateHandoff(
-                api.CreateHandoffRequest(request_id=str(uuid.uuid4()), case_id="C-1", customer_ref="cust-1",
+                api.CreateHandoffRequest(request_id=str(uuid.uuid4()), case_id="C-1", customer_ref=pseudonym(),
                                          department="billing"),
                 timeout=10,
             )
@@ -71,7 +71,7 @@ def test_every_process_reports_serving_over_grpc_health(stack: Stack, service: s
 
 def test_a_malformed_handoff_event_goes_to_the_dlq_with_its_reason(stack: Stack) -> None:
     # given garbage on handoff.events.v1
-    key, garbage = unique("cust").encode(), b"\xff\x00 not protobuf " + uuid.uuid4().bytes
+    key, garbage = pseudonym().encode(), b"\xff\x00 not protobuf " + uuid.uuid4().bytes
     with KafkaProducer(bootstrap_servers=stack.bootstrap) as producer:
         producer.send(HANDOFF_EVENTS.name, key=key, value=garbage).get(timeout=10)
     # when its consumers (the sla engine, the handoff owner, notify) read it

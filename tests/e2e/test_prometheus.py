@@ -30,7 +30,7 @@ from kafka import KafkaProducer
 from common.topics import SLA_EVENTS
 from deploy import dashboards, tools
 from devstack.stack import Stack
-from tests.support import admin_channel, around_the_clock, read_events, running_stack, unique, wait_for
+from tests.support import admin_channel, around_the_clock, pseudonym, read_events, running_stack, unique, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -130,7 +130,7 @@ def past_grace(contact: api.Contact) -> None:
 @pytest.fixture(scope="module")
 def scenario(stack: Stack, prometheus: str) -> str:
     # one billing leg breaches and its customer calls, then chats twice: two avoidable repeats
-    customer = unique("cust")
+    customer = pseudonym()
     first = create_leg(stack, customer)
     contact = record_contact(stack, customer, first.case_id, types_pb2.CONTACT_CHANNEL_CALL)
     breached(stack, {first.handoff_id})
@@ -140,9 +140,9 @@ def scenario(stack: Stack, prometheus: str) -> str:
     # Prometheus sees the breach counter at 1 before three more billing legs breach
     assert wait_for(lambda: values(prometheus, 'sum(handoff_sla_breaches_total{department="billing"})') != {}, 30)
     time.sleep(3)
-    breached(stack, {create_leg(stack, unique("cust")).handoff_id for _ in range(3)})
+    breached(stack, {create_leg(stack, pseudonym()).handoff_id for _ in range(3)})
     # and a billing leg acknowledged in time (its ack clock is met)
-    on_time = create_leg(stack, unique("cust"))
+    on_time = create_leg(stack, pseudonym())
     with handoffs(stack) as channel:
         api_grpc.HandoffServiceStub(channel).AcknowledgeHandoff(
             api.AcknowledgeHandoffRequest(request_id=str(uuid.uuid4()), handoff_id=on_time.handoff_id), timeout=15)

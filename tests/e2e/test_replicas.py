@@ -25,7 +25,7 @@ from common.kafkaio import partition_for
 from common.localkafka import LocalKafka, create_topics
 from common.topics import HANDOFF_EVENTS
 from devstack.stack import Stack
-from tests.support import admin_channel, read_events, unique, write_policies
+from tests.support import admin_channel, pseudonym, read_events, unique, write_policies
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +53,7 @@ def customers(count: int) -> list[str]:
     """`count` customer refs spread evenly over the partitions of handoff.commands.v1."""
     found: dict[int, list[str]] = {p: [] for p in PARTITIONS}
     while sum(len(refs) for refs in found.values()) < count:
-        ref = unique("cust")
+        ref = pseudonym()
         if len(found[partition := partition_for(ref, PARTITIONS)]) < count // len(PARTITIONS):
             found[partition].append(ref)
     return [ref for refs in zip(*found.values()) for ref in refs]
@@ -182,7 +182,7 @@ def test_both_replicas_read_the_same_legs(replicas: Replicas) -> None:
 
 def test_a_create_retried_on_the_other_replica_returns_the_first_leg_and_writes_once(replicas: Replicas) -> None:
     # given a create request answered by replica 1
-    request = create_request(unique("cust"), unique("accounts"))
+    request = create_request(pseudonym(), unique("accounts"))
     first = replicas[FIRST].CreateHandoff(request, timeout=TIMEOUT)
     # when the client retries it, unchanged and with the same token, on replica 2
     second = replicas[SECOND].CreateHandoff(request, timeout=TIMEOUT)

@@ -13,7 +13,7 @@ from handoff.v1 import types_pb2
 
 from common.topics import SLA_EVENTS
 from devstack.stack import Stack
-from tests.support import admin_channel, around_the_clock, read_events, running_stack, unique
+from tests.support import admin_channel, around_the_clock, pseudonym, read_events, running_stack, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,7 @@ def create(address: str, department: str) -> api.Handoff:
     with admin_channel(address) as channel:
         return api_grpc.HandoffServiceStub(channel).CreateHandoff(
             api.CreateHandoffRequest(request_id=str(uuid.uuid4()), case_id=unique("case"),
-                                     customer_ref=unique("cust"), department=department),
+                                     customer_ref=pseudonym(), department=department),
             timeout=10,
         )
 

@@ -28,7 +28,7 @@ from common.codec import new_envelope, to_timestamp
 from common.grpcclient import channel
 from common.topics import REPEAT_CONTACTS
 from devstack.stack import ADMIN_TOKEN, AGENT_TOKEN, Stack
-from tests.support import around_the_clock, rpc_error, running_stack, unique, wait_for
+from tests.support import around_the_clock, pseudonym, rpc_error, running_stack, unique, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +62,7 @@ def handoffs(stack: Stack) -> handoff_grpc.HandoffServiceStub:
 
 def create(stack: Stack, department: str, priority: int = types_pb2.PRIORITY_NORMAL) -> handoff_api.Handoff:
     return handoffs(stack).CreateHandoff(handoff_api.CreateHandoffRequest(
-        request_id=str(uuid.uuid4()), case_id=unique("case"), customer_ref=unique("cust"), department=department,
+        request_id=str(uuid.uuid4()), case_id=unique("case"), customer_ref=pseudonym(), department=department,
         priority=priority), timeout=TIMEOUT)
 
 

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from common.topics import SLA_EVENTS
 from devstack.stack import Stack
-from tests.support import admin_channel, around_the_clock, read_events, running_stack, unique
+from tests.support import admin_channel, around_the_clock, pseudonym, read_events, running_stack, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +37,7 @@ def test_a_second_sla_worker_joining_mid_stream_loses_and_repeats_nothing(stack:
         stub = api_grpc.HandoffServiceStub(channel)
         legs = [
             stub.CreateHandoff(api.CreateHandoffRequest(
-                request_id=str(uuid.uuid4()), case_id=unique("case"), customer_ref=unique("cust"),
+                request_id=str(uuid.uuid4()), case_id=unique("case"), customer_ref=pseudonym(),
                 department=department), timeout=15)
             for _ in range(LEGS)
         ]

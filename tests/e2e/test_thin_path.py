@@ -16,7 +16,7 @@ from handoff.v1 import notifications_pb2, types_pb2
 
 from common.topics import HANDOFF_EVENTS, SLA_EVENTS
 from devstack.stack import Stack
-from tests.support import Subscription, admin_channel, read_events, rpc_error, running_stack, unique
+from tests.support import Subscription, admin_channel, pseudonym, read_events, rpc_error, running_stack, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +53,7 @@ def create(stub, department: str, priority=types_pb2.PRIORITY_NORMAL, request_id
         api.CreateHandoffRequest(
             request_id=request_id or str(uuid.uuid4()),
             case_id=unique("case"),
-            customer_ref=unique("cust"),
+            customer_ref=pseudonym(),
             department=department,
             priority=priority,
             summary="refund not received",
@@ -140,7 +140,7 @@ def test_acknowledging_after_the_deadline_is_met_late(stack, handoffs) -> None:
 def test_a_retried_create_returns_the_first_leg_and_writes_once(stack, handoffs) -> None:
     # given a create request that the client sends again, unchanged, as a retry would
     request = api.CreateHandoffRequest(
-        request_id=str(uuid.uuid4()), case_id=unique("case"), customer_ref=unique("cust"),
+        request_id=str(uuid.uuid4()), case_id=unique("case"), customer_ref=pseudonym(),
         department=unique("billing"),
     )
     first = handoffs.CreateHandoff(request, timeout=10)
@@ -166,7 +166,7 @@ def test_a_retried_create_returns_the_first_leg_and_writes_once(stack, handoffs)
 )
 def test_a_bad_create_request_is_invalid_argument_naming_the_field(handoffs, field, change) -> None:
     request = api.CreateHandoffRequest(
-        request_id=str(uuid.uuid4()), case_id="C-1", customer_ref="cust-1", department="billing",
+        request_id=str(uuid.uuid4()), case_id="C-1", customer_ref=pseudonym(), department="billing",
         priority=types_pb2.PRIORITY_NORMAL,
     )
     for name, value in change.items():

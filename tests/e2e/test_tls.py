@@ -29,7 +29,7 @@ from common.localkafka import LocalKafka, create_topics
 from common.tls import channel_credentials
 from devstack.processes import start_service
 from devstack.stack import ADMIN_TOKEN, Stack
-from tests.support import unique, write_policies
+from tests.support import pseudonym, unique, write_policies
 
 pytestmark = pytest.mark.e2e
 
@@ -104,7 +104,7 @@ def address(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[str]
 
 def create_request() -> api.CreateHandoffRequest:
     return api.CreateHandoffRequest(request_id=str(uuid.uuid4()), case_id=unique("case"),
-                                    customer_ref=unique("cust"), department=unique("billing"))
+                                    customer_ref=pseudonym(), department=unique("billing"))
 
 
 def status_of(call) -> grpc.StatusCode:

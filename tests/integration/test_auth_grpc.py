@@ -23,8 +23,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
-from common.auth import AuthInterceptor, Role, TokenBook, authorize, current_principal
+from common.auth import AuthInterceptor, Role, authorize, current_principal
 from common.metrics import MetricsInterceptor
+from common.tokenbook import TokenBook
 from common.tls import channel_credentials, server_credentials
 
 pytestmark = pytest.mark.integration

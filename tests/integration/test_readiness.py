@@ -11,9 +11,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from handoff.v1 import handoff_service_pb2 as api
 from handoff.v1 import handoff_service_pb2_grpc as api_grpc
 
-from common.auth import AuthInterceptor, TokenBook
+from common.auth import AuthInterceptor
 from common.grpcserver import LIVENESS, start_server
 from common.security import ServerSecurity
+from common.tokenbook import TokenBook
 
 pytestmark = pytest.mark.integration
 

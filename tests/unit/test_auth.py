@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timedelta, timezone
 import itertools
 import re
 from collections.abc import Callable
@@ -12,16 +13,17 @@ from textwrap import dedent
 import pytest
 
 from common.auth import (
+    CustomerRefKeys,
     PermissionDenied,
     Principal,
     Role,
-    TokenBook,
-    TokenFileError,
     acting_as,
     authorize,
     current_principal,
     customer_ref_for,
+    is_pseudonym,
 )
+from common.tokenbook import TokenBook, TokenFileError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "tokens.example.yaml"
 KEY = b"k" * 32
@@ -48,8 +50,40 @@ def test_example_file_maps_each_token_to_its_principal() -> None:
     assert book.lookup("dev-token-billing") == Principal("billing-team", Role.DEPARTMENT, "billing")
     assert book.lookup("dev-token-admin") == Principal("ops-admin", Role.ADMIN, None)
     assert book.lookup("dev-token-agent") == Principal("agent-ada", Role.AGENT, None)
-    assert book.lookup("dev-token-crm") == Principal("crm", Role.SERVICE, None)
+    assert book.lookup("dev-token-crm") == Principal("crm", Role.SERVICE, None, calls_per_second=500)
     assert len(book) == 7
+
+
+def test_an_entry_may_give_its_token_a_rate_of_its_own(token_file: Callable[[str], Path]) -> None:
+    path = token_file("""
+        tokens:
+          - token: fast
+            name: crm
+            role: service
+            calls_per_second: 250.5
+          - token: plain
+            name: ada
+            role: agent
+    """)
+
+    book = TokenBook.load(path)
+
+    assert book.lookup("fast").calls_per_second == 250.5
+    assert book.lookup("plain").calls_per_second is None
+
+
+@pytest.mark.parametrize("rate", ["0", "-3", "fast"])
+def test_a_rate_that_is_not_a_positive_number_names_its_line(token_file: Callable[[str], Path], rate: str) -> None:
+    path = token_file(f"""
+        tokens:
+          - token: fast
+            name: crm
+            role: service
+            calls_per_second: {rate}
+    """)
+
+    with pytest.raises(TokenFileError, match=rf"^{path}:2: calls_per_second"):
+        TokenBook.load(path)
 
 
 def test_sha256_entry_matches_the_token_it_digests(token_file: Callable[[str], Path]) -> None:
@@ -263,3 +297,49 @@ def test_customer_ref_never_contains_the_raw_id(raw: str) -> None:
 def test_customer_ref_refuses_empty_id_or_short_key(raw: str, key: bytes, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         customer_ref_for(raw, key)
+
+
+# --- pseudonym shape and key rotation -----------------------------------------------
+
+OLD_KEY, ROTATED_UNTIL = b"o" * 32, datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("raw", ["CUST-00042", "jane.doe@example.com", "+44 7700 900123"])
+def test_every_pseudonym_has_the_shape_the_edge_accepts(raw: str) -> None:
+    assert is_pseudonym(customer_ref_for(raw, KEY))
+
+
+@pytest.mark.parametrize("ref", ["cust-1", "c-" + "0" * 31, "c-" + "0" * 33, "c-" + "A" * 32, "C-" + "0" * 32,
+                                 "+447700900123", "jane.doe@example.com", " c-" + "0" * 32])
+def test_anything_else_is_not_a_pseudonym(ref: str) -> None:
+    assert not is_pseudonym(ref)
+
+
+def test_new_pseudonyms_come_from_the_current_key_during_a_rotation() -> None:
+    keys = CustomerRefKeys(KEY, OLD_KEY, ROTATED_UNTIL)
+
+    assert keys.pseudonym("CUST-1") == customer_ref_for("CUST-1", KEY)
+
+
+def test_a_lookup_finds_the_previous_keys_pseudonym_until_the_window_ends() -> None:
+    keys = CustomerRefKeys(KEY, OLD_KEY, ROTATED_UNTIL)
+    current, previous = customer_ref_for("CUST-1", KEY), customer_ref_for("CUST-1", OLD_KEY)
+
+    during = keys.lookups("CUST-1", ROTATED_UNTIL - timedelta(seconds=1))
+    after = keys.lookups("CUST-1", ROTATED_UNTIL)
+
+    assert during == [current, previous] and after == [current]
+
+
+def test_without_a_rotation_a_lookup_has_one_pseudonym() -> None:
+    assert CustomerRefKeys(KEY).lookups("CUST-1", ROTATED_UNTIL) == [customer_ref_for("CUST-1", KEY)]
+
+
+@pytest.mark.parametrize(("previous", "until", "reason"), [
+    (b"short", ROTATED_UNTIL, "previous customer ref key has 5 bytes"),
+    (OLD_KEY, None, "needs the end of its window"),
+    (None, ROTATED_UNTIL, "needs the end of its window"),
+])
+def test_a_rotation_needs_a_long_enough_previous_key_and_its_window(previous, until, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        CustomerRefKeys(KEY, previous, until)

@@ -18,10 +18,12 @@ from handoff_svc.domain.legs import CreateHandoff, Priority
 from handoff_svc.entrypoints.requests import create_command, known_department, occurred_at, record_contact_command
 from tests.unit.conftest import T0
 
+REF, OTHER_REF = "c-0123456789abcdef0123456789abcdef", "c-" + "9" * 32
+
 GOOD = dict(
     request_id="req-1",
     case_id="case-1",
-    customer_ref="cust-1",
+    customer_ref=REF,
     department="billing",
     priority=types_pb2.PRIORITY_HIGH,
     category="refund",
@@ -39,7 +41,7 @@ def test_a_good_request_becomes_a_create_command_by_the_actor():
     assert command == CreateHandoff(
         handoff_id=command.handoff_id,
         case_id="case-1",
-        customer_ref="cust-1",
+        customer_ref=REF,
         department="billing",
         priority=Priority.HIGH,
         category="refund",
@@ -62,6 +64,10 @@ def test_category_is_optional():
         ("case_id", "case/1"),
         ("customer_ref", ""),
         ("customer_ref", "jane doe@example.com"),
+        ("customer_ref", "cust-1"),
+        ("customer_ref", "c-0123456789ABCDEF0123456789ABCDEF"),
+        ("customer_ref", "c-" + "0" * 31),
+        ("customer_ref", "447700900123"),
         ("department", ""),
         ("department", "Billing"),
         ("priority", 42),
@@ -75,6 +81,10 @@ def test_category_is_optional():
         "case_id-malformed",
         "customer_ref-missing",
         "customer_ref-malformed",
+        "customer_ref-not-a-pseudonym",
+        "customer_ref-upper-case",
+        "customer_ref-short",
+        "customer_ref-phone-number",
         "department-missing",
         "department-upper-case",
         "priority-unknown",
@@ -130,16 +140,16 @@ def test_occurred_at_in_the_future_is_refused_naming_the_field():
 
 def test_customer_ref_given_by_the_edge_overrides_the_requests():
     # The edge resolves a raw customer_id to a customer_ref and passes it in.
-    command = create_command(request(customer_ref=""), "agent-7", customer_ref="cust-9")
+    command = create_command(request(customer_ref=""), "agent-7", customer_ref=OTHER_REF)
 
-    assert command.customer_ref == "cust-9"
+    assert command.customer_ref == OTHER_REF
 
 
 # RecordContact -------------------------------------------------------------------------
 
 CONTACT = dict(
     request_id="req-5",
-    customer_ref="cust-1",
+    customer_ref=REF,
     case_id="case-1",
     channel=types_pb2.CONTACT_CHANNEL_CHAT,
     reason="where is my refund",
@@ -155,7 +165,7 @@ def test_a_good_contact_request_becomes_a_record_contact_command():
 
     assert command == RecordContact(
         contact_id=command.contact_id,
-        customer_ref="cust-1",
+        customer_ref=REF,
         case_id="case-1",
         channel=Channel.CHAT,
         reason="where is my refund",
@@ -182,9 +192,9 @@ def test_the_contact_id_derives_from_the_request_id_so_a_retry_gets_the_same_one
 @pytest.mark.parametrize(
     "changes, customer_ref, case_id, reason",
     [
-        ({"case_id": ""}, "cust-1", "", "where is my refund"),
-        ({"reason": ""}, "cust-1", "case-1", ""),
-        ({"reason": "x" * 1000}, "cust-1", "case-1", "x" * 1000),
+        ({"case_id": ""}, REF, "", "where is my refund"),
+        ({"reason": ""}, REF, "case-1", ""),
+        ({"reason": "x" * 1000}, REF, "case-1", "x" * 1000),
     ],
     ids=["case-optional", "reason-optional", "reason-at-the-limit"],
 )
@@ -195,7 +205,7 @@ def test_a_contact_request_accepts_optional_and_boundary_fields(changes, custome
 
 
 def test_a_contact_takes_the_customer_ref_given_by_the_edge():
-    assert record_contact_command(contact_request(customer_ref=""), "agent-7", customer_ref="cust-9").customer_ref == "cust-9"
+    assert record_contact_command(contact_request(customer_ref=""), "agent-7", customer_ref=OTHER_REF).customer_ref == OTHER_REF
 
 
 @pytest.mark.parametrize(
@@ -205,6 +215,7 @@ def test_a_contact_takes_the_customer_ref_given_by_the_edge():
         ("request_id", "has space"),
         ("customer_ref", ""),
         ("customer_ref", "jane doe"),
+        ("customer_ref", "cust-1"),
         ("case_id", "case/1"),
         ("channel", types_pb2.CONTACT_CHANNEL_UNSPECIFIED),
         ("channel", 42),
@@ -215,6 +226,7 @@ def test_a_contact_takes_the_customer_ref_given_by_the_edge():
         "request_id-malformed",
         "customer_ref-missing",
         "customer_ref-malformed",
+        "customer_ref-not-a-pseudonym",
         "case_id-malformed",
         "channel-unset",
         "channel-unknown",

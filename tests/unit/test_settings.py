@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from common.settings import SettingsError, service_settings, setting
+from common.auth import CustomerRefKeys
+from common.settings import SettingsError, security_settings, service_settings, setting
 
 
 def test_service_settings_default_every_value_for_the_service():
@@ -83,3 +85,43 @@ def test_setting_reads_a_value_or_its_default():
 def test_setting_refuses_an_empty_value_naming_the_variable():
     with pytest.raises(SettingsError, match="^POLICY_FILE is required"):
         setting("POLICY_FILE", "config/sla-policies.yaml", {"POLICY_FILE": ""})
+
+
+# --- security settings: customer ref keys --------------------------------------------
+
+TOKENS = {"AUTH_TOKENS": "tok=ada:agent"}
+CURRENT, PREVIOUS = "n" * 20, "o" * 20
+
+
+def test_a_rotation_reads_both_keys_and_the_end_of_the_window():
+    env = {**TOKENS, "CUSTOMER_REF_KEY": CURRENT, "CUSTOMER_REF_PREVIOUS_KEY": PREVIOUS,
+           "CUSTOMER_REF_PREVIOUS_UNTIL": "2026-03-01T00:00:00Z"}
+
+    keys = security_settings(env).customer_ref_keys
+
+    assert keys == CustomerRefKeys(CURRENT.encode(), PREVIOUS.encode(), datetime(2026, 3, 1, tzinfo=timezone.utc))
+
+
+def test_without_a_key_nothing_is_pseudonymised():
+    assert security_settings(TOKENS).customer_ref_keys is None
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"CUSTOMER_REF_KEY": "short"}, "CUSTOMER_REF_KEY must be at least 16 bytes"),
+    ({"CUSTOMER_REF_KEY": CURRENT, "CUSTOMER_REF_PREVIOUS_KEY": "short", "CUSTOMER_REF_PREVIOUS_UNTIL": "2026-03-01T00:00:00Z"},
+     "CUSTOMER_REF_PREVIOUS_KEY must be at least 16 bytes"),
+    ({"CUSTOMER_REF_KEY": CURRENT, "CUSTOMER_REF_PREVIOUS_KEY": PREVIOUS}, "go together"),
+    ({"CUSTOMER_REF_KEY": CURRENT, "CUSTOMER_REF_PREVIOUS_UNTIL": "2026-03-01T00:00:00Z"}, "go together"),
+    ({"CUSTOMER_REF_PREVIOUS_KEY": PREVIOUS, "CUSTOMER_REF_PREVIOUS_UNTIL": "2026-03-01T00:00:00Z"},
+     "needs CUSTOMER_REF_KEY"),
+    ({"CUSTOMER_REF_KEY": CURRENT, "CUSTOMER_REF_PREVIOUS_KEY": CURRENT, "CUSTOMER_REF_PREVIOUS_UNTIL": "2026-03-01T00:00:00Z"},
+     "needs a new key"),
+    ({"CUSTOMER_REF_KEY": CURRENT, "CUSTOMER_REF_PREVIOUS_KEY": PREVIOUS, "CUSTOMER_REF_PREVIOUS_UNTIL": "March"},
+     "CUSTOMER_REF_PREVIOUS_UNTIL=.March. is not an RFC 3339 time"),
+    ({"CUSTOMER_REF_KEY": CURRENT, "CUSTOMER_REF_PREVIOUS_KEY": PREVIOUS, "CUSTOMER_REF_PREVIOUS_UNTIL": "2026-03-01T00:00"},
+     "needs a UTC offset"),
+], ids=["short-key", "short-previous", "previous-without-until", "until-without-previous", "previous-alone",
+        "same-key", "bad-until", "naive-until"])
+def test_a_bad_customer_ref_key_setting_names_its_variable(extra, message):
+    with pytest.raises(SettingsError, match=message):
+        security_settings({**TOKENS, **extra})

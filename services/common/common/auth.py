@@ -1,7 +1,7 @@
-"""Who is calling, and may they: bearer tokens to principals, a gRPC interceptor, roles.
+"""Who is calling, and may they: principals and roles, a gRPC interceptor, customer pseudonyms.
 
-A token book holds only SHA-256 digests of tokens, so a leaked book grants nothing. The
-interceptor puts the caller's principal in a context variable for the servicer to read
+The interceptor finds each bearer token's principal in the token book in force
+(common.tokenbook) and puts the caller's principal in a context variable for the servicer to read
 with `current_principal()`; servicers then call `authorize`, whose `PermissionDenied`
 the interceptor turns into PERMISSION_DENIED.
 """
@@ -12,15 +12,18 @@ import contextvars
 import hashlib
 import hmac
 import inspect
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from enum import Enum
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
-import yaml
+
+if TYPE_CHECKING:
+    from common.tokenbook import TokenSource
 
 
 class Role(str, Enum):
@@ -39,6 +42,8 @@ class Principal:
     name: str
     role: Role
     department: str | None = None
+    # Calls per second this principal's token may make; None: the server's default (limits).
+    calls_per_second: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -47,6 +52,8 @@ class Principal:
             raise ValueError(f"role {self.role!r} is not a Role")
         if self.role is Role.DEPARTMENT and not self.department:
             raise ValueError("role department needs a department")
+        if self.calls_per_second is not None and not self.calls_per_second > 0:
+            raise ValueError("calls_per_second must be greater than 0")
 
 
 class PermissionDenied(Exception):
@@ -79,135 +86,45 @@ def customer_ref_for(raw_customer_id: str, key: bytes) -> str:
     return "c-" + digest[:32]
 
 
-# --- token book ---------------------------------------------------------------------
+# What customer_ref_for makes: a customer_ref of any other shape could be a name, a phone
+# number or an e-mail address, so the edge refuses it.
+PSEUDONYM = re.compile(r"c-[0-9a-f]{32}")
 
 
-class TokenFileError(ValueError):
-    """A token file that cannot be used; the message starts with `path:line:`."""
+def is_pseudonym(customer_ref: str) -> bool:
+    """Whether `customer_ref` has the shape of our pseudonyms (`c-` and 32 hex digits)."""
+    return PSEUDONYM.fullmatch(customer_ref) is not None
 
 
-def token_digest(token: str) -> bytes:
-    """The SHA-256 digest under which a token is stored."""
-    return hashlib.sha256(token.encode("utf-8")).digest()
+@dataclass(frozen=True)
+class CustomerRefKeys:
+    """The HMAC key that pseudonymises customer ids, and during a rotation the key before it.
 
+    New pseudonyms always come from `current`; until `previous_until`, a lookup by raw id
+    also finds what was written under `previous`.
+    """
 
-class TokenBook:
-    """Bearer tokens (by digest) to principals."""
+    current: bytes
+    previous: bytes | None = None
+    previous_until: datetime | None = None
 
-    def __init__(self, entries: Iterable[tuple[bytes, Principal]]) -> None:
-        self._entries = tuple(entries)
-        digests = [digest for digest, _ in self._entries]
-        if len(set(digests)) != len(digests):
-            raise ValueError("the same token is listed twice")
+    def __post_init__(self) -> None:
+        for name, key in (("current", self.current), ("previous", self.previous)):
+            if key is not None and len(key) < 16:
+                raise ValueError(f"{name} customer ref key has {len(key)} bytes; at least 16 are needed")
+        if (self.previous is None) != (self.previous_until is None):
+            raise ValueError("a previous customer ref key needs the end of its window, and only it")
 
-    def __len__(self) -> int:
-        return len(self._entries)
+    def pseudonym(self, raw_customer_id: str) -> str:
+        """The customer_ref to write for a raw id."""
+        return customer_ref_for(raw_customer_id, self.current)
 
-    def lookup(self, token: str) -> Principal | None:
-        """The principal a token stands for, or None."""
-        candidate = token_digest(token)
-        found = None
-        # No early exit: every lookup compares against every entry.
-        for digest, principal in self._entries:
-            if hmac.compare_digest(digest, candidate):
-                found = principal
-        return found
-
-    @classmethod
-    def parse_env(cls, text: str) -> TokenBook:
-        """Read `token=name:role[:department],...`; errors name the entry, never the token."""
-        entries: list[tuple[bytes, Principal]] = []
-        for number, item in enumerate(text.split(","), start=1):
-            token, _, spec = item.strip().rpartition("=")
-            parts = spec.split(":")
-            if not token or len(parts) not in (2, 3):
-                raise ValueError(f"token entry {number}: expected token=name:role[:department]")
-            try:
-                entry = (token_digest(token), _principal(*parts))
-            except ValueError as exc:
-                raise ValueError(f"token entry {number}: {exc}") from None
-            if any(entry[0] == digest for digest, _ in entries):
-                raise ValueError(f"token entry {number}: duplicate token")
-            entries.append(entry)
-        return cls(entries)
-
-    @classmethod
-    def load(cls, path: Path) -> TokenBook:
-        """Read a YAML file of `tokens:` entries (token or token_sha256, name, role, department)."""
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise TokenFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark else 1
-            reason = getattr(exc, "problem", None) or exc
-            raise TokenFileError(f"{path}:{line}: not valid YAML: {reason}") from None
-        return cls(_entries_from_yaml(root, path))
-
-
-_FIELDS = {"token", "token_sha256", "name", "role", "department"}
-_ROLES = ", ".join(role.value for role in Role)
-
-
-def _principal(name: str, role: str, department: str | None = None) -> Principal:
-    try:
-        parsed = Role(role)
-    except ValueError:
-        raise ValueError(f"bad role {role!r} (expected one of {_ROLES})") from None
-    return Principal(name, parsed, department or None)
-
-
-def _entries_from_yaml(root: yaml.Node | None, path: Path) -> Iterator[tuple[bytes, Principal]]:
-    def fail(node: yaml.Node | None, reason: str) -> TokenFileError:
-        line = node.start_mark.line + 1 if node is not None else 1
-        return TokenFileError(f"{path}:{line}: {reason}")
-
-    tokens = None
-    if isinstance(root, yaml.MappingNode):
-        tokens = next((v for k, v in root.value if k.value == "tokens"), None)
-    if not isinstance(tokens, yaml.SequenceNode):
-        raise fail(tokens or root, "expected a top-level 'tokens:' list")
-    if not tokens.value:
-        raise fail(tokens, "no tokens listed")
-    first_seen: dict[bytes, int] = {}
-    for item in tokens.value:
-        if not isinstance(item, yaml.MappingNode):
-            raise fail(item, "a token entry must be a mapping")
-        fields: dict[str, str | None] = {}
-        for key, value in item.value:
-            if not isinstance(key, yaml.ScalarNode) or key.value not in _FIELDS:
-                raise fail(key, f"unknown field; expected {', '.join(sorted(_FIELDS))}")
-            if not isinstance(value, yaml.ScalarNode):
-                raise fail(value, f"{key.value} must be a plain value")
-            fields[key.value] = None if value.tag.endswith(":null") else value.value
-        if ("token" in fields) == ("token_sha256" in fields):
-            raise fail(item, "give exactly one of token and token_sha256")
-        try:
-            digest = _digest_of(fields)
-            principal = _principal(
-                fields.get("name") or "", fields.get("role") or "", fields.get("department")
-            )
-        except ValueError as exc:
-            raise fail(item, str(exc)) from None
-        line = item.start_mark.line + 1
-        if digest in first_seen:
-            raise fail(item, f"duplicate token (first listed at line {first_seen[digest]})")
-        first_seen[digest] = line
-        yield digest, principal
-
-
-def _digest_of(fields: dict[str, str | None]) -> bytes:
-    if "token" in fields:
-        if not fields["token"]:
-            raise ValueError("token is empty")
-        return token_digest(fields["token"])
-    hex_digest = (fields["token_sha256"] or "").lower()
-    if len(hex_digest) != 64 or any(c not in "0123456789abcdef" for c in hex_digest):
-        raise ValueError("token_sha256 must be 64 hex digits")
-    return bytes.fromhex(hex_digest)
+    def lookups(self, raw_customer_id: str, now: datetime) -> list[str]:
+        """Every customer_ref a raw id may have been written under, the current one first."""
+        refs = [self.pseudonym(raw_customer_id)]
+        if self.previous is not None and self.previous_until is not None and now < self.previous_until:
+            refs.append(customer_ref_for(raw_customer_id, self.previous))
+        return refs
 
 
 # --- the current principal and the interceptor ---------------------------------------
@@ -249,13 +166,32 @@ _HANDLER_FACTORIES = {
     (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
 }
 
+Wrapper = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def wrap_handler(handler: grpc.RpcMethodHandler, method: str, awaiting: Wrapper, streaming: Wrapper) -> grpc.RpcMethodHandler:
+    """`handler` with its behaviour wrapped: `streaming` for a reply stream, `awaiting` otherwise."""
+    field, factory = _HANDLER_FACTORIES[handler.request_streaming, handler.response_streaming]
+    inner = getattr(handler, field)
+    if inspect.isasyncgenfunction(inner):
+        wrapped = streaming(inner)
+    elif inspect.iscoroutinefunction(inner):
+        wrapped = awaiting(inner)
+    else:
+        # A sync handler runs on a thread pool, outside the context we could set.
+        raise TypeError(f"our interceptors need async handlers; {method} is not")
+    return factory(wrapped, request_deserializer=handler.request_deserializer,
+                   response_serializer=handler.response_serializer)
+
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Requires `authorization: Bearer <token>` on every call outside the exempt services."""
 
-    def __init__(self, book: TokenBook, exempt_services: Iterable[str] = EXEMPT_SERVICES) -> None:
-        self._book = book
+    def __init__(self, book: TokenSource, exempt_services: Iterable[str] = EXEMPT_SERVICES,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self._tokens = book
         self._exempt = frozenset(exempt_services)
+        self._now = now
 
     async def intercept_service(
         self,
@@ -267,29 +203,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or service in self._exempt:
             return handler
         principal, failure = self._authenticate(details.invocation_metadata or ())
-        kind = (handler.request_streaming, handler.response_streaming)
-        field, factory = _HANDLER_FACTORIES[kind]
-        inner = getattr(handler, field)
-        if inspect.isasyncgenfunction(inner):
-            wrapped: Callable[..., Any] = _streaming(inner, principal, failure)
-        elif inspect.iscoroutinefunction(inner):
-            wrapped = _awaiting(inner, principal, failure)
-        else:
-            # A sync handler runs on a thread pool, outside the context we could set.
-            raise TypeError(f"AuthInterceptor needs async handlers; {details.method} is not")
-        return factory(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return wrap_handler(handler, details.method, lambda inner: _awaiting(inner, principal, failure),
+                            lambda inner: _streaming(inner, principal, failure))
 
     def _authenticate(self, metadata: Iterable[tuple[str, Any]]) -> tuple[Principal | None, str]:
         values = [value for key, value in metadata if key == "authorization"]
         words = values[0].split() if len(values) == 1 and isinstance(values[0], str) else []
         if len(words) != 2 or words[0].lower() != "bearer":
             return None, "missing bearer token"
-        principal = self._book.lookup(words[1])
-        return (principal, "") if principal else (None, "unknown token")
+        return self._tokens.current().check(words[1], self._now())
 
 
 async def _enter(

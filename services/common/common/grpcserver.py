@@ -8,6 +8,8 @@ recovered (readiness probes ask "").
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -16,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from common.auth import EXEMPT_SERVICES
+from common.limits import LimitsInterceptor
 from common.metrics import MetricsInterceptor
 from common.requestguard import RequestGuard
 from common.security import ServerSecurity
@@ -64,6 +67,7 @@ class RunningServer:
     health: health.aio.HealthServicer
     service_names: tuple[str, ...]
     gate: ReadinessGate
+    reloads_tokens_on_sighup: bool = False
 
     async def set_serving(self) -> None:
         """Take calls, and report ready: "" and every service name SERVING."""
@@ -73,6 +77,8 @@ class RunningServer:
 
     async def stop(self, grace: float = 5.0) -> None:
         """Report NOT_SERVING, refuse new calls, let running ones finish within `grace`."""
+        if self.reloads_tokens_on_sighup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         for name in ("", LIVENESS, *self.service_names):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(grace)
@@ -88,15 +94,20 @@ async def start_server(
     """Start a server for `(add_servicer_to_server, servicer, full service name)` triples.
 
     With `serving` False it is alive but not ready (NOT_SERVING) until `set_serving()`.
-    Metrics come first among the interceptors, so refused calls are counted too.
+    Metrics come first among the interceptors, so refused calls are counted too; the limits
+    come after the token check, so they only meet callers of the token book.
     """
     gate = ReadinessGate()
     registrations = list(registrations)
     names = [name for _, _, name in registrations]
-    # Innermost, so a request that does not parse is refused as INVALID_ARGUMENT after the
-    # gate and authentication have had their say.
+    limits = security.limits
+    # The guard is innermost, so a request that does not parse is refused as INVALID_ARGUMENT
+    # after the gate, authentication and the limits have had their say.
     guard = RequestGuard(frozenset(names))
-    server = grpc.aio.server(interceptors=[MetricsInterceptor(), gate, security.interceptor, guard])
+    server = grpc.aio.server(
+        interceptors=[MetricsInterceptor(), gate, security.interceptor, LimitsInterceptor(limits), guard],
+        options=limits.server_options(),
+    )
     for add, servicer, _ in registrations:
         add(servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -111,7 +122,10 @@ async def start_server(
         bound = server.add_insecure_port(address)
     if bound == 0:
         raise OSError(f"cannot listen for gRPC on {host}:{port}")
-    running = RunningServer(server, bound, health_servicer, tuple(names), gate)
+    running = RunningServer(server, bound, health_servicer, tuple(names), gate, security.token_file is not None)
+    if security.token_file is not None:
+        # `kill -HUP` reloads the token book at once (it also reloads by itself within a second).
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, security.token_file.reload)
     for name in ("", *names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)

@@ -11,7 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.auth import CustomerRefKeys
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity, kafka_security
+from common.limits import GrpcLimits
+from common.validation import instant
 
 from common.streams.engine import EngineSettings
 
@@ -125,7 +128,8 @@ class SecuritySettings:
     tls_cert_file: Path | None
     tls_key_file: Path | None
     tls_client_ca_file: Path | None
-    customer_ref_key: bytes | None
+    customer_ref_keys: CustomerRefKeys | None
+    limits: GrpcLimits = GrpcLimits()
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:
@@ -134,7 +138,7 @@ def _path(env: Mapping[str, str], name: str) -> Path | None:
 
 
 def security_settings(env: Mapping[str, str] | None = None) -> SecuritySettings:
-    """AUTH_TOKENS_FILE or AUTH_TOKENS (one is required), TLS_* files, CUSTOMER_REF_KEY."""
+    """AUTH_TOKENS_FILE or AUTH_TOKENS (one is required), TLS_* files, CUSTOMER_REF_* keys, GRPC_* limits."""
     env = os.environ if env is None else env
     tokens_file, tokens_inline = _path(env, "AUTH_TOKENS_FILE"), env.get("AUTH_TOKENS") or None
     if bool(tokens_file) == bool(tokens_inline):
@@ -145,7 +149,46 @@ def security_settings(env: Mapping[str, str] | None = None) -> SecuritySettings:
     client_ca = _path(env, "TLS_CLIENT_CA_FILE")
     if client_ca and not cert:
         raise SettingsError("TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE")
-    raw_key = env.get("CUSTOMER_REF_KEY", "")
-    if raw_key and len(raw_key.encode()) < 16:
-        raise SettingsError("CUSTOMER_REF_KEY must be at least 16 bytes")
-    return SecuritySettings(tokens_file, tokens_inline, cert, key, client_ca, raw_key.encode() or None)
+    return SecuritySettings(tokens_file, tokens_inline, cert, key, client_ca, _customer_ref_keys(env),
+                            grpc_limits(env))
+
+
+def _customer_ref_keys(env: Mapping[str, str]) -> CustomerRefKeys | None:
+    """CUSTOMER_REF_KEY, and during a rotation CUSTOMER_REF_PREVIOUS_KEY until CUSTOMER_REF_PREVIOUS_UNTIL."""
+    current, previous = env.get("CUSTOMER_REF_KEY", ""), env.get("CUSTOMER_REF_PREVIOUS_KEY", "")
+    until_text = env.get("CUSTOMER_REF_PREVIOUS_UNTIL", "")
+    for name, value in (("CUSTOMER_REF_KEY", current), ("CUSTOMER_REF_PREVIOUS_KEY", previous)):
+        if value and len(value.encode()) < 16:
+            raise SettingsError(f"{name} must be at least 16 bytes")
+    if bool(previous) != bool(until_text):
+        raise SettingsError("CUSTOMER_REF_PREVIOUS_KEY and CUSTOMER_REF_PREVIOUS_UNTIL go together")
+    if previous and not current:
+        raise SettingsError("CUSTOMER_REF_PREVIOUS_KEY needs CUSTOMER_REF_KEY, the key that replaces it")
+    if previous == current and previous:
+        raise SettingsError("CUSTOMER_REF_PREVIOUS_KEY is CUSTOMER_REF_KEY; a rotation needs a new key")
+    until = None
+    if until_text:
+        try:
+            until = instant(until_text)
+        except ValueError as error:
+            raise SettingsError(f"CUSTOMER_REF_PREVIOUS_UNTIL={error}") from None
+    if not current:
+        return None
+    return CustomerRefKeys(current.encode(), previous.encode() or None, until)
+
+
+def grpc_limits(env: Mapping[str, str] | None = None) -> GrpcLimits:
+    """GRPC_MAX_MESSAGE_BYTES, GRPC_MAX_CONCURRENT_STREAMS, GRPC_MAX_STREAMS_PER_PRINCIPAL,
+    GRPC_CALLS_PER_SECOND, GRPC_BURST, GRPC_MAX_CALL_S, GRPC_MAX_STREAM_S (README, "Security")."""
+    env = os.environ if env is None else env
+    default = GrpcLimits()
+    return GrpcLimits(
+        max_message_bytes=int(_positive(env, "GRPC_MAX_MESSAGE_BYTES", default.max_message_bytes)),
+        max_concurrent_streams=int(_positive(env, "GRPC_MAX_CONCURRENT_STREAMS", default.max_concurrent_streams)),
+        max_streams_per_principal=int(_positive(env, "GRPC_MAX_STREAMS_PER_PRINCIPAL",
+                                                default.max_streams_per_principal)),
+        calls_per_second=_positive(env, "GRPC_CALLS_PER_SECOND", default.calls_per_second, float),
+        burst=int(_positive(env, "GRPC_BURST", default.burst)),
+        max_call_s=_positive(env, "GRPC_MAX_CALL_S", default.max_call_s, float),
+        max_stream_s=_positive(env, "GRPC_MAX_STREAM_S", default.max_stream_s, float),
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from handoffctl import customers, handoffs, importing, notifications, report, silences, sla
+from handoffctl import customers, dlq, handoffs, importing, notifications, report, silences, sla
 
 # One line per paragraph: rich re-wraps help text to the terminal's width.
 HELP = """Track handoffs between contact-centre departments: open legs, move them through their states, read them, record customer contacts, read SLA clocks, scorecards and breaches, watch, list and acknowledge notifications, and silence them.
@@ -20,7 +20,7 @@ Examples:
 
   export HANDOFF_TOKEN=dev-token-agent
 
-  handoffctl create --department billing --case CASE-1 --customer cust-042
+  handoffctl create --department billing --case CASE-1 --customer-id cust-042
 
   handoffctl ack HANDOFF_ID --token dev-token-billing
 
@@ -30,9 +30,9 @@ Examples:
 
   handoffctl list --department billing --status open --breached --all
 
-  handoffctl contact --customer cust-042 --channel call --case CASE-1
+  handoffctl contact --customer-id cust-042 --channel call --case CASE-1
 
-  handoffctl timeline --customer cust-042 --json
+  handoffctl timeline --customer-id cust-042 --json
 
   handoffctl sla HANDOFF_ID
 
@@ -57,6 +57,8 @@ Examples:
   handoffctl silence expire SILENCE_ID
 
   handoffctl import --handoffs legs.csv --contacts contacts.csv --kafka-bootstrap 127.0.0.1:9092
+
+  handoffctl dlq list --topic contacts.v1 --since 2025-03-01T00:00:00Z
 """
 
 app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False)
@@ -85,6 +87,7 @@ COMMANDS = {
 for name, command in COMMANDS.items():
     app.command(name)(command)
 app.add_typer(silences.app, name="silence")
+app.add_typer(dlq.app, name="dlq")
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def build(
         await bus.stop()
         await feed.stop()
 
-    api = HandoffApi(store, feed, bus, clock, security.customer_ref_key, departments)
+    api = HandoffApi(store, feed, bus, clock, security.customer_ref_keys, departments)
     side = SideServer(
         app,
         "handoff",

@@ -11,7 +11,7 @@ from handoff.v1 import handoff_service_pb2 as api_pb2
 from handoff.v1 import handoff_service_pb2_grpc as api_grpc
 
 from common import validation as check
-from common.auth import Role, authorize, current_principal, customer_ref_for
+from common.auth import CustomerRefKeys, Role, authorize, current_principal
 from common.clock import Clock
 from common.codec import new_envelope, to_timestamp
 from common.departments import Departments
@@ -45,10 +45,10 @@ def _allow(kind: str, department: str | None = None) -> None:
 
 class HandoffApi(api_grpc.HandoffServiceServicer):
     def __init__(
-        self, store: LegStore, feed: LegFeed, bus: CommandBus, clock: Clock, customer_ref_key: bytes | None,
+        self, store: LegStore, feed: LegFeed, bus: CommandBus, clock: Clock, customer_ref_keys: CustomerRefKeys | None,
         departments: Departments,
     ) -> None:
-        self._customer_ref_key = customer_ref_key
+        self._customer_ref_keys = customer_ref_keys
         self._departments = departments
         self._store = store
         self._feed = feed
@@ -84,22 +84,29 @@ class HandoffApi(api_grpc.HandoffServiceServicer):
         _allow(kind, leg.department)
         return await self._send(kind, request, leg.customer_ref, at, context)
 
+    async def _customer_refs(self, request, context) -> list[str]:
+        """The customer_refs a request names: its customer_ref, or its raw customer_id's
+        pseudonyms (the current key's first; during a key rotation, the previous key's too)."""
+        if not request.customer_id:
+            return [request.customer_ref]
+        if request.customer_ref:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "customer_id: give customer_ref or customer_id, not both")
+        if self._customer_ref_keys is None:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, "customer_id: this service has no CUSTOMER_REF_KEY to pseudonymise it"
+            )
+        try:
+            return self._customer_ref_keys.lookups(request.customer_id, self._clock.now())
+        except ValueError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"customer_id: {error}")
+
     async def _pseudonymise(self, request, context):
         """A copy of `request` whose raw customer_id, if any, is replaced by its customer_ref."""
         if not request.customer_id:
             return request
-        if request.customer_ref:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "customer_id: give customer_ref or customer_id, not both")
-        if self._customer_ref_key is None:
-            await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION, "customer_id: this service has no CUSTOMER_REF_KEY to pseudonymise it"
-            )
         safe = type(request)()
         safe.CopyFrom(request)
-        try:
-            safe.customer_ref = customer_ref_for(request.customer_id, self._customer_ref_key)
-        except ValueError as error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"customer_id: {error}")
+        safe.customer_ref = (await self._customer_refs(request, context))[0]
         safe.customer_id = ""
         return safe
 
@@ -210,16 +217,16 @@ class HandoffApi(api_grpc.HandoffServiceServicer):
 
     async def GetCustomerTimeline(self, request, context) -> api_pb2.CustomerTimeline:
         _allow("timeline")
-        request = await self._pseudonymise(request, context)
+        refs = await self._customer_refs(request, context)
         try:
-            customer_ref = check.identifier("customer_ref", request.customer_ref)
+            customer_ref = check.pseudonym("customer_ref", refs[0])
         except check.InvalidField as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         await self._caught_up(context)
         entries = [(c.contacted_at, api_pb2.TimelineEntry(contact=contact_to_pb(c)))
-                   for c in self._store.customer_contacts(customer_ref)]
+                   for ref in refs for c in self._store.customer_contacts(ref)]
         entries += [(leg.created_at, api_pb2.TimelineEntry(handoff=self._pb(leg)))
-                    for leg in self._store.customer_legs(customer_ref)]
+                    for ref in refs for leg in self._store.customer_legs(ref)]
         entries.sort(key=lambda pair: pair[0])
         for at, entry in entries:
             entry.at.CopyFrom(to_timestamp(at))

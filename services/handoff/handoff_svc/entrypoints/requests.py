@@ -62,7 +62,7 @@ def create_command(request: api_pb2.CreateHandoffRequest, actor: str, customer_r
     return legs.CreateHandoff(
         handoff_id=new_id("create", actor, request_id(request)),
         case_id=check.identifier("case_id", request.case_id),
-        customer_ref=customer_ref or check.identifier("customer_ref", request.customer_ref),
+        customer_ref=customer_ref or check.pseudonym("customer_ref", request.customer_ref),
         department=check.label("department", request.department),
         priority=priority,
         category=check.label("category", request.category) if request.category else "",
@@ -124,7 +124,7 @@ def record_contact_command(
         raise check.InvalidField("channel", "must be one of CALL, CHAT, EMAIL, MESSAGING")
     return contacts.RecordContact(
         contact_id=new_id("record_contact", actor, request_id(request)),
-        customer_ref=customer_ref or check.identifier("customer_ref", request.customer_ref),
+        customer_ref=customer_ref or check.pseudonym("customer_ref", request.customer_ref),
         case_id=check.identifier("case_id", request.case_id) if request.case_id else "",
         channel=channel,
         reason=check.text("reason", request.reason, MAX_NOTE),
