@@ -43,7 +43,7 @@ async def create_load(addresses: list[str], concurrency: int, calls: int, time_l
         while issued < calls and time.monotonic() < deadline:
             issued += 1
             request = handoff_pb2.CreateHandoffRequest(
-                request_id=str(uuid.uuid4()), case_id=f"bench-{issued}", customer_ref=f"cust-{uuid.uuid4().hex[:12]}",
+                request_id=str(uuid.uuid4()), case_id=f"bench-{issued}", customer_id=f"cust-{uuid.uuid4().hex[:12]}",
                 department=department,
             )
             started = time.perf_counter()
@@ -77,7 +77,7 @@ async def warm_up(address: str, department: str, time_limit_s: float = 60.0) -> 
         while True:
             try:
                 await stub.CreateHandoff(handoff_pb2.CreateHandoffRequest(
-                    request_id=request_id, case_id="warm-up", customer_ref="cust-warm-up", department=department,
+                    request_id=request_id, case_id="warm-up", customer_id="cust-warm-up", department=department,
                 ), timeout=15)
                 return
             except grpc.aio.AioRpcError:

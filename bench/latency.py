@@ -50,7 +50,7 @@ async def warm_up(handoffs: handoff_grpc.HandoffServiceStub, department: str, ru
     """Seconds until a first CreateHandoff succeeds: the service's ready line can come before
     it serves writes. One request id, retried, so at most one warm-up leg is created."""
     request = handoff_pb2.CreateHandoffRequest(
-        request_id=f"bench-{run_id}-warm-up", case_id=f"BENCH-{run_id}-W", customer_ref=f"bench-{run_id}-w",
+        request_id=f"bench-{run_id}-warm-up", case_id=f"BENCH-{run_id}-W", customer_id=f"bench-{run_id}-w",
         department=department, priority=types_pb2.PRIORITY_NORMAL, summary="bench warm-up")
     started = time.monotonic()
     while True:
@@ -98,7 +98,7 @@ async def breach_latency(handoff_address: str, notify_address: str, departments:
                 call_started = time.perf_counter()
                 leg = await handoffs.CreateHandoff(handoff_pb2.CreateHandoffRequest(
                     request_id=f"bench-{run_id}-{uuid.uuid4()}", case_id=f"BENCH-{run_id}-L{number}",
-                    customer_ref=f"bench-{run_id}-lat{number}", department=department,
+                    customer_id=f"bench-{run_id}-lat{number}", department=department,
                     priority=types_pb2.PRIORITY_NORMAL, summary="bench latency"), timeout=10)
                 create_ms.append((time.perf_counter() - call_started) * 1000)
                 created[leg.handoff_id] = (department, leg.created_at.seconds + leg.created_at.nanos / 1e9)
