@@ -24,7 +24,8 @@ from common.settings import SettingsError
 from common.topics import CATALOGUE
 from handoffctl.deadletters import SOURCE_TOPICS, DeadLetter, DeadLetterError, DeadLetterQueue, Filter, parse_id
 from handoffctl.options import AsJson, timestamp
-from handoffctl.output import cells, console, fields_table, rows_table
+from handoffctl.fit import Column
+from handoffctl.output import cells, console, fields_table, short_time, show_rows
 
 HELP = """Read dead letters (records a consumer could not process, kept in <topic>.dlq with the reason) and replay them to their source topic once the cause is fixed. These commands talk to Kafka directly (--kafka-bootstrap, KAFKA_BOOTSTRAP and the services' KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_* / KAFKA_SSL_* settings), not to a service.
 
@@ -116,12 +117,14 @@ def _status(letter: DeadLetter) -> Text:
     return Text(f"replayed {_time(letter.replay.at)}", style="dim")
 
 
+DEAD_LETTER_COLUMNS = (Column("id"), Column("dead lettered", 2, short=short_time), Column("consumer", 3),
+                       Column("status", 1), Column("reason", flexible=True))
+
+
 def _table(letters: list[DeadLetter], title: str) -> None:
-    table = rows_table(title, ("id", "dead lettered", "consumer", "status", "reason"))
-    for letter in letters:
-        table.add_row(*cells((letter.id, _time(letter.timestamp) or "", letter.consumer, _status(letter),
-                               letter.reason.splitlines()[0] if letter.reason else "")))
-    console.print(table)
+    show_rows(title, DEAD_LETTER_COLUMNS,
+              [cells((letter.id, _time(letter.timestamp) or "", letter.consumer, _status(letter),
+                      letter.reason.splitlines()[0] if letter.reason else "")) for letter in letters])
 
 
 @app.command("list")
