@@ -47,7 +47,10 @@ class SlaProcessor:
             self.worker.on_contact(message, partition)
 
     def due(self, store: ChangelogStore, key: str, partition: int) -> None:
-        self.worker.on_due(key, partition)
+        if store is self.customers:
+            self.worker.on_customer_due(key, partition)
+        else:
+            self.worker.on_due(key, partition)
 
     def now_us(self, partition: int) -> int:
         return epoch_us(self.worker.engine.now(partition))

@@ -51,10 +51,19 @@ class ClockEngine:
         return codec.decode_state(raw) if raw else (None, -1)
 
     def _save(self, state: LegClocks, partition: int) -> None:
-        """Store the leg's clocks with the instant they next fall due, for the timer."""
+        """Store the leg's clocks with the instant they next fall due, for the timer: the next
+        warning, breach or end of a pause; once every clock has stopped, when the leg is forgotten."""
         calendar, fractions, max_pause = self._rules(state)
         due = clocks.next_due(state, calendar, fractions, max_pause)
+        if due is None and not _running(state):
+            due = self._forget_at(state)
         self._table[state.leg.handoff_id] = codec.encode_state(state, partition, due)
+
+    def _forget_at(self, state: LegClocks) -> datetime:
+        """A leg whose clocks all stopped is kept for the repeat window after the last stop
+        (a late or redelivered change finds it), then forgotten."""
+        stops = [clock.stopped_at or clock.started_at for clock in state.clocks.values()]
+        return max(stops) + self._policies.repeats.window + clocks.TICK
 
     def _policy(self, state: LegClocks) -> Policy | None:
         return self._policies.find(state.leg.department, state.leg.priority, state.leg.category)
@@ -141,6 +150,10 @@ class ClockEngine:
         if state is None:
             return []
         now = self.now(partition)
+        if not _running(state):
+            if now >= self._forget_at(state):
+                del self._table[handoff_id]
+            return []
         calendar, fractions, max_pause = self._rules(state)
         state, events = clocks.due_events(state, now, calendar, fractions, max_pause)
         self._emit(events, now)

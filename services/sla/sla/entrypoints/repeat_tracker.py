@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 
 import orjson
 
@@ -43,6 +43,7 @@ LEG_CHANGES = {
     "cancelled": repeats.CANCELLED,
 }
 UNATTRIBUTED_DEPARTMENT = "none"
+_END_OF_TIME = datetime.max.replace(tzinfo=timezone.utc)
 # Decoded customer records kept beside the store (bounded: emptied when full).
 DECODED_KEPT = 10_000
 
@@ -89,11 +90,42 @@ class RepeatTracker:
 
     def _save(self, customer_ref: str, record: CustomerRecord) -> None:
         # The tag says whether contacts wait, so a rebuild decodes only those; the due instant
-        # brings the timer back once time has passed the earliest (on a quiet partition too).
+        # brings the timer back once time has passed the earliest (on a quiet partition too),
+        # or, with nothing waiting and no leg open, when the customer is to be forgotten.
         payload = orjson.dumps(encode_customer(record))
-        due = epoch_us(min(c.contacted_at for c in record.pending) + TICK) if record.pending else 0
+        if record.pending:
+            due = epoch_us(min(c.contacted_at for c in record.pending) + TICK)
+        else:
+            forget_at = self._forget_at(record)
+            due = epoch_us(forget_at) if forget_at is not None else 0
         raw = self._customers[customer_ref] = framed(record.partition, payload, due, tag=1 if record.pending else 0)
         self._remember(customer_ref, raw, record)
+
+    def _forget_at(self, record: CustomerRecord) -> datetime | None:
+        """When a customer is forgotten: the repeat window after the last thing that happened
+        (a contact, a leg created or changed), once no contact waits and no leg is open; None
+        while one is. A contact after that starts a record afresh: nothing it could repeat is left."""
+        if record.pending or any(leg.ended_at(_END_OF_TIME) is None for leg in record.legs):
+            return None
+        instants = [c.contacted_at for c in record.contacts]
+        for leg in record.legs:
+            instants += [leg.created_at, *(at for at, _ in leg.changes)]
+        if not instants:
+            return None
+        return max(instants) + self._rules.window + TICK
+
+    def forget_if_due(self, customer_ref: str, partition: int) -> None:
+        """The timer came for a customer with nothing waiting: forget it if its time has come."""
+        raw = self._customers.get(customer_ref)
+        if raw is None or header_of(raw).tag:
+            return
+        forget_at = self._forget_at(self._load(customer_ref, partition))
+        if forget_at is not None and self._now(partition) >= forget_at:
+            del self._customers[customer_ref]
+            self._decoded.pop(customer_ref, None)
+
+    def _now(self, partition: int) -> datetime:
+        return self._event_time.mark(partition) if self._event_time is not None else self._clock.now()
 
     def on_leg_change(self, message, events: list[ClockEvent], partition: int) -> None:
         """Fold one HandoffEvent (and the breaches it caused) into the customer's legs."""
@@ -169,8 +201,7 @@ class RepeatTracker:
 
     def _settled_until(self, partition: int) -> datetime:
         """The latest instant whose contacts may be examined: before now, or up to a heartbeat."""
-        now = self._event_time.mark(partition) if self._event_time is not None else self._clock.now()
-        return max(now - TICK, self._sealed.get(partition, EPOCH))
+        return max(self._now(partition) - TICK, self._sealed.get(partition, EPOCH))
 
     def settle(self, partition: int) -> None:
         """Examine the waiting contacts of `partition` that time has passed."""
@@ -184,9 +215,14 @@ class RepeatTracker:
                 self._examine(replace(record, pending=rest), due)
 
     def settle_all(self) -> None:
-        """Examine the waiting contacts of every partition that time has passed (wall time's tick)."""
+        """Examine the waiting contacts of every partition that time has passed, and forget the
+        customers whose time has come (in-memory runs and tests: a scan)."""
         for partition in list(self._waiting):
             self.settle(partition)
+        for customer_ref, raw in list(self._customers.items()):
+            header = header_of(raw)
+            if header.due_us and not header.tag:
+                self.forget_if_due(customer_ref, header.partition)
 
     def _examine(self, record: CustomerRecord, contacts: list[Contact]) -> None:
         for contact in contacts:

@@ -57,6 +57,11 @@ class SlaWorker:
         self.tracker.settle(partition)
         return events
 
+    def on_customer_due(self, customer_ref: str, partition: int) -> None:
+        """A customer's record asked for the timer: its waiting contacts, or its time to be forgotten."""
+        self.tracker.settle(partition)
+        self.tracker.forget_if_due(customer_ref, partition)
+
     def fire_due(self) -> list[ClockEvent]:
         """Every due leg at once, then the contacts time has passed (in-memory runs and tests;
         the stream engine fires per leg)."""
