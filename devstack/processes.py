@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.lifeline import die_with_parent
+from common import lifeline
 
 
 class ServiceFailed(RuntimeError):
@@ -69,13 +69,12 @@ def start_service(
     log_path = log_dir / f"{name}.log"
     log_file = log_path.open("a")
     process = subprocess.Popen(
-        [sys.executable, "-m", module],
+        lifeline.command([sys.executable, "-m", module]),
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=log_file,
         text=True,
         start_new_session=True,
-        preexec_fn=die_with_parent(),
     )
     log_file.close()
     service = ServiceProcess(name, process, log_path)

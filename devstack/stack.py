@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from common.lifeline import die_with_parent
+from common import lifeline
 from common.localkafka import LocalKafka, create_topics, wait_for_kafka
 from devstack.gateways import KINDS as GATEWAY_KINDS
 from devstack.gateways import DEV_GRPC_LIMITS, start_gateway
@@ -196,9 +196,9 @@ def _start_smtp_sink(log_dir: Path, timeout: float = 20) -> ServiceProcess:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{SMTP_SINK}.log"
     with log_path.open("a") as log:
-        process = subprocess.Popen([sys.executable, "-u", "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}"],
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                   preexec_fn=die_with_parent())
+        process = subprocess.Popen(lifeline.command([sys.executable, "-u", "-m", "aiosmtpd", "-n", "-l",
+                                                     f"127.0.0.1:{port}"]),
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     sink = ServiceProcess(SMTP_SINK, process, log_path, {"smtp": str(port)})
     deadline = time.monotonic() + timeout
     while True:

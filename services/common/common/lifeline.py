@@ -3,12 +3,17 @@
 A supervisor stops its children in order when it is asked to stop; when it is killed
 outright (kill -9, an OOM kill) it gets no say, and a child in a session of its own would
 keep running with nobody to stop it. Linux's PR_SET_PDEATHSIG asks the kernel to signal
-the child when its parent goes. The request is made in the child between fork and exec
-and survives the exec.
+the child when its parent goes, and the request survives an exec.
 
-The kernel ties it to the *thread* that forked the child, so only children started from
-the main thread ask for it: a worker thread that ends would otherwise take its children
-with it.
+The child makes the request itself: `command()` starts it through this module
+(`python -m common.lifeline <parent pid> -- <command>`), which asks, checks that the parent
+is still there, and execs the command. Nothing runs between fork and exec in the parent's
+image: a `preexec_fn` there would run Python in a forked copy of a process with gRPC's
+threads, which gRPC cannot survive (it aborts on its poller's closed descriptors).
+
+The kernel ties the request to the *thread* that forked the child, so only children
+started from the main thread ask for it: a worker thread that ends would otherwise take its
+children with it.
 """
 
 from __future__ import annotations
@@ -18,28 +23,32 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Sequence
 
 PR_SET_PDEATHSIG = 1
 
-# Resolved once, before any fork: the child only calls it.
-_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
 
-
-def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> Callable[[], None] | None:
-    """A `preexec_fn` that makes the child get `sig` when this process dies; None where it cannot.
+def command(argv: Sequence[str], sig: signal.Signals = signal.SIGKILL) -> list[str]:
+    """`argv`, started so that it gets `sig` when this process dies (as it is where that cannot be).
 
     SIGKILL by default: a parent that was killed cannot stop its children in order, and a
     child must not outlive it waiting on a broker that went down with it.
     """
-    if _prctl is None or threading.current_thread() is not threading.main_thread():
-        return None
-    parent = os.getpid()
-    prctl = _prctl
+    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
+        return list(argv)
+    return [sys.executable, "-m", "common.lifeline", str(os.getpid()), str(int(sig)), "--", *argv]
 
-    def request() -> None:
-        prctl(PR_SET_PDEATHSIG, int(sig))
-        if os.getppid() != parent:  # the parent died before the request was made
-            os.kill(os.getpid(), sig)
 
-    return request
+def main(args: Sequence[str]) -> None:
+    parent, sig, separator, *argv = args
+    if separator != "--" or not argv:
+        raise SystemExit("usage: python -m common.lifeline <parent pid> <signal> -- <command> [args...]")
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig)) != 0:
+        raise SystemExit(f"prctl(PR_SET_PDEATHSIG) failed: {os.strerror(ctypes.get_errno())}")
+    if os.getppid() != int(parent):  # the parent died before the request was made
+        raise SystemExit(1)
+    os.execvp(argv[0], argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -31,7 +31,7 @@ from types import TracebackType
 from kafka import KafkaAdminClient
 from kafka.errors import CoordinatorNotAvailableError, KafkaError, TopicAlreadyExistsError
 
-from common.lifeline import die_with_parent
+from common import lifeline
 from common.topics import all_topic_names, changelog_topic_names, compacted_topic_names
 
 KAFKA_VERSION = "4.1.1"
@@ -305,8 +305,8 @@ class LocalKafka:
             # directly: the owner decides when and how it stops. An owner killed outright
             # takes the broker with it.
             self._process = subprocess.Popen(
-                self._command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=die_with_parent(),
+                lifeline.command(self._command), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         atexit.register(self.stop)
         try:
