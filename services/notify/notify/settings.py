@@ -12,6 +12,8 @@ from common.settings import SettingsError
 from common.yamlfile import parse_duration
 
 GATEWAY_KINDS = ("webhook", "email", "log")
+# How long a finished entry of notify's state, or a notification in its API's read model, is kept.
+DEFAULT_RETENTION = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -25,11 +27,12 @@ class NotifySettings:
     gateway_token: str = ""
     gateway_ca_file: Path | None = None
     history_age: timedelta = timedelta(hours=24)
+    retention: timedelta = DEFAULT_RETENTION
 
 
 def notify_settings(env: Mapping[str, str] | None = None) -> NotifySettings:
     """NOTIFY_ROUTING_FILE (default config/routing.yaml), NOTIFY_GATEWAY_{WEBHOOK,EMAIL,LOG}, NOTIFY_GATEWAY_TOKEN,
-    NOTIFY_GATEWAY_CA_FILE, NOTIFY_HISTORY_AGE (default 24h)."""
+    NOTIFY_GATEWAY_CA_FILE, NOTIFY_HISTORY_AGE (default 24h), NOTIFY_RETENTION (default 7d)."""
     env = os.environ if env is None else env
     gateways: dict[str, str] = {}
     for kind in GATEWAY_KINDS:
@@ -53,5 +56,9 @@ def notify_settings(env: Mapping[str, str] | None = None) -> NotifySettings:
         history_age = parse_duration(env.get("NOTIFY_HISTORY_AGE") or "24h")
     except ValueError as error:
         raise SettingsError(f"NOTIFY_HISTORY_AGE: {error}") from None
+    try:
+        retention = parse_duration(env.get("NOTIFY_RETENTION") or "7d")
+    except ValueError as error:
+        raise SettingsError(f"NOTIFY_RETENTION: {error}") from None
     return NotifySettings(Path(env.get("NOTIFY_ROUTING_FILE") or "config/routing.yaml"), gateways, token,
-                          Path(ca_file) if ca_file else None, history_age)
+                          Path(ca_file) if ca_file else None, history_age, retention)

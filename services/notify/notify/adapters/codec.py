@@ -44,7 +44,7 @@ def leg_of(event, known: Leg | None = None) -> Leg:
         department=event.department or (known.department if known else ""), priority=priority, category=category,
         breached=known.breached if known else False, open=known.open if known else (),
         ends=known.ends if known else (),
-        notify_history=notify_history,
+        notify_history=notify_history, requested=known.requested if known else (),
     )
 
 

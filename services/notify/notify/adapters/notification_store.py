@@ -2,18 +2,26 @@
 
 `requested` opens a notification; delivered, failed, suppressed, escalated and
 acknowledged events (which name it by id) fill in its state. Lists are newest first.
+
+Retention: a notification whose instant lies more than `retention` before the newest one
+read is forgotten (with the Acknowledge requests that named it), oldest first, as newer
+ones arrive: the read model's own time, so a replay of last month keeps last month's last
+week. A `requested` already that old is not taken in, and an event naming an id never
+requested is kept as long as one of its instant would be. An Acknowledge of a forgotten id
+finds nothing (NOT_FOUND).
 """
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from google.protobuf.message import Message
 
 from common.codec import from_timestamp
 from common.topics import NOTIFICATIONS, TopicSpec
+from notify.settings import DEFAULT_RETENTION
 
 # (occurred_at, notification_id): the order of lists and the position a page token names.
 ListKey = tuple[datetime, str]
@@ -31,6 +39,8 @@ class NotificationRecord:
     silence_id: str = ""
     escalation_level: int = 0
     acknowledged_by: str = ""
+    # (acknowledged_by, request_id) of the Acknowledge calls that named it: forgotten with it.
+    ack_requests: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def receiver(self) -> str:
@@ -56,16 +66,24 @@ class NotificationRecord:
 class NotificationStore:
     """Notifications by id, indexed by department in time order; acknowledgements by request."""
 
-    def __init__(self) -> None:
+    def __init__(self, retention: timedelta = DEFAULT_RETENTION) -> None:
+        self._retention = retention
         self._records: dict[str, NotificationRecord] = {}
         # Ascending list keys: of every notification, and per department.
         self._everyone: list[ListKey] = []
         self._by_department: dict[str, list[ListKey]] = {}
         # (acknowledged_by, request_id) -> notification_id: the first answer to a retried Acknowledge.
         self._ack_requests: dict[tuple[str, str], str] = {}
+        # Records named by an event before (or without) their `requested`, oldest first, with the
+        # instant of the event that named them: forgotten by the same rule.
+        self._unrequested: dict[str, datetime] = {}
 
     def __len__(self) -> int:
         return sum(1 for record in self._records.values() if record.notification is not None)
+
+    def held(self) -> int:
+        """How many records are held, requested or not: what the retention bounds."""
+        return len(self._records)
 
     def apply(self, spec: TopicSpec, event: Message) -> None:
         """A TopicFeed `apply`: take in one NotificationEvent (ValueError if unusable)."""
@@ -78,13 +96,16 @@ class NotificationStore:
             return
         body = getattr(event, change)
         if change == "requested":
-            self._requested(body.notification)
+            if not self._requested(body.notification):
+                return
             if body.acknowledged_by:  # its leg had ended before the notice was read
                 record = self._record(body.notification.notification_id)
                 record.acknowledged_by = record.acknowledged_by or body.acknowledged_by
             return
         if not body.notification_id:
             raise ValueError(f"{change} event without notification_id")
+        if body.notification_id not in self._records:
+            self._unrequested[body.notification_id] = from_timestamp(event.envelope.occurred_at)
         record = self._record(body.notification_id)
         if change == "delivered":
             record.delivered[body.channel] = from_timestamp(body.delivered_at)
@@ -99,21 +120,55 @@ class NotificationStore:
             # The first acknowledgement counts; later ones (a race, a retry) change nothing.
             record.acknowledged_by = record.acknowledged_by or body.acknowledged_by or "unknown"
             if event.envelope.request_id:
-                self._ack_requests.setdefault((body.acknowledged_by, event.envelope.request_id), body.notification_id)
+                request = (body.acknowledged_by, event.envelope.request_id)
+                if self._ack_requests.setdefault(request, body.notification_id) == body.notification_id:
+                    record.ack_requests.append(request)
 
     def _record(self, notification_id: str) -> NotificationRecord:
         return self._records.setdefault(notification_id, NotificationRecord(notification_id))
 
-    def _requested(self, notification: Message) -> None:
+    def _requested(self, notification: Message) -> bool:
+        """Take in a notification; False when it is already older than the retention."""
         if not notification.notification_id:
             raise ValueError("requested event without notification_id")
         record = self._record(notification.notification_id)
         if record.notification is not None:
-            return  # requested twice (a replay): the first stands
+            return True  # requested twice (a replay): the first stands
         record.notification = notification
+        self._unrequested.pop(record.notification_id, None)
         key = record.list_key
+        if self._everyone and key[0] < self._everyone[-1][0] - self._retention:
+            del self._records[record.notification_id]
+            return False
         bisect.insort(self._everyone, key)
         bisect.insort(self._by_department.setdefault(record.department, []), key)
+        self._forget_before(self._everyone[-1][0] - self._retention)
+        return True
+
+    def _forget_before(self, instant: datetime) -> None:
+        """Drop the notifications older than `instant` (the oldest, so the lists lose a head)."""
+        while self._unrequested:
+            notification_id, named_at = next(iter(self._unrequested.items()))
+            if named_at >= instant:
+                break
+            del self._unrequested[notification_id]
+            self._records.pop(notification_id, None)
+        cut = bisect.bisect_left(self._everyone, (instant, ""))
+        if not cut:
+            return
+        gone = self._everyone[:cut]
+        del self._everyone[:cut]
+        departments = set()
+        for _, notification_id in gone:
+            record = self._records.pop(notification_id)
+            departments.add(record.department)
+            for request in record.ack_requests:
+                self._ack_requests.pop(request, None)
+        for department in departments:
+            keys = self._by_department[department]
+            del keys[:bisect.bisect_left(keys, (instant, ""))]
+            if not keys:
+                del self._by_department[department]
 
     def get(self, notification_id: str) -> NotificationRecord | None:
         """The notification with this id, None if no `requested` event named it."""

@@ -2,24 +2,31 @@
 
 The pipeline asks `active(at)` before delivering; the API lists, finds and, after writing
 a silence, applies it at once so the writer reads its own write.
+
+Retention: a silence that ended more than `retention` before the latest start put is
+forgotten when a silence is put (the store's own time, as the notifications' read model
+keeps its own; silences are set by people, so a scan of them per put costs nothing).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from google.protobuf.message import Message
 
 from common.topics import SILENCES, TopicSpec
 from notify.adapters.api_codec import silence_from_pb
 from notify.domain.silences import EXPIRED, Silence
+from notify.settings import DEFAULT_RETENTION
 
 
 class SilenceStore:
     """Silences by id; the newest record of an id wins (as compaction keeps it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, retention: timedelta = DEFAULT_RETENTION) -> None:
         self._silences: dict[str, Silence] = {}
+        self._retention = retention
+        self._latest_start: datetime | None = None
 
     def __len__(self) -> int:
         return len(self._silences)
@@ -31,8 +38,14 @@ class SilenceStore:
         self.put(silence_from_pb(message))
 
     def put(self, silence: Silence) -> None:
-        """Record `silence`, replacing any earlier state of the same id."""
+        """Record `silence`, replacing any earlier state of the same id; forget those that
+        ended more than the retention before the latest start."""
         self._silences[silence.silence_id] = silence
+        if self._latest_start is None or silence.starts_at > self._latest_start:
+            self._latest_start = silence.starts_at
+        cut = self._latest_start - self._retention
+        for old in [s.silence_id for s in tuple(self._silences.values()) if s.ends_at < cut]:
+            del self._silences[old]
 
     def get(self, silence_id: str) -> Silence | None:
         return self._silences.get(silence_id)

@@ -46,6 +46,8 @@ class Leg:
     ends: tuple[End, ...] = ()
     # Imported with `handoffctl import --notify`: its notifications are delivered however old.
     notify_history: bool = False
+    # Every notification id requested about this leg: forgotten with the leg (retention).
+    requested: tuple[str, ...] = ()
 
 
 def _notice(leg: Leg, kind: str, key: str, clock: str, title: str, body: str, at: datetime) -> Notification:
@@ -127,6 +129,13 @@ def opened(leg: Leg, requested: Iterable[Notification]) -> Leg:
     known = set(leg.open)
     added = tuple((n.notification_id, n.receiver) for n in requested if (n.notification_id, n.receiver) not in known)
     return replace(leg, open=leg.open + added) if added else leg
+
+
+def remembered(leg: Leg, requested: Iterable[Notification]) -> Leg:
+    """The leg remembering the ids of `requested`, so they are forgotten together."""
+    known = set(leg.requested)
+    added = tuple(n.notification_id for n in requested if n.notification_id not in known)
+    return replace(leg, requested=leg.requested + added) if added else leg
 
 
 def ended(leg: Leg, end: End) -> Leg:

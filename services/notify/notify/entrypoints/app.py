@@ -8,6 +8,10 @@ one engine (one consumer group; partition p of every input on one worker): each 
 records, table writes and input offsets are committed together, and stage 2 reads a
 notification only once stage 1's transaction is committed (read_committed).
 
+Every table entry is forgotten a retention period after it is finished (retention.py):
+the engine's header timers carry the instant, the deletion is a tombstone in a batch's
+transaction.
+
 Gateway deliveries are I/O outside any transaction (see deliverer.py): attempted on the
 delivery loop once the batch that decided them is committed, their outcomes recorded by a
 later batch.
@@ -41,6 +45,8 @@ from notify.entrypoints.dispatcher import ActiveSilences, Dispatcher
 from notify.entrypoints.escalator import Escalator
 from notify.entrypoints.grouper import Grouper
 from notify.entrypoints.requester import Requester
+from notify.entrypoints.retention import Retention
+from notify.settings import DEFAULT_RETENTION
 
 APP_ID = NOTIFY_APP
 STAGE1_TABLES = ("requested", "legs")
@@ -55,14 +61,18 @@ class NotifyProcessor:
     keyed_inputs: tuple[TopicSpec, ...] = ()
 
     def __init__(self, routing: RoutingConfig, clock: Clock, silences: ActiveSilences, gateways: Gateways,
-                 run: Run, send: Sender, client: dict | None = None, history_age: timedelta | None = None) -> None:
+                 run: Run, send: Sender, client: dict | None = None, history_age: timedelta | None = None,
+                 retention: timedelta = DEFAULT_RETENTION, wall: Clock | None = None) -> None:
         self.place = Place()
         self.stores = tuple(ChangelogStore(name, changelog_name(APP_ID, name))
                             for name in STAGE1_TABLES + STAGE2_TABLES)
         tables = {store.name: JsonTable(store, self.place) for store in self.stores}
         self._send, self._client, self._clock = send, client or {}, clock
-        self._wall = WallClock()
+        self._wall = wall or WallClock()
         self.event_time = clock if isinstance(clock, MergedEventTime) else None
+        # On wall time whatever the clock: retention bounds memory, and a replay's records are
+        # re-read (the dedup they need) on wall time too.
+        self.retention = Retention(self.stores, retention, self._wall)
 
         def notify(receiver: str, value: bytes) -> None:
             send(NOTIFICATIONS.name, receiver, value)
@@ -91,13 +101,16 @@ class NotifyProcessor:
             self.requester.on_handoff_event(message, partition)
 
     def due(self, store: ChangelogStore, key: str, partition: int) -> None:
-        """Never called: notify's values ask for no engine timer (its timers follow two clocks)."""
+        """A finished entry's retention has run out (the only engine timer notify's values ask for:
+        its own timers follow two clocks)."""
+        self.retention.forget(store, key)
 
     def now_us(self, partition: int) -> int:
         return epoch_us(self._wall.now())
 
     def before_commit(self) -> None:
         self.dispatcher.tick()
+        self.retention.stamp()
         if self.event_time is not None:
             metrics.EVENT_TIME_LAG.set(max((self._wall.now() - self._clock.now()).total_seconds(), 0.0))
 
@@ -138,9 +151,10 @@ class NotifyProcessor:
 
 
 def build(engine_settings: EngineSettings, routing: RoutingConfig, clock: Clock, silences: ActiveSilences,
-          gateways: Gateways, run: Run, history_age: timedelta | None = None) -> tuple[StreamEngine, NotifyProcessor]:
+          gateways: Gateways, run: Run, history_age: timedelta | None = None,
+          retention: timedelta = DEFAULT_RETENTION) -> tuple[StreamEngine, NotifyProcessor]:
     """The engine with notify's processor plugged in."""
     sender = Sender()
     client = {"bootstrap.servers": engine_settings.bootstrap, **engine_settings.client}
-    processor = NotifyProcessor(routing, clock, silences, gateways, run, sender, client, history_age)
+    processor = NotifyProcessor(routing, clock, silences, gateways, run, sender, client, history_age, retention)
     return StreamEngine(engine_settings, processor, sender), processor

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 from handoff.v1 import notification_service_pb2 as api_pb2
@@ -36,6 +37,7 @@ from notify.adapters.silence_store import SilenceStore
 from notify.adapters.writer import RecordWriter
 from notify.domain.silences import EXPIRED, expire
 from notify.entrypoints import api_requests as req
+from notify.settings import DEFAULT_RETENTION
 
 SERVICE_NAME = api_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name
 CHANNEL = "subscription"
@@ -267,15 +269,17 @@ class Serving:
     notifications: NotificationStore
 
 
-def serving(settings: ServiceSettings, clock: Clock, routing=None) -> Serving:
+def serving(settings: ServiceSettings, clock: Clock, routing=None,
+            retention: timedelta = DEFAULT_RETENTION) -> Serving:
     """NotificationService with its read models: caught up before the server serves
     (`on_ready`), closed after it has stopped (`on_stopped`).
 
     `routing` (a RoutingConfig) is accepted for what the API may come to check against the
-    receivers; silences match labels, so none is needed today.
+    receivers; silences match labels, so none is needed today. `retention`: how long the read
+    models keep a notification and an ended silence.
     """
     bootstrap, security = settings.kafka_bootstrap, settings.kafka_security
-    silences, notifications = SilenceStore(), NotificationStore()
+    silences, notifications = SilenceStore(retention), NotificationStore(retention)
     silence_feed = TopicFeed(bootstrap, [SILENCES], silences.apply, name="notify-silences", security=security)
     live = LiveSubscribers()
     notification_feed = TopicFeed(bootstrap, [NOTIFICATIONS], notifications.apply, name="notify-notifications",

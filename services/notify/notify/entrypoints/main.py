@@ -38,11 +38,11 @@ def main() -> None:
         fail_start(str(error))
     except OSError as error:
         fail_start(f"NOTIFY_ROUTING_FILE: cannot read {error.filename}: {error.strerror}")
-    api = serving(settings, clock, routing)
+    api = serving(settings, clock, routing, notify.retention)
     gateways = Gateways(notify.gateways, notify.gateway_token, notify.gateway_ca_file)
     deliveries = DeliveryLoop()
     engine, _ = build(engine_config, routing, clock, api.silences.active, gateways, deliveries.run,
-                      notify.history_age)
+                      notify.history_age, notify.retention)
 
     async def on_stopped() -> None:
         await api.on_stopped()

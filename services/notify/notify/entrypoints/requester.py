@@ -32,8 +32,8 @@ from notify.adapters import codec
 from notify.adapters.routing_file import RoutingConfig
 from notify.domain.notifications import Notification
 from notify.domain.requests import (
-    End, Leg, breach_notice, end_after, ended, new_leg_notice, opened, repeat_notice, requests, resolution_after,
-    resolved_notice, warning_notice,
+    End, Leg, breach_notice, end_after, ended, new_leg_notice, opened, remembered, repeat_notice, requests,
+    resolution_after, resolved_notice, warning_notice,
 )
 
 Send = Callable[[str, bytes], None]
@@ -51,7 +51,8 @@ def leg_value(leg: Leg) -> dict:
 
 def leg_from(value: dict) -> Leg:
     ends = tuple(End(datetime.fromisoformat(at), by, resolution) for at, by, resolution in value.get("ends", ()))
-    return Leg(**{**value, "open": tuple(tuple(pair) for pair in value.get("open", ())), "ends": ends})
+    return Leg(**{**value, "open": tuple(tuple(pair) for pair in value.get("open", ())), "ends": ends,
+                  "requested": tuple(value.get("requested", ()))})
 
 
 class Requester:
@@ -109,7 +110,8 @@ class Requester:
             leg = dataclasses.replace(leg, breached=True)
         leg = self._notice(leg, notice)
         if resolution is not None:  # resolved since: the notice the resolution would have sent
-            self._request(resolved_notice(leg, resolution.resolution_id, resolution.at), leg)
+            self._save(remembered(leg, self._request(resolved_notice(leg, resolution.resolution_id, resolution.at),
+                                                     leg)))
 
     def on_repeat_contact(self, message, partition: int) -> None:
         if not codec.is_avoidable(message):
@@ -121,7 +123,7 @@ class Requester:
         """Request `notice`: open on the leg, or acknowledged at once if the leg ended since."""
         end = end_after(leg, notice.occurred_at)
         requested = self._request(notice, leg, end)
-        leg = leg if end is not None else opened(leg, requested)
+        leg = remembered(leg if end is not None else opened(leg, requested), requested)
         self._save(leg)
         return leg
 
@@ -135,12 +137,13 @@ class Requester:
         leg = codec.leg_of(message, known)
         at = codec.occurred_at(message)
         if change == "created" and known is None:
-            leg = opened(leg, self._request(new_leg_notice(leg, at), leg))
+            requested = self._request(new_leg_notice(leg, at), leg)
+            leg = remembered(opened(leg, requested), requested)
         if change in ENDS_ESCALATION:
             resolution = message.envelope.event_id if change == "resolved" else ""
             leg = self._acknowledge(leg, End(at, ENDS_ESCALATION[change], resolution))
         if change == "resolved" and leg.breached:
-            self._request(resolved_notice(leg, message.envelope.event_id, at), leg)
+            leg = remembered(leg, self._request(resolved_notice(leg, message.envelope.event_id, at), leg))
         if change == "reopened":  # a new resolve clock: a notice follows only if it breaches too
             leg = dataclasses.replace(leg, breached=False)
         self._save(leg)
