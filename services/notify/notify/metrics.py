@@ -1,5 +1,5 @@
-"""The notify service's metrics (DESIGN.md section 11). Labels are bounded: channel is a
-channel kind (subscription, webhook, email, log), never a target or an id.
+"""The notify service's metrics (listed with every service's in the README). Labels are
+bounded: channel is a channel kind (subscription, webhook, email, log), never a target or an id.
 
 DLQ records are counted by common.metrics.DLQ_RECORDS (handoff_dlq_records_total{topic}).
 """

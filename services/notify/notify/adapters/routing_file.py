@@ -1,6 +1,6 @@
 """Read config/routing.yaml into the routing tree, receivers, inhibit rules and retry policy.
 
-Every mistake stops start-up with `file:line: reason` (DESIGN.md section 5): unknown keys,
+Every mistake stops start-up with `file:line: reason`: unknown keys,
 bad durations, matchers or URLs, receivers that are defined twice or referenced but not
 defined, a root route without a receiver. docs/routing.md describes the format.
 """

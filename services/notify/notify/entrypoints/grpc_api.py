@@ -2,7 +2,7 @@
 Acknowledge and ListNotifications work on this replica's read model of notifications.v1;
 silences live on the compacted notify.silences.v1 topic, read by every replica.
 
-Who may do what (DESIGN.md section 7): silences are set and expired by admins; admins and
+Who may do what (README, "Security"): silences are set and expired by admins; admins and
 services list every silence, a department those that pin it. A department lists and
 acknowledges only its own department's notifications; admins and services any. Agents
 have no business here.
