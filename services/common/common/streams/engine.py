@@ -469,7 +469,7 @@ class StreamEngine:
             self._start_clients()
             while not self._stop.is_set():
                 try:
-                    records = self._consumer.consume(self._settings.max_batch, self._wait_s())
+                    records = self._poll()
                 except KafkaException as error:
                     if not _is_fatal(error.args[0]):
                         raise
@@ -483,6 +483,18 @@ class StreamEngine:
             log.error("the stream engine failed: %s", "".join(traceback.format_exception(error)).strip())
         finally:
             self._close()
+
+    def _poll(self) -> list:
+        """The next batch: what has arrived, at once; else the first record within the wait and
+        whatever came with it. (librdkafka's batch consume waits for a full batch or the whole
+        timeout, which put up to max_wait_s on every record of a quiet stream.)"""
+        records = self._consumer.consume(self._settings.max_batch, 0)
+        if records:
+            return records
+        first = self._consumer.poll(self._wait_s())
+        if first is None:
+            return []
+        return [first, *self._consumer.consume(self._settings.max_batch - 1, 0)]
 
     def _close(self) -> None:
         try:

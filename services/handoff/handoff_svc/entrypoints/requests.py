@@ -13,7 +13,7 @@ from handoff.v1 import handoff_service_pb2 as api_pb2
 from handoff.v1 import types_pb2
 
 from common import validation as check
-from common.codec import from_timestamp
+from common.request_fields import instant
 from common.departments import Departments
 from common.ids import derived_event_id
 from handoff_svc.adapters.codec import CHANNEL_FROM_PB, PRIORITY_FROM_PB, STATUS_FROM_PB
@@ -26,8 +26,7 @@ MAX_NAMED = 20
 
 def occurred_at(request, now: datetime, field: str = "occurred_at") -> datetime:
     """The request's event time, or `now`."""
-    stamp = from_timestamp(getattr(request, field)) if request.HasField(field) else None
-    return check.event_time(field, stamp, now)
+    return check.event_time(field, instant(request, field), now)
 
 
 def request_id(request) -> str:
