@@ -169,8 +169,10 @@ _HANDLER_FACTORIES = {
 Wrapper = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-def wrap_handler(handler: grpc.RpcMethodHandler, method: str, awaiting: Wrapper, streaming: Wrapper) -> grpc.RpcMethodHandler:
-    """`handler` with its behaviour wrapped: `streaming` for a reply stream, `awaiting` otherwise."""
+def wrap_handler(handler: grpc.RpcMethodHandler, method: str, awaiting: Wrapper, streaming: Wrapper,
+                 request_deserializer: Callable[[bytes], Any] | None = None) -> grpc.RpcMethodHandler:
+    """`handler` with its behaviour wrapped: `streaming` for a reply stream, `awaiting` otherwise;
+    its requests read with `request_deserializer` when one is given."""
     field, factory = _HANDLER_FACTORIES[handler.request_streaming, handler.response_streaming]
     inner = getattr(handler, field)
     if inspect.isasyncgenfunction(inner):
@@ -180,7 +182,7 @@ def wrap_handler(handler: grpc.RpcMethodHandler, method: str, awaiting: Wrapper,
     else:
         # A sync handler runs on a thread pool, outside the context we could set.
         raise TypeError(f"our interceptors need async handlers; {method} is not")
-    return factory(wrapped, request_deserializer=handler.request_deserializer,
+    return factory(wrapped, request_deserializer=request_deserializer or handler.request_deserializer,
                    response_serializer=handler.response_serializer)
 
 

@@ -7,18 +7,13 @@ and answers INVALID_ARGUMENT with the parser's reason instead.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
 
-_FACTORIES = {
-    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
-    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
-}
-
+from common.auth import wrap_handler
 
 class Undecodable:
     """What a request that does not parse becomes, with the parser's reason."""
@@ -62,17 +57,9 @@ class RequestGuard(grpc.aio.ServerInterceptor):
     async def intercept_service(self, continuation, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
         service = details.method.lstrip("/").rpartition("/")[0]
-        kind = None if handler is None else (handler.request_streaming, handler.response_streaming)
-        if service not in self._services or kind not in _FACTORIES or handler.request_deserializer is None:
-            return handler
-        field, factory = _FACTORIES[kind]
-        inner = getattr(handler, field)
-        if inspect.isasyncgenfunction(inner):
-            wrapped: Callable[..., Any] = _streaming(inner)
-        elif inspect.iscoroutinefunction(inner):
-            wrapped = _awaiting(inner)
-        else:
+        if (handler is None or service not in self._services or handler.request_streaming
+                or handler.request_deserializer is None):
             return handler
         name = details.method.rpartition("/")[2]
-        return factory(wrapped, request_deserializer=_soft(handler.request_deserializer, f"{name} request"),
-                       response_serializer=handler.response_serializer)
+        return wrap_handler(handler, details.method, _awaiting, _streaming,
+                            request_deserializer=_soft(handler.request_deserializer, f"{name} request"))
