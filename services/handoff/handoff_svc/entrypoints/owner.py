@@ -32,7 +32,6 @@ from handoff_svc.entrypoints.requests import LEG_COMMANDS, create_command, new_i
 from handoff_svc.settings import Retention
 
 Send = Callable[[str, str, bytes], None]
-CLOSED = frozenset({legs.Status.RESOLVED, legs.Status.TRANSFERRED, legs.Status.CANCELLED})
 
 
 class LegNotFound(LookupError):
@@ -53,7 +52,8 @@ class OwnedLegs:
         return None if value is None else codec.leg_from_state(payload_of(value))
 
     def save(self, leg: legs.Leg, partition: int) -> None:
-        due = epoch_us(self._forget_at(leg)) if leg.status in CLOSED else 0
+        # Closed: resolved, transferred or cancelled.
+        due = 0 if leg.status in legs.UNRESOLVED else epoch_us(self._forget_at(leg))
         self._store[leg.handoff_id] = framed(partition, codec.leg_to_state(leg), due)
 
     def _forget_at(self, leg: legs.Leg) -> datetime:
