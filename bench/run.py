@@ -218,7 +218,7 @@ def _derive(results: dict) -> None:
 
 
 def _log_errors(workdir: Path) -> dict:
-    """Error lines per service log: a faust agent can crash while its process stays up."""
+    """Error lines per service log: a batch can fail and be retried while its process stays up."""
     found = {}
     for prefix, logs in (("", workdir / "logs"), ("replay-", workdir / "replay" / "logs")):
         for log in sorted(logs.glob("*.log")):

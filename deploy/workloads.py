@@ -1,8 +1,8 @@
 """The services' Kubernetes workloads, written by deploy.generate: one image, one pattern.
 
-A process that keeps a local store (the faust tables in RocksDB) runs as a StatefulSet
-with a PersistentVolumeClaim, so a restarted pod finds its store and restores only the
-changelog's tail; the channel gateways keep nothing and run as Deployments. Every pod: not
+A process that runs a stream engine runs as a StatefulSet: its pod's stable name is the
+worker's static group membership and transactional id, so a restarted pod takes its
+partitions back without a rebalance and fences its own previous incarnation; the channel gateways keep nothing and run as Deployments. Every pod: not
 root, read-only root file system, no privilege escalation, no capabilities, resources set,
 gRPC probes (liveness and start-up ask the `liveness` health name, readiness asks the
 overall one, which turns SERVING only once tables and read models have recovered), spread

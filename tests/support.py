@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import queue
+import random
 import shutil
 import signal
 import threading
@@ -247,6 +248,13 @@ def supervised(stack: Stack, service: str, lock: threading.Lock) -> Iterator[Non
     finally:
         watching.clear()
         thread.join(10)
+
+
+def crash_schedule() -> random.Random:
+    """The randomness of a crash test, its seed printed so that a failing schedule can be rerun."""
+    seed = random.randrange(1_000_000)
+    print(f"crash schedule seed {seed}")
+    return random.Random(seed)
 
 
 def kill_9(stack: Stack, service: str, wipe: Path | None = None) -> None:

@@ -156,7 +156,7 @@ def test_dev_runs_one_kafka_node_and_production_separate_controllers_and_brokers
 
 def test_each_stream_engine_may_use_the_transactional_ids_its_workers_take(objects):
     users = of_kind(objects["production"], "KafkaUser")
-    for service in ("sla", "notify"):
+    for service in ("handoff", "sla", "notify"):
         granted = [acl["resource"] for acl in users[service]["spec"]["authorization"]["acls"]
                    if acl["resource"]["type"] == "transactionalId"]
         # a worker's id, as the engine makes it from its group and its pod's name

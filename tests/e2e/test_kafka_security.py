@@ -1,6 +1,6 @@
 """Kafka over SASL_SSL (SCRAM-SHA-512), as a production cluster speaks it: the broker gets a
-second listener with a certificate made here; the handoff service (faust, aiokafka) and the
-sla worker (the confluent-kafka stream engine), configured by KAFKA_SECURITY_PROTOCOL,
+second listener with a certificate made here; the handoff service (the confluent-kafka
+stream engine, and aiokafka at its gRPC edge) and the sla worker, configured by KAFKA_SECURITY_PROTOCOL,
 KAFKA_SASL_* and KAFKA_SSL_CA_FILE, work through it, and a wrong password or an untrusted
 broker stops them at start-up with the reason."""
 

@@ -12,7 +12,6 @@ journal without sending, which is what keeps the receiver's count at one.
 from __future__ import annotations
 
 import itertools
-import random
 import threading
 import time
 import uuid
@@ -30,7 +29,7 @@ from common.topics import SLA_EVENTS
 from devstack.routing import write_routing
 from devstack.stack import Stack
 from tests.e2e.test_notify_helpers import WebhookReceiver, counter
-from tests.support import kill_9, supervised, write_evenly, write_policies
+from tests.support import crash_schedule, kill_9, supervised, write_evenly, write_policies
 
 pytestmark = pytest.mark.e2e
 
@@ -77,9 +76,7 @@ def breaches(run: str, legs: list[str]) -> Iterator[tuple[bytes, bytes]]:
 
 
 def test_kill9_of_notify_delivers_every_breach_exactly_once_per_receiver(tmp_path: Path) -> None:
-    seed = random.randrange(1_000_000)
-    rng = random.Random(seed)
-    print(f"crash schedule seed {seed}")
+    rng = crash_schedule()
     receiver = WebhookReceiver().start()
     routing = write_routing(tmp_path / "routing.yaml",
                             ROUTING.format(hook=f"http://127.0.0.1:{receiver.port}/hooks"))

@@ -11,7 +11,6 @@ records of aborted transactions; the test reports how many there were.
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
 import threading
@@ -30,7 +29,7 @@ from common.kafkaio import partition_for
 from common.localkafka import LocalKafka, create_topics
 from common.topics import CONTACTS, HANDOFF_EVENTS, SLA_APP, SLA_EVENTS
 from devstack.stack import Stack
-from tests.support import around_the_clock, write_policies
+from tests.support import around_the_clock, crash_schedule, write_policies
 
 pytestmark = pytest.mark.e2e
 
@@ -106,9 +105,7 @@ def complete(legs: set[str]):
 
 
 def test_kill9_and_a_broker_restart_lose_nothing_and_emit_nothing_twice(tmp_path: Path) -> None:
-    seed = random.randrange(1_000_000)
-    rng = random.Random(seed)
-    print(f"crash schedule seed {seed}")
+    rng = crash_schedule()
     with LocalKafka(tmp_path / "kafka") as kafka:
         create_topics(kafka.bootstrap)
         stack = Stack(tmp_path, write_policies(tmp_path, POLICY), bootstrap=kafka.bootstrap,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ssl
 
-import faust
 import pytest
 
 from common.kafkasecurity import PLAINTEXT, kafka_security
@@ -27,7 +26,7 @@ def sasl_ssl(ca_file, **extra) -> dict[str, str]:
 def test_nothing_set_is_plaintext_and_every_client_gets_no_extra_arguments():
     security = kafka_security({})
     assert security == PLAINTEXT
-    assert (security.aiokafka(), security.kafka_python(), security.faust()) == ({}, {}, {})
+    assert (security.aiokafka(), security.kafka_python()) == ({}, {})
     assert security.librdkafka() == {"security.protocol": "plaintext"}
 
 
@@ -57,22 +56,20 @@ def test_kafka_python_arguments(ca_file):
     }
 
 
-def test_aiokafka_and_faust_get_a_verifying_tls_context():
+def test_aiokafka_gets_a_verifying_tls_context():
     # Without a CA file the system's trust store verifies the broker.
     security = kafka_security({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "sla",
                                "KAFKA_SASL_PASSWORD": "s3cret"})
     kwargs = security.aiokafka()
     assert kwargs["security_protocol"] == "SASL_SSL" and kwargs["sasl_plain_password"] == "s3cret"
     assert kwargs["ssl_context"].verify_mode == ssl.CERT_REQUIRED and kwargs["ssl_context"].check_hostname
-    credentials = security.faust()["broker_credentials"]
-    assert isinstance(credentials, faust.SASLCredentials)
-    assert credentials.protocol.value == "SASL_SSL" and credentials.mechanism.value == "SCRAM-SHA-512"
+    assert kwargs["sasl_mechanism"] == "SCRAM-SHA-512"
 
 
 def test_ssl_alone_has_no_sasl():
     security = kafka_security({"KAFKA_SECURITY_PROTOCOL": "SSL"})
     assert "sasl_mechanism" not in security.aiokafka()
-    assert isinstance(security.faust()["broker_credentials"], faust.SSLCredentials)
+    assert security.aiokafka()["security_protocol"] == "SSL"
     assert security.librdkafka() == {"security.protocol": "ssl"}
 
 

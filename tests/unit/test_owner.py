@@ -1,12 +1,11 @@
-"""CommandOwner: the partition owner applies each command once against its tables and answers.
+"""CommandOwner: the partition owner applies each command once against its stores and answers.
 
-The owner's tables are mappings and its sender a function, so a dict and a list stand in for
-the faust tables and Kafka here; what goes over the wire is read back through the codecs.
+The owner's stores are mappings and its sender a function, so dicts and a list stand in for
+the engine's stores and Kafka here; what goes over the wire is read back through the codecs.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import grpc
@@ -30,15 +29,15 @@ class FixedClock:
 
 
 class Owner:
-    """A CommandOwner over in-memory tables, recording everything it sends."""
+    """A CommandOwner over in-memory stores, recording everything it sends."""
 
     def __init__(self) -> None:
-        self.legs: dict[str, dict] = {}
+        self.legs: dict[str, bytes] = {}
         self.sent: list[tuple[str, str, bytes]] = []
         self._owner = CommandOwner(self.legs, {}, self._send, FixedClock())
         self._commands = 0
 
-    async def _send(self, topic: str, key: str, value: bytes) -> None:
+    def _send(self, topic: str, key: str, value: bytes) -> None:
         self.sent.append((topic, key, value))
 
     def command(self, kind: str, request, customer_ref: str, actor: str) -> commands_pb2.CommandReply:
@@ -50,7 +49,7 @@ class Owner:
             **{kind: request},
         )
         before = len(self.sent)
-        asyncio.run(self._owner.on_command(message, 0))
+        self._owner.on_command(message, 0)
         assert len(self.sent) > before
         topic, key, value = self.sent[-1]
         assert (topic, key) == (HANDOFF_REPLIES.name, "replica-1")

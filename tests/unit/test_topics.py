@@ -1,15 +1,15 @@
 """The topic catalogue: one entry per topic, a dead-letter topic each, keys and writers as
-docs/architecture.md lists them, and the changelog topic of every table named as faust names it."""
+docs/architecture.md lists them, and the changelog topic of every store (`<app>-<store>-changelog`)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-import faust
 import pytest
 
 from common.clock import WallClock
 from common.streams.engine import Sender
+from handoff_svc.entrypoints.app import OwnerProcessor
 from sla.domain.policy import PolicyBook
 from sla.domain.repeats import RepeatRules
 from sla.entrypoints.app import SlaProcessor
@@ -91,19 +91,6 @@ def test_changelog_names_are_app_table_changelog_for_every_table():
     assert not set(expected) & set(all_topic_names())
 
 
-@pytest.mark.parametrize(
-    "app_id, table", [(app, table) for app, tables in TABLES.items() for table in tables]
-)
-def test_each_changelog_name_is_the_one_faust_gives_that_table(app_id, table):
-    # The project pre-creates changelogs; a name faust does not use would leave faust creating its own.
-    app = faust.App(app_id, autodiscover=False, web_enabled=False, store="memory://")
-
-    name = app.Table(table, partitions=4, default=None).changelog_topic.get_topic_name()
-
-    assert name == f"{app_id}-{table}-changelog"
-    assert name in changelog_topic_names()
-
-
 def test_notify_declares_the_changelog_of_each_of_its_stages_tables():
     from notify.entrypoints.app import STAGE1_TABLES, STAGE2_TABLES
 
@@ -115,4 +102,11 @@ def test_the_sla_engine_keeps_the_stores_the_catalogue_declares_with_their_chang
     processor = SlaProcessor(PolicyBook((), rules), WallClock(), Sender())
 
     assert tuple(store.name for store in processor.stores) == TABLES[SLA_APP]
+    assert {store.changelog for store in processor.stores} <= set(changelog_topic_names())
+
+
+def test_the_handoff_engine_keeps_the_stores_the_catalogue_declares_with_their_changelogs():
+    processor = OwnerProcessor(WallClock(), Sender())
+
+    assert tuple(store.name for store in processor.stores) == TABLES[HANDOFF_APP]
     assert {store.changelog for store in processor.stores} <= set(changelog_topic_names())

@@ -1,9 +1,9 @@
 """How every Kafka client of ours connects: plaintext, TLS, SASL/SCRAM, or both.
 
 The settings are read once (`kafka_security`) into a frozen object, and each Kafka library
-gets them in its own dialect: faust app settings, aiokafka and kafka-python keyword
-arguments, a librdkafka (confluent-kafka) configuration dict. An incomplete or
-contradictory setting stops start-up naming the variable.
+gets them in its own dialect: aiokafka and kafka-python keyword arguments, a librdkafka
+(confluent-kafka) configuration dict. An incomplete or contradictory setting stops start-up
+naming the variable.
 
     KAFKA_SECURITY_PROTOCOL   PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL
     KAFKA_SASL_MECHANISM      SCRAM-SHA-512 (default), SCRAM-SHA-256 or PLAIN
@@ -91,18 +91,6 @@ class KafkaSecurity:
             config.update({"sasl.mechanism": self.sasl_mechanism, "sasl.username": self.username,
                            "sasl.password": self.password})
         return config
-
-    def faust(self) -> dict[str, Any]:
-        """Settings for faust.App (`broker_credentials`); empty for plaintext."""
-        import faust  # only the faust services need it
-
-        if self.uses_sasl:
-            return {"broker_credentials": faust.SASLCredentials(
-                username=self.username, password=self.password, ssl_context=self.ssl_context(),
-                mechanism=self.sasl_mechanism)}
-        if self.uses_tls:
-            return {"broker_credentials": faust.SSLCredentials(self.ssl_context())}
-        return {}
 
 
 PLAINTEXT = KafkaSecurity()

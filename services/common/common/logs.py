@@ -36,6 +36,6 @@ def configure(service: str, level: str = "INFO") -> structlog.stdlib.BoundLogger
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Kafka clients are chatty at INFO about every rebalance step.
-    for noisy in ("aiokafka", "kafka", "faust", "mode"):
+    for noisy in ("aiokafka", "kafka"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return structlog.get_logger(service).bind(service=service)

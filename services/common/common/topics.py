@@ -70,7 +70,7 @@ TABLES: dict[str, tuple[str, ...]] = {
 
 
 def changelog_name(app: str, table: str) -> str:
-    """The changelog topic of `app`'s table or store (faust's naming, kept by the stream engine)."""
+    """The changelog topic of `app`'s store (`<app>-<store>-changelog`)."""
     return f"{app}-{table}-changelog"
 
 

@@ -159,19 +159,20 @@ def contact_to_pb(contact: Contact) -> api_pb2.Contact:
     )
 
 
-def leg_to_record(leg: Leg) -> dict:
-    """A leg as a JSON-ready table value."""
-    record = {k: v for k, v in leg.__dict__.items()}
-    record["priority"], record["status"] = leg.priority.value, leg.status.value
-    for name in ("created_at", "acknowledged_at", "resolved_at", "updated_at"):
-        record[name] = record[name].isoformat() if record[name] else None
-    return record
+def leg_to_state(leg: Leg) -> bytes:
+    """A leg as the owner stores it: the API's Handoff message, serialized."""
+    return leg_to_pb(leg).SerializeToString()
 
 
-def leg_from_record(record: dict) -> Leg:
-    """Inverse of `leg_to_record`."""
-    fields = dict(record)
-    fields["priority"], fields["status"] = Priority(fields["priority"]), Status(fields["status"])
-    for name in ("created_at", "acknowledged_at", "resolved_at", "updated_at"):
-        fields[name] = datetime.fromisoformat(fields[name]) if fields[name] else None
-    return Leg(**fields)
+def leg_from_state(state: bytes) -> Leg:
+    """Inverse of `leg_to_state`."""
+    handoff = api_pb2.Handoff.FromString(state)
+    moments = {name: from_timestamp(getattr(handoff, name)) if handoff.HasField(name) else None
+               for name in ("acknowledged_at", "resolved_at", "updated_at")}
+    return Leg(
+        handoff_id=handoff.handoff_id, case_id=handoff.case_id, customer_ref=handoff.customer_ref,
+        department=handoff.department, priority=PRIORITY_FROM_PB[handoff.priority], category=handoff.category,
+        summary=handoff.summary, status=STATUS_FROM_PB[handoff.status], created_at=from_timestamp(handoff.created_at),
+        created_by=handoff.created_by, previous_handoff_id=handoff.previous_handoff_id,
+        next_handoff_id=handoff.next_handoff_id, reopen_count=handoff.reopen_count, **moments,
+    )

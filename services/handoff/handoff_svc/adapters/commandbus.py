@@ -2,7 +2,9 @@
 
 Commands go to handoff.commands.v1 keyed by customer_ref; the owner answers on
 handoff.replies.v1 keyed by this replica's name, and this replica reads just the
-partition that key lands on.
+partition that key lands on. Replies are read committed: the owner writes a reply in the
+transaction of its batch, and a batch that is aborted (and applied again) must never
+have told a caller anything.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ class CommandBus:
             linger_ms=1, **self._security.aiokafka(),
         )
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20, **self._security.aiokafka()
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20,
+            isolation_level="read_committed", **self._security.aiokafka(),
         )
         await self._producer.start()
         await self._consumer.start()

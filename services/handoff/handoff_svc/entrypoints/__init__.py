@@ -1,1 +1,1 @@
-"""gRPC servicer and process entry point."""
+"""The command owner on the stream engine, the gRPC servicer and the process entry point."""

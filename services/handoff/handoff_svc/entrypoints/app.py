@@ -1,72 +1,114 @@
-"""The handoff faust app: the partition owner's command agent, plus the gRPC edge."""
+"""handoff on the stream engine: the partition owner's processor, and the gRPC edge.
+
+The owner reads handoff.commands.v1 (what the edge sends) and handoff.events.v1 (legs an
+import wrote) and keeps two stores with changelogs: `legs` and `requests` (the reply given
+to each request, so a retry is answered and not applied again). Each batch's events,
+contacts and replies, its store writes and its input offsets are committed in one
+transaction, and the edge reads replies read_committed: a caller is told only what the
+broker holds.
+
+The edge, on the asyncio loop beside the engine's thread, serves HandoffService: it
+sends commands over the CommandBus and answers reads from the LegStore its LegFeed keeps.
+"""
 
 from __future__ import annotations
 
-import faust
+from dataclasses import dataclass
+
 from handoff.v1 import handoff_service_pb2, handoff_service_pb2_grpc
 
-from common.clock import Clock
+from common.clock import Clock, epoch_us
 from common.departments import Departments
-from common.faustapp import SideServer, make_app, process_records, raw_topic, table
 from common.security import ServerSecurity
 from common.settings import ServiceSettings
-from common.topics import HANDOFF_APP, HANDOFF_COMMANDS, HANDOFF_EVENTS
+from common.streams.engine import EngineSettings, Sender, StreamEngine
+from common.streams.service import Registration
+from common.streams.store import ChangelogStore
+from common.topics import HANDOFF_APP, HANDOFF_COMMANDS, HANDOFF_EVENTS, TABLES, TopicSpec, changelog_name
 from handoff_svc import metrics
 from handoff_svc.adapters.commandbus import CommandBus
 from handoff_svc.adapters.legstore import LegFeed, LegStore
 from handoff_svc.entrypoints.grpc_api import HandoffApi
 from handoff_svc.entrypoints.owner import CommandOwner, ImportedLegs
+from handoff_svc.settings import Retention
 
 APP_ID = HANDOFF_APP
 SERVICE_NAME = handoff_service_pb2.DESCRIPTOR.services_by_name["HandoffService"].full_name
 
 
-def build(
-    settings: ServiceSettings, security: ServerSecurity, clock: Clock, departments: Departments
-) -> tuple[faust.App, SideServer]:
-    app = make_app(APP_ID, settings)
-    commands = raw_topic(app, HANDOFF_COMMANDS.name)
-    legs_table = table(app, "legs")
-    # Replies already given, by request: a retried request is answered, not applied again.
-    done = table(app, "requests")
+class OwnerProcessor:
+    """What the stream engine calls: the CommandOwner and the fold of imported legs."""
 
-    async def send(topic: str, key: str, value: bytes) -> None:
-        await app.topic(topic, key_serializer="raw", value_serializer="raw").send(key=key.encode(), value=value)
+    inputs = (HANDOFF_COMMANDS, HANDOFF_EVENTS)
+    # Both are written by this project's clients, with Kafka's partitioner.
+    keyed_inputs: tuple[TopicSpec, ...] = ()
 
-    owner = CommandOwner(legs_table, done, send, clock)
-    imported = ImportedLegs(legs_table)
-    events = raw_topic(app, HANDOFF_EVENTS.name)
+    def __init__(self, clock: Clock, send: Sender, retention: Retention = Retention()) -> None:
+        self.legs, self.requests = (ChangelogStore(name, changelog_name(APP_ID, name)) for name in TABLES[APP_ID])
+        self.stores = (self.legs, self.requests)
+        self._clock = clock
+        self.owner = CommandOwner(self.legs, self.requests, send, clock, retention)
+        self.imported = ImportedLegs(self.legs, clock, retention)
 
-    @app.agent(commands, concurrency=1)
-    async def apply_commands(stream: faust.StreamT) -> None:
-        await process_records(app, stream, HANDOFF_COMMANDS, owner.on_command, APP_ID)
+    def process(self, spec: TopicSpec, message, partition: int) -> None:
+        if spec is HANDOFF_COMMANDS:
+            self.owner.on_command(message, partition)
+        else:
+            self.imported.on_event(message, partition)
 
-    @app.agent(events, concurrency=1)
-    async def fold_imported_legs(stream: faust.StreamT) -> None:
-        await process_records(app, stream, HANDOFF_EVENTS, imported.on_event, APP_ID)
+    def due(self, store: ChangelogStore, key: str, partition: int) -> None:
+        """The only instant the owner's values ask for: when a reply or a closed leg is forgotten."""
+        del store[key]
 
+    def now_us(self, partition: int) -> int:
+        return epoch_us(self._clock.now())
+
+    def before_commit(self) -> None:
+        pass
+
+    def assigned(self, partitions: frozenset[int]) -> None:
+        pass
+
+    def revoked(self, partitions: frozenset[int]) -> None:
+        pass
+
+    def rolled_back(self, store: ChangelogStore, keys: list[str]) -> None:
+        pass
+
+
+def build(engine_settings: EngineSettings, clock: Clock,
+          retention: Retention = Retention()) -> tuple[StreamEngine, OwnerProcessor]:
+    """The engine with the owner's processor plugged in."""
+    sender = Sender()
+    processor = OwnerProcessor(clock, sender, retention)
+    return StreamEngine(engine_settings, processor, sender), processor
+
+
+@dataclass
+class Edge:
+    """The gRPC edge's servicer, and what starts its feed and bus before it serves and
+    stops them after."""
+
+    registrations: list[Registration]
+    bus: CommandBus
+    feed: LegFeed
+
+    async def on_ready(self) -> None:
+        await self.feed.start()
+        await self.bus.start()
+
+    async def on_stopped(self) -> None:
+        await self.bus.stop()
+        await self.feed.stop()
+
+
+def edge(settings: ServiceSettings, security: ServerSecurity, clock: Clock, departments: Departments) -> Edge:
+    """HandoffService over a command bus and a read model of every leg."""
     store = LegStore()
     feed = LegFeed(settings.kafka_bootstrap, store, settings.kafka_security)
     bus = CommandBus(settings.kafka_bootstrap, settings.instance, settings.kafka_security)
     metrics.KNOWN_LEGS.set_function(lambda: len(store))
     metrics.watch_open_legs(store)
-
-    async def start_edge() -> None:
-        await feed.start()
-        await bus.start()
-
-    async def stop_edge() -> None:
-        await bus.stop()
-        await feed.stop()
-
     api = HandoffApi(store, feed, bus, clock, security.customer_ref_keys, departments)
-    side = SideServer(
-        app,
-        "handoff",
-        settings,
-        security,
-        registrations=[(handoff_service_pb2_grpc.add_HandoffServiceServicer_to_server, api, SERVICE_NAME)],
-        on_ready=start_edge,
-        on_stopped=stop_edge,
-    )
-    return app, side
+    registrations = [(handoff_service_pb2_grpc.add_HandoffServiceServicer_to_server, api, SERVICE_NAME)]
+    return Edge(registrations, bus, feed)

@@ -1,1 +1,1 @@
-"""The faust app, its agents and timers, and the process entry point."""
+"""The stream processor, the gRPC servicer and the process entry point."""
