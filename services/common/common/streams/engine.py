@@ -8,7 +8,8 @@ writes and the input offsets in one transaction (EOS v2: `send_offsets_to_transa
 with the consumer's group metadata). Readers use `isolation.level=read_committed`, so a
 worker killed at any instant leaves either the whole batch or none of it: the restarted
 worker rebuilds its stores from the changelogs as of the last commit and processes the rest
-of the input again.
+of the input again. A batch that writes nothing (a service reading its own outputs back)
+opens no transaction: its offsets go with the next one, or at the latest after a second.
 
 A batch that fails is aborted: the stores roll back to the last commit and the consumer
 goes back to the batch's first offsets. A record whose handling raises anything but a
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 # Errors in the data, not in the code or the broker: the record goes to the DLQ at once.
 DATA_ERRORS = (MalformedRecord, ValueError, LookupError, TypeError)
 LAG_INTERVAL_S = 5.0
+DEFERRED_OFFSETS_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,9 @@ class StreamEngine:
         self._producer = Producer(self._producer_config)
         self._client = common
         self._in_transaction = False
+        # Input positions of batches that wrote nothing, not yet committed (see _commit).
+        self._deferred: dict[tuple[str, int], int] = {}
+        self._deferred_since = time.monotonic()
         self._owned: frozenset[int] = frozenset()
         # Per partition: a min-heap of (due instant in µs, store name, key), lazily deleted.
         self._timers: dict[int, list[tuple[int, str, str]]] = {}
@@ -200,19 +205,36 @@ class StreamEngine:
         for store, written in writes.items():
             for partition, key, value in written:
                 self.produce(store.changelog, key, value, partition=partition)
-        if positions:
+        self._deferred.update(positions)
+        if not self._in_transaction and not self._offsets_due():
+            # The batch wrote nothing (records only read past, e.g. a service's own outputs
+            # read back): running it again after a crash writes nothing either, so its
+            # offsets wait for the next transaction instead of costing one of their own.
+            if self._committed is not None:
+                self._committed()
+            return
+        if self._deferred:
             self._begin()
-            offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in positions.items()]
+            offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in self._deferred.items()]
             self._producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata())
         if self._in_transaction:
             started = time.perf_counter()
             self._commit_transaction()
             metrics.ENGINE_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        self._deferred.clear()
+        self._deferred_since = time.monotonic()
         for store, written in writes.items():
             store.commit()
             self._schedule(store, ((key, value) for _, key, value in written if value is not None))
         if self._committed is not None:
             self._committed()
+
+    def _offsets_due(self) -> bool:
+        """Offsets held back from batches that wrote nothing are committed at the latest
+        after DEFERRED_OFFSETS_S (and on stop), so a group's committed lag stays current."""
+        if not self._deferred:
+            return False
+        return self._stop.is_set() or time.monotonic() - self._deferred_since >= DEFERRED_OFFSETS_S
 
     def _commit_transaction(self) -> None:
         while True:
@@ -243,6 +265,7 @@ class StreamEngine:
             store.rollback()
             store.drop(lost)
         self._timers.clear()
+        self._deferred.clear()
         self._owned = frozenset()
         if lost:
             self._processor.revoked(lost)
@@ -427,6 +450,8 @@ class StreamEngine:
             store.drop(lost)
         for partition in lost:
             self._timers.pop(partition, None)
+        # Their records wrote nothing: the next owner may read them again.
+        self._deferred = {where: offset for where, offset in self._deferred.items() if where[1] not in lost}
         self._owned -= lost
         metrics.ASSIGNED_PARTITIONS.labels(self._settings.group).set(len(self._owned))
         self._processor.revoked(lost)
@@ -478,6 +503,8 @@ class StreamEngine:
                     continue
                 self._run_batch(records)
                 self._measure_lag()
+            if self._deferred:
+                self._run_batch([])  # a last pass commits the offsets held back
         except BaseException as error:  # the service stops on it: a supervisor restarts the process
             self.failure = error
             log.error("the stream engine failed: %s", "".join(traceback.format_exception(error)).strip())

@@ -1,0 +1,172 @@
+"""A batch that writes nothing opens no transaction: its input offsets wait for the next
+transaction, or for a second at most, and a stopping engine commits them on its way out."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.streams import engine as engine_module
+from common.streams.engine import EngineSettings, Sender, StreamEngine
+from common.streams.store import ChangelogStore, framed
+from common.topics import HANDOFF_EVENTS
+
+TOPIC = HANDOFF_EVENTS.name
+
+
+class Record:
+    def __init__(self, partition: int, offset: int, value: bytes) -> None:
+        self._partition, self._offset, self._value = partition, offset, value
+
+    def error(self):
+        return None
+
+    def topic(self) -> str:
+        return TOPIC
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def key(self) -> bytes:
+        return b"k"
+
+    def headers(self):
+        return []
+
+
+class Producer:
+    """Records what the engine asks of its transactional producer."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def begin_transaction(self) -> None:
+        self.calls.append(("begin",))
+
+    def produce(self, topic: str, **options) -> None:
+        self.calls.append(("produce", topic))
+
+    def send_offsets_to_transaction(self, offsets, metadata) -> None:
+        self.calls.append(("offsets", sorted((tp.topic, tp.partition, tp.offset) for tp in offsets)))
+
+    def commit_transaction(self) -> None:
+        self.calls.append(("commit",))
+
+    def transactions(self) -> list[list[tuple]]:
+        """The calls grouped by transaction (begin .. commit)."""
+        groups: list[list[tuple]] = []
+        for call in self.calls:
+            if call[0] == "begin":
+                groups.append([])
+            elif call[0] != "commit":
+                groups[-1].append(call)
+        return groups
+
+
+class Consumer:
+    def consumer_group_metadata(self) -> object:
+        return object()
+
+
+class Processor:
+    """Writes a store value for records whose value is b"write", nothing for the others."""
+
+    inputs = (HANDOFF_EVENTS,)
+    keyed_inputs = ()
+
+    def __init__(self) -> None:
+        self.store = ChangelogStore("values", "values-changelog")
+        self.stores = (self.store,)
+
+    def process(self, spec, message: bytes, partition: int) -> None:
+        if message == b"write":
+            self.store[f"key-{partition}"] = framed(partition, b"v")
+
+    def due(self, store, key, partition) -> None:
+        raise AssertionError("no timers here")
+
+    def now_us(self, partition: int) -> int:
+        return 0
+
+    def before_commit(self) -> None:
+        pass
+
+    def assigned(self, partitions) -> None:
+        pass
+
+    def revoked(self, partitions) -> None:
+        pass
+
+    def rolled_back(self, store, keys) -> None:
+        pass
+
+
+@pytest.fixture
+def engine(monkeypatch):
+    monkeypatch.setattr(engine_module, "decode", lambda spec, value: value)
+    now = [1_000.0]
+    monkeypatch.setattr(engine_module.time, "monotonic", lambda: now[0])
+    made = StreamEngine(EngineSettings(bootstrap="127.0.0.1:1", group="g", instance="g-1"), Processor(), Sender())
+    made._producer, made._consumer = Producer(), Consumer()
+    made._owned = frozenset({0, 1})
+    made.clock = now
+    return made
+
+
+def test_a_batch_that_writes_nothing_opens_no_transaction(engine):
+    # when a batch only reads past records
+    engine._run_batch([Record(0, 5, b"skip"), Record(1, 9, b"skip")])
+    # then nothing is sent to the broker
+    assert engine._producer.calls == []
+
+
+def test_held_back_offsets_go_with_the_next_transaction(engine):
+    # given a batch that wrote nothing on partition 1
+    engine._run_batch([Record(1, 9, b"skip")])
+    # when the next batch writes on partition 0
+    engine._run_batch([Record(0, 5, b"write")])
+    # then one transaction carries its changelog write and both partitions' offsets
+    assert engine._producer.transactions() == [
+        [("produce", "values-changelog"), ("offsets", [(TOPIC, 0, 6), (TOPIC, 1, 10)])]
+    ]
+    # and nothing is held back any more
+    engine.clock[0] += 5
+    engine._run_batch([])
+    assert len(engine._producer.transactions()) == 1
+
+
+def test_held_back_offsets_are_committed_within_a_second(engine):
+    # given a batch that wrote nothing
+    engine._run_batch([Record(0, 5, b"skip")])
+    engine.clock[0] += 0.5
+    engine._run_batch([])
+    assert engine._producer.calls == []
+    # when a second has passed, an idle pass commits its offsets alone
+    engine.clock[0] += 0.5
+    engine._run_batch([])
+    assert engine._producer.transactions() == [[("offsets", [(TOPIC, 0, 6)])]]
+
+
+def test_revoked_partitions_offsets_are_dropped(engine):
+    # given batches that wrote nothing on both partitions
+    engine._run_batch([Record(0, 5, b"skip"), Record(1, 9, b"skip")])
+    # when partition 1 goes to another worker
+    engine._on_revoke(None, [engine_module.TopicPartition(TOPIC, 1)])
+    engine.clock[0] += 2
+    engine._run_batch([])
+    # then only partition 0's offset is committed (partition 1's records wrote nothing: read again)
+    assert engine._producer.transactions() == [[("offsets", [(TOPIC, 0, 6)])]]
+
+
+def test_a_stopping_engine_commits_what_it_held_back(engine):
+    # given a batch that wrote nothing, less than a second ago
+    engine._run_batch([Record(0, 5, b"skip")])
+    # when the engine stops, its last pass commits the offsets
+    engine.stop()
+    engine._run_batch([])
+    assert engine._producer.transactions() == [[("offsets", [(TOPIC, 0, 6)])]]
