@@ -26,6 +26,7 @@ from pathlib import Path
 
 from handoff.v1 import sla_events_pb2, types_pb2
 
+from bench.notifybench import ROUTING_WITH_LOG
 from common.clock import WallClock
 from common.codec import decode, new_envelope, to_timestamp
 from common.kafkaio import key_partition
@@ -37,19 +38,6 @@ from notify.entrypoints.app import NotifyProcessor
 
 PARTITIONS = 4
 BATCH = 500
-ROUTING = """
-receivers:
-  - name: "{{department}}"
-    channels: [{{type: {channel}}}]
-  - name: elsewhere
-    channels: [{{type: subscription}}]
-route:
-  receiver: "{{department}}"
-  group_wait: 0s
-  routes:
-    - matchers: ["kind!=breach"]
-      receiver: elsewhere
-"""
 
 
 class AnsweringGateways:
@@ -71,12 +59,14 @@ def run_at_once(coroutine) -> None:
         pass
 
 
-def breaches(n: int, receivers: int) -> list[tuple[int, bytes]]:
-    """(partition, value) of n SlaEvent(breached) records over `receivers` departments, as sla writes them."""
+def breaches(n: int, receivers: int, channel: str) -> list[tuple[int, bytes]]:
+    """(partition, value) of n SlaEvent(breached) records over `receivers` departments, as sla
+    writes them; their departments' names route them as the bench's routing text does."""
+    prefix = "cpu-glog" if channel == "log" else "cpu-d"
     now = datetime.now(timezone.utc)
     records = []
     for number in range(n):
-        department, deadline = f"cpu-d{number % receivers}", now - timedelta(minutes=1, milliseconds=number)
+        department, deadline = f"bench-{prefix}{number % receivers}", now - timedelta(minutes=1, milliseconds=number)
         customer_ref = f"{department}-c{number}"
         message = sla_events_pb2.SlaEvent(
             envelope=new_envelope("sla", deadline, now, event_id=str(uuid.uuid4())),
@@ -92,9 +82,9 @@ def breaches(n: int, receivers: int) -> list[tuple[int, bytes]]:
 class Harness:
     """One processor, its outputs by topic, and the engine's part of a batch."""
 
-    def __init__(self, channel: str, workdir: Path) -> None:
+    def __init__(self, workdir: Path) -> None:
         routing_file = workdir / "routing.yaml"
-        routing_file.write_text(ROUTING.format(channel=channel))
+        routing_file.write_text(ROUTING_WITH_LOG)
         self.outputs: list[tuple[str, bytes, bytes]] = []
         self.processor = NotifyProcessor(load_routing(routing_file), WallClock(), lambda at: [], AnsweringGateways(),
                                          run_at_once, self._send)
@@ -127,8 +117,8 @@ def _batches(records: list, size: int = BATCH):
 
 def run(n: int, receivers: int, channel: str, workdir: Path, profiler: cProfile.Profile | None = None) -> dict:
     """Both stages over n breaches: CPU seconds per stage and what stage 2 wrote."""
-    harness = Harness(channel, workdir)
-    inputs = breaches(n, receivers)
+    harness = Harness(workdir)
+    inputs = breaches(n, receivers, channel)
     cpu = {"stage1": 0.0, "stage2": 0.0}
     written = {"requested": 0, "stage2_records": 0}
 
