@@ -165,8 +165,8 @@ class Deliverer:
             self._send(job.notification.receiver, codec.encode_delivered(
                 job.delivery_id, job.notification, job.channel, job.attempts, now, carry=False))
             self._finish(job, "delivered")
-            metrics.NOTIFICATIONS.labels(kind, "delivered").inc()
-            metrics.DELIVERY_LATENCY.labels(kind).observe(max((now - job.notification.occurred_at).total_seconds(), 0.0))
+            metrics.notifications(kind, "delivered").inc()
+            metrics.delivery_latency(kind).observe(max((now - job.notification.occurred_at).total_seconds(), 0.0))
             return
         retry_at = next_attempt(self._routing.retry, job.attempts, job.first_attempt_at, now,
                                 jitter_source(job.delivery_id, job.attempts)) if outcome.retryable else None
@@ -187,7 +187,7 @@ class Deliverer:
             job.delivery_id, job.notification, job.channel, reason, job.attempts, now))
         self._dead_letter(job, codec.encode_requested(job.notification, [job.channel], now), reason)
         self._finish(job, "failed")
-        metrics.NOTIFICATIONS.labels(kind or "unknown", "failed").inc()
+        metrics.notifications(kind or "unknown", "failed").inc()
 
     def _finish(self, job: Job, outcome: str) -> None:
         self._done[job.delivery_id] = outcome

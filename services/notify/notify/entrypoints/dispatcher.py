@@ -158,7 +158,7 @@ class Dispatcher:
         self._deliveries[marker] = "suppressed"
         metrics.SUPPRESSED.labels(reason).inc()
         for channel in self._channels(notification.receiver, None):
-            metrics.NOTIFICATIONS.labels(channel.kind, "suppressed").inc()
+            metrics.notifications(channel.kind, "suppressed").inc()
 
     def _digest(self, digest: Notification, channels: list[str], partition: int) -> None:
         """A group flushed (its table entry says so): the receiver gets the digest, members escalate."""
@@ -181,14 +181,14 @@ class Dispatcher:
         for channel in self._channels(notification.receiver, names):
             delivery = delivery_id(notification.key, notification.receiver, channel.name)
             if self._deliveries.get(delivery) or delivery in self._pending:
-                metrics.NOTIFICATIONS.labels(channel.kind, "duplicate").inc()
+                metrics.notifications(channel.kind, "duplicate").inc()
                 continue
             if channel.kind == "subscription":
                 self._send(notification.receiver, codec.encode_delivered(
                     delivery, notification, channel.name, 1, now, carry=True))
                 self._deliveries[delivery] = "delivered"
-                metrics.NOTIFICATIONS.labels(channel.kind, "delivered").inc()
-                metrics.DELIVERY_LATENCY.labels(channel.kind).observe(
+                metrics.notifications(channel.kind, "delivered").inc()
+                metrics.delivery_latency(channel.kind).observe(
                     max((now - notification.occurred_at).total_seconds(), 0.0))
                 continue
             job = Job(delivery, notification, channel.name, partition, offset, now)

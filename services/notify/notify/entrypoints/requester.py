@@ -45,8 +45,12 @@ ENDS_ESCALATION = {"acknowledged": "leg acknowledged", "resolved": "leg resolved
 
 
 def leg_value(leg: Leg) -> dict:
-    return {**dataclasses.asdict(leg), "open": [list(pair) for pair in leg.open],
-            "ends": [[end.at.isoformat(), end.by, end.resolution_id] for end in leg.ends]}
+    # Field by field (dataclasses.asdict deep-copies every value: the costliest step of a breach).
+    return {"handoff_id": leg.handoff_id, "case_id": leg.case_id, "customer_ref": leg.customer_ref,
+            "department": leg.department, "priority": leg.priority, "category": leg.category,
+            "breached": leg.breached, "open": [list(pair) for pair in leg.open],
+            "ends": [[end.at.isoformat(), end.by, end.resolution_id] for end in leg.ends],
+            "notify_history": leg.notify_history, "requested": list(leg.requested)}
 
 
 def leg_from(value: dict) -> Leg:
@@ -82,7 +86,7 @@ class Requester:
             kinds = [channel.kind for channel in receiver.channels]
             if self._requested.get(notification.notification_id):
                 for kind in kinds:
-                    metrics.NOTIFICATIONS.labels(kind, "duplicate").inc()
+                    metrics.notifications(kind, "duplicate").inc()
                 continue
             channels = [channel.name for channel in receiver.channels]
             self._send(notification.receiver,
@@ -90,7 +94,7 @@ class Requester:
                                               leg.notify_history))
             self._requested[notification.notification_id] = True
             for kind in kinds:
-                metrics.NOTIFICATIONS.labels(kind, "requested").inc()
+                metrics.notifications(kind, "requested").inc()
             sent.append(notification)
         return sent
 
