@@ -87,7 +87,7 @@ class Harness:
         routing_file.write_text(ROUTING_WITH_LOG)
         self.outputs: list[tuple[str, bytes, bytes]] = []
         self.processor = NotifyProcessor(load_routing(routing_file), WallClock(), lambda at: [], AnsweringGateways(),
-                                         run_at_once, self._send)
+                                         run_at_once, self._send, partitions={NOTIFICATIONS.name: PARTITIONS})
         self.processor.assigned(frozenset(range(PARTITIONS)))
 
     def _send(self, topic: str, key, value: bytes, headers=None, partition: int | None = None) -> None:

@@ -37,6 +37,9 @@ from notify.domain.requests import (
 )
 
 Send = Callable[[str, bytes], None]
+# Writes one request: (notification, channel names, acknowledged (when, by whom) or None,
+# deliver however old).
+Request = Callable[[Notification, list[str], "tuple[datetime, str] | None", bool], None]
 # Passes event time on: (instant, partition of handoff.events.v1 that reached it).
 Forward = Callable[[datetime, int], None]
 # A leg's change -> what its open notifications are acknowledged as.
@@ -61,13 +64,20 @@ def leg_from(value: dict) -> Leg:
 
 class Requester:
     def __init__(self, legs: MutableMapping[str, dict], requested: MutableMapping[str, bool],
-                 routing: RoutingConfig, send: Send, recorded: Clock, forward: Forward | None = None) -> None:
+                 routing: RoutingConfig, send: Send, recorded: Clock, forward: Forward | None = None,
+                 request: Request | None = None) -> None:
         self._legs = legs
         self._requested = requested
         self._routing = routing
         self._send = send
         self._recorded = recorded
         self._forward = forward
+        self._write_request = request or self._send_request
+
+    def _send_request(self, notification: Notification, channels: list[str],
+                      acknowledged: tuple[datetime, str] | None, deliver_history: bool) -> None:
+        self._send(notification.receiver, codec.encode_requested(notification, channels, self._recorded.now(),
+                                                                 acknowledged, deliver_history))
 
     def _leg(self, handoff_id: str) -> Leg | None:
         value = self._legs.get(handoff_id)
@@ -89,9 +99,7 @@ class Requester:
                     metrics.notifications(kind, "duplicate").inc()
                 continue
             channels = [channel.name for channel in receiver.channels]
-            self._send(notification.receiver,
-                       codec.encode_requested(notification, channels, self._recorded.now(), acknowledged,
-                                              leg.notify_history))
+            self._write_request(notification, channels, acknowledged, leg.notify_history)
             self._requested[notification.notification_id] = True
             for kind in kinds:
                 metrics.notifications(kind, "requested").inc()
