@@ -22,7 +22,6 @@ record at a time on the engine's thread, so a leg's read-send-write never interl
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, MutableMapping
 from datetime import datetime
 
@@ -35,6 +34,7 @@ from notify.domain.requests import (
     End, Leg, breach_notice, end_after, ended, new_leg_notice, opened, remembered, repeat_notice, requests,
     resolution_after, resolved_notice, warning_notice,
 )
+from notify.domain.values import evolve
 
 Send = Callable[[str, bytes], None]
 # Writes one request: (notification, channel names, acknowledged (when, by whom) or None,
@@ -119,7 +119,7 @@ class Requester:
         notice = breach_notice(leg, clock, codec.breach_deadline(message))
         resolution = resolution_after(leg, notice.occurred_at)
         if resolution is None:
-            leg = dataclasses.replace(leg, breached=True)
+            leg = evolve(leg, breached=True)
         leg = self._notice(leg, notice)
         if resolution is not None:  # resolved since: the notice the resolution would have sent
             self._save(remembered(leg, self._request(resolved_notice(leg, resolution.resolution_id, resolution.at),
@@ -157,7 +157,7 @@ class Requester:
         if change == "resolved" and leg.breached:
             leg = remembered(leg, self._request(resolved_notice(leg, message.envelope.event_id, at), leg))
         if change == "reopened":  # a new resolve clock: a notice follows only if it breaches too
-            leg = dataclasses.replace(leg, breached=False)
+            leg = evolve(leg, breached=False)
         self._save(leg)
 
     def _acknowledge(self, leg: Leg, end: End) -> Leg:
