@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -287,10 +288,13 @@ def test_on_event_time_a_heartbeat_is_passed_on_after_what_was_requested_before_
     assert len(sent) == 1  # the heartbeat itself is no notification
 
 
-def test_a_leg_keeps_its_ends_across_the_table() -> None:
+def test_a_leg_keeps_every_field_across_the_table() -> None:
     leg = Leg("h-1", "case-1", "cust-1", "billing", "HIGH", "refund", True, (("n-1", "billing"),),
-              (End(T0, "leg acknowledged"), End(T0 + timedelta(hours=1), "leg resolved", "e-9")))
-    assert leg_from(json.loads(json.dumps(leg_value(leg)))) == leg
+              (End(T0, "leg acknowledged"), End(T0 + timedelta(hours=1), "leg resolved", "e-9")),
+              notify_history=True, requested=("n-1", "n-2"))
+    value = leg_value(leg)
+    assert set(value) == {field.name for field in dataclasses.fields(Leg)}
+    assert leg_from(json.loads(json.dumps(value))) == leg
 
 
 def test_a_leg_imported_with_notify_has_its_notifications_delivered_however_old(stage1) -> None:

@@ -42,7 +42,8 @@ class Notify:
                 self._outbox.append(value)
 
         self.processor = NotifyProcessor(routing_of(tmp_path), self.wall, lambda at: [], NoGateways(),
-                                         run_now, send, retention=RETENTION, wall=self.wall)
+                                         run_now, send, retention=RETENTION, wall=self.wall,
+                                         partitions={NOTIFICATIONS.name: 1})
         self.processor.assigned(frozenset({0}))
         self.stores = {store.name: store for store in self.processor.stores}
 

@@ -11,7 +11,8 @@ import pytest
 from common.yamlfile import parse_duration
 from notify.adapters.routing_file import RoutingFileError, load_routing
 from notify.domain.delivery import RetryPolicy
-from notify.domain.routing import DEFAULT_TIMING, EmailChannel, SubscriptionChannel, WebhookChannel
+from devstack.routing import BREACHES_TO_DEPARTMENTS
+from notify.domain.routing import DEFAULT_TIMING, EmailChannel, SubscriptionChannel, WebhookChannel, route
 from notify.domain.silences import DEPARTMENT_INCIDENT
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "routing.yaml"
@@ -241,3 +242,21 @@ def test_parse_duration_reads_days_hours_minutes_seconds(text, allow_zero, expec
 def test_parse_duration_refuses_anything_else(text):
     with pytest.raises(ValueError, match=re.escape(repr(text))):
         parse_duration(text)
+
+
+def test_remembered_routes_answer_as_the_tree_does(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(BREACHES_TO_DEPARTMENTS)
+    routing = load_routing(path)
+    asked = [
+        {"department": "billing", "kind": "breach", "priority": "HIGH", "handoff_id": "h-1"},
+        {"department": "billing", "kind": "breach", "priority": "LOW", "handoff_id": "h-2"},
+        {"department": "claims", "kind": "breach", "priority": "HIGH", "handoff_id": "h-3"},
+        {"department": "claims", "kind": "warning", "priority": "HIGH", "handoff_id": "h-4"},
+    ]
+    for labels in asked + asked:
+        assert routing.route(labels) == route(routing.root, labels)
+    assert [m.receiver for m in routing.route(asked[2])] == ["claims"]
+    assert [m.receiver for m in routing.route(asked[3])] == ["elsewhere"]
+    assert routing.receivers["claims"] is routing.receivers["claims"]
+    assert routing.receivers["claims"].name == "claims"

@@ -4,6 +4,8 @@ bounded: channel is a channel kind (subscription, webhook, email, log), never a 
 DLQ records are counted by common.metrics.DLQ_RECORDS (handoff_dlq_records_total{topic}).
 """
 
+from functools import cache
+
 from prometheus_client import Counter, Gauge, Histogram
 
 NOTIFICATIONS = Counter(
@@ -35,3 +37,17 @@ EVENT_TIME_LAG = Gauge(
     "handoff_notify_event_time_lag_seconds",
     "Wall time minus stage 2's clock (0 on wall time; the replay's distance on event time).",
 )
+
+
+# The children of the per-notification metrics, looked up once per label set (the label
+# sets are bounded; prometheus_client's `labels` costs several microseconds a call).
+@cache
+def notifications(channel: str, outcome: str):
+    """handoff_notifications_total{channel, outcome}."""
+    return NOTIFICATIONS.labels(channel, outcome)
+
+
+@cache
+def delivery_latency(channel: str):
+    """handoff_notification_delivery_seconds{channel}."""
+    return DELIVERY_LATENCY.labels(channel)

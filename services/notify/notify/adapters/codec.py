@@ -79,7 +79,24 @@ def occurred_at(message) -> datetime:
 # --- notifications -----------------------------------------------------------------------
 
 
+# The last notification built, with its message: a request and its delivery carry the same
+# notification (stage 2 takes what stage 1 requested in the same pass), built once.
+# Swapped as one tuple, so a reader on another thread sees a consistent pair.
+_last_built: tuple[Notification | None, notifications_pb2.Notification | None] = (None, None)
+
+
 def notification_pb(notification: Notification) -> notifications_pb2.Notification:
+    """The message of a notification (treat it as read-only: the last one built is reused)."""
+    global _last_built
+    last = _last_built
+    if last[0] is notification:
+        return last[1]
+    message = _notification_pb(notification)
+    _last_built = (notification, message)
+    return message
+
+
+def _notification_pb(notification: Notification) -> notifications_pb2.Notification:
     return notifications_pb2.Notification(
         notification_id=notification.notification_id, key=notification.key, kind=_KINDS[notification.kind],
         receiver=notification.receiver, department=notification.department,
@@ -89,7 +106,7 @@ def notification_pb(notification: Notification) -> notifications_pb2.Notificatio
         body=notification.body, occurred_at=to_timestamp(notification.occurred_at),
         labels={k: v for k, v in {**notification.labels, **_extra_labels(notification)}.items() if v},
         escalation_level=notification.escalation_level,
-        items=[notification_pb(item) for item in notification.items],
+        items=[_notification_pb(item) for item in notification.items],
     )
 
 
@@ -137,15 +154,17 @@ def _event(event_id: str, receiver: str, occurred: datetime, recorded: datetime,
 
 
 def encode_requested(notification: Notification, channels: list[str], recorded_at: datetime,
-                     acknowledged: tuple[datetime, str] | None = None, deliver_history: bool = False) -> bytes:
+                     acknowledged: tuple[datetime, str] | None = None, deliver_history: bool = False,
+                     dispatched: bool = False) -> bytes:
     """A NotificationEvent(requested) record value; its event id is the notification's id.
 
     `acknowledged`: (when, by whom) the notification counts as acknowledged already (its
     leg ended before stage 1 read the notice's late source event). `deliver_history`: deliver
-    it however old (its leg was imported with --notify).
+    it however old (its leg was imported with --notify). `dispatched`: stage 2 took it in the
+    transaction that writes it.
     """
     requested = notifications_pb2.NotificationRequested(notification=notification_pb(notification), channels=channels,
-                                                        deliver_history=deliver_history)
+                                                        deliver_history=deliver_history, dispatched=dispatched)
     if acknowledged is not None:
         requested.acknowledged_at.CopyFrom(to_timestamp(acknowledged[0]))
         requested.acknowledged_by = acknowledged[1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from common.yamlfile import ConfigProblem, LineMap, mapping, parse_duration, rea
 from notify.domain.delivery import RetryPolicy
 from notify.domain.routing import (
     CHANNEL_KINDS, DEPARTMENT_RECEIVER, LABEL_VALUES, LABELS, Channel, EmailChannel, EscalationLevel, EscalationPolicy, InvalidMatcher,
-    LogChannel, Matcher, Receiver, Receivers, Route, RouteMatch, SubscriptionChannel, WebhookChannel, parse_matcher, route,
+    LogChannel, Matcher, Receiver, Receivers, Route, RouteMatch, SubscriptionChannel, WebhookChannel, matcher_labels,
+    parse_matcher, route,
 )
 from notify.domain.silences import DEPARTMENT_INCIDENT, InhibitRule
 
@@ -34,6 +36,8 @@ _CHANNEL_KEYS = {
 }
 _ROUTE_KEYS = {"receiver", "matchers", "continue", "group_by", "group_wait", "group_interval", "repeat_interval",
                "routes"}
+# Distinct label combinations whose routes are remembered (RoutingConfig.route).
+ROUTES_REMEMBERED = 4096
 _RETRY_DURATIONS = ("initial_backoff", "max_backoff", "max_elapsed", "call_timeout")
 
 
@@ -51,8 +55,26 @@ class RoutingConfig:
     retry: RetryPolicy
 
     def route(self, labels: Mapping[str, str]) -> list[RouteMatch]:
-        """The routes a notification with `labels` reaches (notify.domain.routing.route)."""
-        return route(self.root, labels)
+        """The routes a notification with `labels` reaches (notify.domain.routing.route).
+
+        Walking the tree is the costliest step of a notification; its answer depends only
+        on the labels the tree's matchers name (and the department, which names a
+        department's receiver), so it is remembered by those, a bounded number of them."""
+        key = tuple(labels.get(name, "") for name in self._routed_labels)
+        found = self._routes.get(key)
+        if found is None:
+            if len(self._routes) >= ROUTES_REMEMBERED:
+                self._routes.clear()
+            found = self._routes[key] = tuple(route(self.root, labels))
+        return list(found)
+
+    @cached_property
+    def _routed_labels(self) -> tuple[str, ...]:
+        return tuple(sorted(matcher_labels(self.root) | {"department"}))
+
+    @cached_property
+    def _routes(self) -> dict[tuple[str, ...], tuple[RouteMatch, ...]]:
+        return {}
 
 
 def load_routing(path: Path) -> RoutingConfig:

@@ -14,6 +14,9 @@ from typing import Any
 
 from common.streams.store import ChangelogStore, framed, payload_of
 
+# One encoder for every write (json.dumps with separators builds one per call).
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
 
 class Place:
     """The partition the handlers are working on; the tables stamp it on what they write."""
@@ -34,7 +37,7 @@ class JsonTable(MutableMapping[str, Any]):
         return default if raw is None else json.loads(payload_of(raw))
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self.store[key] = framed(self._place.partition, json.dumps(value, separators=(",", ":")).encode())
+        self.store[key] = framed(self._place.partition, _encode(value).encode())
 
     def __delitem__(self, key: str) -> None:
         del self.store[key]

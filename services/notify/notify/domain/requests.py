@@ -9,7 +9,7 @@ requests the same ids and dedup drops the repeats.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
@@ -18,6 +18,7 @@ from notify.domain.notifications import (
     AVOIDABLE_REPEAT, BREACH, NEW_LEG, RESOLVED_AFTER_BREACH, WARNING, Notification,
 )
 from notify.domain.routing import Route, RouteMatch
+from notify.domain.values import evolve
 
 
 class End(NamedTuple):
@@ -97,7 +98,7 @@ def resolved_notice(leg: Leg, resolution_id: str, at: datetime) -> Notification:
 
 def addressed(notice: Notification, receiver: str) -> Notification:
     """The notice for `receiver`, with its deterministic id."""
-    return replace(notice, receiver=receiver, notification_id=derived_event_id(notice.key, receiver))
+    return evolve(notice, receiver=receiver, notification_id=derived_event_id(notice.key, receiver))
 
 
 def explicitly_matches(root: Route, match: RouteMatch, label: str, value: str) -> bool:
@@ -128,19 +129,19 @@ def opened(leg: Leg, requested: Iterable[Notification]) -> Leg:
     """The leg remembering `requested` as open (awaiting acknowledgement)."""
     known = set(leg.open)
     added = tuple((n.notification_id, n.receiver) for n in requested if (n.notification_id, n.receiver) not in known)
-    return replace(leg, open=leg.open + added) if added else leg
+    return evolve(leg, open=leg.open + added) if added else leg
 
 
 def remembered(leg: Leg, requested: Iterable[Notification]) -> Leg:
     """The leg remembering the ids of `requested`, so they are forgotten together."""
     known = set(leg.requested)
     added = tuple(n.notification_id for n in requested if n.notification_id not in known)
-    return replace(leg, requested=leg.requested + added) if added else leg
+    return evolve(leg, requested=leg.requested + added) if added else leg
 
 
 def ended(leg: Leg, end: End) -> Leg:
     """The leg remembering `end` (its open notifications are acknowledged by the caller)."""
-    return replace(leg, open=(), ends=leg.ends if end in leg.ends else leg.ends + (end,))
+    return evolve(leg, open=(), ends=leg.ends if end in leg.ends else leg.ends + (end,))
 
 
 def end_after(leg: Leg, at: datetime) -> End | None:

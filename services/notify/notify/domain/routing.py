@@ -140,6 +140,8 @@ class RouteMatch:
 # A receiver of this name stands for each department that has no receiver of its own: a
 # route to it reaches the receiver named after the notification's department.
 DEPARTMENT_RECEIVER = "{department}"
+# Department receivers kept once made (Receivers).
+RECEIVERS_MADE = 4096
 
 
 def route(root: Route, labels: Mapping[str, str]) -> list[RouteMatch]:
@@ -150,6 +152,14 @@ def route(root: Route, labels: Mapping[str, str]) -> list[RouteMatch]:
     department = labels.get("department", "")
     return [replace(match, receiver=department) if match.receiver == DEPARTMENT_RECEIVER and department else match
             for match in found]
+
+
+def matcher_labels(node: Route) -> set[str]:
+    """Every label a matcher of `node` or of a route below it names."""
+    names = {matcher.label for matcher in node.matchers}
+    for child in node.routes:
+        names |= matcher_labels(child)
+    return names
 
 
 def _reach(node: Route, labels: Mapping[str, str], here: RouteMatch) -> list[RouteMatch]:
@@ -268,10 +278,17 @@ class Receivers(dict):
     channels and escalation, under that name."""
 
     def __missing__(self, name: str) -> "Receiver":
-        template = dict.get(self, DEPARTMENT_RECEIVER)
-        if template is None or not name:
-            raise KeyError(name)
-        return replace(template, name=name)
+        # Made once per department (every notification asks), a bounded number of them.
+        made = self.__dict__.setdefault("_made", {})
+        receiver = made.get(name)
+        if receiver is None:
+            template = dict.get(self, DEPARTMENT_RECEIVER)
+            if template is None or not name:
+                raise KeyError(name)
+            if len(made) >= RECEIVERS_MADE:
+                made.clear()
+            receiver = made[name] = replace(template, name=name)
+        return receiver
 
     def get(self, name: str, default: "Receiver | None" = None) -> "Receiver | None":
         try:

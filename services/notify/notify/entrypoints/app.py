@@ -5,8 +5,14 @@ by customer_ref) and requests notifications of the receivers the routing tree re
 `requested` records on notifications.v1 keyed by the receiver. Stage 2 (dispatcher.py)
 reads notifications.v1 and suppresses, groups, delivers and escalates. Both stages run in
 one engine (one consumer group; partition p of every input on one worker): each batch's
-records, table writes and input offsets are committed together, and stage 2 reads a
-notification only once stage 1's transaction is committed (read_committed).
+records, table writes and input offsets are committed together.
+
+A request whose receiver's partition of notifications.v1 is on this worker is taken by
+stage 2 in the pass that requests it, without waiting for a commit and a fetch: the
+request (marked `dispatched`), stage 2's outcomes, both stages' table writes and the input
+offsets are in one transaction, so a crash leaves all of them or none, and stage 2 skips
+the request when it reads it back. A request for a partition another worker holds is read
+by that worker once stage 1's transaction is committed (read_committed).
 
 Every table entry is forgotten a retention period after it is finished (retention.py):
 the engine's header timers carry the instant, the deletion is a tombstone in a batch's
@@ -23,6 +29,7 @@ MergedEventTime) stage 1 passes each on to every partition of notifications.v1 a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -31,6 +38,7 @@ from confluent_kafka.admin import AdminClient
 from common import metrics as common_metrics
 from common.clock import Clock, MergedEventTime, WallClock, epoch_us
 from common.dlq import dead_letter_headers
+from common.kafkaio import key_partition
 from common.streams.engine import EngineSettings, Sender, StreamEngine
 from common.streams.store import ChangelogStore
 from common.topics import HANDOFF_EVENTS, NOTIFICATIONS, NOTIFY_APP, REPEAT_CONTACTS, SLA_EVENTS, TopicSpec, changelog_name
@@ -40,6 +48,7 @@ from notify.adapters.gateways import Gateways
 from notify.adapters.routing_file import RoutingConfig
 from notify.adapters.state import Job
 from notify.adapters.stores import JsonTable, Place
+from notify.domain.notifications import Notification
 from notify.entrypoints.deliverer import Deliverer, Run
 from notify.entrypoints.dispatcher import ActiveSilences, Dispatcher
 from notify.entrypoints.escalator import Escalator
@@ -50,6 +59,8 @@ from notify.settings import DEFAULT_RETENTION
 
 APP_ID = NOTIFY_APP
 STAGE1_TABLES = ("requested", "legs")
+# Receivers whose partition of notifications.v1 is kept once computed.
+RECEIVERS_PLACED = 4096
 STAGE2_TABLES = ("deliveries", "pending", "escalations", "groups", "grouped", "sources", "marks")
 
 
@@ -62,12 +73,16 @@ class NotifyProcessor:
 
     def __init__(self, routing: RoutingConfig, clock: Clock, silences: ActiveSilences, gateways: Gateways,
                  run: Run, send: Sender, client: dict | None = None, history_age: timedelta | None = None,
-                 retention: timedelta = DEFAULT_RETENTION, wall: Clock | None = None) -> None:
+                 retention: timedelta = DEFAULT_RETENTION, wall: Clock | None = None,
+                 partitions: Mapping[str, int] | None = None) -> None:
+        """`partitions`: topic -> partition count, where known (else asked of the broker)."""
         self.place = Place()
         self.stores = tuple(ChangelogStore(name, changelog_name(APP_ID, name))
                             for name in STAGE1_TABLES + STAGE2_TABLES)
         tables = {store.name: JsonTable(store, self.place) for store in self.stores}
         self._send, self._client, self._clock = send, client or {}, clock
+        self._known_partitions = dict(partitions or {})
+        self._receiver_partitions: dict[str, int] = {}
         self._wall = wall or WallClock()
         self.event_time = clock if isinstance(clock, MergedEventTime) else None
         # On wall time whatever the clock: retention bounds memory, and a replay's records are
@@ -78,7 +93,7 @@ class NotifyProcessor:
             send(NOTIFICATIONS.name, receiver, value)
 
         self.requester = Requester(tables["legs"], tables["requested"], routing, notify, self._wall,
-                                   self._forward if self.event_time else None)
+                                   self._forward if self.event_time else None, self._request)
         # Gateways are called on wall time, whatever the clock of escalations and groups.
         deliverer = Deliverer(gateways, routing, tables["deliveries"], tables["pending"], notify, self._dead_letter,
                               self._wall, run, place=self.place)
@@ -137,6 +152,30 @@ class NotifyProcessor:
         self._send(NOTIFICATIONS.dlq, job.notification.receiver, value, headers)
         common_metrics.DLQ_RECORDS.labels(NOTIFICATIONS.name).inc()
 
+    def _request(self, notification: Notification, channels: list[str], acknowledged: tuple[datetime, str] | None,
+                 deliver_history: bool) -> None:
+        """Stage 1 requests a notification: written to notifications.v1 and, when its receiver's
+        partition is this worker's, taken by stage 2 at once, in the same pass (and so the same
+        transaction): marked `dispatched`, stage 2 skips it when it reads it back."""
+        partition = self._receiver_partition(notification.receiver)
+        here = partition in self.dispatcher.indexed_partitions
+        self._send(NOTIFICATIONS.name, notification.receiver, codec.encode_requested(
+            notification, channels, self._wall.now(), acknowledged, deliver_history, dispatched=here))
+        if here:
+            source = self.place.partition
+            self.dispatcher.take(notification, channels, partition, acknowledged, deliver_history)
+            self.place.partition = source  # stage 1 goes on writing its own partition's tables
+
+    def _receiver_partition(self, receiver: str) -> int:
+        """The partition of notifications.v1 that holds `receiver` (Kafka's partitioner)."""
+        partition = self._receiver_partitions.get(receiver)
+        if partition is None:
+            if len(self._receiver_partitions) >= RECEIVERS_PLACED:
+                self._receiver_partitions.clear()
+            partition = self._receiver_partitions[receiver] = key_partition(
+                receiver.encode(), self._partitions(NOTIFICATIONS.name))
+        return partition
+
     def _forward(self, at: datetime, source_partition: int) -> None:
         """Event time `at` reached on a partition of handoff.events.v1: tell every stage-2 partition."""
         sources, recorded_at = self._partitions(HANDOFF_EVENTS.name), self._wall.now()
@@ -146,6 +185,8 @@ class NotifyProcessor:
 
     @cache  # noqa: B019 - one processor per process; partition counts do not change under it
     def _partitions(self, topic: str) -> int:
+        if topic in self._known_partitions:
+            return self._known_partitions[topic]
         admin = AdminClient({k: v for k, v in self._client.items()})
         return len(admin.list_topics(topic, timeout=30).topics[topic].partitions)
 

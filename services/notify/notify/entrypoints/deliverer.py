@@ -61,6 +61,9 @@ class Deliverer:
         self._concurrency = concurrency
         self._place = place or Place()
         self._queue = DueIndex()
+        # The jobs decided since the last restore, so an attempt need not parse its `pending`
+        # entry back (the entry stays the record a restart or an abort starts from).
+        self._jobs: dict[str, Job] = {}
         self._fresh: list[Job] = []      # decided by the batch under way
         self._sealed: list[Job] = []     # decided by the batch being committed
         self._in_flight: set[str] = set()
@@ -73,6 +76,7 @@ class Deliverer:
     def schedule(self, job: Job) -> None:
         """A delivery the batch under way decided: attempted once that batch is committed."""
         self._fresh.append(job)
+        self._jobs[job.delivery_id] = job
 
     def seal(self) -> None:
         """The batch is about to commit: what it decided may be attempted from the next batch on."""
@@ -82,6 +86,7 @@ class Deliverer:
     def restore(self, owned: frozenset[int]) -> None:
         """Forget everything in memory and take the committed `pending` entries of `owned` again."""
         self._queue.clear()
+        self._jobs.clear()
         self._fresh.clear()
         self._sealed.clear()
         for key, value in list(self._pending.items()):
@@ -117,14 +122,24 @@ class Deliverer:
         for delivery_id in dict.fromkeys(self._queue.pop_due(now)):
             if delivery_id in self._in_flight:
                 continue
-            value = self._pending.get(delivery_id)
-            if value is None or value["partition"] not in owned or self._done.get(delivery_id):
+            job = self._job(delivery_id)
+            if job is None or job.partition not in owned or self._done.get(delivery_id):
                 continue
             if len(self._in_flight) >= self._concurrency:
                 self._queue.add(now, delivery_id)
                 continue
-            self._place.partition = value["partition"]
-            self._start(job_from(delivery_id, value), now)
+            self._place.partition = job.partition
+            self._start(job, now)
+
+    def _job(self, delivery_id: str) -> Job | None:
+        """The pending delivery: as decided in memory, else read from its `pending` entry."""
+        if delivery_id not in self._pending:
+            self._jobs.pop(delivery_id, None)
+            return None
+        job = self._jobs.get(delivery_id)
+        if job is None:
+            job = self._jobs[delivery_id] = job_from(delivery_id, self._pending[delivery_id])
+        return job
 
     def _record_outcomes(self, owned: frozenset[int]) -> None:
         while self._outcomes:
@@ -165,8 +180,8 @@ class Deliverer:
             self._send(job.notification.receiver, codec.encode_delivered(
                 job.delivery_id, job.notification, job.channel, job.attempts, now, carry=False))
             self._finish(job, "delivered")
-            metrics.NOTIFICATIONS.labels(kind, "delivered").inc()
-            metrics.DELIVERY_LATENCY.labels(kind).observe(max((now - job.notification.occurred_at).total_seconds(), 0.0))
+            metrics.notifications(kind, "delivered").inc()
+            metrics.delivery_latency(kind).observe(max((now - job.notification.occurred_at).total_seconds(), 0.0))
             return
         retry_at = next_attempt(self._routing.retry, job.attempts, job.first_attempt_at, now,
                                 jitter_source(job.delivery_id, job.attempts)) if outcome.retryable else None
@@ -187,8 +202,10 @@ class Deliverer:
             job.delivery_id, job.notification, job.channel, reason, job.attempts, now))
         self._dead_letter(job, codec.encode_requested(job.notification, [job.channel], now), reason)
         self._finish(job, "failed")
-        metrics.NOTIFICATIONS.labels(kind or "unknown", "failed").inc()
+        metrics.notifications(kind or "unknown", "failed").inc()
 
     def _finish(self, job: Job, outcome: str) -> None:
         self._done[job.delivery_id] = outcome
-        self._pending.pop(job.delivery_id, None)
+        self._jobs.pop(job.delivery_id, None)
+        if job.delivery_id in self._pending:
+            del self._pending[job.delivery_id]

@@ -10,8 +10,8 @@ so, its escalation starts (the Escalator takes the steps). `acknowledged` stops 
 
 On the stream engine every decision is written to the tables in the same transaction as
 the records that announce it, so stage 2 never reads its own outcomes back: the
-`delivered`, `failed`, `suppressed` and `escalated` records, and its digests, are skipped
-when read. Escalation notices are read, as `requested` records of the step's receiver (on
+`delivered`, `failed`, `suppressed` and `escalated` records, its digests, and the requests
+it took when they were written (`dispatched`, see app.py) are skipped when read. Escalation notices are read, as `requested` records of the step's receiver (on
 that receiver's partition). `tick` runs at the end of every batch, inside its transaction:
 outcomes of gateway calls, due escalation steps and group flushes.
 
@@ -82,17 +82,13 @@ class Dispatcher:
         self._place.partition = partition
         change = message.WhichOneof("change")
         if change == "requested":
+            if message.requested.dispatched:  # taken when written: what it decided is committed with it
+                return
             notification = codec.notification_from(message.requested.notification)
             if notification.kind == DIGEST:  # written, and delivered, by this stage's own flush
                 return
-            acknowledged = codec.acknowledged_with(message.requested)
-            if self._is_history(notification, message.requested.deliver_history):
-                self._suppress(notification, HISTORY, "", self._clock.now())
-                return
-            self._requested(notification, list(message.requested.channels), partition, offset,
-                            acknowledged is None)
-            if acknowledged is not None:  # its leg ended before the notice was read: as if in time
-                self._acknowledged(notification.notification_id, acknowledged[1], acknowledged[0])
+            self.take(notification, list(message.requested.channels), partition,
+                      codec.acknowledged_with(message.requested), message.requested.deliver_history, offset)
         elif change == "acknowledged":
             # On event time a leg's acknowledgement counts at its own instant (the clock has not
             # passed it); one over the API, stamped with the API's clock, at least now.
@@ -101,6 +97,19 @@ class Dispatcher:
         elif change == "heartbeat":
             self._heartbeat(message, partition)
         # delivered, failed, suppressed, escalated: this stage's own outcomes, already in its tables
+
+    def take(self, notification: Notification, channels: list[str], partition: int,
+             acknowledged: tuple[datetime, str] | None = None, deliver_history: bool = False,
+             offset: int = -1) -> None:
+        """A request for a receiver on `partition`: read from notifications.v1, or handed over
+        by stage 1 in the pass that writes it. `acknowledged`: (when, by whom) its leg ended."""
+        self._place.partition = partition
+        if self._is_history(notification, deliver_history):
+            self._suppress(notification, HISTORY, "", self._clock.now())
+            return
+        self._requested(notification, channels, partition, offset, acknowledged is None)
+        if acknowledged is not None:  # its leg ended before the notice was read: as if in time
+            self._acknowledged(notification.notification_id, acknowledged[1], acknowledged[0])
 
     def _is_history(self, notification: Notification, deliver_history: bool) -> bool:
         """Whether a notification is too old to page anyone (an import of last month's breaches):
@@ -158,7 +167,7 @@ class Dispatcher:
         self._deliveries[marker] = "suppressed"
         metrics.SUPPRESSED.labels(reason).inc()
         for channel in self._channels(notification.receiver, None):
-            metrics.NOTIFICATIONS.labels(channel.kind, "suppressed").inc()
+            metrics.notifications(channel.kind, "suppressed").inc()
 
     def _digest(self, digest: Notification, channels: list[str], partition: int) -> None:
         """A group flushed (its table entry says so): the receiver gets the digest, members escalate."""
@@ -181,14 +190,14 @@ class Dispatcher:
         for channel in self._channels(notification.receiver, names):
             delivery = delivery_id(notification.key, notification.receiver, channel.name)
             if self._deliveries.get(delivery) or delivery in self._pending:
-                metrics.NOTIFICATIONS.labels(channel.kind, "duplicate").inc()
+                metrics.notifications(channel.kind, "duplicate").inc()
                 continue
             if channel.kind == "subscription":
                 self._send(notification.receiver, codec.encode_delivered(
                     delivery, notification, channel.name, 1, now, carry=True))
                 self._deliveries[delivery] = "delivered"
-                metrics.NOTIFICATIONS.labels(channel.kind, "delivered").inc()
-                metrics.DELIVERY_LATENCY.labels(channel.kind).observe(
+                metrics.notifications(channel.kind, "delivered").inc()
+                metrics.delivery_latency(channel.kind).observe(
                     max((now - notification.occurred_at).total_seconds(), 0.0))
                 continue
             job = Job(delivery, notification, channel.name, partition, offset, now)

@@ -22,7 +22,6 @@ record at a time on the engine's thread, so a leg's read-send-write never interl
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, MutableMapping
 from datetime import datetime
 
@@ -35,8 +34,12 @@ from notify.domain.requests import (
     End, Leg, breach_notice, end_after, ended, new_leg_notice, opened, remembered, repeat_notice, requests,
     resolution_after, resolved_notice, warning_notice,
 )
+from notify.domain.values import evolve
 
 Send = Callable[[str, bytes], None]
+# Writes one request: (notification, channel names, acknowledged (when, by whom) or None,
+# deliver however old).
+Request = Callable[[Notification, list[str], "tuple[datetime, str] | None", bool], None]
 # Passes event time on: (instant, partition of handoff.events.v1 that reached it).
 Forward = Callable[[datetime, int], None]
 # A leg's change -> what its open notifications are acknowledged as.
@@ -45,8 +48,12 @@ ENDS_ESCALATION = {"acknowledged": "leg acknowledged", "resolved": "leg resolved
 
 
 def leg_value(leg: Leg) -> dict:
-    return {**dataclasses.asdict(leg), "open": [list(pair) for pair in leg.open],
-            "ends": [[end.at.isoformat(), end.by, end.resolution_id] for end in leg.ends]}
+    # Field by field (dataclasses.asdict deep-copies every value: the costliest step of a breach).
+    return {"handoff_id": leg.handoff_id, "case_id": leg.case_id, "customer_ref": leg.customer_ref,
+            "department": leg.department, "priority": leg.priority, "category": leg.category,
+            "breached": leg.breached, "open": [list(pair) for pair in leg.open],
+            "ends": [[end.at.isoformat(), end.by, end.resolution_id] for end in leg.ends],
+            "notify_history": leg.notify_history, "requested": list(leg.requested)}
 
 
 def leg_from(value: dict) -> Leg:
@@ -57,13 +64,20 @@ def leg_from(value: dict) -> Leg:
 
 class Requester:
     def __init__(self, legs: MutableMapping[str, dict], requested: MutableMapping[str, bool],
-                 routing: RoutingConfig, send: Send, recorded: Clock, forward: Forward | None = None) -> None:
+                 routing: RoutingConfig, send: Send, recorded: Clock, forward: Forward | None = None,
+                 request: Request | None = None) -> None:
         self._legs = legs
         self._requested = requested
         self._routing = routing
         self._send = send
         self._recorded = recorded
         self._forward = forward
+        self._write_request = request or self._send_request
+
+    def _send_request(self, notification: Notification, channels: list[str],
+                      acknowledged: tuple[datetime, str] | None, deliver_history: bool) -> None:
+        self._send(notification.receiver, codec.encode_requested(notification, channels, self._recorded.now(),
+                                                                 acknowledged, deliver_history))
 
     def _leg(self, handoff_id: str) -> Leg | None:
         value = self._legs.get(handoff_id)
@@ -82,15 +96,13 @@ class Requester:
             kinds = [channel.kind for channel in receiver.channels]
             if self._requested.get(notification.notification_id):
                 for kind in kinds:
-                    metrics.NOTIFICATIONS.labels(kind, "duplicate").inc()
+                    metrics.notifications(kind, "duplicate").inc()
                 continue
             channels = [channel.name for channel in receiver.channels]
-            self._send(notification.receiver,
-                       codec.encode_requested(notification, channels, self._recorded.now(), acknowledged,
-                                              leg.notify_history))
+            self._write_request(notification, channels, acknowledged, leg.notify_history)
             self._requested[notification.notification_id] = True
             for kind in kinds:
-                metrics.NOTIFICATIONS.labels(kind, "requested").inc()
+                metrics.notifications(kind, "requested").inc()
             sent.append(notification)
         return sent
 
@@ -107,7 +119,7 @@ class Requester:
         notice = breach_notice(leg, clock, codec.breach_deadline(message))
         resolution = resolution_after(leg, notice.occurred_at)
         if resolution is None:
-            leg = dataclasses.replace(leg, breached=True)
+            leg = evolve(leg, breached=True)
         leg = self._notice(leg, notice)
         if resolution is not None:  # resolved since: the notice the resolution would have sent
             self._save(remembered(leg, self._request(resolved_notice(leg, resolution.resolution_id, resolution.at),
@@ -145,7 +157,7 @@ class Requester:
         if change == "resolved" and leg.breached:
             leg = remembered(leg, self._request(resolved_notice(leg, message.envelope.event_id, at), leg))
         if change == "reopened":  # a new resolve clock: a notice follows only if it breaches too
-            leg = dataclasses.replace(leg, breached=False)
+            leg = evolve(leg, breached=False)
         self._save(leg)
 
     def _acknowledge(self, leg: Leg, end: End) -> Leg:
