@@ -177,6 +177,8 @@ _PAUSED_KEPT = 65536
 
 def paused_total(clock: Clock, calendar: Calendar) -> timedelta:
     """Business time the clock has counted as paused (closed pauses only)."""
+    if type(calendar) is AlwaysOpen:  # a subtraction: cheaper than the lookup
+        return calendar.between(clock.started_at, clock.deadline) - clock.target
     key = (calendar, clock.started_at, clock.deadline, clock.target)
     total = _PAUSED.get(key)
     if total is None:
@@ -236,8 +238,19 @@ def _resume_event(leg: LegInfo, clock: Clock, at: datetime, calendar: Calendar,
     return resumed, ClockResumed(event_id, leg, resumed, at, clock.deadline, used)
 
 
-def _warnings(fractions: Iterable[float], clock: Clock) -> list[float]:
-    return sorted(f for f in set(fractions) if 0 < f < 1 and f not in clock.warned)
+# The pending warnings for (fractions, warned): a few policies make a few combinations.
+_PENDING: dict[tuple[tuple[float, ...], tuple[float, ...]], tuple[float, ...]] = {}
+
+
+def _warnings(fractions: Iterable[float], clock: Clock) -> tuple[float, ...]:
+    """The warning fractions still to come, smallest first."""
+    key = (fractions if type(fractions) is tuple else tuple(fractions), clock.warned)
+    pending = _PENDING.get(key)
+    if pending is None:
+        if len(_PENDING) >= _PAUSED_KEPT:
+            _PENDING.clear()
+        pending = _PENDING[key] = tuple(sorted(f for f in set(key[0]) if 0 < f < 1 and f not in clock.warned))
+    return pending
 
 
 def _due_of(leg: LegInfo, clock: Clock, now: datetime, calendar: Calendar, fractions: tuple[float, ...],
