@@ -49,8 +49,8 @@ def _keep_form(leg: LegHistory, form: dict) -> dict:
     return form
 
 
-def _leg(leg: LegHistory) -> dict:
-    known = _LEG_FORMS.get(leg.handoff_id)
+def _leg_form(leg: LegHistory, forms: dict[str, tuple[LegHistory, dict]] = _LEG_FORMS) -> dict:
+    known = forms.get(leg.handoff_id)
     if known is not None and known[0] is leg:
         return known[1]
     return _keep_form(leg, {
@@ -82,7 +82,7 @@ def encode_customer(record: CustomerRecord) -> dict:
         "p": record.partition,
         "contacts": [_contact(c) for c in record.contacts],
         "pending": [_contact(c) for c in record.pending],
-        "legs": [_leg(leg) for leg in record.legs],
+        "legs": [_leg_form(leg) for leg in record.legs],
     }
 
 
