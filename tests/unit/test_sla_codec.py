@@ -133,6 +133,20 @@ def test_late_clock_met_becomes_an_sla_event_with_overdue_and_elapsed():
     assert from_duration(message.met.elapsed) == ACK_TARGET + timedelta(minutes=45)
 
 
+def test_clock_met_at_its_deadline_carries_a_zero_overdue_and_is_not_late():
+    # given
+    _, [met] = stop(started()[0], ACK, DEADLINE, AlwaysOpen())
+
+    # when
+    message = parse(encode_sla_event(met, RECORDED))
+
+    # then the zero span is written, not left out
+    assert message.met.HasField("overdue")
+    assert from_duration(message.met.overdue) == timedelta(0)
+    assert message.met.late is False
+    assert from_duration(message.met.elapsed) == ACK_TARGET
+
+
 @pytest.mark.parametrize(
     "value, name",
     [
