@@ -143,7 +143,9 @@ def _event_id(leg: LegInfo, clock: Clock, what: str) -> str:
 
 
 def _target(policy: Policy, kind: str) -> Target:
-    return {ACK: policy.ack_target, RESOLVE: policy.resolve_target}[kind]
+    if kind not in AT_CREATION:
+        raise KeyError(kind)
+    return policy.ack_target if kind == ACK else policy.resolve_target
 
 
 def _business_target(policy: Policy, kind: str, started_at: datetime) -> timedelta:
