@@ -6,14 +6,15 @@ the contacts waiting for event time to pass them, and the customer's recent legs
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
+
 from common.clock import epoch_us, from_epoch_us
 from sla.domain.repeats import Contact, LegHistory
 
 
-@dataclass(frozen=True)
-class CustomerRecord:
-    """What repeat detection keeps of one customer; `partition` owns it."""
+class CustomerRecord(NamedTuple):
+    """What repeat detection keeps of one customer; `partition` owns it (a named tuple: one is
+    built at every change of the customer's legs or contacts, and a tuple is cheap to build)."""
 
     partition: int
     contacts: tuple[Contact, ...] = ()
