@@ -51,6 +51,7 @@ def _keep_form(leg: LegHistory, form: dict) -> dict:
 
 
 def _leg_form(leg: LegHistory, forms: dict[str, tuple[LegHistory, dict]] = _LEG_FORMS) -> dict:
+    # `forms` is bound at definition: a local name, read once per leg of every record written.
     known = forms.get(leg.handoff_id)
     if known is not None and known[0] is leg:
         return known[1]
