@@ -136,12 +136,6 @@ def test_record_warning_stops_the_warning_being_emitted_again():
     assert record_warning(state, RESOLVE, 2, 0.8) is state
 
 
-def test_warned_read_back_as_a_list_is_a_tuple_again():
-    clock = resolving().clocks[RESOLVE]
-
-    assert Clock(**{**clock.__dict__, "warned": [0.5]}).warned == (0.5,)
-
-
 @pytest.mark.parametrize(
     "prepare, expected",
     [

@@ -250,7 +250,7 @@ def test_next_deadline_is_the_earliest_among_running_clocks():
     # given a second, earlier clock on the same leg
     state = started()
     ack = state.clocks[ACK]
-    earlier = replace(ack, kind="resolve", deadline=DEADLINE - timedelta(hours=1))
+    earlier = ack._replace(kind="resolve", deadline=DEADLINE - timedelta(hours=1))
     state = replace(state, clocks={ACK: ack, "resolve": earlier})
 
     assert next_deadline(state) == DEADLINE - timedelta(hours=1)

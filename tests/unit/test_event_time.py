@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from common.clock import EPOCH, EventTime, WallClock
+from common.clock import EPOCH, EventTime, WallClock, epoch_us, from_epoch_us
 from common.settings import SettingsError
 from sla.entrypoints.main import clock_setting
 from tests.unit.conftest import T0
@@ -151,3 +153,17 @@ def test_an_unknown_sla_clock_setting_is_refused_naming_the_variable_and_the_cho
     message = str(raised.value)
     assert message.startswith(f"SLA_CLOCK={value!r}")
     assert "wall" in message and "event" in message
+
+
+@given(st.integers(min_value=-62_000_000_000_000_000, max_value=250_000_000_000_000_000),
+       st.integers(min_value=-14 * 60, max_value=14 * 60))
+def test_epoch_microseconds_are_exact_in_any_offset(us, offset_minutes):
+    # given an instant, read in UTC and at some fixed offset
+    instant = from_epoch_us(us)
+    zone = timezone(timedelta(minutes=offset_minutes))
+
+    # then both count the same microseconds since the epoch, the inverse of from_epoch_us
+    assert epoch_us(instant) == us
+    earliest, latest = (edge.replace(tzinfo=timezone.utc) for edge in (instant.min, instant.max))
+    if earliest + timedelta(days=1) < instant < latest - timedelta(days=1):  # readable at any offset
+        assert epoch_us(instant.astimezone(zone)) == us

@@ -18,7 +18,7 @@ from sla.adapters.codec import (
     priority_name,
 )
 from sla.domain.calendar import AlwaysOpen
-from sla.domain.clocks import ACK, breach_due, start, stop
+from sla.domain.clocks import ACK, breach_due, due_events, start, stop
 
 ACK_TARGET = timedelta(hours=4)
 DEADLINE = T0 + ACK_TARGET
@@ -55,6 +55,19 @@ def test_state_survives_a_round_trip_through_a_store_value(make_state):
     assert decoded == state
     assert partition == 3
     assert decoded.clocks[ACK].deadline.utcoffset() == timedelta(0)
+
+
+def test_warnings_read_back_from_a_store_value_are_a_tuple_and_not_warned_again():
+    # given a clock warned at half its target, stored and read back
+    state, _ = due_events(started()[0], T0 + ACK_TARGET / 2 + timedelta(seconds=1), AlwaysOpen(), (0.5, 0.8))
+    decoded, _ = decode_state(encode_state(state, partition=0))
+
+    # when the same instant is looked at again
+    again, events = due_events(decoded, T0 + ACK_TARGET / 2 + timedelta(seconds=1), AlwaysOpen(), (0.5, 0.8))
+
+    # then
+    assert decoded.clocks[ACK].warned == (0.5,) and isinstance(decoded.clocks[ACK].warned, tuple)
+    assert events == [] and again == decoded
 
 
 def test_a_store_value_carries_its_partition_due_instant_and_running_clocks_in_its_header():
@@ -118,6 +131,20 @@ def test_late_clock_met_becomes_an_sla_event_with_overdue_and_elapsed():
     assert message.met.late is True
     assert from_duration(message.met.overdue) == timedelta(minutes=45)
     assert from_duration(message.met.elapsed) == ACK_TARGET + timedelta(minutes=45)
+
+
+def test_clock_met_at_its_deadline_carries_a_zero_overdue_and_is_not_late():
+    # given
+    _, [met] = stop(started()[0], ACK, DEADLINE, AlwaysOpen())
+
+    # when
+    message = parse(encode_sla_event(met, RECORDED))
+
+    # then the zero span is written, not left out
+    assert message.met.HasField("overdue")
+    assert from_duration(message.met.overdue) == timedelta(0)
+    assert message.met.late is False
+    assert from_duration(message.met.elapsed) == ACK_TARGET
 
 
 @pytest.mark.parametrize(

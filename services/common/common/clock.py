@@ -24,10 +24,12 @@ class WallClock:
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def epoch_us(moment: datetime) -> int:
     """Microseconds since the epoch: exact (a float timestamp is not), and compact to store."""
-    since = moment - EPOCH
-    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
+    return (moment - EPOCH) // _MICROSECOND
 
 
 def from_epoch_us(us: int) -> datetime:

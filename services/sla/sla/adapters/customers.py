@@ -6,14 +6,15 @@ the contacts waiting for event time to pass them, and the customer's recent legs
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
+
 from common.clock import epoch_us, from_epoch_us
 from sla.domain.repeats import Contact, LegHistory
 
 
-@dataclass(frozen=True)
-class CustomerRecord:
-    """What repeat detection keeps of one customer; `partition` owns it."""
+class CustomerRecord(NamedTuple):
+    """What repeat detection keeps of one customer; `partition` owns it (a named tuple: one is
+    built at every change of the customer's legs or contacts, and a tuple is cheap to build)."""
 
     partition: int
     contacts: tuple[Contact, ...] = ()
@@ -49,8 +50,9 @@ def _keep_form(leg: LegHistory, form: dict) -> dict:
     return form
 
 
-def _leg(leg: LegHistory) -> dict:
-    known = _LEG_FORMS.get(leg.handoff_id)
+def _leg_form(leg: LegHistory, forms: dict[str, tuple[LegHistory, dict]] = _LEG_FORMS) -> dict:
+    # `forms` is bound at definition: a local name, read once per leg of every record written.
+    known = forms.get(leg.handoff_id)
     if known is not None and known[0] is leg:
         return known[1]
     return _keep_form(leg, {
@@ -82,7 +84,7 @@ def encode_customer(record: CustomerRecord) -> dict:
         "p": record.partition,
         "contacts": [_contact(c) for c in record.contacts],
         "pending": [_contact(c) for c in record.pending],
-        "legs": [_leg(leg) for leg in record.legs],
+        "legs": [_leg_form(leg) for leg in record.legs],
     }
 
 

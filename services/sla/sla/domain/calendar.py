@@ -57,11 +57,15 @@ class AlwaysOpen:
 
     def add(self, start: datetime, business: timedelta) -> datetime:
         """The instant at which `business` time has passed since `start`."""
+        if start.tzinfo is UTC:  # every instant off the wire: already real time
+            return start + business
         # Aware datetimes in one zone subtract as wall-clock time; UTC makes it real time.
         return (start.astimezone(UTC) + business).astimezone(start.tzinfo)
 
     def between(self, start: datetime, end: datetime) -> timedelta:
         """Business time from `start` to `end` (negative when `end` is earlier)."""
+        if start.tzinfo is UTC and end.tzinfo is UTC:
+            return end - start
         return end.astimezone(UTC) - start.astimezone(UTC)
 
     def open_from(self, instant: datetime) -> datetime:

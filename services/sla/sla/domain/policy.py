@@ -11,6 +11,8 @@ from sla.domain.calendar import Calendar
 from sla.domain.repeats import RepeatRules
 
 ANY = "*"
+# Lookups kept per book (departments and categories come from the records: bounded, emptied when full).
+FOUND_KEPT = 10_000
 
 
 def _calendar_identity(calendar: Calendar) -> str:
@@ -93,8 +95,21 @@ class PolicyBook:
     policies: tuple[Policy, ...]
     repeats: RepeatRules = field(default_factory=RepeatRules)
 
+    def __post_init__(self) -> None:
+        # The answer for each (department, priority, category) asked: the book never changes.
+        object.__setattr__(self, "_found", {})
+
     def find(self, department: str, priority: str, category: str = "") -> Policy | None:
         """The policy for a leg, or None when no policy covers it."""
+        key = (department, priority, category)
+        found = self._found
+        if key not in found:
+            if len(found) >= FOUND_KEPT:
+                found.clear()
+            found[key] = self._match(department, priority, category)
+        return found[key]
+
+    def _match(self, department: str, priority: str, category: str) -> Policy | None:
         candidates = [
             p
             for p in self.policies

@@ -245,7 +245,8 @@ def prune_contacts(contacts: Iterable[Contact], now: datetime, rules: RepeatRule
 
 def prune_legs(legs: Iterable[LegHistory], now: datetime, rules: RepeatRules) -> list[LegHistory]:
     """The legs a contact from `now` on can still be attributed to: open, or ended within the window."""
-    return [leg for leg in legs if _may_be_live_from(leg, now, rules)]
+    # A leg that never changed is open from its creation on: always kept (the common case, checked inline).
+    return [leg for leg in legs if not leg.changes or _may_be_live_from(leg, now, rules)]
 
 
 def _may_be_live_from(leg: LegHistory, now: datetime, rules: RepeatRules) -> bool:

@@ -131,10 +131,11 @@ class ClockEngine:
             return clocks.recompute(state, policy, at, priority=priority, previous=calendar) if policy else None
         return None
 
-    def on_handoff_event(self, message, partition: int) -> list[ClockEvent]:
-        """Start, stop, pause, resume or recompute clocks for one HandoffEvent; the events decided."""
+    def on_handoff_event(self, message, partition: int, at: datetime | None = None) -> list[ClockEvent]:
+        """Start, stop, pause, resume or recompute clocks for one HandoffEvent; the events decided
+        (`at` is its occurred_at when the caller has read it already)."""
         state, _ = self._load(message.handoff_id)
-        decided = self._decide(message, state, codec.occurred_at(message))
+        decided = self._decide(message, state, at or codec.occurred_at(message))
         if decided is None:
             return []
         self.running_clocks -= _running(state)
@@ -193,13 +194,16 @@ def _running(state: LegClocks | None) -> int:
     return 0 if state is None else sum(1 for clock in state.clocks.values() if clock.running)
 
 
+# The counter of each event type counted by department, priority and clock alone.
+_COUNTED = {ClockStarted: metrics.CLOCKS_STARTED, ClockWarning: metrics.WARNINGS}
+
+
 def _count(event: ClockEvent, now: datetime) -> None:
     leg, clock = event.leg, event.clock
     labels = (leg.department, leg.priority.lower(), clock.kind)
-    if isinstance(event, ClockStarted):
-        child(metrics.CLOCKS_STARTED, *labels).inc()
-    elif isinstance(event, ClockWarning):
-        child(metrics.WARNINGS, *labels).inc()
+    counter = _COUNTED.get(type(event))
+    if counter is not None:
+        child(counter, *labels).inc()
     elif isinstance(event, ClockBreached):
         child(metrics.BREACHES, *labels).inc()
         metrics.BREACH_LAG.observe(max((now - clock.deadline).total_seconds(), 0.0))

@@ -16,7 +16,6 @@ a crash loses neither and repeats neither.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, MutableMapping
-from dataclasses import replace
 from datetime import datetime, timezone
 
 import orjson
@@ -127,12 +126,13 @@ class RepeatTracker:
     def _now(self, partition: int) -> datetime:
         return self._event_time.mark(partition) if self._event_time is not None else self._clock.now()
 
-    def on_leg_change(self, message, events: list[ClockEvent], partition: int) -> None:
-        """Fold one HandoffEvent (and the breaches it caused) into the customer's legs."""
-        self._fold_leg_change(message, events, partition)
+    def on_leg_change(self, message, events: list[ClockEvent], partition: int, at: datetime | None = None) -> None:
+        """Fold one HandoffEvent (and the breaches it caused) into the customer's legs; `at` is
+        its occurred_at when the caller has read it already."""
+        self._fold_leg_change(message, events, partition, at or codec.occurred_at(message))
 
-    def _fold_leg_change(self, message, events: list[ClockEvent], partition: int) -> None:
-        change, at = message.WhichOneof("change"), codec.occurred_at(message)
+    def _fold_leg_change(self, message, events: list[ClockEvent], partition: int, at: datetime) -> None:
+        change = message.WhichOneof("change")
         record = self._load(message.customer_ref, partition)
         legs = {leg.handoff_id: leg for leg in record.legs}
         leg = legs.get(message.handoff_id)
@@ -149,7 +149,7 @@ class RepeatTracker:
         legs[leg.handoff_id] = leg
         horizon = self._prune_horizon(record, at)
         kept = legs.values() if horizon is None else repeats.prune_legs(legs.values(), horizon, self._rules)
-        self._save(message.customer_ref, replace(record, legs=tuple(kept)))
+        self._save(message.customer_ref, record._replace(legs=tuple(kept)))
 
     def _prune_horizon(self, record: CustomerRecord, at: datetime) -> datetime | None:
         """The instant legs no longer live may be pruned at (None: keep every leg for now).
@@ -179,7 +179,7 @@ class RepeatTracker:
         at = event.occurred_at
         legs = [leg.with_breach(at) if leg.handoff_id == leg_info.handoff_id else leg for leg in record.legs]
         if tuple(legs) != record.legs:
-            self._save(leg_info.customer_ref, replace(record, legs=tuple(legs)))
+            self._save(leg_info.customer_ref, record._replace(legs=tuple(legs)))
 
     def on_contact(self, message, partition: int) -> None:
         """Examine a contact once time has passed it (at once when it already has)."""
@@ -192,7 +192,7 @@ class RepeatTracker:
         if record.knows_contact(contact.contact_id):
             return
         child(metrics.CONTACTS_SEEN, contact.channel).inc()
-        self._save(contact.customer_ref, replace(record, pending=(*record.pending, contact)))
+        self._save(contact.customer_ref, record._replace(pending=(*record.pending, contact)))
         self._waiting.setdefault(partition, DueIndex()).add(contact.contacted_at, contact.customer_ref)
 
     def seal(self, partition: int, at: datetime) -> None:
@@ -212,7 +212,7 @@ class RepeatTracker:
                          key=lambda c: (c.contacted_at, c.contact_id))
             if due:
                 rest = tuple(c for c in record.pending if c.contacted_at > until)
-                self._examine(replace(record, pending=rest), due)
+                self._examine(record._replace(pending=rest), due)
 
     def settle_all(self) -> None:
         """Examine the waiting contacts of every partition that time has passed, and forget the
@@ -231,7 +231,7 @@ class RepeatTracker:
             if repeat is not None:
                 self._emit(repeat)
             kept = repeats.prune_contacts((*record.contacts, contact), contact.contacted_at, self._rules)
-            record = replace(record, contacts=tuple(kept))
+            record = record._replace(contacts=tuple(kept))
         self._save(contacts[0].customer_ref, record)
 
     def _with_clock_breach(self, leg: LegHistory, at: datetime) -> LegHistory:

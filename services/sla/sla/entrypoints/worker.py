@@ -34,14 +34,15 @@ class SlaWorker:
 
     def on_handoff_event(self, message, partition: int) -> list[ClockEvent]:
         """The watermark, the leg's clocks, the customer's legs, then the contacts it releases."""
+        at = codec.occurred_at(message)
         if self.event_time is not None:
-            self._advance(partition, codec.occurred_at(message))
+            self._advance(partition, at)
         events: list[ClockEvent] = []
         if message.WhichOneof("change") != "heartbeat":
-            events = self.engine.on_handoff_event(message, partition)
-            self.tracker.on_leg_change(message, events, partition)
+            events = self.engine.on_handoff_event(message, partition, at)
+            self.tracker.on_leg_change(message, events, partition, at)
         else:
-            self.tracker.seal(partition, codec.occurred_at(message))
+            self.tracker.seal(partition, at)
         self.tracker.settle(partition)
         return events
 

@@ -1,0 +1,225 @@
+"""CPU per handoff event in the sla worker, in process: no broker, no network, no neighbours.
+
+Drives the real SlaProcessor (its `process` and `due`, as the stream engine calls them) with
+synthetic legs: N created legs over K customers, optionally acknowledged and resolved
+later, with contacts, on wall time (as the burst of phase (b)) or on event time (a
+replay). Batches end as the engine's do: the stores' writes become timers, the due ones
+fire, the stores commit. The sender only collects the outputs; a digest of them (recorded_at
+fixed) tells whether two versions of the code emit the same bytes.
+
+    python -m bench.slacpu --legs 20000
+    python -m bench.slacpu --legs 20000 --lifecycle --contacts --clock event --calendar office --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import heapq
+import os
+import pstats
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from handoff.v1 import contacts_pb2, handoff_events_pb2, types_pb2
+
+from common.clock import EventTime, WallClock
+from common.codec import decode, new_envelope, to_timestamp
+from common.kafkaio import key_partition
+from common.streams.store import due_of, partition_of
+from common.topics import CONTACTS, HANDOFF_EVENTS
+from sla.adapters.policy_file import load_policies
+from sla.entrypoints.app import SlaProcessor
+
+PARTITIONS = 4
+BATCH = 2_000
+# A Monday morning before the spring DST change in Berlin: office hours, a weekend and a
+# change of offset fall inside a replay of a few days.
+EVENT_TIME_START = datetime(2026, 3, 23, 7, 0, tzinfo=timezone.utc)
+POLICIES = """\
+calendars:
+  always:
+    hours: 24x7
+  office:
+    timezone: Europe/Berlin
+    hours:
+      mon-fri: ["08:00-12:00", "13:00-17:00"]
+    holidays:
+      country: DE
+      dates: [2026-03-25]
+defaults:
+  warning_fractions: [0.5, 0.8]
+  pause_states: [WAITING_ON_CUSTOMER]
+  max_pause: 5d
+policies:
+  - department: "slacpu-24x7"
+    priority: "*"
+    calendar: always
+    ack: {ack}
+    resolve: {resolve}
+  - department: "slacpu-office"
+    priority: "*"
+    calendar: office
+    ack: {ack}
+    resolve: {resolve}
+"""
+
+
+# A pause and its end, for every fifth leg of a lifecycle.
+PAUSES = {"waiting": types_pb2.LEG_STATUS_WAITING_ON_CUSTOMER, "working": types_pb2.LEG_STATUS_IN_PROGRESS}
+
+
+class FixedClock:
+    """recorded_at for a digest that does not depend on when the harness ran."""
+
+    def now(self) -> datetime:
+        return EVENT_TIME_START
+
+
+def _handoff_event(number: int, change: str, at: datetime, customers: int, department: str) -> tuple[str, bytes]:
+    customer_ref = f"slacpu-c{number % customers:06d}"
+    message = handoff_events_pb2.HandoffEvent(
+        envelope=new_envelope("slacpu", at, at, event_id=f"slacpu-{change}-{number}"),
+        handoff_id=f"slacpu-leg-{number:08d}", case_id=f"CASE-{number:08d}", customer_ref=customer_ref,
+        department=department, actor="slacpu",
+    )
+    if change == "created":
+        message.created.priority = types_pb2.PRIORITY_NORMAL
+        message.created.created_at.CopyFrom(to_timestamp(at))
+    elif change in PAUSES:
+        message.status_changed.to_status = PAUSES[change]
+    else:
+        getattr(message, change).SetInParent()
+    return customer_ref, message.SerializeToString()
+
+
+def _contact(number: int, at: datetime, customers: int) -> tuple[str, bytes]:
+    customer_ref = f"slacpu-c{number % customers:06d}"
+    message = contacts_pb2.ContactRecorded(
+        envelope=new_envelope("slacpu", at, at, event_id=f"slacpu-contact-{number}"),
+        contact_id=f"slacpu-contact-{number:08d}", customer_ref=customer_ref, case_id=f"CASE-{number:08d}",
+        channel=types_pb2.CONTACT_CHANNEL_CALL, contacted_at=to_timestamp(at),
+    )
+    return customer_ref, message.SerializeToString()
+
+
+def records(args: argparse.Namespace) -> list[tuple[object, int, bytes]]:
+    """(topic, partition, value) in the order one worker would read them, time order on event time."""
+    department = f"slacpu-{args.calendar}"
+    start = EVENT_TIME_START if args.clock == "event" else datetime.now(timezone.utc)
+    step = timedelta(seconds=args.spacing_s)
+    timed: list[tuple[datetime, int, object, str, bytes]] = []
+    for number in range(args.legs):
+        created = start + number * step
+        key, value = _handoff_event(number, "created", created, args.customers, department)
+        timed.append((created, 0, HANDOFF_EVENTS, key, value))
+        if args.lifecycle:
+            changes = [("acknowledged", 0.2), ("resolved", 3.0)]
+            if number % 5 == 0:
+                changes[1:1] = [("waiting", 0.5), ("working", 1.5)]
+            for order, (change, after) in enumerate(changes):
+                at = created + timedelta(hours=after * (1 + number % 7) / 4)
+                timed.append((at, 1 + order, HANDOFF_EVENTS, *_handoff_event(number, change, at, args.customers,
+                                                                             department)))
+        if args.contacts and number % 4 == 0:
+            at = created + timedelta(hours=1 + number % 5)
+            timed.append((at, 9, CONTACTS, *_contact(number, at, args.customers)))
+    if args.clock == "event":
+        timed.sort(key=lambda item: (item[0], item[1]))
+    return [(spec, key_partition(key.encode(), PARTITIONS), value) for _, _, spec, key, value in timed]
+
+
+class Harness:
+    """The processor, a collecting sender, and the engine's batch loop without Kafka."""
+
+    def __init__(self, args: argparse.Namespace, policy_file: Path) -> None:
+        self.outputs: list[tuple[str, bytes]] = []
+        clock = EventTime() if args.clock == "event" else WallClock()
+        self.processor = SlaProcessor(load_policies(policy_file), clock, self._send)
+        worker = self.processor.worker
+        if args.fixed_recorded:
+            worker.engine._recorded = worker.tracker._recorded = FixedClock()
+        self.processor.assigned(frozenset(range(PARTITIONS)))
+        self._timers: dict[int, list[tuple[int, str, str]]] = {}
+        self._stores = {store.name: store for store in self.processor.stores}
+
+    def _send(self, topic: str, key: str, value: bytes) -> None:
+        self.outputs.append((topic, value))
+
+    def run(self, batch: list[tuple[object, int, bytes]]) -> None:
+        for spec, partition, value in batch:
+            self.processor.process(spec, decode(spec, value), partition)
+        self._fire_due()
+        self.processor.before_commit()
+        for store in self.processor.stores:
+            for partition, key, value in store.writes():
+                if value is not None and due_of(value):
+                    heapq.heappush(self._timers.setdefault(partition_of(value), []), (due_of(value), store.name, key))
+            store.commit()
+
+    def _fire_due(self) -> None:
+        for partition, heap in self._timers.items():
+            now = self.processor.now_us(partition)
+            while heap and heap[0][0] <= now:
+                instant, name, key = heapq.heappop(heap)
+                store = self._stores[name]
+                value = store.get(key)
+                if value is not None and due_of(value) == instant:
+                    self.processor.due(store, key, partition)
+
+    def digest(self) -> str:
+        return hashlib.sha256(b"".join(topic.encode() + value for topic, value in self.outputs)).hexdigest()[:16]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.slacpu", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--legs", type=int, default=20_000, help="created legs (default 20000)")
+    parser.add_argument("--customers", type=int, help="customers the legs spread over (default legs/20)")
+    parser.add_argument("--calendar", choices=("24x7", "office"), default="24x7")
+    parser.add_argument("--clock", choices=("wall", "event"), default="wall", help="event: a replay on event time")
+    parser.add_argument("--lifecycle", action="store_true",
+                        help="acknowledge and resolve every leg later, every fifth paused on the way")
+    parser.add_argument("--contacts", action="store_true", help="a contact for every fourth leg")
+    parser.add_argument("--ack", default="1d", help="ack target (default 1d: nothing due in a burst)")
+    parser.add_argument("--resolve", default="5d")
+    parser.add_argument("--spacing-s", type=float, default=0.001, help="event time between created legs")
+    parser.add_argument("--fixed-recorded", action="store_true", help="recorded_at fixed, for the digest")
+    parser.add_argument("--profile", action="store_true", help="print the functions that took the most CPU")
+    parser.add_argument("--top", type=int, default=30)
+    args = parser.parse_args(argv)
+    args.customers = args.customers or max(args.legs // 20, 1)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="slacpu-") as workdir:
+        policy_file = Path(workdir) / "sla-policies.yaml"
+        policy_file.write_text(POLICIES.format(ack=args.ack, resolve=args.resolve))
+        harness = Harness(args, policy_file)
+    batches = records(args)
+    profiler = cProfile.Profile() if args.profile else None
+    started = time.process_time()
+    if profiler:
+        profiler.enable()
+    for first in range(0, len(batches), BATCH):
+        harness.run(batches[first:first + BATCH])
+    if profiler:
+        profiler.disable()
+    spent = time.process_time() - started
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"{len(batches)} records ({args.legs} legs, {args.customers} customers, {args.calendar}, {args.clock} "
+          f"time{', lifecycle' if args.lifecycle else ''}{', contacts' if args.contacts else ''}): "
+          f"{spent:.2f} CPU s, {spent / len(batches) * 1e6:.1f} µs per record, "
+          f"{len(batches) / spent:,.0f} records per CPU-second{' (profiled)' if profiler else ''}")
+    print(f"outputs {len(harness.outputs)}, digest {harness.digest()}, load average {load}")
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
