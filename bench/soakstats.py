@@ -1,0 +1,108 @@
+"""(l) The soak's rules: when a series sampled over a long steady load counts as bounded.
+
+Each rule takes a series of (seconds since the load began, value) and returns the start
+and end values, the rule as text, the figure it was judged on and whether it passed. The
+report prints these; nothing here reads a process, a broker or a clock.
+
+- Memory (RSS) may rise while caches, connection pools and the interpreter's arenas warm
+  up, so only the second half of the load is judged: the least-squares slope over it,
+  times its length, must stay within a fraction of the resident size at its start (with a
+  floor, so a small process is not failed on a few megabytes of noise).
+- Open file descriptors come back to where they were: a leaked socket or file per call
+  would show as thousands over ten minutes, so a small slack is enough.
+- Consumer lag is back near zero once the load has stopped and the services have had a
+  moment: at most one record per partition the group reads (a transaction's commit
+  marker at a partition's end is counted by the end offset and never consumed as a record).
+- The p99 latency of the last window is not worse than that of the first by more than a
+  factor plus an allowance for the noise of a shared machine.
+"""
+
+from __future__ import annotations
+
+from bench.latency import percentile
+
+Series = list[tuple[float, float]]
+
+RSS_GROWTH_FRACTION = 0.10
+RSS_GROWTH_FLOOR_MB = 16.0
+FD_SLACK = 8
+P99_FACTOR = 2.0
+API_P99_ALLOWANCE_MS = 25.0
+BREACH_P99_ALLOWANCE_MS = 250.0
+
+
+def slope(series: Series) -> float | None:
+    """The least-squares slope of value over time; None with fewer than two distinct instants."""
+    if len(series) < 2:
+        return None
+    mean_t = sum(t for t, _ in series) / len(series)
+    mean_v = sum(v for _, v in series) / len(series)
+    spread = sum((t - mean_t) ** 2 for t, _ in series)
+    if spread == 0:
+        return None
+    return sum((t - mean_t) * (v - mean_v) for t, v in series) / spread
+
+
+def second_half(series: Series) -> Series:
+    """The points at or after the middle of the series' time span."""
+    if not series:
+        return []
+    middle = (series[0][0] + series[-1][0]) / 2
+    return [(t, v) for t, v in series if t >= middle]
+
+
+def _judged(series: Series, rule: str, figure: float | None, passed: bool | None) -> dict:
+    return {"start": series[0][1] if series else None, "end": series[-1][1] if series else None,
+            "series": [[round(t, 1), v] for t, v in series], "rule": rule, "figure": figure, "passed": passed}
+
+
+def rss_bounded(series: Series) -> dict:
+    """RSS (MB): second-half least-squares growth within a fraction of its start, or the floor."""
+    half = second_half(series)
+    rule = (f"second-half growth (least-squares slope x its length) <= max({RSS_GROWTH_FRACTION:.0%} of the "
+            f"RSS at its start, {RSS_GROWTH_FLOOR_MB:.0f} MB)")
+    rate = slope(half)
+    if rate is None:
+        return _judged(series, rule, None, None)
+    growth = rate * (half[-1][0] - half[0][0])
+    bound = max(RSS_GROWTH_FRACTION * half[0][1], RSS_GROWTH_FLOOR_MB)
+    return _judged(series, rule, round(growth, 1), growth <= bound)
+
+
+def fds_bounded(series: Series) -> dict:
+    """Open file descriptors: the end no more than a small slack above the start."""
+    rule = f"end <= start + {FD_SLACK}"
+    if not series:
+        return _judged(series, rule, None, None)
+    growth = series[-1][1] - series[0][1]
+    return _judged(series, rule, growth, growth <= FD_SLACK)
+
+
+def lag_settled(series: Series, partitions: int) -> dict:
+    """Consumer lag (records): at most one per partition read once the load has stopped."""
+    rule = f"end <= {partitions} (one commit marker per partition read), after the load stopped"
+    if not series:
+        return _judged(series, rule, None, None)
+    return _judged(series, rule, series[-1][1], series[-1][1] <= partitions)
+
+
+def p99_not_worse(series: Series, allowance_ms: float) -> dict:
+    """A windowed p99 (ms): the last window within a factor of the first plus an allowance."""
+    measured = [(t, v) for t, v in series if v is not None]
+    rule = f"end <= {P99_FACTOR:g} x start + {allowance_ms:g} ms"
+    if len(measured) < 2:
+        return _judged(measured, rule, None, None)
+    start, end = measured[0][1], measured[-1][1]
+    return _judged(measured, rule, round(end / start, 2) if start else None,
+                   end <= P99_FACTOR * start + allowance_ms)
+
+
+def window_p99s(stamped: list[tuple[float, float]], edges: list[float]) -> list[float | None]:
+    """The p99 of the values stamped within each window (edges[i-1], edges[i]]; None when empty.
+
+    One figure per edge after the first, so window i ends where sample i is taken."""
+    figures: list[float | None] = []
+    for low, high in zip(edges, edges[1:]):
+        inside = [value for at, value in stamped if low < at <= high]
+        figures.append(percentile(inside, 0.99) if inside else None)
+    return figures
