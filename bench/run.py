@@ -10,9 +10,10 @@ broker alone. The soak (l) is the last phase on the whole stack, after (d): its 
 minutes of legs, contacts and notifications would otherwise sit in the services' state
 while (c), (h) and (d) measure, and it must be the only load while it watches memory,
 descriptors, lag and latency; it resolves every leg it opens and waits for the consumer
-groups to catch up, so the sla phases after it start on a quiet worker. The replay (f) needs topics and a consumer group that hold nothing else, so it
-gets a broker and an sla worker of its own, started after the first stack has stopped (one
-JVM at a time on a small machine).
+groups to catch up, so the sla phases after it start on a quiet worker. The replay (f)
+needs topics and a consumer group that hold nothing else, so it gets a broker and an sla
+worker of its own, started after the first stack has stopped (one JVM at a time on a
+small machine).
 Everything started here is stopped in a `finally`, also on Ctrl-C or SIGTERM; a failed run
 keeps its work directory (service and broker logs). `--only c,h` runs some phases only.
 """
