@@ -40,7 +40,8 @@ from bench.params import Parameters
 from bench.probes import KafkaProbe, open_fds, rss_bytes
 from common.codec import to_timestamp
 from common.grpcclient import aio_channel
-from common.topics import HANDOFF_APP, NOTIFY_APP, SLA_APP
+from common.topics import (CATALOGUE, CONTACTS, HANDOFF_APP, HANDOFF_EVENTS, NOTIFICATIONS, NOTIFY_APP, REPEAT_CONTACTS,
+                           SLA_APP, SLA_EVENTS)
 from devstack.stack import ADMIN_TOKEN, Stack
 
 GROUPS = (HANDOFF_APP, SLA_APP, NOTIFY_APP)
@@ -212,6 +213,13 @@ async def _sample_every(interval: float, pids: dict[str, int], probe: KafkaProbe
         samples.append(await _sample(pids, probe, began))
 
 
+def _offsets(probe: KafkaProbe) -> dict[str, int]:
+    """End offsets summed per topic the load feeds, and over every dead-letter topic."""
+    ends = {spec.name: probe.records(spec.name) for spec in (CONTACTS, HANDOFF_EVENTS, SLA_EVENTS, REPEAT_CONTACTS,
+                                                             NOTIFICATIONS)}
+    return {**ends, "dead-letter topics": sum(probe.records(spec.dlq) for spec in CATALOGUE)}
+
+
 async def _settled(probe: KafkaProbe, time_limit: float) -> float | None:
     """Seconds until every group's lag is at most one record per partition it reads; None if not within the limit."""
     started = time.monotonic()
@@ -238,6 +246,7 @@ async def _soak(stack: Stack, params: Parameters, run_id: str, soak: dict) -> Ta
             try:
                 await warm_up(handoff_grpc.HandoffServiceStub(handoff_channel), steady, run_id)
                 await asyncio.sleep(3.0)  # Subscribe reads from now on: let each stream find its end
+                ends_before = await asyncio.to_thread(_offsets, probe)
                 began = tally.began = time.time()
                 meter = CpuMeter({**pids, "bench": os.getpid()})
                 samples.append(await _sample(pids, probe, began))
@@ -256,6 +265,9 @@ async def _soak(stack: Stack, params: Parameters, run_id: str, soak: dict) -> Ta
                 soak["streams_ended"] = sum(task.done() for task in streams)
                 soak["settled_after_s"] = await _settled(probe, params.soak_drain_limit_s)
                 samples.append({**await _sample(pids, probe, began), "after_load": True})
+                ends_after = await asyncio.to_thread(_offsets, probe)
+                # Transactional topics count a commit marker per transaction and partition too.
+                soak["offsets_advanced"] = {topic: ends_after[topic] - ends_before[topic] for topic in ends_after}
             finally:
                 for task in streams:
                     task.cancel()
