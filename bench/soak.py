@@ -5,13 +5,20 @@ stories before it are doing (an open loop: a slow service makes stories overlap,
 not slow the load). Four stories in turn, through the public gRPC API only:
 
 - handled (twice): a contact, a leg, GetHandoff, AcknowledgeHandoff, ListHandoffs, ResolveHandoff;
-- repeat: a contact an hour ago, a leg, a contact now (a repeat within the SLA), acknowledge, resolve;
-- breached: a contact an hour ago, a leg in a department with an ack target of seconds,
+- repeat: a contact a minute ago, a leg, a contact now (a repeat within the SLA), acknowledge, resolve;
+- breached: a contact a minute ago, a leg in a department with an ack target of seconds,
   left until its breach reaches that department's Subscribe stream, then a contact (an
   avoidable repeat), GetHandoff and ResolveHandoff.
 
 Every leg is resolved, so the open legs stay steady and the services' state grows only by
-what they keep of closed legs. Every `soak_sample_s` (and at the start, and once more after
+what they keep of closed legs, for their retention period (days in production). So that
+forgetting is part of the steady state within the run, sla and notify are restarted first
+with that period compressed to `soak_retention_s` (sla's repeat window, notify's
+NOTIFY_RETENTION), and the run waits until they are idle again; their memory can then level
+off, where with days of retention it could only rise for the whole run. The handoff service
+keeps its legs without a retention rule yet, and is judged all the same.
+
+Every `soak_sample_s` (and at the start, and once more after
 the load has stopped and the consumer groups have caught up) the bench reads each process's
 RSS and open descriptors from /proc, and each service's consumer-group lag from the
 broker; the p99 of the API calls and of breach deadline -> Subscribe arrival are taken per
@@ -26,6 +33,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import grpc
 from handoff.v1 import handoff_service_pb2 as handoff_pb2
@@ -48,7 +56,9 @@ GROUPS = (HANDOFF_APP, SLA_APP, NOTIFY_APP)
 CALL_TIMEOUT_S = 15.0
 MAX_STORIES_IN_FLIGHT = 200  # beyond this the stack is not keeping up: a tick is skipped and counted
 HOLD_S = 2.0  # an acknowledged leg stays open this long before it is resolved
-EARLIER_CONTACT = timedelta(hours=1)  # beyond the transfer grace, within the repeat window
+# A customer's earlier call: beyond the transfer grace, within the (compressed) repeat window.
+TRANSFER_GRACE_S, EARLIER_CONTACT = 20, timedelta(seconds=40)
+QUIET_CPU_FRACTION = 0.1  # of one core: a restarted service has finished restoring and forgetting
 SERVICE_PROCESSES = ("handoff", "sla", "notify")
 
 
@@ -118,7 +128,7 @@ class _Api:
         return f"SOAK-{self.run_id}-{story}"
 
 
-def _an_hour_ago() -> datetime:
+def _earlier() -> datetime:
     return datetime.now(timezone.utc) - EARLIER_CONTACT
 
 
@@ -133,7 +143,7 @@ async def _handled(api: _Api, story: int, department: str) -> None:
 
 
 async def _repeat(api: _Api, story: int, department: str) -> None:
-    if not await api.contact(story, "earlier", _an_hour_ago()) or not (leg := await api.create(story, department)):
+    if not await api.contact(story, "earlier", _earlier()) or not (leg := await api.create(story, department)):
         return
     await api.contact(story, "again")
     await api.leg_step("AcknowledgeHandoff", handoff_pb2.AcknowledgeHandoffRequest, story, leg.handoff_id)
@@ -142,7 +152,7 @@ async def _repeat(api: _Api, story: int, department: str) -> None:
 
 
 async def _breached(api: _Api, tally: Tally, story: int, department: str, wait_s: float) -> None:
-    if not await api.contact(story, "earlier", _an_hour_ago()) or not (leg := await api.create(story, department)):
+    if not await api.contact(story, "earlier", _earlier()) or not (leg := await api.create(story, department)):
         return
     tally.breaching_legs.add(leg.handoff_id)
     give_up = time.monotonic() + wait_s
@@ -185,6 +195,32 @@ async def _pace(stories: list[Callable[[int], Awaitable[None]]], per_second: flo
         _, unfinished = await asyncio.wait(running, timeout=finish_s)
         for task in unfinished:
             task.cancel()
+
+
+def compress_retention(stack: Stack, retention_s: int) -> None:
+    """Restart sla with a repeat window, and notify with a retention, of `retention_s`."""
+    if retention_s <= TRANSFER_GRACE_S + EARLIER_CONTACT.total_seconds():
+        raise ValueError(f"soak_retention_s must exceed {TRANSFER_GRACE_S + EARLIER_CONTACT.total_seconds():.0f} s: "
+                         "an earlier contact must lie within the repeat window")
+    policy = Path(stack.service_env("sla")["SLA_POLICY_FILE"])
+    compressed = stack.workdir / "soak-sla-policies.yaml"
+    compressed.write_text(policy.read_text() + "repeat_contacts:\n"
+                          f"  window: {retention_s}s\n  transfer_grace: {TRANSFER_GRACE_S}s\n")
+    settings = {"sla": {"SLA_POLICY_FILE": str(compressed)}, "notify": {"NOTIFY_RETENTION": f"{retention_s}s"}}
+    for name, env in settings.items():
+        stack.services.pop(name).stop()
+        stack.start_service(name, env=env)
+
+
+def wait_until_quiet(pids: dict[str, int], time_limit: float, interval: float = 5.0) -> float | None:
+    """Seconds until each of `pids` spent under QUIET_CPU_FRACTION of a core over `interval`; None if not."""
+    started = time.monotonic()
+    while time.monotonic() - started < time_limit:
+        meter = CpuMeter(pids)
+        time.sleep(interval)
+        if all(spent < QUIET_CPU_FRACTION * interval for spent in meter.spent().values()):
+            return round(time.monotonic() - started, 1)
+    return None
 
 
 def _processes(stack: Stack) -> dict[str, int]:
@@ -322,6 +358,10 @@ def _summary(tally: Tally, params: Parameters) -> dict:
 def measure_soak(stack: Stack, params: Parameters, run_id: str, soak: dict) -> None:
     """Run the soak on the stack's handoff, sla and notify; fill `soak` as it goes (samples first)."""
     soak["stories_per_s"] = params.soak_stories_per_s
+    soak["retention_s"] = params.soak_retention_s
+    compress_retention(stack, params.soak_retention_s)
+    services = {name: stack.services[name].pid for name in SERVICE_PROCESSES}
+    soak["services_quiet_after_s"] = wait_until_quiet(services, params.soak_drain_limit_s)
     tally = asyncio.run(_soak(stack, params, run_id, soak))
     soak.update(_summary(tally, params))
     calls = [(at - tally.began, ms) for at, _, ms in tally.calls]
