@@ -315,12 +315,14 @@ def _series(samples: list[dict], read: Callable[[dict], float | None]) -> soakst
     return [(sample["t"], value) for sample in samples if (value := read(sample)) is not None]
 
 
-def judge(samples: list[dict], calls: list[tuple[float, float]], breaches: list[tuple[float, float]]) -> dict:
+def judge(samples: list[dict], calls: list[tuple[float, float]], breaches: list[tuple[float, float]],
+          retention_s: float) -> dict:
     """Every metric's start, end, series and verdict; `calls` and `breaches` are (seconds since the load
-    began, ms) of each answered call and each breach notification."""
+    began, ms) of each answered call and each breach notification; memory is judged after `retention_s`."""
     metrics: dict[str, dict] = {}
     for name in samples[0]["processes"] if samples else ():
-        metrics[f"rss_mb {name}"] = soakstats.rss_bounded(_series(samples, lambda s: s["processes"][name]["rss_mb"]))
+        metrics[f"rss_mb {name}"] = soakstats.rss_bounded(_series(samples, lambda s: s["processes"][name]["rss_mb"]),
+                                                          retention_s)
         metrics[f"fds {name}"] = soakstats.fds_bounded(_series(samples, lambda s: s["processes"][name]["fds"]))
     for group in GROUPS:
         partitions = max((sample["partitions"][group] for sample in samples), default=0)
@@ -367,5 +369,5 @@ def measure_soak(stack: Stack, params: Parameters, run_id: str, soak: dict) -> N
     calls = [(at - tally.began, ms) for at, _, ms in tally.calls]
     breaches = [(a.deadline + a.late_seconds - tally.began, a.late_seconds * 1000)
                 for a in tally.arrivals.values() if a.handoff_id in tally.breaching_legs]
-    soak["metrics"] = judge(soak["samples"], calls, breaches)
+    soak["metrics"] = judge(soak["samples"], calls, breaches, params.soak_retention_s)
     soak["passed"] = all(metric["passed"] is True for metric in soak["metrics"].values())

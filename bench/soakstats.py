@@ -5,9 +5,12 @@ and end values, the rule as text, the figure it was judged on and whether it pas
 report prints these; nothing here reads a process, a broker or a clock.
 
 - Memory (RSS) may rise while caches, connection pools and the interpreter's arenas warm
-  up, so only the second half of the load is judged: the least-squares slope over it,
-  times its length, must stay within a fraction of the resident size at its start (with a
-  floor, so a small process is not failed on a few megabytes of noise).
+  up, and while state fills up to its retention period, so only the tail of the run is
+  judged: from its middle, or from the end of the retention period if that is later. The
+  least-squares slope over the tail, times its length, must stay within a small fraction of
+  the resident size at its start (with a floor, so a small process is not failed on a
+  megabyte or two of allocator noise). State kept for longer than the retention grows at a
+  steady rate to the end, and fails.
 - Open file descriptors come back to where they were: a leaked socket or file per call
   would show as thousands over ten minutes, so a small slack is enough.
 - Consumer lag is back near zero once the load has stopped and the services have had a
@@ -23,8 +26,9 @@ from bench.latency import percentile
 
 Series = list[tuple[float, float]]
 
-RSS_GROWTH_FRACTION = 0.10
-RSS_GROWTH_FLOOR_MB = 16.0
+RSS_GROWTH_FRACTION = 0.03
+RSS_GROWTH_FLOOR_MB = 3.0
+MIN_TAIL_POINTS = 3
 FD_SLACK = 8
 P99_FACTOR = 2.0
 API_P99_ALLOWANCE_MS = 25.0
@@ -43,12 +47,12 @@ def slope(series: Series) -> float | None:
     return sum((t - mean_t) * (v - mean_v) for t, v in series) / spread
 
 
-def second_half(series: Series) -> Series:
-    """The points at or after the middle of the series' time span."""
+def tail(series: Series, settle_s: float = 0.0) -> Series:
+    """The points at or after the middle of the series' time span, or `settle_s` if later."""
     if not series:
         return []
-    middle = (series[0][0] + series[-1][0]) / 2
-    return [(t, v) for t, v in series if t >= middle]
+    start = max((series[0][0] + series[-1][0]) / 2, settle_s)
+    return [(t, v) for t, v in series if t >= start]
 
 
 def _judged(series: Series, rule: str, figure: float | None, passed: bool | None) -> dict:
@@ -56,16 +60,17 @@ def _judged(series: Series, rule: str, figure: float | None, passed: bool | None
             "series": [[round(t, 1), v] for t, v in series], "rule": rule, "figure": figure, "passed": passed}
 
 
-def rss_bounded(series: Series) -> dict:
-    """RSS (MB): second-half least-squares growth within a fraction of its start, or the floor."""
-    half = second_half(series)
-    rule = (f"second-half growth (least-squares slope x its length) <= max({RSS_GROWTH_FRACTION:.0%} of the "
-            f"RSS at its start, {RSS_GROWTH_FLOOR_MB:.0f} MB)")
-    rate = slope(half)
+def rss_bounded(series: Series, settle_s: float = 0.0) -> dict:
+    """RSS (MB): growth over the tail (after the middle and `settle_s`) within a fraction of its start, or
+    the floor."""
+    judged = tail(series, settle_s)
+    rule = (f"growth (least-squares slope x length) from t = max(middle, {settle_s:g} s) to the end <= "
+            f"max({RSS_GROWTH_FRACTION:.0%} of the RSS there, {RSS_GROWTH_FLOOR_MB:g} MB)")
+    rate = slope(judged) if len(judged) >= MIN_TAIL_POINTS else None
     if rate is None:
         return _judged(series, rule, None, None)
-    growth = rate * (half[-1][0] - half[0][0])
-    bound = max(RSS_GROWTH_FRACTION * half[0][1], RSS_GROWTH_FLOOR_MB)
+    growth = rate * (judged[-1][0] - judged[0][0])
+    bound = max(RSS_GROWTH_FRACTION * judged[0][1], RSS_GROWTH_FLOOR_MB)
     return _judged(series, rule, round(growth, 1), growth <= bound)
 
 

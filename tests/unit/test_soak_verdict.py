@@ -21,8 +21,12 @@ def test_slope_needs_two_distinct_instants() -> None:
     assert soakstats.slope([(5, 1), (5, 2)]) is None
 
 
-def test_second_half_starts_at_the_middle_of_the_time_span() -> None:
-    assert soakstats.second_half([(0, 1), (10, 2), (20, 3), (30, 4), (40, 5)]) == [(20, 3), (30, 4), (40, 5)]
+def test_the_tail_starts_at_the_middle_of_the_time_span() -> None:
+    assert soakstats.tail([(0, 1), (10, 2), (20, 3), (30, 4), (40, 5)]) == [(20, 3), (30, 4), (40, 5)]
+
+
+def test_the_tail_starts_after_the_retention_period_when_that_ends_later() -> None:
+    assert soakstats.tail([(0, 1), (10, 2), (20, 3), (30, 4), (40, 5)], settle_s=30) == [(30, 4), (40, 5)]
 
 
 def test_rss_that_warms_up_then_holds_is_bounded() -> None:
@@ -31,22 +35,30 @@ def test_rss_that_warms_up_then_holds_is_bounded() -> None:
     assert (verdict["start"], verdict["end"]) == (80, 161)
 
 
-def test_rss_that_keeps_rising_through_the_second_half_grows() -> None:
-    # 4 MB every 30 s: 40 MB over the second half of 10 minutes, above 10 % of 200 MB and above the floor.
-    verdict = soakstats.rss_bounded(_every_30s([200 + 4 * n for n in range(21)]))
+def test_rss_that_keeps_rising_through_the_tail_grows() -> None:
+    # 0.4 MB every 30 s: 4 MB over the second half of 10 minutes, above 3 % of 100 MB and above the floor.
+    verdict = soakstats.rss_bounded(_every_30s([96 + 0.4 * n for n in range(21)]))
     assert verdict["passed"] is False
-    assert verdict["figure"] == pytest.approx(40.0)
+    assert verdict["figure"] == pytest.approx(4.0)
+
+
+def test_rss_filling_up_to_its_retention_is_judged_only_after_it() -> None:
+    # state fills for 6 minutes (the retention), then holds: rising through the middle, flat after 360 s
+    series = _every_30s([100 + 4 * min(n, 12) for n in range(21)])
+    assert soakstats.rss_bounded(series)["passed"] is False
+    assert soakstats.rss_bounded(series, settle_s=360)["passed"] is True
 
 
 def test_a_small_process_is_judged_against_the_floor_not_its_fraction() -> None:
-    # 12 MB over the second half of a 60 MB process: above 10 %, below the 16 MB floor.
-    verdict = soakstats.rss_bounded(_every_30s([60, 60, 60, 60, 60, 63, 66, 69, 72]))
-    assert verdict["figure"] == pytest.approx(12.0)
+    # 2.4 MB over the second half of a 60 MB process: above 3 %, below the 3 MB floor.
+    verdict = soakstats.rss_bounded(_every_30s([60, 60, 60, 60, 60, 60.6, 61.2, 61.8, 62.4]))
+    assert verdict["figure"] == pytest.approx(2.4)
     assert verdict["passed"] is True
 
 
-def test_rss_with_a_single_sample_is_not_judged() -> None:
+def test_rss_with_too_few_samples_after_the_retention_is_not_judged() -> None:
     assert soakstats.rss_bounded([(0.0, 100.0)])["passed"] is None
+    assert soakstats.rss_bounded(_every_30s([100, 101, 102, 103]), settle_s=80)["passed"] is None
 
 
 @pytest.mark.parametrize(("end", "passed"), [(40, True), (48, True), (49, False), (400, False)])
@@ -86,18 +98,18 @@ def _sample(t: float, rss: float, fds: int, lag: int, after_load: bool = False) 
 
 def test_judge_gives_every_process_group_and_latency_a_verdict() -> None:
     samples = [_sample(0, 100, 40, 0), _sample(30, 110, 42, 30), _sample(60, 111, 41, 20),
-               _sample(75, 111, 40, 0, after_load=True)]
-    calls = [(10.0, 12.0), (40.0, 14.0), (70.0, 500.0)]  # the last answered after the load: in no window
-    metrics = judge(samples, calls, breaches=[(20.0, 300.0), (50.0, 320.0)])
+               _sample(90, 111, 41, 10), _sample(95, 111, 40, 0, after_load=True)]
+    calls = [(10.0, 12.0), (40.0, 14.0), (70.0, 13.0), (92.0, 500.0)]  # the last answered after the load
+    metrics = judge(samples, calls, breaches=[(20.0, 300.0), (80.0, 320.0)], retention_s=30)
     assert set(metrics) == {"rss_mb sla", "fds sla", "lag handoff-legs", "lag handoff-sla", "lag handoff-notify",
                             "api_p99_ms", "breach_to_subscriber_p99_ms"}
     assert all(metric["passed"] is True for metric in metrics.values())
-    assert (metrics["api_p99_ms"]["start"], metrics["api_p99_ms"]["end"]) == (12.0, 14.0)
+    assert (metrics["api_p99_ms"]["start"], metrics["api_p99_ms"]["end"]) == (12.0, 13.0)
     assert metrics["lag handoff-sla"]["end"] == 0
 
 
 def test_judge_fails_a_group_whose_lag_has_not_come_back() -> None:
     samples = [_sample(0, 100, 40, 0), _sample(30, 100, 40, 500), _sample(40, 100, 40, 400, after_load=True)]
-    metrics = judge(samples, [(10.0, 12.0)], breaches=[])
+    metrics = judge(samples, [(10.0, 12.0)], breaches=[], retention_s=0)
     assert metrics["lag handoff-notify"]["passed"] is False
     assert metrics["breach_to_subscriber_p99_ms"]["passed"] is None
