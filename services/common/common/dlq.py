@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -40,10 +41,13 @@ async def dead_letter(
     DLQ_RECORDS.labels(topic.name).inc()
 
 
-async def dead_lettered(bootstrap: str, topics: Iterable[TopicSpec],
-                        security: KafkaSecurity = PLAINTEXT) -> set[tuple[str, int, int]]:
+async def dead_lettered(bootstrap: str, topics: Iterable[TopicSpec], security: KafkaSecurity = PLAINTEXT,
+                        time_limit: float = 30.0) -> set[tuple[str, int, int]]:
     """(topic, partition, offset) of every record of `topics` already in their DLQs, read from
-    the dlq.* headers: what a reader that sees every record again on each start has sent before."""
+    the dlq.* headers: what a reader that sees every record again on each start has sent before.
+
+    Reading stops after `time_limit` (a transaction left open on a DLQ holds read_committed
+    readers back); what it has not reached by then may be sent a second time."""
     specs = list(topics)
     partitions = [TopicPartition(spec.dlq, p) for spec in specs
                   for p in await topic_partitions(bootstrap, spec.dlq, security)]
@@ -55,7 +59,8 @@ async def dead_lettered(bootstrap: str, topics: Iterable[TopicSpec],
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+        give_up = time.monotonic() + time_limit
+        while any([await consumer.position(tp) < end for tp, end in ends.items()]) and time.monotonic() < give_up:
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 for record in records:
                     headers = {name: value.decode(errors="replace") for name, value in record.headers or ()}
