@@ -212,7 +212,9 @@ def _add_soak_rows(table: Table, soak: dict) -> None:
         table.add_row(f"(l) soak: {name}, start -> end", f"{_fmt(metric['start'], 1)} -> {_fmt(metric['end'], 1)}",
                       f"{_verdict(metric['passed'])}: {metric['rule']} (judged on {_fmt(metric['figure'], 1)})")
     if "passed" in soak:
-        table.add_row("(l) soak: every metric bounded", _fmt(soak["passed"]), "")
+        verdicts = [metric["passed"] for metric in soak["metrics"].values()]
+        table.add_row("(l) soak: every metric bounded", _fmt(soak["passed"]),
+                      f"{verdicts.count(False)} growing, {verdicts.count(None)} not measured")
 
 
 def print_table(doc: dict, console: Console | None = None) -> None:
