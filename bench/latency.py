@@ -35,14 +35,14 @@ class Arrival:
     late_seconds: float
 
 
-async def _subscribe(stub: notify_grpc.NotificationServiceStub, stream: int, department: str,
-                     arrivals: list[Arrival]) -> None:
+async def subscribe(stub: notify_grpc.NotificationServiceStub, stream: int, department: str,
+                    arrived: Callable[[Arrival], None]) -> None:
+    """Read `department`'s Subscribe stream from now on, handing each notification to `arrived`."""
     async for response in stub.Subscribe(notify_pb2.SubscribeRequest(department=department)):
         received = time.time()
         note = response.notification
         deadline = note.occurred_at.seconds + note.occurred_at.nanos / 1e9
-        arrivals.append(Arrival(stream, department, note.handoff_id, note.notification_id, deadline,
-                                received - deadline))
+        arrived(Arrival(stream, department, note.handoff_id, note.notification_id, deadline, received - deadline))
 
 
 async def warm_up(handoffs: handoff_grpc.HandoffServiceStub, department: str, run_id: str,
@@ -83,7 +83,7 @@ async def breach_latency(handoff_address: str, notify_address: str, departments:
     async with aio_channel(notify_address, ADMIN_TOKEN) as notify_channel, \
             aio_channel(handoff_address, ADMIN_TOKEN) as handoff_channel:
         notify = notify_grpc.NotificationServiceStub(notify_channel)
-        streams = [asyncio.create_task(_subscribe(notify, number, department, arrivals))
+        streams = [asyncio.create_task(subscribe(notify, number, department, arrivals.append))
                    for number, (department, _) in enumerate(
                        (d, s) for d in departments for s in range(streams_per_department))]
         try:

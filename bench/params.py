@@ -60,8 +60,21 @@ class Parameters:
     pipeline_records: int = 100_000
     pipeline_keys: int = 5000  # distinct customer_refs in the input
     pipeline_time_limit_s: float = 300.0  # per variant, after its first record
-    # Phases to run, comma-separated letters (a-i; "notify" is h); empty: all of them.
+    # (l) soak: a steady mixed load (about 5.5 API calls per story, one story in four a leg
+    # left to breach) for soak_seconds, sampled every soak_sample_s.
+    soak_seconds: float = 600.0
+    soak_stories_per_s: float = 4.0
+    soak_sample_s: float = 30.0
+    soak_breach_departments: int = 2
+    soak_breach_ack_s: int = 3
+    soak_breach_grace_s: float = 20.0
+    soak_drain_limit_s: float = 60.0
+    soak_retention_s: int = 180  # sla's repeat window and notify's retention during the soak
+    # Phases to run, comma-separated letters (a-l; "notify" is h, "soak" is l); empty: all of them.
     only: str = ""
+
+
+_ALIASES = {"notify": "h", "soak": "l"}
 
 
 def parse_args(argv: list[str] | None) -> Parameters:
@@ -77,9 +90,9 @@ def parse_args(argv: list[str] | None) -> Parameters:
 
 
 def runs(params: Parameters, phase: str) -> bool:
-    """Whether `phase` (a letter, a to i) is among those --only names (all when it names none)."""
+    """Whether `phase` (a letter, a to l) is among those --only names (all when it names none)."""
     wanted = {name.strip().lower() for name in params.only.split(",") if name.strip()}
-    return not wanted or phase in {"h" if name == "notify" else name for name in wanted}
+    return not wanted or phase in {_ALIASES.get(name, name) for name in wanted}
 
 
 def write_departments(path: Path, names: list[str]) -> Path:

@@ -26,6 +26,14 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
+def open_fds(pid: int) -> int | None:
+    """How many file descriptors `pid` holds open (entries of /proc/<pid>/fd), or None."""
+    try:
+        return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+    except OSError:
+        return None
+
+
 def scrape(url: str, timeout: float = 5.0) -> list[tuple[str, dict[str, str], float]]:
     """Every sample on a /metrics page as (name, labels, value)."""
     with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -98,6 +106,13 @@ class KafkaProbe:
             offset = mark.offset if mark is not None and mark.offset >= 0 else starts[tp]
             lag += max(ends[tp] - offset, 0)
         return lag
+
+    def group_lag(self, group: str) -> tuple[int, int]:
+        """(lag, partitions) of the group over every topic it has committed offsets on ((0, 0) before its
+        first commit)."""
+        committed = self._admin.list_group_offsets({group: None}).get(group, {})
+        topics = sorted({tp.topic for tp in committed})
+        return (self.lag(group, topics), len(self._partitions(topics))) if topics else (0, 0)
 
     def wait_for_lag_zero(self, group: str, topics: list[str], time_limit: float, poll: float = 0.5) -> float | None:
         """Seconds until the group has committed everything in `topics`; None if not within the limit."""

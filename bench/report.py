@@ -194,6 +194,29 @@ def _add_pipeline_rows(table: Table, pipelines: dict) -> None:
                       f"{_fmt(figures.get('records_per_s'), 0)} records/s", ", ".join(details))
 
 
+def _verdict(passed: bool | None) -> str:
+    return {True: "bounded", False: "GROWS"}.get(passed, "not measured")
+
+
+def _add_soak_rows(table: Table, soak: dict) -> None:
+    """(l) the load the soak ran, then one row per metric: start -> end and its verdict under its rule."""
+    if not soak:
+        return
+    table.add_row(f"(l) soak: {_fmt(soak.get('load_seconds'), 0)} s of mixed load",
+                  f"{_fmt(soak.get('calls_per_s'), 1)} calls/s",
+                  f"{_fmt(soak.get('stories'))} stories at {_fmt(soak.get('stories_per_s'), 1)}/s, "
+                  f"p99 {_fmt(soak.get('api_p99_ms'), 1)} ms, {_fmt(soak.get('error_count'))} errors, "
+                  f"breaches notified {_fmt(soak.get('breaches_notified'))} / {_fmt(soak.get('breaching_legs'))}, "
+                  f"settled after {_fmt(soak.get('settled_after_s'), 1)} s")
+    for name, metric in (soak.get("metrics") or {}).items():
+        table.add_row(f"(l) soak: {name}, start -> end", f"{_fmt(metric['start'], 1)} -> {_fmt(metric['end'], 1)}",
+                      f"{_verdict(metric['passed'])}: {metric['rule']} (judged on {_fmt(metric['figure'], 1)})")
+    if "passed" in soak:
+        verdicts = [metric["passed"] for metric in soak["metrics"].values()]
+        table.add_row("(l) soak: every metric bounded", _fmt(soak["passed"]),
+                      f"{verdicts.count(False)} growing, {verdicts.count(None)} not measured")
+
+
 def print_table(doc: dict, console: Console | None = None) -> None:
     console = console or Console()
     results = doc["results"]
@@ -209,6 +232,7 @@ def print_table(doc: dict, console: Console | None = None) -> None:
         errors = sum(level["errors"].values())
         table.add_row(name, f"{_fmt(level['calls_per_s'], 0)} calls/s", f"p50 {_fmt(level['p50_ms'], 1)} ms, "
                       f"p99 {_fmt(level['p99_ms'], 1)} ms, {level['calls']} calls, {errors} errors")
+    _add_soak_rows(table, results.get("soak") or {})
     if imported := results.get("import"):
         table.add_row("(e) historical import", f"{_fmt(imported.get('rows'), 0)} rows in "
                       f"{_fmt(imported.get('seconds'), 1)} s", f"{_fmt(imported.get('events_per_s'), 0)} events/s")

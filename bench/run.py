@@ -1,4 +1,4 @@
-"""`python -m bench.run`: start a stack of our own, measure (a) to (i), print and save.
+"""`python -m bench.run`: start a stack of our own, measure (a) to (l), print and save.
 
 Kafka starts first and the raw limits (a) are measured before the services exist, so the
 ceiling is not lowered by their idle polling. Then the services start and (c) runs before
@@ -6,9 +6,14 @@ ceiling is not lowered by their idle polling. Then the services start and (c) ru
 delay the breach notifications; notify's own phase (h) follows (c) for the same reason
 and waits until notify has read back what it wrote. (g) runs on the sla worker alone
 (handoff and notify would spend the CPU on the same legs), (e) and the pipelines (i) on the
-broker alone. The replay (f) needs topics and a consumer group that hold nothing else, so it
-gets a broker and an sla worker of its own, started after the first stack has stopped (one
-JVM at a time on a small machine).
+broker alone. The soak (l) is the last phase on the whole stack, after (d): its ten
+minutes of legs, contacts and notifications would otherwise sit in the services' state
+while (c), (h) and (d) measure, and it must be the only load while it watches memory,
+descriptors, lag and latency; it resolves every leg it opens and waits for the consumer
+groups to catch up, so the sla phases after it start on a quiet worker. The replay (f)
+needs topics and a consumer group that hold nothing else, so it gets a broker and an sla
+worker of its own, started after the first stack has stopped (one JVM at a time on a
+small machine).
 Everything started here is stopped in a `finally`, also on Ctrl-C or SIGTERM; a failed run
 keeps its work directory (service and broker logs). `--only c,h` runs some phases only.
 """
@@ -41,6 +46,7 @@ from bench.rawkafka import copy_loop, create_bench_topics, delete_bench_topics, 
 from bench.replay import POLICY_FILE, replay, write_replay_history
 from bench.failover import measure_failover
 from bench.slaburst import burst
+from bench.soak import measure_soak, soak_departments
 from devstack.routing import BREACHES_TO_DEPARTMENTS, write_routing
 from devstack.stack import SERVICES, Stack
 
@@ -93,6 +99,11 @@ def measure(stack: Stack, params: Parameters, run_id: str, departments: list[str
                            results.setdefault("notify", {}), lambda text: status.update(f"{text}..."))
     if runs(params, "d"):
         _measure_api(stack, params, run_id, console, results)
+    if runs(params, "l"):
+        _note_load(results, "l")
+        with console.status(f"(l) soak: {params.soak_seconds:.0f} s of steady mixed load..."):
+            measure_soak(stack, params, run_id, results.setdefault("soak", {}))
+        stack.check_alive()
     for name in ("notify", "handoff"):
         stack.services.pop(name).stop()
     if runs(params, "b") or runs(params, "g") or runs(params, "k"):
@@ -237,16 +248,19 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="handoff-bench-"))
     external = os.environ.get("KAFKA_BOOTSTRAP") or None
     departments = [f"bench-{run_id}-lat{n}" for n in range(params.latency_departments)]
+    soaked, soak_breaching = soak_departments(run_id, params.soak_breach_departments)
     short = departments + latency_departments(run_id, params.notify_departments)
     policy = write_policy(workdir / "sla-policies.yaml", {
         **{department: (f"{params.latency_ack_s}s", "1h") for department in short},
+        **{department: (f"{params.soak_breach_ack_s}s", "1h") for department in soak_breaching},
         f"bench-{run_id}-due": (f"{params.clocks_breach_ack_s}s", "1h"),
         f"bench-{run_id}-clocks": ("30d", "60d"),  # open for the whole run: running clocks
         "*": ("1d", "5d"),  # the burst and the rest: nothing else may breach during the run
     })
     routing = ROUTING_WITH_LOG if _logs_through_gateway(params) else BREACHES_TO_DEPARTMENTS
     # handoff accepts only the departments of its file: the bench's are its own.
-    named = [*short, *(f"bench-{run_id}-{name}" for name in ("burst", "api", "due", "clocks", "failover"))]
+    named = [*short, soaked, *soak_breaching,
+             *(f"bench-{run_id}-{name}" for name in ("burst", "api", "due", "clocks", "failover"))]
     departments_file = write_departments(workdir / "departments.yaml", named)
     stack = Stack(workdir, policy, external, routing_file=write_routing(workdir / "routing.yaml", routing),
                   env={"DEPARTMENTS_FILE": str(departments_file)})

@@ -68,6 +68,14 @@ def test_each_service_user_may_write_only_what_it_writes_and_read_only_what_it_r
     assert {op for acl in reader for op in acl["operations"]} == {"Describe"}
 
 
+def test_only_notify_reads_a_dead_letter_topic_the_silences_one_its_read_model_sends_to(objects):
+    users = of_kind(objects["production"], "KafkaUser")
+    readable = {(service, acl["resource"]["name"]) for service in ("handoff", "sla", "notify")
+                for acl in users[service]["spec"]["authorization"]["acls"]
+                if acl["resource"]["name"].endswith(".dlq") and "Read" in acl["operations"]}
+    assert readable == {("notify", "notify.silences.v1.dlq")}
+
+
 def test_stores_run_as_statefulsets_with_volumes_and_gateways_as_deployments(objects):
     items = objects["production"]
     stateful, stateless = of_kind(items, "StatefulSet"), of_kind(items, "Deployment")

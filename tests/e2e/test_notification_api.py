@@ -31,7 +31,8 @@ from common.grpcclient import channel
 from common.localkafka import LocalKafka, create_topics
 from common.topics import NOTIFICATIONS, SILENCES
 from devstack.stack import ADMIN_TOKEN, AGENT_TOKEN, Stack
-from tests.support import around_the_clock, pseudonym, read_events, read_records, rpc_error, unique, wait_for, write_policies
+from tests.support import (around_the_clock, pseudonym, read_events, read_records, rpc_error, unique, wait_for,
+                           write_evenly, write_policies)
 
 pytestmark = pytest.mark.e2e
 
@@ -160,6 +161,19 @@ def test_a_bad_silence_is_invalid_argument_naming_the_field(stack, request_, fie
 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details().startswith(f"{field}:")
+
+
+def test_a_silence_record_notify_cannot_read_goes_to_its_dead_letter_topic_with_the_reason(stack) -> None:
+    key = unique("unreadable-silence").encode()
+    write_evenly(stack.bootstrap, SILENCES.name, iter([(key, b"\x0a\xff not a silence")]), count=1, seconds=0)
+
+    def dead_letters() -> list:
+        return [r for r in read_records(stack.bootstrap, SILENCES.dlq, lambda found: False, timeout=2) if r.key == key]
+
+    assert wait_for(lambda: len(dead_letters()) == 1, timeout=TIMEOUT)
+    headers = {name: value.decode() for name, value in dead_letters()[0].headers}
+    assert (headers["dlq.topic"], headers["dlq.consumer"]) == (SILENCES.name, "notify-silences")
+    assert headers["dlq.error"].startswith("not a Silence")
 
 
 def test_expiring_an_unknown_silence_is_not_found(stack) -> None:

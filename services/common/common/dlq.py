@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from common.kafkaio import topic_partitions
+from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.metrics import DLQ_RECORDS
 from common.topics import TopicSpec
 
@@ -34,3 +39,33 @@ async def dead_letter(
     """Send the original key and value to the topic's DLQ and count it."""
     await send(topic.dlq, key, value, dead_letter_headers(topic, partition, offset, reason, consumer))
     DLQ_RECORDS.labels(topic.name).inc()
+
+
+async def dead_lettered(bootstrap: str, topics: Iterable[TopicSpec], security: KafkaSecurity = PLAINTEXT,
+                        time_limit: float = 30.0) -> set[tuple[str, int, int]]:
+    """(topic, partition, offset) of every record of `topics` already in their DLQs, read from
+    the dlq.* headers: what a reader that sees every record again on each start has sent before.
+
+    Reading stops after `time_limit` (a transaction left open on a DLQ holds read_committed
+    readers back); what it has not reached by then may be sent a second time."""
+    specs = list(topics)
+    partitions = [TopicPartition(spec.dlq, p) for spec in specs
+                  for p in await topic_partitions(bootstrap, spec.dlq, security)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                isolation_level="read_committed", **security.aiokafka())
+    await consumer.start()
+    found: set[tuple[str, int, int]] = set()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        give_up = time.monotonic() + time_limit
+        while any([await consumer.position(tp) < end for tp, end in ends.items()]) and time.monotonic() < give_up:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    headers = {name: value.decode(errors="replace") for name, value in record.headers or ()}
+                    if {"dlq.topic", "dlq.partition", "dlq.offset"} <= headers.keys():
+                        found.add((headers["dlq.topic"], int(headers["dlq.partition"]), int(headers["dlq.offset"])))
+    finally:
+        await consumer.stop()
+    return found

@@ -4,6 +4,12 @@ A read model assigns itself every partition of its topics (no consumer group: ea
 replica reads everything), seeks to the beginning and follows in a background task.
 `caught_up()` waits until everything written before the call has been applied, which
 gives a read after a write (on any replica) that write.
+
+A feed of a topic that no consumer group reads is the only reader that can dead-letter its
+bad records; given `dead_letter`, it sends each one to the topic's DLQ once: on start it
+reads which records the DLQ already holds (by their dlq.* headers), since every start sees
+every record again. Two replicas starting at the same instant may both send one; the
+headers name the source record, so the copies are recognisable.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ import logging
 from collections.abc import Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from google.protobuf.message import Message
 
 from common.codec import MalformedRecord, decode
+from common.dlq import DeadLetterSend, dead_letter, dead_lettered
 from common.kafkaio import topic_partitions
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.topics import TopicSpec
@@ -31,12 +39,13 @@ class TopicFeed:
     """Tails `topics` from the beginning, handing each decoded record to `apply`.
 
     A record that cannot be decoded, or that `apply` refuses with a ValueError or
-    KeyError, is logged and skipped: the writers' consumers dead-letter bad records, a
-    read model only moves past them.
+    KeyError, is logged and skipped; with `dead_letter` it also goes to its topic's DLQ
+    (once), otherwise the topic's consumer group is left to dead-letter it.
     """
 
     def __init__(self, bootstrap: str, topics: Iterable[TopicSpec], apply: Apply, name: str = "feed",
-                 observe: Observe | None = None, security: KafkaSecurity = PLAINTEXT) -> None:
+                 observe: Observe | None = None, security: KafkaSecurity = PLAINTEXT,
+                 dead_letter: DeadLetterSend | None = None) -> None:
         self._bootstrap = bootstrap
         self._security = security
         self._topics = {spec.name: spec for spec in topics}
@@ -48,11 +57,15 @@ class TopicFeed:
         self._read_up_to: dict[TopicPartition, int] = {}
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._dead_letter = dead_letter
+        self._dead_lettered: set[tuple[str, int, int]] = set()
 
     async def start(self) -> None:
         """Read every partition up to its current end, then keep following in the background."""
         for topic in self._topics:
             self._partitions += [TopicPartition(topic, p) for p in await topic_partitions(self._bootstrap, topic, self._security)]
+        if self._dead_letter is not None:
+            self._dead_lettered = await dead_lettered(self._bootstrap, self._topics.values(), self._security)
         # Kafka clients bind to the running loop, so they are made here, not in __init__.
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
@@ -91,20 +104,35 @@ class TopicFeed:
             batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
             for tp, records in batches.items():
                 for record in records:
-                    self._apply_record(tp.topic, record)
+                    if (reason := self._apply_record(tp.topic, record)) is not None:
+                        await self._send_dead_letter(tp.topic, record, reason)
             # Everything the consumer has handed out is applied, so its positions are ours.
             for tp in self._partitions:
                 self._read_up_to[tp] = await self._consumer.position(tp)
             async with self._progress:
                 self._progress.notify_all()
 
-    def _apply_record(self, topic: str, record) -> None:
+    def _apply_record(self, topic: str, record) -> str | None:
+        """Apply one record; the reason it cannot be, if so."""
         spec = self._topics[topic]
         try:
             message = decode(spec, record.value)
             self._apply(spec, message)
         except (MalformedRecord, ValueError, KeyError) as error:
             log.warning("%s: skipping unreadable %s record at offset %s: %s", self._name, topic, record.offset, error)
-            return
+            return str(error) or type(error).__name__
         if self._observe is not None:
             self._observe(record, message)
+        return None
+
+    async def _send_dead_letter(self, topic: str, record, reason: str) -> None:
+        source = (topic, record.partition, record.offset)
+        if self._dead_letter is None or source in self._dead_lettered:
+            return
+        try:
+            await dead_letter(self._dead_letter, self._topics[topic], record.key, record.value, record.partition,
+                              record.offset, reason, self._name)
+        except KafkaError as error:  # the next start sends it, as it is not in the DLQ yet
+            log.warning("%s: could not dead-letter %s record at offset %s: %s", self._name, topic, record.offset, error)
+            return
+        self._dead_lettered.add(source)

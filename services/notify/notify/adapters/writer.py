@@ -33,3 +33,10 @@ class RecordWriter:
         if self._producer is None:
             raise RuntimeError("the writer is not started")
         await self._producer.send_and_wait(topic.name, key=key.encode(), value=value)
+
+    async def send_dead_letter(self, topic: str, key: bytes | None, value: bytes | None,
+                               headers: list[tuple[str, bytes]]) -> None:
+        """A common.dlq DeadLetterSend: the original key and value, as they were, with the error headers."""
+        if self._producer is None:
+            raise RuntimeError("the writer is not started")
+        await self._producer.send_and_wait(topic, value, key=key, headers=headers)

@@ -280,11 +280,14 @@ def serving(settings: ServiceSettings, clock: Clock, routing=None,
     """
     bootstrap, security = settings.kafka_bootstrap, settings.kafka_security
     silences, notifications = SilenceStore(retention), NotificationStore(retention)
-    silence_feed = TopicFeed(bootstrap, [SILENCES], silences.apply, name="notify-silences", security=security)
+    writer = RecordWriter(bootstrap, security)
+    # No consumer group reads notify.silences.v1, so its feed dead-letters what it cannot read;
+    # notifications.v1's bad records are the stream engine's to dead-letter.
+    silence_feed = TopicFeed(bootstrap, [SILENCES], silences.apply, name="notify-silences", security=security,
+                             dead_letter=writer.send_dead_letter)
     live = LiveSubscribers()
     notification_feed = TopicFeed(bootstrap, [NOTIFICATIONS], notifications.apply, name="notify-notifications",
                                   observe=live.publish, security=security)
-    writer = RecordWriter(bootstrap, security)
     api = NotificationApi(
         bootstrap, clock, silences=silences, silence_feed=silence_feed, notifications=notifications,
         notification_feed=notification_feed, writer=writer, live=live, security=security,

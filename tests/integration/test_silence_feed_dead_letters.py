@@ -1,0 +1,79 @@
+"""notify's silences read model on the real broker: a record of notify.silences.v1 that it
+cannot read goes to notify.silences.v1.dlq with its reason, once, however often the feed
+starts again; the good records around it are applied."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from common.feed import TopicFeed
+from common.topics import SILENCES
+from notify.adapters.api_codec import encode_silence
+from notify.adapters.silence_store import SilenceStore
+from notify.adapters.writer import RecordWriter
+from notify.domain.routing import Matcher
+from notify.domain.silences import Silence
+from tests.support import read_records
+
+pytestmark = pytest.mark.integration
+
+
+def a_silence() -> Silence:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    return Silence(silence_id=f"s-{uuid.uuid4()}", matchers=(Matcher("department", "=", "billing"),),
+                   starts_at=now, ends_at=now + timedelta(hours=1), created_by="admin", comment="")
+
+
+async def write(bootstrap: str, records: list[tuple[str, bytes]]) -> list[int]:
+    """Write `records` (key, value) to notify.silences.v1; their offsets."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        return [(await producer.send_and_wait(SILENCES.name, value, key=key.encode())).offset
+                for key, value in records]
+    finally:
+        await producer.stop()
+
+
+async def start_and_stop_a_feed(bootstrap: str) -> SilenceStore:
+    """A notify replica's silences feed, started (caught up) and stopped again."""
+    store, writer = SilenceStore(), RecordWriter(bootstrap)
+    await writer.start()
+    feed = TopicFeed(bootstrap, [SILENCES], store.apply, name="notify-silences", dead_letter=writer.send_dead_letter)
+    try:
+        await feed.start()
+    finally:
+        await feed.stop()
+        await writer.stop()
+    return store
+
+
+def dead_letters_of(bootstrap: str, key: str) -> list:
+    return [r for r in read_records(bootstrap, SILENCES.dlq, until=lambda _: False, timeout=3)
+            if r.key == key.encode()]
+
+
+def test_an_unreadable_silence_goes_to_the_dead_letter_topic_once_with_its_reason(kafka_bootstrap: str) -> None:
+    # given a record that is no Silence, between two good silences
+    before, after, garbage_key = a_silence(), a_silence(), f"garbage-{uuid.uuid4()}"
+    offsets = asyncio.run(write(kafka_bootstrap, [
+        (before.silence_id, encode_silence(before)),
+        (garbage_key, b"\xff\xff not a silence"),
+        (after.silence_id, encode_silence(after)),
+    ]))
+    # when a replica's feed reads the topic, and then starts again (a restart, or a second replica)
+    store = asyncio.run(start_and_stop_a_feed(kafka_bootstrap))
+    asyncio.run(start_and_stop_a_feed(kafka_bootstrap))
+    # then the good silences are applied and the bad record is in the DLQ once, untouched, with why
+    assert store.get(before.silence_id) is not None and store.get(after.silence_id) is not None
+    [letter] = dead_letters_of(kafka_bootstrap, garbage_key)
+    headers = {name: value.decode() for name, value in letter.headers}
+    assert letter.value == b"\xff\xff not a silence"
+    assert headers["dlq.topic"] == SILENCES.name and headers["dlq.offset"] == str(offsets[1])
+    assert headers["dlq.consumer"] == "notify-silences"
+    assert "not a Silence" in headers["dlq.error"]
