@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from common.auth import CustomerRefKeys
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity, kafka_security
 from common.limits import GrpcLimits
 from common.validation import instant
+from common.yamlfile import parse_duration
 
 from common.streams.engine import EngineSettings
 
@@ -111,6 +113,28 @@ def engine_settings(service: ServiceSettings, group: str, env: Mapping[str, str]
         transaction_timeout_ms=int(_positive(env, "ENGINE_TRANSACTION_TIMEOUT_MS", 15_000)),
         client=service.kafka_security.librdkafka(),
     )
+
+
+def duration_setting(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
+    """A duration setting ("90s", "24h", "7d"); `default` when unset."""
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        return parse_duration(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name}: {error}") from None
+
+
+# The retention of the topics a read model is rebuilt from (common.topics): a replica that
+# restarts holds no more than that, so a running one keeps no more either.
+READ_MODEL_HISTORY = timedelta(days=90)
+
+
+def read_model_history(env: Mapping[str, str] | None = None) -> timedelta:
+    """READ_MODEL_HISTORY (default 90d): how long the handoff and sla read models keep a
+    closed leg and a contact, counted back from the newest event they have read."""
+    return duration_setting(os.environ if env is None else env, "READ_MODEL_HISTORY", READ_MODEL_HISTORY)
 
 
 def setting(name: str, default: str, env: Mapping[str, str] | None = None) -> str:

@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from common.settings import SettingsError
-from common.yamlfile import parse_duration
+from common.settings import duration_setting
 
 
 @dataclass(frozen=True)
@@ -20,20 +19,10 @@ class Retention:
     repeat_window: timedelta = timedelta(days=7)
 
 
-def _duration(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
-    raw = env.get(name, "")
-    if not raw:
-        return default
-    try:
-        return parse_duration(raw)
-    except ValueError as error:
-        raise SettingsError(f"{name}: {error}") from None
-
-
 def retention_settings(env: Mapping[str, str] | None = None) -> Retention:
     """HANDOFF_REPLY_TTL (default 24h) and HANDOFF_REPEAT_WINDOW (default 7d; keep it equal to
     `repeat_contacts.window` of the SLA policies, the window sla keeps a closed leg for)."""
     env = os.environ if env is None else env
     default = Retention()
-    return Retention(_duration(env, "HANDOFF_REPLY_TTL", default.reply_ttl),
-                     _duration(env, "HANDOFF_REPEAT_WINDOW", default.repeat_window))
+    return Retention(duration_setting(env, "HANDOFF_REPLY_TTL", default.reply_ttl),
+                     duration_setting(env, "HANDOFF_REPEAT_WINDOW", default.repeat_window))
