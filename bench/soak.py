@@ -45,7 +45,9 @@ SERVICE_PROCESSES = ("handoff", "sla", "notify")
 
 
 def compress_retention(stack: Stack, retention_s: int) -> None:
-    """Restart sla with a repeat window, and notify with a retention, of `retention_s`."""
+    """Restart sla with a repeat window, notify with a retention, and handoff (the command
+    owner's closed legs and stored replies) of `retention_s`; the handoff and sla read models
+    keep `retention_s` of history."""
     if retention_s <= TRANSFER_GRACE_S + EARLIER_CONTACT.total_seconds():
         raise ValueError(f"soak_retention_s must exceed {TRANSFER_GRACE_S + EARLIER_CONTACT.total_seconds():.0f} s: "
                          "an earlier contact must lie within the repeat window")
@@ -53,7 +55,12 @@ def compress_retention(stack: Stack, retention_s: int) -> None:
     compressed = stack.workdir / "soak-sla-policies.yaml"
     compressed.write_text(policy.read_text() + "repeat_contacts:\n"
                           f"  window: {retention_s}s\n  transfer_grace: {TRANSFER_GRACE_S}s\n")
-    settings = {"sla": {"SLA_POLICY_FILE": str(compressed)}, "notify": {"NOTIFY_RETENTION": f"{retention_s}s"}}
+    period = f"{retention_s}s"
+    settings = {
+        "handoff": {"HANDOFF_REPEAT_WINDOW": period, "HANDOFF_REPLY_TTL": period, "READ_MODEL_HISTORY": period},
+        "sla": {"SLA_POLICY_FILE": str(compressed), "READ_MODEL_HISTORY": period},
+        "notify": {"NOTIFY_RETENTION": period},
+    }
     for name, env in settings.items():
         stack.services.pop(name).stop()
         stack.start_service(name, env=env)

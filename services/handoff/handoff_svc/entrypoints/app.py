@@ -20,7 +20,7 @@ from handoff.v1 import handoff_service_pb2, handoff_service_pb2_grpc
 from common.clock import Clock, epoch_us
 from common.departments import Departments
 from common.security import ServerSecurity
-from common.settings import ServiceSettings
+from common.settings import ServiceSettings, read_model_history
 from common.streams.engine import EngineSettings, Sender, StreamEngine
 from common.streams.service import Registration
 from common.streams.store import ChangelogStore
@@ -104,7 +104,7 @@ class Edge:
 
 def edge(settings: ServiceSettings, security: ServerSecurity, clock: Clock, departments: Departments) -> Edge:
     """HandoffService over a command bus and a read model of every leg."""
-    store = LegStore()
+    store = LegStore(read_model_history())
     feed = LegFeed(settings.kafka_bootstrap, store, settings.kafka_security)
     bus = CommandBus(settings.kafka_bootstrap, settings.instance, settings.kafka_security)
     metrics.KNOWN_LEGS.set_function(lambda: len(store))
