@@ -8,6 +8,9 @@ as the engine decodes them) into `requested` records; stage 2 reads those back a
 them on the subscription channel (or, with --channel log, through a gateway answered at
 once). Prints the process CPU time per notification of each stage and the top of a profile
 of both, so a change on the hot path can be judged without a broker or a quiet machine.
+With --inhibit the bench routing takes config/routing.yaml's inhibit rules, under which every
+breach stays an inhibition source while open; --open-sources N breaches are taken first,
+untimed, so each measured notification meets N open sources.
 Stage 2 takes the requests of receivers on the same worker in stage 1's pass (all of them
 here: one worker owns every partition), so its work on them counts as stage 1's; what is
 left to stage 2 is reading its records back and the gateway outcomes.
@@ -24,6 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -41,6 +45,8 @@ from notify.entrypoints.app import NotifyProcessor
 
 PARTITIONS = 4
 BATCH = 500
+# The shipped routing file, whose inhibit rules --inhibit adds to the bench routing.
+SHIPPED_ROUTING = Path(__file__).resolve().parent.parent / "config" / "routing.yaml"
 
 
 class AnsweringGateways:
@@ -85,11 +91,14 @@ def breaches(n: int, receivers: int, channel: str) -> list[tuple[int, bytes]]:
 class Harness:
     """One processor, its outputs by topic, and the engine's part of a batch."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, inhibit: bool = False) -> None:
         routing_file = workdir / "routing.yaml"
         routing_file.write_text(ROUTING_WITH_LOG)
+        routing = load_routing(routing_file)
+        if inhibit:
+            routing = replace(routing, inhibit_rules=load_routing(SHIPPED_ROUTING).inhibit_rules)
         self.outputs: list[tuple[str, bytes, bytes]] = []
-        self.processor = NotifyProcessor(load_routing(routing_file), WallClock(), lambda at: [], AnsweringGateways(),
+        self.processor = NotifyProcessor(routing, WallClock(), lambda at: [], AnsweringGateways(),
                                          run_at_once, self._send, partitions={NOTIFICATIONS.name: PARTITIONS})
         self.processor.assigned(frozenset(range(PARTITIONS)))
 
@@ -118,9 +127,14 @@ def _batches(records: list, size: int = BATCH):
         yield records[start:start + size]
 
 
-def run(n: int, receivers: int, channel: str, workdir: Path, profiler: cProfile.Profile | None = None) -> dict:
-    """Both stages over n breaches: CPU seconds per stage and what stage 2 wrote."""
-    harness = Harness(workdir)
+def run(n: int, receivers: int, channel: str, workdir: Path, profiler: cProfile.Profile | None = None,
+        inhibit: bool = False, open_sources: int = 0) -> dict:
+    """Both stages over n breaches, after `open_sources` untimed ones: CPU seconds per stage and
+    what stage 2 wrote."""
+    harness = Harness(workdir, inhibit)
+    for records in _batches(breaches(open_sources, receivers, channel)):
+        harness.batch(SLA_EVENTS, records)
+        harness.batch(NOTIFICATIONS, harness.taken(NOTIFICATIONS.name))
     inputs = breaches(n, receivers, channel)
     cpu = {"stage1": 0.0, "stage2": 0.0}
     written = {"stage1_records": 0, "stage2_records": 0}
@@ -154,13 +168,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--receivers", type=int, default=300)
     parser.add_argument("--channel", choices=("subscription", "log"), default="subscription")
     parser.add_argument("--top", type=int, default=25, help="profile lines to print (0: no profile)")
+    parser.add_argument("--inhibit", action="store_true",
+                        help="add config/routing.yaml's inhibit rules (every open breach a source)")
+    parser.add_argument("--open-sources", type=int, default=0,
+                        help="breaches taken, untimed, before the measured ones (open sources with --inhibit)")
     args = parser.parse_args(argv)
+    options = {"inhibit": args.inhibit, "open_sources": args.open_sources}
     with tempfile.TemporaryDirectory(prefix="notifycpu-") as workdir:
         run(min(args.notifications, 2_000), args.receivers, args.channel, Path(workdir))  # warm-up
-        result = run(args.notifications, args.receivers, args.channel, Path(workdir))
+        result = run(args.notifications, args.receivers, args.channel, Path(workdir), **options)
         n = args.notifications
-        print(f"{n:,} breaches to {args.receivers} receivers on {args.channel}; "
-              f"load average {os.getloadavg()[0]:.2f}")
+        print(f"{n:,} breaches to {args.receivers} receivers on {args.channel}, after {args.open_sources:,} "
+              f"{'with' if args.inhibit else 'without'} inhibit rules; load average {os.getloadavg()[0]:.2f}")
         print(f"  records written to notifications.v1 by stage 1's passes {result['stage1_records']:,}, "
               f"by stage 2's {result['stage2_records']:,}")
         for stage, seconds in result["cpu"].items():
@@ -169,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  both:   {total * 1e6 / n:7.1f} µs CPU per notification ({n / total:,.0f} per CPU-second)")
         if args.top:
             profiler = cProfile.Profile()
-            run(args.notifications, args.receivers, args.channel, Path(workdir), profiler)
+            run(args.notifications, args.receivers, args.channel, Path(workdir), profiler, **options)
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.top)
             print(out.getvalue())

@@ -12,6 +12,7 @@ from notify.domain import escalation, grouping
 from notify.domain.dispatch import (
     INHIBITION, SILENCE, delivered_as, digest_of, escalation_notice, flush_of, suppression,
 )
+from notify.domain.inhibition import InhibitionSources
 from notify.domain.notifications import BREACH, DIGEST, ESCALATION, Notification
 from notify.domain.routing import DEFAULT_TIMING, EscalationLevel, EscalationPolicy, Matcher, RouteMatch
 from notify.domain.silences import DEPARTMENT_INCIDENT, Silence
@@ -25,21 +26,29 @@ def note(handoff_id: str = "h-1", priority: str = "HIGH") -> Notification:
 
 
 LABELS = note().labels
+def open_sources(*labels: dict[str, str]) -> InhibitionSources:
+    """The built-in rule's sources, open with `labels`."""
+    sources = InhibitionSources([DEPARTMENT_INCIDENT])
+    for number, source in enumerate(labels):
+        sources.add(f"n-{number}", source)
+    return sources
+
+
 SILENCE_ON_BILLING = Silence("s-1", (Matcher("department", "=", "billing"),), T0, T0 + timedelta(hours=1), "ops", "x")
 
 
 @pytest.mark.parametrize("at, expected", [(T0 - timedelta(seconds=1), None), (T0, SILENCE),
                                           (T0 + timedelta(hours=1), None)])
 def test_a_silence_holds_back_only_inside_its_window(at, expected) -> None:
-    held = suppression(LABELS, [SILENCE_ON_BILLING], [], [DEPARTMENT_INCIDENT], at)
+    held = suppression(LABELS, [SILENCE_ON_BILLING], open_sources(), at)
     assert (held.reason if held else None) == expected
 
 
 def test_an_open_incident_of_the_department_inhibits_and_a_silence_is_named_first() -> None:
     incident = {"department": "billing", "kind": "incident"}
-    assert suppression(LABELS, [], [incident], [DEPARTMENT_INCIDENT], T0).reason == INHIBITION
-    assert suppression(LABELS, [SILENCE_ON_BILLING], [incident], [DEPARTMENT_INCIDENT], T0).silence_id == "s-1"
-    assert suppression(LABELS, [], [{**incident, "department": "claims"}], [DEPARTMENT_INCIDENT], T0) is None
+    assert suppression(LABELS, [], open_sources(incident), T0).reason == INHIBITION
+    assert suppression(LABELS, [SILENCE_ON_BILLING], open_sources(incident), T0).silence_id == "s-1"
+    assert suppression(LABELS, [], open_sources({**incident, "department": "claims"}), T0) is None
 
 
 def flush_of_group(*items: Notification) -> grouping.Flush:

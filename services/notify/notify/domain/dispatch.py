@@ -17,7 +17,8 @@ from notify.domain.grouping import REPEAT, Flush
 from notify.domain.grouping import message as grouping_message
 from notify.domain.notifications import DIGEST, ESCALATION, RESOLVED_AFTER_BREACH, Notification
 from notify.domain.routing import Receiver, RouteMatch, matches_all
-from notify.domain.silences import InhibitRule, Silence, inhibited_by, is_silenced
+from notify.domain.inhibition import InhibitionSources
+from notify.domain.silences import InhibitRule, Silence, is_silenced
 
 SILENCE, INHIBITION = "silence", "inhibition"
 # Told directly: never grouped again, never escalated again.
@@ -36,14 +37,14 @@ class Suppression:
 
 
 def suppression(
-    labels: Mapping[str, str], silences: Iterable[Silence], sources: Iterable[Mapping[str, str]],
-    rules: Iterable[InhibitRule], at: datetime,
+    labels: Mapping[str, str], silences: Iterable[Silence], sources: InhibitionSources, at: datetime,
 ) -> Suppression | None:
-    """The silence, else the inhibit rule, that holds back a notification with `labels` at `at`."""
+    """The silence, else the inhibit rule (of the open `sources`), that holds back a notification
+    with `labels` at `at`."""
     silence = is_silenced(labels, silences, at)
     if silence is not None:
         return Suppression(SILENCE, silence_id=silence.silence_id)
-    rule = inhibited_by(labels, sources, rules)
+    rule = sources.inhibited_by(labels)
     return Suppression(INHIBITION, rule=rule.name) if rule is not None else None
 
 

@@ -119,6 +119,8 @@ class NotifyProcessor:
         """A finished entry's retention has run out (the only engine timer notify's values ask for:
         its own timers follow two clocks)."""
         self.retention.forget(store, key)
+        if store.name == "sources":  # an open source deleted: it holds nothing back any more
+            self.dispatcher.inhibition.discard(key)
 
     def now_us(self, partition: int) -> int:
         return epoch_us(self._wall.now())

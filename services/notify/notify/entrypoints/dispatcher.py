@@ -39,6 +39,7 @@ from notify.domain.delivery import delivery_id
 from notify.domain.dispatch import (
     delivered_as, escalates, is_grouped, is_inhibition_source, route_for, suppression,
 )
+from notify.domain.inhibition import InhibitionSources
 from notify.domain.notifications import DIGEST, Notification
 from notify.adapters.stores import Place
 from notify.domain.silences import Silence
@@ -63,6 +64,9 @@ class Dispatcher:
         self._sources = tables["sources"]          # notification id -> labels of an open inhibition source
         self._grouped = tables["grouped"]          # notification id -> [group key, notification key]
         self._marks = tables["marks"]              # "<partition>:<source>" -> event time a source reached
+        # The open sources of `sources`, by rule and `equal` values: follows every write of the
+        # table here, Retention's deletions (app.py) and rebuild.
+        self.inhibition = InhibitionSources(routing.inhibit_rules)
         self._routing = routing
         self._silences = silences
         self._send = send
@@ -142,8 +146,9 @@ class Dispatcher:
         rules = self._routing.inhibit_rules
         if is_inhibition_source(notification, rules) and notification.notification_id not in self._sources:
             self._sources[notification.notification_id] = notification.labels
+            self.inhibition.add(notification.notification_id, notification.labels)
         now = self._handled_at(notification)
-        held = suppression(notification.labels, self._silences(now), self._sources.values(), rules, now)
+        held = suppression(notification.labels, self._silences(now), self.inhibition, now)
         if held is not None:
             self._suppress(notification, held.reason, held.silence_id, now)
             return
@@ -238,6 +243,7 @@ class Dispatcher:
             state = escalation.acknowledge(state, by, at)
             self._escalations[notification_id] = escalation_value(state, parsed[1], value["partition"])
         self._sources.pop(notification_id, None)
+        self.inhibition.discard(notification_id)
         self._ungroup(notification_id)
 
     def _ungroup(self, notification_id: str) -> None:
@@ -251,10 +257,14 @@ class Dispatcher:
     # --- the timer -----------------------------------------------------------------------
 
     def rebuild(self, owned: frozenset[int], targets: Mapping[int, int] | None = None) -> None:
-        """Re-index the due work of the partitions this worker now owns, from the tables
-        (after an assignment or an aborted batch: the tables hold what was committed)."""
+        """Re-index the due work of the partitions this worker now owns, and the open inhibition
+        sources, from the tables (after an assignment, a revocation or an aborted batch: the
+        tables hold what was committed)."""
         for due in (self.escalator, self.grouper):
             due.clear()
+        self.inhibition.clear()
+        for notification_id, labels in list(self._sources.items()):
+            self.inhibition.add(notification_id, labels)
         self.deliverer.restore(owned)
         for value in list(self._escalations.values()):
             parsed = escalation_from(value, self._routing) if "n" in value else None
