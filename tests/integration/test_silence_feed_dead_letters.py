@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 
 from common.feed import TopicFeed
 from common.topics import SILENCES
@@ -77,3 +78,43 @@ def test_an_unreadable_silence_goes_to_the_dead_letter_topic_once_with_its_reaso
     assert headers["dlq.topic"] == SILENCES.name and headers["dlq.offset"] == str(offsets[1])
     assert headers["dlq.consumer"] == "notify-silences"
     assert "not a Silence" in headers["dlq.error"]
+
+
+def test_a_record_the_read_model_fails_on_is_skipped_with_where_it_failed(kafka_bootstrap: str) -> None:
+    # given a read model with a bug that one silence meets, between two good silences
+    before, poison, after = a_silence(), a_silence(), a_silence()
+    store = SilenceStore()
+
+    def apply(spec, message) -> None:
+        if message.silence_id == poison.silence_id:
+            raise RuntimeError("a bug in the read model")
+        store.apply(spec, message)
+
+    skipped = REGISTRY.get_sample_value("handoff_read_model_failures_total",
+                                        {"read_model": "buggy-silences", "topic": SILENCES.name}) or 0.0
+    asyncio.run(write(kafka_bootstrap, [(s.silence_id, encode_silence(s)) for s in (before, poison, after)]))
+
+    async def follow() -> None:
+        writer = RecordWriter(kafka_bootstrap)
+        await writer.start()
+        feed = TopicFeed(kafka_bootstrap, [SILENCES], apply, name="buggy-silences", dead_letter=writer.send_dead_letter)
+        try:
+            await feed.start()
+            # when another silence is written after it, the feed is still following
+            later = a_silence()
+            await write(kafka_bootstrap, [(later.silence_id, encode_silence(later))])
+            await feed.caught_up(timeout=30)
+            assert store.get(later.silence_id) is not None
+        finally:
+            await feed.stop()
+            await writer.stop()
+
+    asyncio.run(follow())
+    # then the silences around it are applied, and it is in the DLQ with the error and where it was raised
+    assert store.get(before.silence_id) is not None and store.get(after.silence_id) is not None
+    assert store.get(poison.silence_id) is None
+    [letter] = dead_letters_of(kafka_bootstrap, poison.silence_id)
+    error = dict(letter.headers)["dlq.error"].decode()
+    assert error.startswith("RuntimeError: a bug in the read model at test_silence_feed_dead_letters.py:")
+    assert REGISTRY.get_sample_value("handoff_read_model_failures_total",
+                                     {"read_model": "buggy-silences", "topic": SILENCES.name}) == skipped + 1

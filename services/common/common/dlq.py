@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -13,6 +14,13 @@ from common.metrics import DLQ_RECORDS
 from common.topics import TopicSpec
 
 DeadLetterSend = Callable[[str, bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[None]]
+
+
+def error_line(error: BaseException) -> str:
+    """The error and where it was raised, in one line, for the DLQ header."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(error).__name__}: {error}{where}"
 
 
 def dead_letter_headers(topic: TopicSpec, partition: int, offset: int, reason: str, consumer: str) -> list[tuple[str, bytes]]:

@@ -23,9 +23,10 @@ from aiokafka.errors import KafkaError
 from google.protobuf.message import Message
 
 from common.codec import MalformedRecord, decode
-from common.dlq import DeadLetterSend, dead_letter, dead_lettered
+from common.dlq import DeadLetterSend, dead_letter, dead_lettered, error_line
 from common.kafkaio import topic_partitions
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
+from common.metrics import READ_MODEL_FAILURES
 from common.topics import TopicSpec
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,11 @@ class TopicFeed:
 
     A record that cannot be decoded, or that `apply` refuses with a ValueError or
     KeyError, is logged and skipped; with `dead_letter` it also goes to its topic's DLQ
-    (once), otherwise the topic's consumer group is left to dead-letter it.
+    (once), otherwise the topic's consumer group is left to dead-letter it. A record on
+    which `apply` fails in any other way (a bug) is skipped the same way, with the error
+    and where it was raised as its reason: applying it again in memory would fail again,
+    and the model must not stop following. Such failures count in
+    `handoff_read_model_failures_total`.
     """
 
     def __init__(self, bootstrap: str, topics: Iterable[TopicSpec], apply: Apply, name: str = "feed",
@@ -119,11 +124,17 @@ class TopicFeed:
             message = decode(spec, record.value)
             self._apply(spec, message)
         except (MalformedRecord, ValueError, KeyError) as error:
+            reason = str(error) or type(error).__name__
             log.warning("%s: skipping unreadable %s record at offset %s: %s", self._name, topic, record.offset, error)
-            return str(error) or type(error).__name__
-        if self._observe is not None:
-            self._observe(record, message)
-        return None
+        except Exception as error:  # a bug meeting this record: the model moves past it, loudly
+            reason = error_line(error)
+            log.exception("%s: skipping %s record at offset %s that failed to apply", self._name, topic, record.offset)
+            READ_MODEL_FAILURES.labels(self._name, topic).inc()
+        else:
+            if self._observe is not None:
+                self._observe(record, message)
+            return None
+        return reason
 
     async def _send_dead_letter(self, topic: str, record, reason: str) -> None:
         source = (topic, record.partition, record.offset)

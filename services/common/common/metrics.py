@@ -32,6 +32,11 @@ DLQ_RECORDS = Counter(
 )
 
 
+READ_MODEL_FAILURES = Counter(
+    "handoff_read_model_failures_total",
+    "Records a read model failed to apply for a reason no data error explains (a bug) and moved past, by read model and topic.",
+    ["read_model", "topic"],
+)
 CONSUMER_LAG = Gauge(
     "handoff_consumer_lag_records",
     "Records not yet consumed by this worker, summed over its assigned partitions, by consumer group and topic.",

@@ -40,7 +40,7 @@ from google.protobuf.message import Message
 
 from common import metrics
 from common.codec import MalformedRecord, decode
-from common.dlq import dead_letter_headers
+from common.dlq import dead_letter_headers, error_line
 from common.kafkaio import key_partition
 from common.streams.store import ChangelogStore, due_of, partition_of
 from common.topics import TopicSpec
@@ -358,7 +358,7 @@ class StreamEngine:
             raise  # the broker's failure, not the record's
         except Exception as error:
             self._attempts[attempt] = self._attempts.get(attempt, 0) + 1
-            self._last_error[attempt] = _first_line(error)
+            self._last_error[attempt] = error_line(error)
             log.exception("handling %s[%s]@%s failed (attempt %s of %s)", topic, partition, offset,
                           self._attempts[attempt], self._settings.max_attempts)
             raise Abort(f"{topic}[{partition}]@{offset}: {error}") from error
@@ -573,13 +573,6 @@ def _quietly(close) -> None:
         close()
     except (KafkaException, RuntimeError) as error:
         log.warning("closing a failed client: %s", error)
-
-
-def _first_line(error: BaseException) -> str:
-    """The error and where it was raised, in one line, for the DLQ header."""
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-    return f"{type(error).__name__}: {error}{where}"
 
 
 def transactional_id(settings: EngineSettings) -> str:
