@@ -196,7 +196,8 @@ def measure_replay(params: Parameters, workdir: Path, external: str | None, run_
     try:
         with console.status("(f) starting a broker and an sla worker on event time..."):
             stack.start_kafka()
-            stack.start_service("sla")
+            # One worker, as in (b) and (g): the SlaService read model runs apart in production.
+            stack.start_service("sla", env={"SLA_ROLE": "worker"})
         _note_load(results, "f")
         with console.status("(f) importing the history and waiting for the sla worker to replay it..."):
             results["replay"] = replay(stack, handoffs, contacts, params.replay_time_limit_s)
