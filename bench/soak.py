@@ -4,9 +4,9 @@ The load is bench.soakload's: customers' stories through the public gRPC API, ev
 resolved, so the open legs stay steady and the services' state grows only by what they
 keep of closed legs, for their retention period (days in production). So that forgetting
 is part of the steady state within the run, sla and notify are restarted first with that
-period compressed to `soak_retention_s` (sla's repeat window, notify's NOTIFY_RETENTION),
-and the run waits until they are idle again; their memory can then level off, where with
-days of retention it could only rise for the whole run. The handoff service keeps its legs
+period compressed to `soak_retention_s` (sla's repeat window and READ_MODEL_HISTORY,
+notify's NOTIFY_RETENTION), and the run waits until they are idle again; their memory can
+then level off, where with days of retention it could only rise for the whole run. The handoff service keeps its legs
 without a retention rule yet, and is judged all the same.
 
 Every `soak_sample_s` (and at the start, and once more after the load has stopped and the
@@ -45,7 +45,7 @@ SERVICE_PROCESSES = ("handoff", "sla", "notify")
 
 
 def compress_retention(stack: Stack, retention_s: int) -> None:
-    """Restart sla with a repeat window, and notify with a retention, of `retention_s`."""
+    """Restart sla with a repeat window and read-model history, and notify with a retention, of `retention_s`."""
     if retention_s <= TRANSFER_GRACE_S + EARLIER_CONTACT.total_seconds():
         raise ValueError(f"soak_retention_s must exceed {TRANSFER_GRACE_S + EARLIER_CONTACT.total_seconds():.0f} s: "
                          "an earlier contact must lie within the repeat window")
@@ -53,7 +53,8 @@ def compress_retention(stack: Stack, retention_s: int) -> None:
     compressed = stack.workdir / "soak-sla-policies.yaml"
     compressed.write_text(policy.read_text() + "repeat_contacts:\n"
                           f"  window: {retention_s}s\n  transfer_grace: {TRANSFER_GRACE_S}s\n")
-    settings = {"sla": {"SLA_POLICY_FILE": str(compressed)}, "notify": {"NOTIFY_RETENTION": f"{retention_s}s"}}
+    settings = {"sla": {"SLA_POLICY_FILE": str(compressed), "READ_MODEL_HISTORY": f"{retention_s}s"},
+                "notify": {"NOTIFY_RETENTION": f"{retention_s}s"}}
     for name, env in settings.items():
         stack.services.pop(name).stop()
         stack.start_service(name, env=env)
