@@ -217,8 +217,8 @@ class SlaReadModel:
         elif kind == "contact":
             del self._contacts[entry_id]
         else:
-            record = (self._repeats if kind == "repeat" else self._reopens)[entry_id]
-            if record.handoff_id not in self._legs:  # else it goes with its leg
+            record = (self._repeats if kind == "repeat" else self._reopens).get(entry_id)
+            if record is not None and record.handoff_id not in self._legs:  # else it goes with its leg
                 self._detach(key, record.handoff_id)
 
     def _forget_leg(self, handoff_id: str) -> None:
@@ -230,7 +230,7 @@ class SlaReadModel:
 
     def _detach(self, key: EntryKey, handoff_id: str) -> None:
         kind, entry_id = key
-        del (self._repeats if kind == "repeat" else self._reopens)[entry_id]
+        (self._repeats if kind == "repeat" else self._reopens).pop(entry_id, None)
         attached = self._attached.get(handoff_id)
         if attached is not None:
             attached.discard(key)
