@@ -69,7 +69,7 @@ class Parameters:
     soak_breach_ack_s: int = 3
     soak_breach_grace_s: float = 20.0
     soak_drain_limit_s: float = 60.0
-    soak_retention_s: int = 180  # sla's repeat window and notify's retention during the soak
+    soak_retention_s: int = 180  # sla's repeat window and read-model history, notify's retention, during the soak
     # Phases to run, comma-separated letters (a-l; "notify" is h, "soak" is l); empty: all of them.
     only: str = ""
 

@@ -4,9 +4,9 @@ The load is bench.soakload's: customers' stories through the public gRPC API, ev
 resolved, so the open legs stay steady and the services' state grows only by what they
 keep of closed legs, for their retention period (days in production). So that forgetting
 is part of the steady state within the run, sla and notify are restarted first with that
-period compressed to `soak_retention_s` (sla's repeat window, notify's NOTIFY_RETENTION),
-and the run waits until they are idle again; their memory can then level off, where with
-days of retention it could only rise for the whole run. The handoff service keeps its legs
+period compressed to `soak_retention_s` (sla's repeat window and READ_MODEL_HISTORY,
+notify's NOTIFY_RETENTION), and the run waits until they are idle again; their memory can
+then level off, where with days of retention it could only rise for the whole run. The handoff service keeps its legs
 without a retention rule yet, and is judged all the same.
 
 Every `soak_sample_s` (and at the start, and once more after the load has stopped and the

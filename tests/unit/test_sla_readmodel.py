@@ -260,3 +260,118 @@ def test_a_scorecard_counts_what_the_four_topics_told():
 def test_a_repeat_without_a_known_cause_is_refused():
     with pytest.raises(ValueError, match="cause"):
         codec.repeat_record(repeat("r-1", cause=types_pb2.REPEAT_CAUSE_UNSPECIFIED))
+
+
+# Retention ----------------------------------------------------------------------------------------
+
+HISTORY = 90 * 24 * H
+
+
+def closed_leg(handoff_id: str, at: datetime, department: str = "billing") -> list:
+    """A leg created at `at` whose ack and resolve clocks stopped an hour later (it closed then)."""
+    fields = {"handoff_id": handoff_id, "department": department}
+    return [created(handoff_id, at, department), started(at, **fields), started(at, clock=RESOLVE, **fields),
+            met(at + H, at + 4 * H, **fields), met(at + H, at + 4 * H, clock=RESOLVE, **fields)]
+
+
+def contact(contact_id: str, at: datetime):
+    return contacts_pb2.ContactRecorded(envelope=new_envelope("handoff", at, at), contact_id=contact_id,
+                                        contacted_at=to_timestamp(at))
+
+
+def test_a_leg_closed_longer_ago_than_the_history_is_forgotten_with_everything_naming_it():
+    reopened = handoff_events_pb2.HandoffReopened(reason="again")
+    store = feed(SlaReadModel(HISTORY), *closed_leg("h-1", T0), breached(T0 + H / 2, handoff_id="h-1"),
+                 repeat("r-1", at=T0 + H), handoff_event("reopened", reopened, "h-1", at=T0 + H / 2, event_id="e-1"))
+    period = Period(T0, T0 + 24 * H)
+    assert store.scorecard("billing", period).legs == 1
+    feed(store, contact("k-1", T0 + H + HISTORY + H))
+    assert store.leg("h-1") is None and store.clocks_of("h-1") == []
+    assert store.breaches("billing", since=T0) == ([], False)
+    card = store.scorecard("billing", period)
+    assert (card.legs, card.breaches, card.avoidable_repeats, card.reopens) == (0, 0, 0, 0)
+
+
+def test_an_open_leg_is_kept_however_old():
+    store = feed(SlaReadModel(HISTORY), created(), started(), started(clock=RESOLVE),
+                 met(T0 + H, T0 + 4 * H), contact("k-1", T0 + 3 * HISTORY))
+    assert store.leg("h-1") is not None
+    assert [(c.kind, c.running) for c in store.clocks_of("h-1")] == [("ack", False), ("resolve", True)]
+
+
+def test_a_leg_closed_within_the_history_is_kept():
+    store = feed(SlaReadModel(HISTORY), *closed_leg("h-1", T0), contact("k-1", T0 + HISTORY))
+    assert store.leg("h-1") is not None and len(store.clocks_of("h-1")) == 2
+    assert store.scorecard("billing", Period(T0, T0 + H)).legs == 1
+
+
+def test_a_reopened_leg_is_kept_while_open_and_forgotten_the_history_after_it_closes_again():
+    later = T0 + 2 * HISTORY
+    store = feed(SlaReadModel(HISTORY), *closed_leg("h-1", T0)[:-1], started(T0 + 2 * H, clock=RESOLVE, sequence=2),
+                 met(T0 + H, T0 + 4 * H, clock=RESOLVE), contact("k-1", later))
+    assert store.leg("h-1") is not None
+    feed(store, met(later, later + H, clock=RESOLVE, sequence=2), contact("k-2", later + HISTORY - H))
+    assert store.leg("h-1") is not None
+    feed(store, contact("k-3", later + HISTORY))
+    assert store.leg("h-1") is None
+
+
+def test_contacts_and_repeats_are_kept_the_history_after_their_instant():
+    store = feed(SlaReadModel(HISTORY), contact("k-1", T0),
+                 repeat("r-1", types_pb2.REPEAT_CAUSE_UNATTRIBUTED, handoff_id="", department="", at=T0),
+                 contact("k-2", T0 + HISTORY - H))
+    whole = store.scorecard("", Period(T0, T0 + H))
+    assert (whole.fcr_n, whole.repeat_contacts["unattributed"]) == (1, 1)
+    feed(store, contact("k-3", T0 + HISTORY))
+    whole = store.scorecard("", Period(T0, T0 + H))
+    assert (whole.fcr_n, whole.repeat_contacts["unattributed"]) == (0, 0)
+
+
+def test_a_repeat_naming_a_kept_leg_stays_with_it():
+    store = feed(SlaReadModel(HISTORY), created(), started(), started(clock=RESOLVE), repeat("r-1", at=T0 + H),
+                 contact("k-1", T0 + 2 * HISTORY))
+    assert store.scorecard("billing", Period(T0, T0 + 2 * H)).avoidable_repeats == 1
+    feed(store, met(T0 + 2 * HISTORY, T0 + 4 * H, clock=RESOLVE), met(T0 + H, T0 + 4 * H),
+         contact("k-2", T0 + 3 * HISTORY))
+    assert store.sizes()["repeats"] == 0
+
+
+def test_the_store_shrinks_back_once_many_closed_legs_pass_the_history():
+    store = SlaReadModel(HISTORY)
+    for n in range(200):
+        at = T0 + n * H
+        feed(store, *closed_leg(f"h-{n}", at, department=f"d-{n % 7}"), repeat(f"r-{n}", handoff_id=f"h-{n}", at=at),
+             contact(f"k-{n}", at), handoff_event("reopened", handoff_events_pb2.HandoffReopened(), f"h-{n}", at=at,
+                                                  event_id=f"e-{n}"))
+    assert store.sizes()["legs"] == 200
+    feed(store, contact("k-last", T0 + 400 * H + HISTORY))
+    sizes = store.sizes()
+    assert sizes == {"legs": 0, "clocks": 0, "departments": 0, "repeats": 0, "reopens": 0, "contacts": 1,
+                     "attached": 0, "expiries": 1, "heap": 1}
+
+
+def test_sla_events_read_before_the_legs_creation_still_make_one_leg():
+    store = feed(SlaReadModel(HISTORY), started(T0 + HISTORY), contact("k-1", T0 + HISTORY + H), created(at=T0 + HISTORY))
+    assert store.leg("h-1").created_at == T0 + HISTORY
+    assert [c.kind for c in store.clocks_of("h-1")] == ["ack"]
+    # closed legs whose SLA events came first are forgotten all the same
+    feed(store, *closed_leg("h-2", T0 + HISTORY)[1:], created("h-2", T0 + HISTORY), contact("k-2", T0 + 3 * HISTORY))
+    assert store.leg("h-2") is None and store.leg("h-1") is not None
+
+
+@pytest.mark.parametrize("late", [
+    lambda: started(T0, handoff_id="h-1"),
+    lambda: met(T0 + H, T0 + 4 * H, clock=RESOLVE, handoff_id="h-1"),
+    lambda: recomputed(T0 + 9 * H, 9 * H, handoff_id="h-1"),
+    lambda: created("h-1", T0),
+    lambda: repeat("r-1", handoff_id="h-1", at=T0 + H),
+    lambda: handoff_event("reopened", handoff_events_pb2.HandoffReopened(), "h-1", at=T0 + 2 * H, event_id="e-1"),
+])
+def test_a_late_record_of_a_forgotten_leg_leaves_nothing_behind(late):
+    store = feed(SlaReadModel(HISTORY), *closed_leg("h-1", T0), contact("k-1", T0 + 2 * HISTORY))
+    assert store.leg("h-1") is None
+    feed(store, late())
+    assert store.leg("h-1") is None and store.clocks_of("h-1") == []
+    assert {name: size for name, size in store.sizes().items() if name != "heap"} == {
+        "legs": 0, "clocks": 0, "departments": 0, "repeats": 0, "reopens": 0, "contacts": 1, "attached": 0,
+        "expiries": 1}

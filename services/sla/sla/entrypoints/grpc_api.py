@@ -19,6 +19,7 @@ from common import validation as check
 from common.auth import PermissionDenied, Role, authorize, current_principal
 from common.clock import Clock
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
+from common.settings import READ_MODEL_HISTORY
 from sla.adapters import readmodel_codec as codec
 from sla.adapters.readmodel import SlaFeed
 from sla.adapters.readmodel_store import BreachKey, SlaReadModel, breach_key
@@ -163,10 +164,14 @@ def decode_page_token(token: str) -> BreachKey | None:
     return request_fields.decode_page_token(token, _breach_key)
 
 
-def serving(bootstrap: str, policies: PolicyBook, clock: Clock, security: KafkaSecurity = PLAINTEXT) -> dict:
-    """SideServer arguments serving SlaService: the read model is caught up before the
-    server serves (`on_ready`) and closed after it has stopped (`on_stopped`)."""
-    store = SlaReadModel()
+def serving(
+    bootstrap: str, policies: PolicyBook, clock: Clock, security: KafkaSecurity = PLAINTEXT,
+    history: timedelta = READ_MODEL_HISTORY,
+) -> dict:
+    """SideServer arguments serving SlaService: the read model (keeping `history` of closed
+    legs and contacts) is caught up before the server serves (`on_ready`) and closed after
+    it has stopped (`on_stopped`)."""
+    store = SlaReadModel(history)
     feed = SlaFeed(bootstrap, store, security)
     # A scorecard without avoidable repeats states its cost in the configured currency.
     api = SlaApi(store, feed, policies, clock, policies.repeats.currency)

@@ -16,7 +16,9 @@ from common.clock import Clock, EventTime, named_clock
 from common.kafkasecurity import KafkaRefused, check_login_at_start
 from common.runtime import fail_start
 from common.security import server_security
-from common.settings import SettingsError, engine_settings, security_settings, service_settings, setting
+from common.settings import (
+    SettingsError, engine_settings, read_model_history, security_settings, service_settings, setting,
+)
 from common.streams.service import ServiceParts, serve
 from sla.adapters.policy_file import PolicyFileError, load_policies
 from sla.entrypoints.app import APP_ID, build
@@ -43,6 +45,7 @@ def main() -> None:
         policies = load_policies(Path(setting("SLA_POLICY_FILE", "config/sla-policies.yaml")))
         clock = clock_setting(setting("SLA_CLOCK", "wall"))
         role = role_setting(setting("SLA_ROLE", "all"))
+        history = read_model_history()
         engine_config = engine_settings(settings, APP_ID)
         check_login_at_start(settings.kafka_bootstrap, settings.kafka_security)
     except (SettingsError, PolicyFileError, KafkaRefused) as error:
@@ -50,7 +53,7 @@ def main() -> None:
     engine = build(engine_config, policies, clock)[0] if role != "api" else None
     parts = ServiceParts(engine)
     if role != "worker":
-        api = serving(settings.kafka_bootstrap, policies, clock, settings.kafka_security)
+        api = serving(settings.kafka_bootstrap, policies, clock, settings.kafka_security, history)
         parts = ServiceParts(engine, api["registrations"], api["on_ready"], api["on_stopped"])
     sys.exit(asyncio.run(serve("sla", settings, security, parts)))
 
