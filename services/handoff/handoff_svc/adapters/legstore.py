@@ -13,11 +13,11 @@ a replica rebuilt from the topics holds what a running one holds.
 
 from __future__ import annotations
 
-import heapq
 from collections import defaultdict
 from datetime import datetime, timedelta
 
 from common.codec import from_timestamp
+from common.expiries import Expiries
 from common.feed import TopicFeed
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.settings import READ_MODEL_HISTORY
@@ -40,8 +40,8 @@ class LegStore:
         self._breached: set[str] = set()
         self._legs_by_customer: dict[str, list[str]] = defaultdict(list)
         self._contacts: dict[str, dict[str, Contact]] = defaultdict(dict)
-        # (instant to forget at, what, id, customer): a min-heap, entries checked when popped.
-        self._expiries: list[tuple[datetime, str, str, str]] = []
+        # ("leg", handoff id), ("breach", handoff id), ("contact", customer, contact id).
+        self._expiries = Expiries()
         self._newest: datetime | None = None
 
     def get(self, handoff_id: str) -> Leg | None:
@@ -82,8 +82,9 @@ class LegStore:
         self._legs[event.handoff_id] = leg
         if not known:
             self._legs_by_customer[leg.customer_ref].append(leg.handoff_id)
-        if leg.status not in UNRESOLVED:
-            self._expire_at(_closed_at(leg), "leg", leg.handoff_id, leg.customer_ref)
+        # A closed leg goes `history` after it closed; an open (or reopened) one is kept.
+        closed = None if leg.status in UNRESOLVED else _closed_at(leg) + self._history
+        self._expiries.expire(("leg", leg.handoff_id), closed)
         self._read(event.at)
         return leg
 
@@ -91,37 +92,29 @@ class LegStore:
         self._breached.add(handoff_id)
         # A breach read before its leg (the topics are read independently), or of a leg
         # already forgotten, goes when its instant leaves the history and no leg holds it.
-        self._expire_at(at, "breach", handoff_id, "")
+        self._expiries.expire(("breach", handoff_id), at + self._history)
         self._read(at)
 
     def record_contact(self, contact: Contact) -> None:
         self._contacts[contact.customer_ref][contact.contact_id] = contact
-        self._expire_at(contact.contacted_at, "contact", contact.contact_id, contact.customer_ref)
+        self._expiries.expire(("contact", contact.customer_ref, contact.contact_id), contact.contacted_at + self._history)
         self._read(contact.contacted_at)
-
-    def _expire_at(self, at: datetime, what: str, key: str, customer_ref: str) -> None:
-        heapq.heappush(self._expiries, (at + self._history, what, key, customer_ref))
 
     def _read(self, at: datetime) -> None:
         """`at` was read: forget what its history no longer covers."""
         if self._newest is None or at > self._newest:
             self._newest = at
-        while self._expiries and self._expiries[0][0] <= self._newest:
-            expiry, what, key, customer_ref = heapq.heappop(self._expiries)
-            if what == "leg":
-                self._forget_leg(key, expiry)
-            elif what == "breach":
-                if key not in self._legs:
-                    self._breached.discard(key)
+        for key in self._expiries.due(self._newest):
+            if key[0] == "leg":
+                self._forget_leg(key[1])
+            elif key[0] == "breach":
+                if key[1] not in self._legs:
+                    self._breached.discard(key[1])
             else:
-                self._forget_contact(customer_ref, key, expiry)
+                self._forget_contact(key[1], key[2])
 
-    def _forget_leg(self, handoff_id: str, expiry: datetime) -> None:
-        leg = self._legs.get(handoff_id)
-        # Only a leg still closed at that instant: a reopen (or a later close) moved it on.
-        if leg is None or leg.status in UNRESOLVED or _closed_at(leg) + self._history != expiry:
-            return
-        del self._legs[handoff_id]
+    def _forget_leg(self, handoff_id: str) -> None:
+        leg = self._legs.pop(handoff_id)
         self._applied.difference_update(self._event_ids.pop(handoff_id, ()))
         self._breached.discard(handoff_id)
         ids = self._legs_by_customer[leg.customer_ref]
@@ -129,11 +122,8 @@ class LegStore:
         if not ids:
             del self._legs_by_customer[leg.customer_ref]
 
-    def _forget_contact(self, customer_ref: str, contact_id: str, expiry: datetime) -> None:
-        contacts = self._contacts.get(customer_ref)
-        contact = None if contacts is None else contacts.get(contact_id)
-        if contact is None or contact.contacted_at + self._history != expiry:
-            return
+    def _forget_contact(self, customer_ref: str, contact_id: str) -> None:
+        contacts = self._contacts[customer_ref]
         del contacts[contact_id]
         if not contacts:
             del self._contacts[customer_ref]

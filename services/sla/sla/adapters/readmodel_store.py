@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from common.settings import READ_MODEL_HISTORY
-from sla.adapters.readmodel_expiry import Expiries
+from common.expiries import Expiries
 from sla.domain.scorecard import (
     WHOLE_CENTRE,
     ClockRecord,

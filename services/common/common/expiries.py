@@ -1,4 +1,4 @@
-"""When each entry of the sla read model is forgotten: a min-heap of (expiry, key) with lazy deletion.
+"""When each entry of a read model is forgotten: a min-heap of (expiry, key) with lazy deletion.
 
 An entry's expiry may move (a leg reopened, closed again) or go (a leg open again): the
 newest one is remembered per key and a popped pair counts only if it still matches, so
