@@ -4,6 +4,7 @@ transaction, or for a second at most, and a stopping engine commits them on its 
 from __future__ import annotations
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from common.streams import engine as engine_module
 from common.streams.engine import EngineSettings, Sender, StreamEngine
@@ -44,6 +45,7 @@ class Producer:
 
     def __init__(self) -> None:
         self.calls: list[tuple] = []
+        self.failing_commits = 0
 
     def begin_transaction(self) -> None:
         self.calls.append(("begin",))
@@ -55,7 +57,13 @@ class Producer:
         self.calls.append(("offsets", sorted((tp.topic, tp.partition, tp.offset) for tp in offsets)))
 
     def commit_transaction(self) -> None:
+        if self.failing_commits:
+            self.failing_commits -= 1
+            raise KafkaException(KafkaError(KafkaError._STATE, "the commit failed", txn_requires_abort=True))
         self.calls.append(("commit",))
+
+    def abort_transaction(self) -> None:
+        self.calls.append(("abort",))
 
     def transactions(self) -> list[list[tuple]]:
         """The calls grouped by transaction (begin .. commit)."""
@@ -63,14 +71,22 @@ class Producer:
         for call in self.calls:
             if call[0] == "begin":
                 groups.append([])
+            elif call[0] == "abort":
+                groups.pop()
             elif call[0] != "commit":
                 groups[-1].append(call)
         return groups
 
 
 class Consumer:
+    def __init__(self) -> None:
+        self.seeks: list[tuple[str, int, int]] = []
+
     def consumer_group_metadata(self) -> object:
         return object()
+
+    def seek(self, tp) -> None:
+        self.seeks.append((tp.topic, tp.partition, tp.offset))
 
 
 class Processor:
@@ -170,3 +186,16 @@ def test_a_stopping_engine_commits_what_it_held_back(engine):
     engine.stop()
     engine._run_batch([])
     assert engine._producer.transactions() == [[("offsets", [(TOPIC, 0, 6)])]]
+
+
+def test_an_aborted_batch_leaves_its_offsets_out_of_the_held_back_ones(engine):
+    # given a batch that wrote nothing on partition 1
+    engine._run_batch([Record(1, 9, b"skip")])
+    # when a batch writing on partition 0 fails to commit and is aborted
+    engine._producer.failing_commits = 1
+    engine._run_batch([Record(0, 5, b"write")])
+    assert engine._consumer.seeks == [(TOPIC, 0, 5)]
+    # then a later commit carries partition 1's offset only: partition 0's records are read again
+    engine.clock[0] += 2
+    engine._run_batch([])
+    assert engine._producer.transactions() == [[("offsets", [(TOPIC, 1, 10)])]]

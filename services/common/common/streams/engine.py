@@ -205,23 +205,27 @@ class StreamEngine:
         for store, written in writes.items():
             for partition, key, value in written:
                 self.produce(store.changelog, key, value, partition=partition)
-        self._deferred.update(positions)
-        if not self._in_transaction and not self._offsets_due():
+        # Held back only once the batch is known to write nothing: an aborted batch's
+        # positions must not ride with a later transaction.
+        offsets = {**self._deferred, **positions}
+        if not self._in_transaction and not self._offsets_due(offsets):
             # The batch wrote nothing (records only read past, e.g. a service's own outputs
             # read back): running it again after a crash writes nothing either, so its
             # offsets wait for the next transaction instead of costing one of their own.
+            self._deferred = offsets
             if self._committed is not None:
                 self._committed()
             return
-        if self._deferred:
+        if offsets:
             self._begin()
-            offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in self._deferred.items()]
-            self._producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata())
+            self._producer.send_offsets_to_transaction(
+                [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()],
+                self._consumer.consumer_group_metadata())
         if self._in_transaction:
             started = time.perf_counter()
             self._commit_transaction()
             metrics.ENGINE_COMMIT_SECONDS.observe(time.perf_counter() - started)
-        self._deferred.clear()
+        self._deferred = {}
         self._deferred_since = time.monotonic()
         for store, written in writes.items():
             store.commit()
@@ -229,10 +233,10 @@ class StreamEngine:
         if self._committed is not None:
             self._committed()
 
-    def _offsets_due(self) -> bool:
+    def _offsets_due(self, offsets: dict[tuple[str, int], int]) -> bool:
         """Offsets held back from batches that wrote nothing are committed at the latest
         after DEFERRED_OFFSETS_S (and on stop), so a group's committed lag stays current."""
-        if not self._deferred:
+        if not offsets:
             return False
         return self._stop.is_set() or time.monotonic() - self._deferred_since >= DEFERRED_OFFSETS_S
 
