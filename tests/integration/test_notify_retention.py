@@ -63,6 +63,21 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def wait_settled(stores: dict, quiet: float, timeout: float) -> None:
+    """Until no store has changed size for `quiet` seconds: longer than the retention, so every
+    finished entry written before that stretch has been forgotten within it."""
+    deadline = time.monotonic() + timeout
+    sizes, since = None, time.monotonic()
+    while True:
+        now_sizes = {name: len(store) for name, store in stores.items()}
+        if now_sizes != sizes:
+            sizes, since = now_sizes, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        assert time.monotonic() < deadline, f"the stores never settled: {sizes}"
+        time.sleep(0.1)
+
+
 def latest_values(bootstrap: str, topic: str) -> dict[str, bytes | None]:
     """The last committed value of every key of a changelog (None: a tombstone)."""
     reader = Consumer({"bootstrap.servers": bootstrap, "group.id": f"retention-check-{uuid.uuid4()}",
@@ -98,10 +113,8 @@ def test_notify_state_stays_flat_as_legs_pass_the_retention(kafka_bootstrap: str
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True})
     try:
         assert engine.ready.wait(60), "the engine was never assigned its partitions"
-        # whatever earlier tests left on the inputs is read, and its ended legs forgotten, first
-        time.sleep(2)
-        wait_for(lambda: not len(stores["deliveries"]), RETENTION.total_seconds() + 30,
-                 "earlier tests' deliveries to pass the retention")
+        # whatever earlier tests left on the inputs is read, and what of it is finished forgotten, first
+        wait_settled(stores, quiet=RETENTION.total_seconds() + 2.0, timeout=120)
         sizes: list[dict[str, int]] = []
         waves: list[list[str]] = []
 

@@ -21,6 +21,14 @@ Partitions are assigned with the range assignor, so partition p of every input t
 on the same worker, and with static membership (`group.instance.id`), so a worker that
 restarts within the session timeout gets its partitions back without a rebalance. The
 engine runs on a thread of its own; the service's asyncio loop (gRPC, metrics) stays free.
+
+Every call into the transaction is bounded by the transaction timeout. A call that runs
+out of time aborts the batch; a transaction that can be neither committed nor aborted in that
+time makes the engine start again from what the broker holds. librdkafka does not always
+keep that bound: after a broker restart, `send_offsets_to_transaction` can wait without end
+for a group coordinator it never looks up again (librdkafka issue 5511, open in 2.16).
+`stuck()` says so once a call has run STUCK_MARGIN_S past its bound; the service then exits
+(EXIT_STUCK) and its supervisor starts it again, which is as safe as a kill -9.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -50,6 +58,10 @@ log = logging.getLogger(__name__)
 DATA_ERRORS = (MalformedRecord, ValueError, LookupError, TypeError)
 LAG_INTERVAL_S = 5.0
 DEFERRED_OFFSETS_S = 1.0
+# How long past its own timeout a transactional call may run before the engine counts as stuck.
+STUCK_MARGIN_S = 5.0
+# The exit code of a service whose engine is stuck (sysexits' EX_TEMPFAIL: start it again).
+EXIT_STUCK = 75
 
 
 @dataclass(frozen=True)
@@ -163,6 +175,8 @@ class StreamEngine:
         self._producer = Producer(self._producer_config)
         self._client = common
         self._in_transaction = False
+        self._txn_timeout_s = settings.transaction_timeout_ms / 1000
+        self._call_since: float | None = None  # when the transactional call under way began
         # Input positions of batches that wrote nothing, not yet committed (see _commit).
         self._deferred: dict[tuple[str, int], int] = {}
         self._deferred_since = time.monotonic()
@@ -183,6 +197,24 @@ class StreamEngine:
         if not self._in_transaction:
             self._producer.begin_transaction()
             self._in_transaction = True
+
+    def _bounded(self, call: Callable[..., None], *args: Any) -> None:
+        """A call into the transaction, watched by `stuck()`."""
+        self._call_since = time.monotonic()
+        try:
+            call(*args, self._txn_timeout_s)
+        finally:
+            self._call_since = None
+
+    def stuck(self) -> float:
+        """Seconds the engine has been waiting in one transactional call, once that is
+        STUCK_MARGIN_S past the call's own timeout (0.0 until then): librdkafka will not
+        return from it, and only a new process will go on."""
+        since = self._call_since
+        if since is None:
+            return 0.0
+        waited = time.monotonic() - since
+        return waited if waited > self._txn_timeout_s + STUCK_MARGIN_S else 0.0
 
     def produce(self, topic: str, key: str | bytes | None, value: bytes | None,
                 headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
@@ -218,9 +250,9 @@ class StreamEngine:
             return
         if offsets:
             self._begin()
-            self._producer.send_offsets_to_transaction(
-                [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()],
-                self._consumer.consumer_group_metadata())
+            self._bounded(self._producer.send_offsets_to_transaction,
+                          [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()],
+                          self._consumer.consumer_group_metadata())
         if self._in_transaction:
             started = time.perf_counter()
             self._commit_transaction()
@@ -241,18 +273,23 @@ class StreamEngine:
         return self._stop.is_set() or time.monotonic() - self._deferred_since >= DEFERRED_OFFSETS_S
 
     def _commit_transaction(self) -> None:
+        """Commit, retrying what may be retried within the transaction timeout; past it the
+        outcome is unknown here and only the broker can tell (StuckTransaction)."""
+        deadline = time.monotonic() + self._txn_timeout_s
         while True:
             try:
-                self._producer.commit_transaction()
+                self._bounded(self._producer.commit_transaction)
                 self._in_transaction = False
                 return
             except KafkaException as error:
                 failure = error.args[0]
-                if failure.retriable():
-                    log.warning("retrying the commit: %s", failure)
-                    continue
                 if failure.txn_requires_abort():
                     raise Abort(str(failure)) from error
+                if failure.retriable():
+                    if time.monotonic() < deadline:
+                        log.warning("retrying the commit: %s", failure)
+                        continue
+                    raise StuckTransaction(f"the commit did not complete: {failure}") from error
                 raise
 
     def _recover(self) -> None:
@@ -287,11 +324,11 @@ class StreamEngine:
         """Throw the batch away: abort, roll the stores back, read its records again."""
         if self._in_transaction:
             try:
-                self._producer.abort_transaction()
+                self._bounded(self._producer.abort_transaction)
             except KafkaException as error:
-                if not _is_fatal(error.args[0]):
-                    raise
-                log.warning("aborting failed for good, recovering from the broker: %s", error.args[0])
+                # Fenced, fatal or out of time: a new producer under the same transactional
+                # id aborts what this one left open.
+                log.warning("aborting failed, recovering from the broker: %s", error.args[0])
                 self._recover()
                 return
             self._in_transaction = False
@@ -407,6 +444,10 @@ class StreamEngine:
         except Abort as reason:
             log.warning("batch aborted, running it again: %s", reason)
             self._abort(started)
+            return
+        except StuckTransaction as reason:
+            log.warning("%s; recovering from the broker", reason)
+            self._recover()
             return
         except KafkaException as error:
             failure = error.args[0]
@@ -530,7 +571,7 @@ class StreamEngine:
     def _close(self) -> None:
         try:
             if self._in_transaction:
-                self._producer.abort_transaction()
+                self._producer.abort_transaction(self._txn_timeout_s)
             self._producer.flush(10)
         except KafkaException as error:
             log.warning("closing the producer: %s", error)
@@ -557,6 +598,10 @@ class StreamEngine:
         for topic, records in behind.items():
             metrics.CONSUMER_LAG.labels(self._settings.group, topic).set(records)
         metrics.ENGINE_TIMERS.labels(self._settings.group).set(sum(len(heap) for heap in self._timers.values()))
+
+
+class StuckTransaction(Exception):
+    """A commit that neither completed nor failed within the transaction timeout."""
 
 
 class _Poison(Exception):

@@ -4,9 +4,10 @@ and a clean stop on SIGTERM or Ctrl-C.
 The gRPC server starts at once and says it is alive (health name `liveness`); it says
 SERVING, and takes calls, only once the engine has restored the state of its first
 assignment and `on_ready` (a read model catching up) has returned, so a readiness probe
-passes only when the process can really answer. An engine that fails
-stops the process with exit code 1, so its supervisor restarts it; the restarted worker
-rebuilds its state from the changelogs.
+passes only when the process can really answer. An engine that fails stops the process
+with exit code 1, one stuck in a call to the broker that will not return with EXIT_STUCK
+(75), so its supervisor restarts it; the restarted worker rebuilds its state from the
+changelogs.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from common.metrics import serve_metrics
 from common.runtime import announce_ready
 from common.security import ServerSecurity
 from common.settings import ServiceSettings
-from common.streams.engine import StreamEngine, start_engine
+from common.streams.engine import EXIT_STUCK, StreamEngine, start_engine
 
 Registration = tuple[Callable[[object, object], None], object, str]
 STOP_GRACE_S = 5.0
@@ -56,7 +57,7 @@ async def serve(service: str, settings: ServiceSettings, security: ServerSecurit
     thread = start_engine(engine, f"{service}-engine") if engine else None
 
     def failed() -> bool:
-        return engine is not None and (engine.failure is not None or not thread.is_alive())
+        return engine is not None and (engine.failure is not None or not thread.is_alive() or engine.stuck() > 0)
 
     # Alive at once (health name `liveness`), ready only once the state is back.
     server = await start_server(settings.grpc_host, settings.grpc_port, parts.registrations, security,
@@ -73,11 +74,17 @@ async def serve(service: str, settings: ServiceSettings, security: ServerSecurit
             await _until(failed, stop)
     finally:
         await server.stop(grace=STOP_GRACE_S)
-        if engine is not None:
+        stuck = engine.stuck() if engine is not None else 0.0
+        if engine is not None and not stuck:
             engine.stop()
             await asyncio.to_thread(thread.join, ENGINE_STOP_S)
         if parts.on_stopped:
             await parts.on_stopped()
+    if stuck:
+        # Its thread cannot be joined; what it had not committed is read again by the next process.
+        log.error("stopped: the stream engine is stuck in a call to the broker; start me again",
+                  seconds=round(stuck, 1))
+        return EXIT_STUCK
     if engine is not None and engine.failure is not None:
         log.error("stopped: the stream engine failed", error=str(engine.failure))
         return 1

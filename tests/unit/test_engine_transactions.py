@@ -1,5 +1,8 @@
-"""A batch that writes nothing opens no transaction: its input offsets wait for the next
-transaction, or for a second at most, and a stopping engine commits them on its way out."""
+"""The engine's transactions. A batch that writes nothing opens no transaction: its input
+offsets wait for the next transaction, or for a second at most, and a stopping engine commits
+them on its way out. A transactional call that runs out of time never holds the engine: the
+batch is aborted, and a transaction that can be neither committed nor aborted makes the
+engine start again from what the broker holds."""
 
 from __future__ import annotations
 
@@ -46,6 +49,17 @@ class Producer:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
         self.failing_commits = 0
+        # Calls that run out of time (what librdkafka says when a coordinator never answers).
+        self.timing_out: set[str] = set()
+        self.clock: list[float] | None = None
+        self.timeouts: list[float | None] = []
+
+    def _maybe_time_out(self, call: str, timeout) -> None:
+        self.timeouts.append(timeout)
+        if call in self.timing_out:
+            if self.clock is not None:
+                self.clock[0] += timeout
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{call} timed out", retriable=True))
 
     def begin_transaction(self) -> None:
         self.calls.append(("begin",))
@@ -53,16 +67,19 @@ class Producer:
     def produce(self, topic: str, **options) -> None:
         self.calls.append(("produce", topic))
 
-    def send_offsets_to_transaction(self, offsets, metadata) -> None:
+    def send_offsets_to_transaction(self, offsets, metadata, timeout=None) -> None:
+        self._maybe_time_out("offsets", timeout)
         self.calls.append(("offsets", sorted((tp.topic, tp.partition, tp.offset) for tp in offsets)))
 
-    def commit_transaction(self) -> None:
+    def commit_transaction(self, timeout=None) -> None:
+        self._maybe_time_out("commit", timeout)
         if self.failing_commits:
             self.failing_commits -= 1
             raise KafkaException(KafkaError(KafkaError._STATE, "the commit failed", txn_requires_abort=True))
         self.calls.append(("commit",))
 
-    def abort_transaction(self) -> None:
+    def abort_transaction(self, timeout=None) -> None:
+        self._maybe_time_out("abort", timeout)
         self.calls.append(("abort",))
 
     def transactions(self) -> list[list[tuple]]:
@@ -131,6 +148,9 @@ def engine(monkeypatch):
     made._producer, made._consumer = Producer(), Consumer()
     made._owned = frozenset({0, 1})
     made.clock = now
+    made._producer.clock = now
+    made.recoveries = []
+    monkeypatch.setattr(made, "_recover", lambda: made.recoveries.append(made._producer.calls[:]))
     return made
 
 
@@ -199,3 +219,59 @@ def test_an_aborted_batch_leaves_its_offsets_out_of_the_held_back_ones(engine):
     engine.clock[0] += 2
     engine._run_batch([])
     assert engine._producer.transactions() == [[("offsets", [(TOPIC, 1, 10)])]]
+
+
+def test_offsets_that_cannot_be_sent_in_time_abort_the_batch(engine):
+    # given a coordinator that never answers an offsets request
+    engine._producer.timing_out = {"offsets"}
+    # when a batch that writes is committed
+    engine._run_batch([Record(0, 5, b"write")])
+    # then the call was bounded, the batch aborted and its records are read again
+    assert engine._producer.timeouts == [engine._txn_timeout_s, engine._txn_timeout_s]
+    assert engine._producer.transactions() == []
+    assert engine._consumer.seeks == [(TOPIC, 0, 5)]
+    assert engine.recoveries == []
+
+
+def test_a_commit_that_never_completes_makes_the_engine_start_again_from_the_broker(engine):
+    # given a coordinator that never answers a commit
+    engine._producer.timing_out = {"commit"}
+    # when a batch that writes is committed
+    engine._run_batch([Record(0, 5, b"write")])
+    # then the commit was retried for the transaction timeout, then the engine recovered
+    # (a new producer under the same transactional id settles the open transaction)
+    assert engine.recoveries and engine.recoveries[0][-1] == ("offsets", [(TOPIC, 0, 6)])
+    assert set(engine._producer.timeouts) == {engine._txn_timeout_s}
+    # and the batch's writes were not taken as committed (recovering rolls them back)
+    assert engine._processor.store.writes()
+    assert engine._consumer.seeks == []
+
+
+def test_an_abort_that_cannot_complete_makes_the_engine_start_again_from_the_broker(engine):
+    # given a coordinator that answers neither offsets nor an abort
+    engine._producer.timing_out = {"offsets", "abort"}
+    # when a batch that writes is committed
+    engine._run_batch([Record(0, 5, b"write")])
+    # then the engine recovered instead of waiting or failing
+    assert len(engine.recoveries) == 1
+    assert engine._consumer.seeks == []
+
+
+def test_a_call_that_outlives_its_bound_is_reported_stuck(engine):
+    # given a commit that librdkafka does not return from within its bound
+    seen: list[float] = []
+
+    def hanging_commit(timeout=None) -> None:
+        seen.append(engine.stuck())
+        engine.clock[0] += timeout + engine_module.STUCK_MARGIN_S - 0.5
+        seen.append(engine.stuck())
+        engine.clock[0] += 1.0
+        seen.append(engine.stuck())
+
+    engine._producer.commit_transaction = hanging_commit
+    # when a batch that writes is committed
+    engine._run_batch([Record(0, 5, b"write")])
+    # then the engine says it is stuck only past its bound and the margin, and not once the call returned
+    assert seen[0] == 0.0 and seen[1] == 0.0
+    assert seen[2] == pytest.approx(engine._txn_timeout_s + engine_module.STUCK_MARGIN_S + 0.5)
+    assert engine.stuck() == 0.0
