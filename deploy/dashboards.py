@@ -56,7 +56,9 @@ def sre() -> dict[str, Any]:
              "notify {{instance}}": "max by (instance) (handoff_notify_event_time_lag_seconds)"}, "s"),
          _panel("Assigned partitions per worker", {
              "{{group}} {{instance}}": "sum by (group, instance) (handoff_assigned_partitions)"})],
-        [_panel("Dead-letter records", {"{{job}} {{topic}}": "sum by (job, topic) (increase(handoff_dlq_records_total[10m]))"}),
+        [_panel("Dead-letter records and read-model skips", {
+            "DLQ {{job}} {{topic}}": "sum by (job, topic) (increase(handoff_dlq_records_total[10m]))",
+            "skipped {{job}} {{read_model}}": "sum by (job, read_model) (increase(handoff_read_model_failures_total[10m]))"}),
          _panel("GC pauses (p99)", {
              "{{job}}": "histogram_quantile(0.99, sum by (job, le) (rate(handoff_gc_pause_seconds_bucket[5m])))"}, "s"),
          _panel("Notification delivery", {

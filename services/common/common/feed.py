@@ -128,7 +128,8 @@ class TopicFeed:
             log.warning("%s: skipping unreadable %s record at offset %s: %s", self._name, topic, record.offset, error)
         except Exception as error:  # a bug meeting this record: the model moves past it, loudly
             reason = error_line(error)
-            log.exception("%s: skipping %s record at offset %s that failed to apply", self._name, topic, record.offset)
+            log.exception("%s read model: skipping %s[%s] record at offset %s that failed to apply", self._name, topic,
+                          record.partition, record.offset)
             READ_MODEL_FAILURES.labels(self._name, topic).inc()
         else:
             if self._observe is not None:
