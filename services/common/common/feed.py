@@ -64,6 +64,8 @@ class TopicFeed:
         self._task: asyncio.Task[None] | None = None
         self._dead_letter = dead_letter
         self._dead_lettered: set[tuple[str, int, int]] = set()
+        for topic in self._topics:  # a series at 0 from the start, for dashboards and rates
+            READ_MODEL_FAILURES.labels(name, topic)
 
     async def start(self) -> None:
         """Read every partition up to its current end, then keep following in the background."""
