@@ -7,8 +7,10 @@ for a service in production as well.
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -71,6 +73,40 @@ def gc_pauses(url: str, longer_than: str = "0.05") -> tuple[float, float]:
                  if name == "handoff_gc_pause_seconds_bucket" and labels.get("le") == longer_than)
     return (total(samples, "handoff_gc_pause_seconds_count") - within,
             total(samples, "handoff_gc_pause_seconds_sum"))
+
+
+# A pause line of the JVM's unified GC log (-Xlog:gc): "... Pause Young (Normal) (...) 120M->40M(512M) 9.670ms"
+_PAUSE = re.compile(r"Pause .*?(\d+)M->(\d+)M\(\d+M\) ([\d.]+)ms")
+
+
+@dataclass(frozen=True)
+class Collection:
+    """One stop-the-world pause of a JVM's collector: the heap before and after it, and how long."""
+
+    before_mb: int
+    after_mb: int
+    pause_ms: float
+
+
+class GcLog:
+    """A broker's GC log, read as it grows: each `new()` returns the pauses written since the
+    last call. The heap after a collection is what the JVM holds live (and garbage not yet
+    reached); its low points are the live set, which is what could grow without bound."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._offset = 0
+
+    def new(self) -> list[Collection]:
+        try:
+            with self._path.open("rb") as log:
+                log.seek(self._offset)
+                chunk = log.read()
+        except OSError:
+            return []
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        return [Collection(int(m[1]), int(m[2]), float(m[3])) for m in _PAUSE.finditer(complete.decode(errors="replace"))]
 
 
 class KafkaProbe:

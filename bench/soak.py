@@ -3,16 +3,16 @@
 The load is bench.soakload's: customers' stories through the public gRPC API, every leg
 resolved, so the open legs stay steady and the services' state grows only by what they
 keep of closed legs, for their retention period (days in production). So that forgetting
-is part of the steady state within the run, sla and notify are restarted first with that
-period compressed to `soak_retention_s` (sla's repeat window and READ_MODEL_HISTORY,
-notify's NOTIFY_RETENTION), and the run waits until they are idle again; their memory can
-then level off, where with days of retention it could only rise for the whole run. The handoff service keeps its legs
-without a retention rule yet, and is judged all the same.
+is part of the steady state within the run, handoff, sla and notify are restarted first
+with that period compressed to `soak_retention_s` (see compress_retention), and the run
+waits until they are idle again; their memory can then level off, where with days of
+retention it could only rise for the whole run.
 
 Every `soak_sample_s` (and at the start, and once more after the load has stopped and the
 consumer groups have caught up) the bench reads each process's RSS and open descriptors
-from /proc, and each service's consumer-group lag from the broker; the p99 of the API calls
-and of breach deadline -> Subscribe arrival are taken per window between samples.
+from /proc, each service's consumer-group lag from the broker, and the broker's GC log; the
+p99 of the API calls (and of each method) and of breach deadline -> Subscribe arrival are
+taken per window between samples.
 bench.soakstats judges the series.
 """
 
@@ -31,7 +31,7 @@ from bench import soakstats
 from bench.cpu import CpuMeter
 from bench.latency import subscribe, warm_up
 from bench.params import Parameters
-from bench.probes import KafkaProbe, open_fds, rss_bytes
+from bench.probes import GcLog, KafkaProbe, open_fds, rss_bytes
 from bench.soakload import CALL_TIMEOUT_S, EARLIER_CONTACT, HOLD_S, TRANSFER_GRACE_S, Api, Tally, pace, soak_departments
 from bench.soakload import stories, summary
 from common.grpcclient import aio_channel
@@ -84,12 +84,16 @@ def _processes(stack: Stack) -> dict[str, int]:
     return pids
 
 
-async def _sample(pids: dict[str, int], probe: KafkaProbe, began: float) -> dict:
-    """One reading of every process and consumer group, stamped with seconds since the load began."""
+async def _sample(pids: dict[str, int], probe: KafkaProbe, began: float, gc_log: GcLog | None) -> dict:
+    """One reading of every process and consumer group, stamped with seconds since the load began;
+    for the broker also the lowest heap after a collection and the longest pause since the last reading."""
     processes = {}
     for name, pid in pids.items():
         rss = rss_bytes(pid)
         processes[name] = {"rss_mb": round(rss / 2**20, 1) if rss is not None else None, "fds": open_fds(pid)}
+    if gc_log is not None and "kafka" in processes and (collections := gc_log.new()):
+        processes["kafka"]["heap_after_gc_mb"] = min(c.after_mb for c in collections)
+        processes["kafka"]["gc_pause_max_ms"] = max(c.pause_ms for c in collections)
     lags = await asyncio.to_thread(lambda: {group: probe.group_lag(group) for group in GROUPS})
     return {"t": round(time.time() - began, 1), "load_average_1m": round(os.getloadavg()[0], 2),
             "processes": processes, "lag": {group: lag for group, (lag, _) in lags.items()},
@@ -97,10 +101,10 @@ async def _sample(pids: dict[str, int], probe: KafkaProbe, began: float) -> dict
 
 
 async def _sample_every(interval: float, pids: dict[str, int], probe: KafkaProbe, began: float,
-                        samples: list[dict]) -> None:
+                        samples: list[dict], gc_log: GcLog | None) -> None:
     while True:
         await asyncio.sleep(interval - (time.time() - began) % interval)
-        samples.append(await _sample(pids, probe, began))
+        samples.append(await _sample(pids, probe, began, gc_log))
 
 
 def _offsets(probe: KafkaProbe) -> dict[str, int]:
@@ -126,6 +130,7 @@ async def _soak(stack: Stack, params: Parameters, run_id: str, soak: dict) -> Ta
     tally = Tally()
     pids = _processes(stack)
     samples: list[dict] = soak.setdefault("samples", [])
+    gc_log = GcLog(stack.kafka.gc_log) if stack.kafka is not None else None
     async with aio_channel(stack.services["handoff"].grpc, ADMIN_TOKEN) as handoff_channel, \
             aio_channel(stack.services["notify"].grpc, ADMIN_TOKEN) as notify_channel:
         notify = notify_grpc.NotificationServiceStub(notify_channel)
@@ -139,8 +144,10 @@ async def _soak(stack: Stack, params: Parameters, run_id: str, soak: dict) -> Ta
                 ends_before = await asyncio.to_thread(_offsets, probe)
                 began = tally.began = time.time()
                 meter = CpuMeter({**pids, "bench": os.getpid()})
-                samples.append(await _sample(pids, probe, began))
-                sampler = asyncio.create_task(_sample_every(params.soak_sample_s, pids, probe, began, samples))
+                if gc_log is not None:
+                    gc_log.new()  # what came before the load is not the load's
+                samples.append(await _sample(pids, probe, began, gc_log))
+                sampler = asyncio.create_task(_sample_every(params.soak_sample_s, pids, probe, began, samples, gc_log))
                 finish_s = HOLD_S + params.soak_breach_ack_s + params.soak_breach_grace_s + CALL_TIMEOUT_S
                 try:
                     await pace(stories(api, tally, params), params.soak_stories_per_s, params.soak_seconds, tally,
@@ -154,7 +161,7 @@ async def _soak(stack: Stack, params: Parameters, run_id: str, soak: dict) -> Ta
                     soak["cpu_seconds"] = meter.spent()
                 soak["streams_ended"] = sum(task.done() for task in streams)
                 soak["settled_after_s"] = await _settled(probe, params.soak_drain_limit_s)
-                samples.append({**await _sample(pids, probe, began), "after_load": True})
+                samples.append({**await _sample(pids, probe, began, gc_log), "after_load": True})
                 ends_after = await asyncio.to_thread(_offsets, probe)
                 # Transactional topics count a commit marker per transaction and partition too.
                 soak["offsets_advanced"] = {topic: ends_after[topic] - ends_before[topic] for topic in ends_after}
@@ -170,14 +177,20 @@ def _series(samples: list[dict], read: Callable[[dict], float | None]) -> soakst
 
 
 def judge(samples: list[dict], calls: list[tuple[float, float]], breaches: list[tuple[float, float]],
-          retention_s: float) -> dict:
+          retention_s: float, by_method: dict[str, list[tuple[float, float]]] | None = None) -> dict:
     """Every metric's start, end, series and verdict; `calls` and `breaches` are (seconds since the load
-    began, ms) of each answered call and each breach notification; memory is judged after `retention_s`."""
+    began, ms) of each answered call and each breach notification; memory is judged after `retention_s`.
+    `by_method`: the calls of each method, whose windowed p99s are reported beside the judged one."""
     metrics: dict[str, dict] = {}
     for name in samples[0]["processes"] if samples else ():
         metrics[f"rss_mb {name}"] = soakstats.rss_bounded(_series(samples, lambda s: s["processes"][name]["rss_mb"]),
                                                           retention_s)
         metrics[f"fds {name}"] = soakstats.fds_bounded(_series(samples, lambda s: s["processes"][name]["fds"]))
+        heap = _series(samples, lambda s: s["processes"][name].get("heap_after_gc_mb"))
+        if heap:  # a JVM's live heap: judged as memory, with its longest pauses beside it
+            metrics[f"heap_after_gc_mb {name}"] = soakstats.rss_bounded(heap, retention_s)
+            metrics[f"gc_pause_max_ms {name}"] = soakstats.reported(
+                _series(samples, lambda s: s["processes"][name].get("gc_pause_max_ms")))
     for group in GROUPS:
         partitions = max((sample["partitions"][group] for sample in samples), default=0)
         metrics[f"lag {group}"] = soakstats.lag_settled(_series(samples, lambda s: s["lag"][group]), partitions)
@@ -188,6 +201,9 @@ def judge(samples: list[dict], calls: list[tuple[float, float]], breaches: list[
         windows = list(zip(edges[1:], soakstats.window_p99s(stamped, edges)))
         metrics[name] = soakstats.p99_not_worse([(t, round(v, 1) if v is not None else None) for t, v in windows],
                                                 allowance)
+    for method, stamped in sorted((by_method or {}).items()):
+        windows = zip(edges[1:], soakstats.window_p99s(stamped, edges))
+        metrics[f"api_p99_ms {method}"] = soakstats.reported([(t, round(v, 1)) for t, v in windows if v is not None])
     return metrics
 
 
@@ -203,5 +219,8 @@ def measure_soak(stack: Stack, params: Parameters, run_id: str, soak: dict) -> N
     calls = [(at - tally.began, ms) for at, _, ms in tally.calls]
     breaches = [(a.deadline + a.late_seconds - tally.began, a.late_seconds * 1000)
                 for a in tally.arrivals.values() if a.handoff_id in tally.breaching_legs]
-    soak["metrics"] = judge(soak["samples"], calls, breaches, params.soak_retention_s)
-    soak["passed"] = all(metric["passed"] is True for metric in soak["metrics"].values())
+    by_method: dict[str, list[tuple[float, float]]] = {}
+    for at, method, ms in tally.calls:
+        by_method.setdefault(method, []).append((at - tally.began, ms))
+    soak["metrics"] = judge(soak["samples"], calls, breaches, params.soak_retention_s, by_method)
+    soak["passed"] = all(metric["passed"] is True for metric in soak["metrics"].values() if not metric.get("reported"))

@@ -74,6 +74,12 @@ def rss_bounded(series: Series, settle_s: float = 0.0) -> dict:
     return _judged(series, rule, round(growth, 1), growth <= bound)
 
 
+def reported(series: Series) -> dict:
+    """A series shown beside the judged ones, with no rule of its own."""
+    return {**_judged(series, "reported, not judged", max((v for _, v in series), default=None), None),
+            "reported": True}
+
+
 def fds_bounded(series: Series) -> dict:
     """Open file descriptors: the end no more than a small slack above the start."""
     rule = f"end <= start + {FD_SLACK}"

@@ -113,3 +113,34 @@ def test_judge_fails_a_group_whose_lag_has_not_come_back() -> None:
     metrics = judge(samples, [(10.0, 12.0)], breaches=[], retention_s=0)
     assert metrics["lag handoff-notify"]["passed"] is False
     assert metrics["breach_to_subscriber_p99_ms"]["passed"] is None
+
+
+def test_a_jvm_s_heap_after_collections_is_judged_and_its_pauses_reported() -> None:
+    samples = [_sample(30 * n, 520, 200, 0) for n in range(7)]
+    for sample, heap, pause in zip(samples[1:], (40, 55, 60, 61, 60, 60), (12.0, 35.5, 9.0, 8.0, 9.5, 10.0)):
+        sample["processes"]["sla"].update(heap_after_gc_mb=heap, gc_pause_max_ms=pause)
+    metrics = judge(samples, [(10.0, 12.0), (170.0, 13.0)], breaches=[], retention_s=0)
+    # the live heap is judged as memory is ...
+    assert metrics["heap_after_gc_mb sla"]["passed"] is True
+    assert [v for _, v in metrics["heap_after_gc_mb sla"]["series"]] == [40, 55, 60, 61, 60, 60]
+    # ... and the longest pause is shown, with no verdict of its own
+    assert metrics["gc_pause_max_ms sla"]["figure"] == 35.5 and metrics["gc_pause_max_ms sla"]["reported"]
+
+
+def test_a_gc_log_is_read_as_it_grows(tmp_path) -> None:
+    from bench.probes import Collection, GcLog
+
+    path = tmp_path / "gc.log"
+    path.write_text("[0.002s] Using G1\n"
+                    "[0.954s] GC(0) Pause Young (Normal) (G1 Evacuation Pause) 25M->6M(512M) 9.670ms\n"
+                    "[2.142s] GC(3) Concurrent Mark Cycle\n")
+    log = GcLog(path)
+    assert log.new() == [Collection(25, 6, 9.67)]
+    # a line still being written waits for its end
+    with path.open("a") as out:
+        out.write("[2.173s] GC(3) Pause Remark 10M->10M(512M) 12.872ms\n[2.7s] GC(4) Pause Young (Mixed) 30M->")
+    assert log.new() == [Collection(10, 10, 12.872)]
+    with path.open("a") as out:
+        out.write("12M(512M) 14.8ms\n")
+    assert log.new() == [Collection(30, 12, 14.8)]
+    assert log.new() == []

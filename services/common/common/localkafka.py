@@ -35,6 +35,12 @@ from common import lifeline
 from common.topics import all_topic_names, changelog_topic_names, compacted_topic_names
 
 KAFKA_VERSION = "4.1.1"
+BROKER_HEAP = "512m"
+# The JVM options Kafka's own start script gives a broker: G1 aiming at 20 ms pauses (the
+# JVM's default goal is 200 ms, and every call that waits on the broker would wait through
+# them), a heap of fixed size so that it is not grown and shrunk under load.
+BROKER_JVM = (f"-Xms{BROKER_HEAP}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
+              "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true")
 _ARTIFACTS = (
     "org.apache.kafka:kafka_2.13:{kafka}",
     "org.apache.kafka:kafka-tools:{kafka}",  # ProducerPerformance, for benchmarks
@@ -258,6 +264,11 @@ class LocalKafka:
         return self._process.pid if self._process else None
 
     @property
+    def gc_log(self) -> Path:
+        """The broker's garbage-collection log: each collection, with the heap before and after."""
+        return self.workdir / "gc.log"
+
+    @property
     def is_running(self) -> bool:
         """Whether the broker process is alive."""
         return self._process is not None and self._process.poll() is None
@@ -285,7 +296,7 @@ class LocalKafka:
         config.write_text(properties)
         log4j = self.workdir / "log4j2.properties"
         log4j.write_text(_LOG4J2_PROPERTIES)
-        jvm = [java, "-Xmx512m", f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*"]
+        jvm = [java, f"-Xmx{BROKER_HEAP}", f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*"]
         formatted = subprocess.run(
             [*jvm, "kafka.tools.StorageTool", "format", "--standalone",
              "-t", new_cluster_id(), "-c", str(config),
@@ -295,7 +306,8 @@ class LocalKafka:
         if formatted.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed:\n"
                                f"{_tail(formatted.stdout + formatted.stderr)}")
-        self._command = [*jvm, "kafka.Kafka", str(config)]
+        self._command = [*jvm, *BROKER_JVM, f"-Xlog:gc:file={self.gc_log}:uptime:filecount=2,filesize=20m",
+                         "kafka.Kafka", str(config)]
         self._launch(timeout)
         return self
 
