@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.streams.store import ChangelogStore, framed, header_of, payload_of
+from common.streams.store import ChangelogStore, forget_due, framed, header_of, payload_of
 
 
 def store_with(**values: bytes) -> ChangelogStore:
@@ -72,3 +72,11 @@ def test_a_tombstone_read_back_from_the_changelog_removes_the_key():
 
     assert list(store.items()) == [("b", framed(0, b"y"))]
     assert store.writes() == []
+
+
+def test_forget_instants_are_rounded_up_to_the_whole_second_so_they_come_due_together():
+    # entries finished within one second ...
+    instants = [forget_due(at) for at in (1_700_000_000_000_001, 1_700_000_000_500_000, 1_700_000_000_999_999)]
+    # ... are forgotten in the same pass, never before their period is over
+    assert set(instants) == {1_700_000_001_000_000}
+    assert forget_due(1_700_000_001_000_000) == 1_700_000_001_000_000

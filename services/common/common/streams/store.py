@@ -27,6 +27,16 @@ class Header:
     tag: int
 
 
+# Forget instants are whole seconds: what comes due within a second is deleted in one pass,
+# one transaction, where instants to the microsecond cost a transaction per entry.
+FORGET_GRAIN_US = 1_000_000
+
+
+def forget_due(at_us: int) -> int:
+    """A forget instant (µs since the epoch), rounded up to FORGET_GRAIN_US."""
+    return -(-at_us // FORGET_GRAIN_US) * FORGET_GRAIN_US
+
+
 def framed(partition: int, payload: bytes, due_us: int = 0, tag: int = 0) -> bytes:
     """A store value: the header, then the service's payload."""
     return _HEADER.pack(partition, due_us, min(tag, 255)) + payload

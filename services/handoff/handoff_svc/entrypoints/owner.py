@@ -22,7 +22,7 @@ from handoff.v1 import handoff_commands_pb2 as commands_pb2
 from common.clock import Clock, epoch_us
 from common.codec import from_timestamp, new_envelope
 from common.ids import derived_event_id, new_event_id
-from common.streams.store import framed, payload_of
+from common.streams.store import forget_due, framed, payload_of
 from common.topics import CONTACTS, HANDOFF_EVENTS, HANDOFF_REPLIES
 from common.validation import InvalidField
 from handoff_svc import metrics
@@ -53,7 +53,7 @@ class OwnedLegs:
 
     def save(self, leg: legs.Leg, partition: int) -> None:
         # Closed: resolved, transferred or cancelled.
-        due = 0 if leg.status in legs.UNRESOLVED else epoch_us(self._forget_at(leg))
+        due = 0 if leg.status in legs.UNRESOLVED else forget_due(epoch_us(self._forget_at(leg)))
         self._store[leg.handoff_id] = framed(partition, codec.leg_to_state(leg), due)
 
     def _forget_at(self, leg: legs.Leg) -> datetime:
@@ -83,7 +83,7 @@ class CommandOwner:
             reply = commands_pb2.CommandReply.FromString(payload_of(stored))
         else:
             reply = self._apply(kind, request, message, done_key, partition)
-            forget_at = epoch_us(self._clock.now() + self._retention.reply_ttl)
+            forget_at = forget_due(epoch_us(self._clock.now() + self._retention.reply_ttl))
             self._replies[done_key] = framed(partition, reply.SerializeToString(), forget_at)
         reply.command_id = message.envelope.event_id
         reply.envelope.CopyFrom(new_envelope("handoff", self._clock.now(), self._clock.now(), event_id=new_event_id()))

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from common.clock import Clock, epoch_us
-from common.streams.store import ChangelogStore, due_of, framed, partition_of, payload_of
+from common.streams.store import ChangelogStore, due_of, forget_due, framed, partition_of, payload_of
 from notify.adapters.state import group_from
 from notify.domain import grouping
 
@@ -78,7 +78,7 @@ class Retention:
 
     def stamp(self) -> int:
         """Give every finished entry this batch wrote its forget instant; returns how many."""
-        until = epoch_us(self._wall.now()) + self._period_us
+        until = forget_due(epoch_us(self._wall.now()) + self._period_us)
         stamped = 0
         for store, rule in self._stores:
             for _, key, value in store.writes():

@@ -22,7 +22,7 @@ import orjson
 
 from common.clock import EPOCH, Clock, EventTime, epoch_us
 from common.metrics import child
-from common.streams.store import framed, header_of, payload_of
+from common.streams.store import forget_due, framed, header_of, payload_of
 from sla import metrics
 from sla.adapters import codec, repeat_codec
 from sla.adapters.customers import CustomerRecord, decode_customer, encode_customer
@@ -96,7 +96,7 @@ class RepeatTracker:
             due = epoch_us(min(c.contacted_at for c in record.pending) + TICK)
         else:
             forget_at = self._forget_at(record)
-            due = epoch_us(forget_at) if forget_at is not None else 0
+            due = forget_due(epoch_us(forget_at)) if forget_at is not None else 0
         raw = self._customers[customer_ref] = framed(record.partition, payload, due, tag=1 if record.pending else 0)
         self._remember(customer_ref, raw, record)
 
