@@ -90,8 +90,8 @@ class Collection:
 
 class GcLog:
     """A broker's GC log, read as it grows: each `new()` returns the pauses written since the
-    last call. The heap after a collection is what the JVM holds live (and garbage not yet
-    reached); its low points are the live set, which is what could grow without bound."""
+    last call. The heap after a young collection is what is live plus the old generation's
+    garbage that no marking cycle has reclaimed yet, so it climbs between cycles."""
 
     def __init__(self, path: Path) -> None:
         self._path = path

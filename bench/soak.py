@@ -187,8 +187,8 @@ def judge(samples: list[dict], calls: list[tuple[float, float]], breaches: list[
                                                           retention_s)
         metrics[f"fds {name}"] = soakstats.fds_bounded(_series(samples, lambda s: s["processes"][name]["fds"]))
         heap = _series(samples, lambda s: s["processes"][name].get("heap_after_gc_mb"))
-        if heap:  # a JVM's live heap: judged as memory, with its longest pauses beside it
-            metrics[f"heap_after_gc_mb {name}"] = soakstats.rss_bounded(heap, retention_s)
+        if heap:  # a JVM: its heap after collections and its longest pauses, beside its judged RSS
+            metrics[f"heap_after_gc_mb {name}"] = soakstats.reported(heap)
             metrics[f"gc_pause_max_ms {name}"] = soakstats.reported(
                 _series(samples, lambda s: s["processes"][name].get("gc_pause_max_ms")))
     for group in GROUPS:

@@ -110,7 +110,7 @@ def engine_settings(service: ServiceSettings, group: str, env: Mapping[str, str]
         max_wait_s=_positive(env, "ENGINE_MAX_WAIT_S", 0.1, float),
         max_attempts=int(_positive(env, "ENGINE_MAX_ATTEMPTS", 3)),
         session_timeout_ms=int(_positive(env, "ENGINE_SESSION_TIMEOUT_MS", 6_000)),
-        transaction_timeout_ms=int(_positive(env, "ENGINE_TRANSACTION_TIMEOUT_MS", 15_000)),
+        transaction_timeout_ms=int(_positive(env, "ENGINE_TRANSACTION_TIMEOUT_MS", 10_000)),
         client=service.kafka_security.librdkafka(),
     )
 

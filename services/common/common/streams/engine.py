@@ -76,7 +76,7 @@ class EngineSettings:
     max_wait_s: float = 0.1
     max_attempts: int = 3
     session_timeout_ms: int = 6_000
-    transaction_timeout_ms: int = 15_000
+    transaction_timeout_ms: int = 10_000
     client: dict[str, Any] = field(default_factory=dict)
 
 
@@ -153,7 +153,9 @@ class StreamEngine:
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "range",
             "session.timeout.ms": settings.session_timeout_ms,
-            "heartbeat.interval.ms": max(settings.session_timeout_ms // 4, 500),
+            # Heartbeats are how a member learns of a rebalance: often, so a survivor takes a
+            # dead member's partitions soon after the session timeout.
+            "heartbeat.interval.ms": max(settings.session_timeout_ms // 12, 500),
             "max.poll.interval.ms": 300_000,
             "fetch.wait.max.ms": 50,
             "queued.max.messages.kbytes": 32_768,
