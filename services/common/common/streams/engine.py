@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 DATA_ERRORS = (MalformedRecord, ValueError, LookupError, TypeError)
 LAG_INTERVAL_S = 5.0
 DEFERRED_OFFSETS_S = 1.0
+# A restore reads the changelogs in batches of up to this many records, waiting at most this long.
+RESTORE_BATCH = 50_000
+RESTORE_WAIT_S = 0.5
 # How long past its own timeout a transactional call may run before the engine counts as stuck.
 STUCK_MARGIN_S = 5.0
 # The exit code of a service whose engine is stuck (sysexits' EX_TEMPFAIL: start it again).
@@ -509,6 +512,9 @@ class StreamEngine:
         reader = Consumer({
             **self._client, "group.id": f"{self._settings.group}-restore", "enable.auto.commit": False,
             "isolation.level": "read_committed", "enable.partition.eof": True, "auto.offset.reset": "earliest",
+            # A partition's end is known from a fetch that finds nothing more, which the broker
+            # holds for this long first (librdkafka's default: 500 ms).
+            "fetch.wait.max.ms": 10,
         })
         by_topic = {store.changelog: store for store in self._stores}
         wanted = [TopicPartition(topic, p, OFFSET_BEGINNING) for topic in by_topic for p in sorted(partitions)]
@@ -517,7 +523,7 @@ class StreamEngine:
         try:
             reader.assign(wanted)
             while pending and not self._stop.is_set():
-                for record in reader.consume(50_000, 0.5):
+                for record in _available(reader, RESTORE_BATCH, RESTORE_WAIT_S):
                     if record.error():
                         if record.error().code() == KafkaError._PARTITION_EOF:
                             pending.discard((record.topic(), record.partition()))
@@ -559,16 +565,8 @@ class StreamEngine:
             self._close()
 
     def _poll(self) -> list:
-        """The next batch: what has arrived, at once; else the first record within the wait and
-        whatever came with it. (librdkafka's batch consume waits for a full batch or the whole
-        timeout, which put up to max_wait_s on every record of a quiet stream.)"""
-        records = self._consumer.consume(self._settings.max_batch, 0)
-        if records:
-            return records
-        first = self._consumer.poll(self._wait_s())
-        if first is None:
-            return []
-        return [first, *self._consumer.consume(self._settings.max_batch - 1, 0)]
+        """The next batch (see _available)."""
+        return _available(self._consumer, self._settings.max_batch, self._wait_s())
 
     def _close(self) -> None:
         try:
@@ -629,6 +627,20 @@ def _quietly(close) -> None:
 def transactional_id(settings: EngineSettings) -> str:
     """The worker's transactional id: its group and instance (the ACLs grant the group's prefix)."""
     return f"{settings.group}-{settings.instance}"
+
+
+def _available(consumer: Consumer, most: int, wait_s: float) -> list:
+    """What has arrived, at once; else the first record within `wait_s` and whatever came with
+    it. (librdkafka's batch consume waits for a full batch or the whole timeout: that put
+    max_wait_s on every record of a quiet stream, and half a second on every fetch of a
+    restore.)"""
+    records = consumer.consume(most, 0)
+    if records:
+        return records
+    first = consumer.poll(wait_s)
+    if first is None:
+        return []
+    return [first, *consumer.consume(most - 1, 0)]
 
 
 def start_engine(engine: StreamEngine, name: str) -> threading.Thread:
