@@ -209,12 +209,10 @@ def _add_soak_rows(table: Table, soak: dict) -> None:
                   f"breaches notified {_fmt(soak.get('breaches_notified'))} / {_fmt(soak.get('breaching_legs'))}, "
                   f"settled after {_fmt(soak.get('settled_after_s'), 1)} s")
     for name, metric in (soak.get("metrics") or {}).items():
-        if metric.get("reported"):
-            table.add_row(f"(l) soak: {name}, start -> end", f"{_fmt(metric['start'], 1)} -> {_fmt(metric['end'], 1)}",
-                          f"highest {_fmt(metric['figure'], 1)} (reported, not judged)")
-            continue
+        detail = (f"highest {_fmt(metric['figure'], 1)} (reported, not judged)" if metric.get("reported") else
+                  f"{_verdict(metric['passed'])}: {metric['rule']} (judged on {_fmt(metric['figure'], 1)})")
         table.add_row(f"(l) soak: {name}, start -> end", f"{_fmt(metric['start'], 1)} -> {_fmt(metric['end'], 1)}",
-                      f"{_verdict(metric['passed'])}: {metric['rule']} (judged on {_fmt(metric['figure'], 1)})")
+                      detail)
     if "passed" in soak:
         verdicts = [metric["passed"] for metric in soak["metrics"].values() if not metric.get("reported")]
         table.add_row("(l) soak: every metric bounded", _fmt(soak["passed"]),

@@ -106,11 +106,12 @@ def engine_settings(service: ServiceSettings, group: str, env: Mapping[str, str]
         bootstrap=service.kafka_bootstrap,
         group=group,
         instance=service.instance,
-        max_batch=int(_positive(env, "ENGINE_MAX_BATCH", 2_000)),
-        max_wait_s=_positive(env, "ENGINE_MAX_WAIT_S", 0.1, float),
-        max_attempts=int(_positive(env, "ENGINE_MAX_ATTEMPTS", 3)),
-        session_timeout_ms=int(_positive(env, "ENGINE_SESSION_TIMEOUT_MS", 6_000)),
-        transaction_timeout_ms=int(_positive(env, "ENGINE_TRANSACTION_TIMEOUT_MS", 10_000)),
+        # Unset, each takes the engine's own default.
+        max_batch=int(_positive(env, "ENGINE_MAX_BATCH", EngineSettings.max_batch)),
+        max_wait_s=_positive(env, "ENGINE_MAX_WAIT_S", EngineSettings.max_wait_s, float),
+        max_attempts=int(_positive(env, "ENGINE_MAX_ATTEMPTS", EngineSettings.max_attempts)),
+        session_timeout_ms=int(_positive(env, "ENGINE_SESSION_TIMEOUT_MS", EngineSettings.session_timeout_ms)),
+        transaction_timeout_ms=int(_positive(env, "ENGINE_TRANSACTION_TIMEOUT_MS", EngineSettings.transaction_timeout_ms)),
         client=service.kafka_security.librdkafka(),
     )
 

@@ -571,7 +571,7 @@ class StreamEngine:
     def _close(self) -> None:
         try:
             if self._in_transaction:
-                self._producer.abort_transaction(self._txn_timeout_s)
+                self._bounded(self._producer.abort_transaction)
             self._producer.flush(10)
         except KafkaException as error:
             log.warning("closing the producer: %s", error)
