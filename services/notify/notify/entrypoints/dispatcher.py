@@ -145,7 +145,7 @@ class Dispatcher:
                 "origin": [notification.origin_id, notification.origin_receiver]}
         labels = notification.labels  # built anew each time it is asked for; read-only here
         rules = self._routing.inhibit_rules
-        if is_inhibition_source(notification, rules) and notification.notification_id not in self._sources:
+        if is_inhibition_source(labels, rules) and notification.notification_id not in self._sources:
             self._sources[notification.notification_id] = labels
             self.inhibition.add(notification.notification_id, labels)
         now = self._handled_at(notification)
