@@ -8,9 +8,12 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
+from google.protobuf import timestamp_pb2
+
 from handoff.v1 import channel_gateway_pb2, contacts_pb2, notifications_pb2, sla_events_pb2, types_pb2
 
-from common.codec import CLOCK_NAMES, from_timestamp, new_envelope, priority_name, to_timestamp
+from common.clock import EPOCH
+from common.codec import CLOCK_NAMES, from_timestamp, priority_name
 from common.ids import derived_event_id
 from notify.domain.notifications import KINDS, Notification
 from notify.domain.requests import Leg
@@ -19,6 +22,7 @@ SOURCE = "notify"
 _KINDS = {kind: notifications_pb2.NotificationKind.Value(f"NOTIFICATION_KIND_{kind.upper()}") for kind in KINDS}
 _KIND_NAMES = {value: kind for kind, value in _KINDS.items()}
 _CLOCKS = {name: value for value, name in CLOCK_NAMES.items()}
+_PRIORITIES = {name.removeprefix("PRIORITY_"): value for name, value in types_pb2.Priority.items()}
 
 
 # --- sources ---------------------------------------------------------------------------
@@ -97,17 +101,46 @@ def notification_pb(notification: Notification) -> notifications_pb2.Notificatio
 
 
 def _notification_pb(notification: Notification) -> notifications_pb2.Notification:
-    return notifications_pb2.Notification(
-        notification_id=notification.notification_id, key=notification.key, kind=_KINDS[notification.kind],
-        receiver=notification.receiver, department=notification.department,
-        priority=types_pb2.Priority.Value(f"PRIORITY_{notification.priority}"),
-        handoff_id=notification.handoff_id, case_id=notification.case_id, customer_ref=notification.customer_ref,
-        clock=_CLOCKS.get(notification.clock, types_pb2.CLOCK_KIND_UNSPECIFIED), title=notification.title,
-        body=notification.body, occurred_at=to_timestamp(notification.occurred_at),
-        labels={k: v for k, v in {**notification.labels, **_extra_labels(notification)}.items() if v},
-        escalation_level=notification.escalation_level,
-        items=[_notification_pb(item) for item in notification.items],
-    )
+    return _fill_notification(notifications_pb2.Notification(), notification)
+
+
+def _fill_notification(message: notifications_pb2.Notification,
+                       notification: Notification) -> notifications_pb2.Notification:
+    """`message` (empty) given the notification's fields, in place: a constructor copies every
+    message it is given (the timestamp, each item), and this runs for every notification."""
+    message.notification_id, message.key = notification.notification_id, notification.key
+    message.kind, message.receiver = _KINDS[notification.kind], notification.receiver
+    message.department, message.priority = notification.department, _priority(notification.priority)
+    message.handoff_id, message.case_id = notification.handoff_id, notification.case_id
+    message.customer_ref = notification.customer_ref
+    message.clock = _CLOCKS.get(notification.clock, types_pb2.CLOCK_KIND_UNSPECIFIED)
+    message.title, message.body = notification.title, notification.body
+    _set_timestamp(message.occurred_at, notification.occurred_at)
+    labels = message.labels
+    for name, value in _labels(notification).items():  # the map's update() is the generic, slower one
+        labels[name] = value
+    message.escalation_level = notification.escalation_level
+    for item in notification.items:
+        _fill_notification(message.items.add(), item)
+    return message
+
+
+def _priority(name: str) -> int:
+    """The Priority value of 'HIGH' &c. (a dict: the enum wrapper's Value() is several times slower)."""
+    value = _PRIORITIES.get(name)
+    if value is None:
+        raise ValueError(f"unknown priority {name!r}")
+    return value
+
+
+def _labels(notification: Notification) -> dict[str, str]:
+    """The routing labels, then the pipeline's (_EXTRA_LABELS), those with a value."""
+    labels = {name: value for name, value in notification.labels.items() if value}
+    for name in _EXTRA_LABELS:
+        value = getattr(notification, name)
+        if value:
+            labels[name] = value
+    return labels
 
 
 def notification_from(message: notifications_pb2.Notification) -> Notification:
@@ -129,10 +162,6 @@ def notification_from(message: notifications_pb2.Notification) -> Notification:
 _EXTRA_LABELS = ("group_key", "flush", "origin_id", "origin_receiver")
 
 
-def _extra_labels(notification: Notification) -> dict[str, str]:
-    return {name: getattr(notification, name) for name in _EXTRA_LABELS}
-
-
 def stored(notification: Notification) -> str:
     """A notification as a table value (JSON text)."""
     return base64.b64encode(notification_pb(notification).SerializeToString()).decode()
@@ -147,10 +176,31 @@ def restored(text: str) -> Notification:
 # --- notification events ------------------------------------------------------------------
 
 
+def _set_timestamp(stamp: timestamp_pb2.Timestamp, moment: datetime) -> None:
+    """`stamp` set to an aware datetime in place (common.codec.to_timestamp's arithmetic, without
+    building a Timestamp that its parent message would then copy)."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: every instant must carry a time zone")
+    since = moment - EPOCH
+    stamp.seconds, stamp.nanos = since.days * 86400 + since.seconds, since.microseconds * 1000
+
+
+def _event_message(event_id: str, receiver: str, occurred: datetime, recorded: datetime,
+                   **change) -> notifications_pb2.NotificationEvent:
+    """A NotificationEvent with its envelope (as common.codec.new_envelope makes it), receiver and
+    `change`, if given; the hot paths give their change in place instead (a constructor copies
+    every message it is given: the notification twice, through the change)."""
+    event = notifications_pb2.NotificationEvent(receiver=receiver, **change)
+    envelope = event.envelope
+    envelope.event_id, envelope.source = event_id, SOURCE
+    _set_timestamp(envelope.occurred_at, occurred)
+    _set_timestamp(envelope.recorded_at, recorded)
+    envelope.trace.SetInParent()  # an empty trace context, as new_envelope writes
+    return event
+
+
 def _event(event_id: str, receiver: str, occurred: datetime, recorded: datetime, **change) -> bytes:
-    return notifications_pb2.NotificationEvent(
-        envelope=new_envelope(SOURCE, occurred, recorded, event_id=event_id), receiver=receiver, **change
-    ).SerializeToString()
+    return _event_message(event_id, receiver, occurred, recorded, **change).SerializeToString()
 
 
 def encode_requested(notification: Notification, channels: list[str], recorded_at: datetime,
@@ -163,13 +213,16 @@ def encode_requested(notification: Notification, channels: list[str], recorded_a
     it however old (its leg was imported with --notify). `dispatched`: stage 2 took it in the
     transaction that writes it.
     """
-    requested = notifications_pb2.NotificationRequested(notification=notification_pb(notification), channels=channels,
-                                                        deliver_history=deliver_history, dispatched=dispatched)
+    event = _event_message(notification.notification_id, notification.receiver, notification.occurred_at,
+                           recorded_at)
+    requested = event.requested
+    requested.notification.CopyFrom(notification_pb(notification))
+    requested.channels.extend(channels)
+    requested.deliver_history, requested.dispatched = deliver_history, dispatched
     if acknowledged is not None:
-        requested.acknowledged_at.CopyFrom(to_timestamp(acknowledged[0]))
+        _set_timestamp(requested.acknowledged_at, acknowledged[0])
         requested.acknowledged_by = acknowledged[1]
-    return _event(notification.notification_id, notification.receiver, notification.occurred_at, recorded_at,
-                  requested=requested)
+    return event.SerializeToString()
 
 
 def acknowledged_with(requested: notifications_pb2.NotificationRequested) -> tuple[datetime, str] | None:
@@ -198,11 +251,14 @@ def encode_heartbeat(at: datetime, source_partition: int, source_partitions: int
 def encode_delivered(delivery_id: str, notification: Notification, channel: str, attempts: int, at: datetime,
                      carry: bool) -> bytes:
     """`carry`: include the notification (the subscription channel's stream reads it)."""
-    return _event(derived_event_id("delivered", delivery_id), notification.receiver, at, at,
-                  delivered=notifications_pb2.NotificationDelivered(
-                      notification_id=notification.notification_id, channel=channel, delivered_at=to_timestamp(at),
-                      attempts=attempts, delivery_id=delivery_id,
-                      notification=notification_pb(notification) if carry else None))
+    event = _event_message(derived_event_id("delivered", delivery_id), notification.receiver, at, at)
+    delivered = event.delivered
+    delivered.notification_id, delivered.channel = notification.notification_id, channel
+    _set_timestamp(delivered.delivered_at, at)
+    delivered.attempts, delivered.delivery_id = attempts, delivery_id
+    if carry:
+        delivered.notification.CopyFrom(notification_pb(notification))
+    return event.SerializeToString()
 
 
 def encode_failed(delivery_id: str, notification: Notification, channel: str, reason: str, attempts: int,

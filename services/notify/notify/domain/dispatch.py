@@ -48,10 +48,10 @@ def suppression(
     return Suppression(INHIBITION, rule=rule.name) if rule is not None else None
 
 
-def is_inhibition_source(notification: Notification, rules: Iterable[InhibitRule]) -> bool:
-    """Whether a notification, while open (unacknowledged), may hold others back: it matches
-    the source side of a rule (a department-wide incident, a breach over its warnings)."""
-    return any(matches_all(rule.source, notification.labels) for rule in rules)
+def is_inhibition_source(labels: Mapping[str, str], rules: Iterable[InhibitRule]) -> bool:
+    """Whether a notification with `labels`, while open (unacknowledged), may hold others back:
+    it matches the source side of a rule (a department-wide incident, a breach over its warnings)."""
+    return any(matches_all(rule.source, labels) for rule in rules)
 
 
 def route_for(matches: Iterable[RouteMatch], receiver: str) -> RouteMatch | None:

@@ -61,18 +61,18 @@ def _notice(leg: Leg, kind: str, key: str, clock: str, title: str, body: str, at
 
 def warning_notice(leg: Leg, clock: str, fraction: float, deadline: datetime, at: datetime) -> Notification:
     """A clock passed `fraction` of its target; the key names the clock's deadline and the fraction."""
-    percent = round(fraction * 100)
-    return _notice(leg, WARNING, f"{WARNING}:{leg.handoff_id}:{clock}:{deadline.isoformat()}:{percent}", clock,
+    percent, due = round(fraction * 100), deadline.isoformat()
+    return _notice(leg, WARNING, f"{WARNING}:{leg.handoff_id}:{clock}:{due}:{percent}", clock,
                    f"{clock} SLA at {percent}%: {leg.priority} handoff {leg.handoff_id}",
-                   f"Case {leg.case_id} held by {leg.department} is due by {deadline.isoformat()}.", at)
+                   f"Case {leg.case_id} held by {leg.department} is due by {due}.", at)
 
 
 def breach_notice(leg: Leg, clock: str, deadline: datetime) -> Notification:
     """A clock breached; the key names the leg, the clock and the deadline."""
-    return _notice(leg, BREACH, f"{BREACH}:{leg.handoff_id}:{clock}:{deadline.isoformat()}", clock,
+    due = deadline.isoformat()
+    return _notice(leg, BREACH, f"{BREACH}:{leg.handoff_id}:{clock}:{due}", clock,
                    f"{clock} SLA breached: {leg.priority} handoff {leg.handoff_id}",
-                   f"Case {leg.case_id} held by {leg.department} passed its {clock} deadline of "
-                   f"{deadline.isoformat()}.", deadline)
+                   f"Case {leg.case_id} held by {leg.department} passed its {clock} deadline of {due}.", deadline)
 
 
 def repeat_notice(leg: Leg, contact_id: str, at: datetime) -> Notification:
@@ -151,9 +151,13 @@ def end_after(leg: Leg, at: datetime) -> End | None:
     before a breach or warning that happened earlier; the notice is then acknowledged at
     the end it would have met had it come in time.
     """
+    if not leg.ends:  # most legs, and min() over an empty generator still costs a microsecond
+        return None
     return min((end for end in leg.ends if end.at >= at), default=None)
 
 
 def resolution_after(leg: Leg, at: datetime) -> End | None:
     """The first resolution at or after `at` (a late breach still earns its resolution notice)."""
+    if not leg.ends:
+        return None
     return min((end for end in leg.ends if end.at >= at and end.resolution_id), default=None)

@@ -16,8 +16,8 @@ T = TypeVar("T")
 def evolve(instance: T, **changes: Any) -> T:
     """`instance` with `changes` (a frozen dataclass without __post_init__ or slots)."""
     fields = instance.__dict__
-    unknown = changes.keys() - fields.keys()
-    if unknown:
+    if not changes.keys() <= fields.keys():  # compared in place: the difference is a new set
+        unknown = changes.keys() - fields.keys()
         raise TypeError(f"{type(instance).__name__} has no field {sorted(unknown)[0]!r}")
     copy = object.__new__(type(instance))
     copy.__dict__.update(fields)

@@ -62,6 +62,9 @@ STAGE1_TABLES = ("requested", "legs")
 # Receivers whose partition of notifications.v1 is kept once computed.
 RECEIVERS_PLACED = 4096
 STAGE2_TABLES = ("deliveries", "pending", "escalations", "groups", "grouped", "sources", "marks")
+# Tables whose values hold floats (seconds: an escalation's reminder interval, a group's
+# timing), which only json writes as they always were (stores.encoded).
+FLOAT_TABLES = frozenset({"escalations", "groups"})
 
 
 class NotifyProcessor:
@@ -79,7 +82,8 @@ class NotifyProcessor:
         self.place = Place()
         self.stores = tuple(ChangelogStore(name, changelog_name(APP_ID, name))
                             for name in STAGE1_TABLES + STAGE2_TABLES)
-        tables = {store.name: JsonTable(store, self.place) for store in self.stores}
+        tables = {store.name: JsonTable(store, self.place, floats=store.name in FLOAT_TABLES)
+                  for store in self.stores}
         self._send, self._client, self._clock = send, client or {}, clock
         self._known_partitions = dict(partitions or {})
         self._receiver_partitions: dict[str, int] = {}

@@ -119,14 +119,18 @@ class Deliverer:
             self._queue.add(job.first_attempt_at, job.delivery_id)
         self._sealed.clear()
         now = self._clock.now()
-        for delivery_id in dict.fromkeys(self._queue.pop_due(now)):
+        due = list(dict.fromkeys(self._queue.pop_due(now)))
+        for index, delivery_id in enumerate(due):
+            if len(self._in_flight) >= self._concurrency:
+                # No room until outcomes come back: the rest wait as they are, each judged when
+                # popped again (judging them now read their tables again on every pass).
+                for waiting in due[index:]:
+                    self._queue.add(now, waiting)
+                return
             if delivery_id in self._in_flight:
                 continue
             job = self._job(delivery_id)
             if job is None or job.partition not in owned or self._done.get(delivery_id):
-                continue
-            if len(self._in_flight) >= self._concurrency:
-                self._queue.add(now, delivery_id)
                 continue
             self._place.partition = job.partition
             self._start(job, now)

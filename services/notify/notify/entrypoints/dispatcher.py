@@ -143,18 +143,19 @@ class Dispatcher:
             # An escalation notice: acknowledging it acknowledges the original.
             self._escalations[notification.notification_id] = {
                 "origin": [notification.origin_id, notification.origin_receiver]}
+        labels = notification.labels  # built anew each time it is asked for; read-only here
         rules = self._routing.inhibit_rules
-        if is_inhibition_source(notification, rules) and notification.notification_id not in self._sources:
-            self._sources[notification.notification_id] = notification.labels
-            self.inhibition.add(notification.notification_id, notification.labels)
+        if is_inhibition_source(labels, rules) and notification.notification_id not in self._sources:
+            self._sources[notification.notification_id] = labels
+            self.inhibition.add(notification.notification_id, labels)
         now = self._handled_at(notification)
-        held = suppression(notification.labels, self._silences(now), self.inhibition, now)
+        held = suppression(labels, self._silences(now), self.inhibition, now)
         if held is not None:
             self._suppress(notification, held.reason, held.silence_id, now)
             return
-        match = route_for(self._routing.route(notification.labels), notification.receiver)
+        match = route_for(self._routing.route(labels), notification.receiver)
         if is_grouped(notification, match):
-            key = grouping.group_key(match, notification.labels)
+            key = grouping.group_key(match, labels)
             value = self._groups.get(key)
             state = grouping.add(group_from(value) if value else new_group(key, match), notification, now)
             self._groups[key] = group_value(state, partition)

@@ -17,7 +17,6 @@ id is taken as new.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from common.clock import Clock, epoch_us
 from common.streams.store import ChangelogStore, due_of, forget_due, framed, partition_of, payload_of
 from notify.adapters.state import group_from
+from notify.adapters.stores import decoded
 from notify.domain import grouping
 
 # A leg is over once its latest end closes it (an acknowledgement does not).
@@ -85,7 +85,7 @@ class Retention:
                 if value is None or due_of(value):
                     continue
                 payload = payload_of(value)
-                if rule is None or rule(json.loads(payload)):
+                if rule is None or rule(decoded(payload)):
                     store[key] = framed(partition_of(value), payload, until)
                     stamped += 1
         return stamped
@@ -100,6 +100,6 @@ class Retention:
         if store.name in WITH_IT:
             name, keys_of = WITH_IT[store.name]
             other = self._by_name[name]
-            for other_key in keys_of(json.loads(payload_of(value))):
+            for other_key in keys_of(decoded(payload_of(value))):
                 if other_key in other:
                     del other[other_key]
