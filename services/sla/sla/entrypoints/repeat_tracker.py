@@ -205,8 +205,11 @@ class RepeatTracker:
 
     def settle(self, partition: int) -> None:
         """Examine the waiting contacts of `partition` that time has passed."""
+        waiting = self._waiting.get(partition)
+        if not waiting:  # the common case: runs after every record
+            return
         until = self._settled_until(partition)
-        for customer_ref in dict.fromkeys(self._waiting.get(partition, DueIndex()).pop_due(until)):
+        for customer_ref in dict.fromkeys(waiting.pop_due(until)):
             record = self._load(customer_ref, partition)
             due = sorted((c for c in record.pending if c.contacted_at <= until),
                          key=lambda c: (c.contacted_at, c.contact_id))
