@@ -76,9 +76,8 @@ class ClockEngine:
         return policy.calendar, policy.warning_fractions, policy.max_pause
 
     def _emit(self, events: list[ClockEvent], now: datetime) -> None:
-        recorded_at = self._recorded.now()
-        for event in events:
-            self._send(event.leg.customer_ref, codec.encode_sla_event(event, recorded_at))
+        for event, value in zip(events, codec.encode_sla_events(events, self._recorded.now())):
+            self._send(event.leg.customer_ref, value)
             _count(event, now)
 
     def _decide(self, message, state: LegClocks | None, at: datetime):
