@@ -133,6 +133,9 @@ class RepeatTracker:
 
     def _fold_leg_change(self, message, events: list[ClockEvent], partition: int, at: datetime) -> None:
         change = message.WhichOneof("change")
+        breaches = _breaches(events)
+        if change != "created" and change not in LEG_CHANGES and not breaches:
+            return  # an acknowledgement, a pause...: nothing the customer's legs keep
         record = self._load(message.customer_ref, partition)
         legs = {leg.handoff_id: leg for leg in record.legs}
         leg = legs.get(message.handoff_id)
@@ -142,7 +145,7 @@ class RepeatTracker:
             leg = leg.with_change(at, LEG_CHANGES[change])
         if leg is None:
             return
-        for breached_at in _breaches(events):
+        for breached_at in breaches:
             leg = leg.with_breach(breached_at)
         if legs.get(leg.handoff_id) == leg:
             return
