@@ -8,7 +8,7 @@ import orjson
 from google.protobuf import duration_pb2
 from handoff.v1 import handoff_events_pb2, sla_events_pb2, types_pb2
 
-from common.clock import epoch_us, from_epoch_us
+from common.clock import EPOCH, epoch_us, from_epoch_us
 from common.codec import CLOCK_NAMES, from_timestamp, priority_name
 from common.streams.store import framed, partition_of, payload_of
 from sla.domain.clocks import (
@@ -54,8 +54,10 @@ def occurred_at(event: handoff_events_pb2.HandoffEvent) -> datetime:
 # a fraction of reaching each one from Python to set its fields (this runs per event).
 def _stamp(moment: datetime) -> dict[str, int]:
     """A Timestamp's fields for an instant."""
-    seconds, micros = divmod(epoch_us(moment), 1_000_000)
-    return {"seconds": seconds, "nanos": micros * 1000}
+    # From the span's own fields (normalised: days may be negative, the rest never is), as
+    # divmod(epoch_us(moment), 10**6) would give them, without the division.
+    since = moment - EPOCH
+    return {"seconds": since.days * 86_400 + since.seconds, "nanos": since.microseconds * 1000}
 
 
 def _span(span: timedelta) -> dict[str, int]:
@@ -109,11 +111,21 @@ _CHANGES = {
 
 def encode_sla_event(event: ClockEvent, recorded_at: datetime) -> bytes:
     """A domain clock event as an SlaEvent record value."""
+    return _encode(event, _stamp(recorded_at))
+
+
+def encode_sla_events(events: list[ClockEvent], recorded_at: datetime) -> list[bytes]:
+    """`encode_sla_event` of each of `events`, all recorded at one instant (stamped once)."""
+    recorded = _stamp(recorded_at)
+    return [_encode(event, recorded) for event in events]
+
+
+def _encode(event: ClockEvent, recorded: dict[str, int]) -> bytes:
     leg, clock = event.leg, event.clock
     change, fields = _CHANGES[type(event)](event)
     message = sla_events_pb2.SlaEvent(
         envelope={"event_id": event.event_id, "source": SOURCE, "occurred_at": _stamp(event.occurred_at),
-                  "recorded_at": _stamp(recorded_at)},
+                  "recorded_at": recorded},
         handoff_id=leg.handoff_id,
         case_id=leg.case_id,
         customer_ref=leg.customer_ref,

@@ -449,8 +449,12 @@ def next_due(state: LegClocks, calendar: Calendar, fractions: Iterable[float] = 
     Something dated t is due from t + TICK, once the clock has run past t.
     """
     fractions = tuple(fractions)
-    instants = (_next_instant(c, calendar, fractions, max_pause) for c in state.clocks.values())
-    return min((i + TICK for i in instants if i is not None), default=None)
+    earliest = None
+    for clock in state.clocks.values():
+        instant = _next_instant(clock, calendar, fractions, max_pause)
+        if instant is not None and (earliest is None or instant < earliest):
+            earliest = instant
+    return None if earliest is None else earliest + TICK
 
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from common.clock import Clock, EventTime, WallClock, epoch_us
 from common.metrics import child
-from common.streams.store import header_of
+from common.streams.store import Header, header_of
 from sla import metrics
 from sla.adapters import codec
 from sla.domain import clocks
@@ -76,9 +76,8 @@ class ClockEngine:
         return policy.calendar, policy.warning_fractions, policy.max_pause
 
     def _emit(self, events: list[ClockEvent], now: datetime) -> None:
-        recorded_at = self._recorded.now()
-        for event in events:
-            self._send(event.leg.customer_ref, codec.encode_sla_event(event, recorded_at))
+        for event, value in zip(events, codec.encode_sla_events(events, self._recorded.now())):
+            self._send(event.leg.customer_ref, value)
             _count(event, now)
 
     def _decide(self, message, state: LegClocks | None, at: datetime):
@@ -173,6 +172,9 @@ class ClockEngine:
 
     def breached_by(self, handoff_id: str, at: datetime) -> datetime | None:
         """When one of the leg's clocks breached, if it had by `at` (emitted yet or not)."""
+        raw = self._table.get(handoff_id)
+        if not raw or not _may_have_breached(header_of(raw), at):
+            return None
         state, _ = self._load(handoff_id)
         if state is None:
             return None
@@ -188,6 +190,19 @@ class ClockEngine:
                 self.running_clocks += header.tag
         self.indexed_partitions = partitions
         metrics.RUNNING_CLOCKS.set(self.running_clocks)
+
+
+def _may_have_breached(header: Header, at: datetime) -> bool:
+    """Might the leg stored with `header` show a breach by `at`? Read from the header alone (the
+    repeat tracker asks for every leg of a customer at each contact, most of them quiet).
+
+    Not without a running clock (the tag counts them). Nor before the header's due instant:
+    a clock passes its next warning or the end of its pause before its breach, and the due
+    instant is the earliest of those over the leg's clocks (0: none pending, so look).
+    """
+    if not header.tag:
+        return False
+    return not header.due_us or epoch_us(at) >= header.due_us
 
 
 def _running(state: LegClocks | None) -> int:

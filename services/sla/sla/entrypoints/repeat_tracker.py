@@ -25,7 +25,7 @@ from common.metrics import child
 from common.streams.store import forget_due, framed, header_of, payload_of
 from sla import metrics
 from sla.adapters import codec, repeat_codec
-from sla.adapters.customers import CustomerRecord, decode_customer, encode_customer
+from sla.adapters.customers import CustomerRecord, customer_payload, decode_customer
 from sla.domain import repeats
 from sla.domain.clocks import TICK, ClockBreached, ClockEvent
 from common.dueindex import DueIndex
@@ -91,7 +91,7 @@ class RepeatTracker:
         # The tag says whether contacts wait, so a rebuild decodes only those; the due instant
         # brings the timer back once time has passed the earliest (on a quiet partition too),
         # or, with nothing waiting and no leg open, when the customer is to be forgotten.
-        payload = orjson.dumps(encode_customer(record))
+        payload = customer_payload(customer_ref, record)
         if record.pending:
             due = epoch_us(min(c.contacted_at for c in record.pending) + TICK)
         else:
@@ -133,6 +133,9 @@ class RepeatTracker:
 
     def _fold_leg_change(self, message, events: list[ClockEvent], partition: int, at: datetime) -> None:
         change = message.WhichOneof("change")
+        breaches = _breaches(events)
+        if change != "created" and change not in LEG_CHANGES and not breaches:
+            return  # an acknowledgement, a pause...: nothing the customer's legs keep
         record = self._load(message.customer_ref, partition)
         legs = {leg.handoff_id: leg for leg in record.legs}
         leg = legs.get(message.handoff_id)
@@ -142,7 +145,7 @@ class RepeatTracker:
             leg = leg.with_change(at, LEG_CHANGES[change])
         if leg is None:
             return
-        for breached_at in _breaches(events):
+        for breached_at in breaches:
             leg = leg.with_breach(breached_at)
         if legs.get(leg.handoff_id) == leg:
             return
@@ -205,8 +208,11 @@ class RepeatTracker:
 
     def settle(self, partition: int) -> None:
         """Examine the waiting contacts of `partition` that time has passed."""
+        waiting = self._waiting.get(partition)
+        if not waiting:  # the common case: runs after every record
+            return
         until = self._settled_until(partition)
-        for customer_ref in dict.fromkeys(self._waiting.get(partition, DueIndex()).pop_due(until)):
+        for customer_ref in dict.fromkeys(waiting.pop_due(until)):
             record = self._load(customer_ref, partition)
             due = sorted((c for c in record.pending if c.contacted_at <= until),
                          key=lambda c: (c.contacted_at, c.contact_id))
