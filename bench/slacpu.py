@@ -4,11 +4,14 @@ Drives the real SlaProcessor (its `process` and `due`, as the stream engine call
 synthetic legs: N created legs over K customers, optionally acknowledged and resolved
 later, with contacts, on wall time (as the burst of phase (b)) or on event time (a
 replay). Batches end as the engine's do: the stores' writes become timers, the due ones
-fire, the stores commit. The sender only collects the outputs; a digest of them (recorded_at
-fixed) tells whether two versions of the code emit the same bytes.
+fire, the stores commit. The sender only collects the outputs. With --fixed-clock (wall time
+standing still at a fixed instant, recorded_at too) two digests, of the outputs and of every
+store write, depend on the code alone: equal digests show two versions emit and store the
+same bytes.
 
     python -m bench.slacpu --legs 20000
     python -m bench.slacpu --legs 20000 --lifecycle --contacts --clock event --calendar office --profile
+    python -m bench.slacpu --legs 20000 --fixed-clock    # digests to compare two versions by
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ PAUSES = {"waiting": types_pb2.LEG_STATUS_WAITING_ON_CUSTOMER, "working": types_
 
 
 class FixedClock:
-    """recorded_at for a digest that does not depend on when the harness ran."""
+    """Wall time (and recorded_at) for digests that do not depend on when the harness ran."""
 
     def now(self) -> datetime:
         return EVENT_TIME_START
@@ -109,7 +112,7 @@ def _contact(number: int, at: datetime, customers: int) -> tuple[str, bytes]:
 def records(args: argparse.Namespace) -> list[tuple[object, int, bytes]]:
     """(topic, partition, value) in the order one worker would read them, time order on event time."""
     department = f"slacpu-{args.calendar}"
-    start = EVENT_TIME_START if args.clock == "event" else datetime.now(timezone.utc)
+    start = EVENT_TIME_START if args.clock == "event" or args.fixed_clock else datetime.now(timezone.utc)
     step = timedelta(seconds=args.spacing_s)
     timed: list[tuple[datetime, int, object, str, bytes]] = []
     for number in range(args.legs):
@@ -137,10 +140,11 @@ class Harness:
 
     def __init__(self, args: argparse.Namespace, policy_file: Path) -> None:
         self.outputs: list[tuple[str, bytes]] = []
-        clock = EventTime() if args.clock == "event" else WallClock()
+        self._state = hashlib.sha256()
+        clock = EventTime() if args.clock == "event" else FixedClock() if args.fixed_clock else WallClock()
         self.processor = SlaProcessor(load_policies(policy_file), clock, self._send)
         worker = self.processor.worker
-        if args.fixed_recorded:
+        if args.fixed_clock:
             worker.engine._recorded = worker.tracker._recorded = FixedClock()
         self.processor.assigned(frozenset(range(PARTITIONS)))
         self._timers: dict[int, list[tuple[int, str, str]]] = {}
@@ -156,6 +160,7 @@ class Harness:
         self.processor.before_commit()
         for store in self.processor.stores:
             for partition, key, value in store.writes():
+                self._state.update(f"{store.name}|{partition}|{key}|".encode() + (value or b"-"))
                 if value is not None and due_of(value):
                     heapq.heappush(self._timers.setdefault(partition_of(value), []), (due_of(value), store.name, key))
             store.commit()
@@ -173,6 +178,10 @@ class Harness:
     def digest(self) -> str:
         return hashlib.sha256(b"".join(topic.encode() + value for topic, value in self.outputs)).hexdigest()[:16]
 
+    def state_digest(self) -> str:
+        """Of every store write (name, partition, key, value or deletion), in order."""
+        return self._state.hexdigest()[:16]
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.slacpu", description=__doc__.split("\n\n")[0])
@@ -186,7 +195,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ack", default="1d", help="ack target (default 1d: nothing due in a burst)")
     parser.add_argument("--resolve", default="5d")
     parser.add_argument("--spacing-s", type=float, default=0.001, help="event time between created legs")
-    parser.add_argument("--fixed-recorded", action="store_true", help="recorded_at fixed, for the digest")
+    parser.add_argument("--fixed-clock", action="store_true",
+                        help="wall time and recorded_at stand still: the digests depend on the code alone")
     parser.add_argument("--profile", action="store_true", help="print the functions that took the most CPU")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args(argv)
@@ -215,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
           f"time{', lifecycle' if args.lifecycle else ''}{', contacts' if args.contacts else ''}): "
           f"{spent:.2f} CPU s, {spent / len(batches) * 1e6:.1f} µs per record, "
           f"{len(batches) / spent:,.0f} records per CPU-second{' (profiled)' if profiler else ''}")
-    print(f"outputs {len(harness.outputs)}, digest {harness.digest()}, load average {load}")
+    print(f"outputs {len(harness.outputs)}, digest {harness.digest()}, state digest {harness.state_digest()}, "
+          f"load average {load}")
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(args.top)
     return 0
