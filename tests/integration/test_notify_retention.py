@@ -128,9 +128,11 @@ def test_notify_state_stays_flat_as_legs_pass_the_retention(kafka_bootstrap: str
                      and len(stores["deliveries"]) >= 2 * LEGS_PER_WAVE, 60, f"wave {wave} to be handled")
             held_at = time.monotonic()
             assert len(stores["requested"]) >= 2 * LEGS_PER_WAVE  # its breach and its resolution notice
-            # ... and kept for the retention period, then forgotten
-            wait_for(lambda: not any(h in stores["legs"] for h in legs) and not len(stores["deliveries"]),
-                     RETENTION.total_seconds() + 30, f"wave {wave} to be forgotten")
+            # ... and kept for the retention period, then forgotten: the leg, its deliveries, and
+            # the acknowledgements its resolution wrote (a pass later than the leg's end, so
+            # forgotten up to a pass and a second after it)
+            wait_for(lambda: not any(h in stores["legs"] for h in legs) and not len(stores["deliveries"])
+                     and not len(stores["escalations"]), RETENTION.total_seconds() + 30, f"wave {wave} to be forgotten")
             assert time.monotonic() - held_at >= RETENTION.total_seconds() - 1.0
             sizes.append({name: len(store) for name, store in stores.items()})
 

@@ -5,6 +5,14 @@ replica reads everything), seeks to the beginning and follows in a background ta
 `caught_up()` waits until everything written before the call has been applied, which
 gives a read after a write (on any replica) that write.
 
+A transaction's commit becomes readable partition by partition: the coordinator writes its
+commit marker on each partition on its own. A reply read on one partition therefore can
+come before the events of the same transaction can be read on another, and the committed
+end of that partition (its last stable offset) does not count them yet. `caught_up(
+include_open=True)` waits for the end of what is written, whether committed or not (the
+high watermark): the transactions under way at the call have ended, committed or aborted,
+and what they committed is applied.
+
 A feed of a topic that no consumer group reads is the only reader that can dead-letter its
 bad records; given `dead_letter`, it sends each one to the topic's DLQ once: on start it
 reads which records the DLQ already holds (by their dlq.* headers), since every start sees
@@ -58,6 +66,7 @@ class TopicFeed:
         self._observe = observe
         self._name = name
         self._consumer: AIOKafkaConsumer | None = None
+        self._written_ends: AIOKafkaConsumer | None = None  # asks for high watermarks only
         self._partitions: list[TopicPartition] = []
         self._read_up_to: dict[TopicPartition, int] = {}
         self._progress = asyncio.Condition()
@@ -78,7 +87,11 @@ class TopicFeed:
             bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
             fetch_max_wait_ms=20, isolation_level="read_committed", **self._security.aiokafka(),
         )
+        # read_uncommitted, to be told where the written records end (see caught_up).
+        self._written_ends = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
+                                              isolation_level="read_uncommitted", **self._security.aiokafka())
         await self._consumer.start()
+        await self._written_ends.start()
         self._consumer.assign(self._partitions)
         await self._consumer.seek_to_beginning(*self._partitions)
         self._task = asyncio.create_task(self._follow(), name=self._name)
@@ -90,15 +103,18 @@ class TopicFeed:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        if self._consumer:
-            await self._consumer.stop()
-            self._consumer = None
+        for client in (self._consumer, self._written_ends):
+            if client:
+                await client.stop()
+        self._consumer = self._written_ends = None
 
-    async def caught_up(self, timeout: float | None = 5.0) -> None:
-        """Wait until every record written before this call has been applied (TimeoutError after `timeout`)."""
-        if self._consumer is None:
+    async def caught_up(self, timeout: float | None = 5.0, include_open: bool = False) -> None:
+        """Wait until every record committed before this call has been applied (TimeoutError
+        after `timeout`); with `include_open`, also those of the transactions under way at the
+        call, once they have committed (see the module's docstring)."""
+        if self._consumer is None or self._written_ends is None:
             raise RuntimeError(f"{self._name} is not started")
-        ends = await self._consumer.end_offsets(self._partitions)
+        ends = await (self._written_ends if include_open else self._consumer).end_offsets(self._partitions)
 
         def done() -> bool:
             return all(self._read_up_to.get(tp, 0) >= end for tp, end in ends.items())

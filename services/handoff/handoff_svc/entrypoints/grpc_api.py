@@ -155,9 +155,9 @@ class HandoffApi(api_grpc.HandoffServiceServicer):
 
     # -- reads --------------------------------------------------------------------------
 
-    async def _caught_up(self, context) -> None:
+    async def _caught_up(self, context, include_open: bool = False) -> None:
         try:
-            await self._feed.caught_up()
+            await self._feed.caught_up(include_open=include_open)
         except TimeoutError:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "this replica is catching up; retry shortly")
 
@@ -168,7 +168,9 @@ class HandoffApi(api_grpc.HandoffServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         leg = self._store.get(handoff_id)
         if leg is None:
-            await self._caught_up(context)
+            # The caller may hold the leg's id from a reply whose transaction is still making
+            # the leg's own events readable: wait for the transactions under way too.
+            await self._caught_up(context, include_open=True)
             leg = self._store.get(handoff_id)
         if leg is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"handoff {handoff_id} not found")
