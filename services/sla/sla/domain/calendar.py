@@ -30,9 +30,8 @@ _DAY = timedelta(days=1)
 _REINDEX_MARGIN = timedelta(days=400)
 # How far ahead `open_from` looks for an opening before it calls the calendar closed for good.
 _SEARCH_DAYS = 3660
-# Answers kept per calendar and question (bounded: emptied when full). An answer costs about
-# 150 bytes; 10,000 hold a batch's instants, and three caches stay near 5 MB per calendar.
-_ANSWERS_KEPT = 10_000
+# Answers kept per calendar and question (bounded: emptied when full).
+_ANSWERS_KEPT = 100_000
 
 
 @dataclass(frozen=True)
