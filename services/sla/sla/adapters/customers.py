@@ -89,32 +89,9 @@ def encode_customer(record: CustomerRecord) -> dict:
     }
 
 
-# The legs each recently written customer's document held, and their JSON array items: a
-# customer's legs mostly grow by one leg, so the next document extends those items. Bounded:
-# emptied when full.
-_LEGS_WRITTEN: dict[str, tuple[tuple[LegHistory, ...], bytes]] = {}
-_LEGS_WRITTEN_KEPT = 10_000
-
-
-def _legs_json(customer_ref: str, legs: tuple[LegHistory, ...]) -> bytes:
-    """The items of the JSON array of `legs` (each leg's JSON, comma-separated)."""
-    written = _LEGS_WRITTEN.get(customer_ref)
-    # Tuples compare element by element, in C, the very same leg object at once.
-    if written is not None and legs == written[0]:
-        return written[1]
-    if written is not None and written[0] and legs[:-1] == written[0]:
-        items = b",".join((written[1], _leg_json(legs[-1])))
-    else:
-        items = b",".join([_leg_json(leg) for leg in legs])
-    if len(_LEGS_WRITTEN) >= _LEGS_WRITTEN_KEPT:
-        _LEGS_WRITTEN.clear()
-    _LEGS_WRITTEN[customer_ref] = (legs, items)
-    return items
-
-
-def customer_payload(customer_ref: str, record: CustomerRecord) -> bytes:
+def customer_payload(record: CustomerRecord) -> bytes:
     """The table document of a customer's record: `orjson.dumps(encode_customer(record))` to
-    the byte, put together around its legs' kept JSON instead of encoding every leg again."""
+    the byte, put together around each leg's kept JSON instead of encoding every leg again."""
     document = orjson.dumps({
         "p": record.partition,
         "contacts": [_contact(c) for c in record.contacts],
@@ -122,7 +99,7 @@ def customer_payload(customer_ref: str, record: CustomerRecord) -> bytes:
         "legs": [],
     })
     # `document` ends with the empty list of legs and the closing brace: `]}`.
-    return b"".join((document[:-2], _legs_json(customer_ref, record.legs), b"]}"))
+    return b"".join((document[:-2], b",".join([_leg_json(leg) for leg in record.legs]), b"]}"))
 
 
 def decode_customer(customer_ref: str, document: dict) -> CustomerRecord:

@@ -91,7 +91,7 @@ class RepeatTracker:
         # The tag says whether contacts wait, so a rebuild decodes only those; the due instant
         # brings the timer back once time has passed the earliest (on a quiet partition too),
         # or, with nothing waiting and no leg open, when the customer is to be forgotten.
-        payload = customer_payload(customer_ref, record)
+        payload = customer_payload(record)
         if record.pending:
             due = epoch_us(min(c.contacted_at for c in record.pending) + TICK)
         else:
