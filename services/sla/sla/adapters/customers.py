@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import orjson
-
 from common.clock import epoch_us, from_epoch_us
 from sla.domain.repeats import Contact, LegHistory
 
@@ -38,38 +36,37 @@ def _contact_of(customer_ref: str, fields: list) -> Contact:
     return Contact(contact_id, customer_ref, case_id, channel, from_epoch_us(at))
 
 
-def _leg_form(leg: LegHistory) -> dict:
-    return {
+# The encoded form of recently written or read legs. A customer's record is written whole
+# at each change while most of its legs stay as they were: each unchanged leg (the very same
+# object) reuses its form. Bounded: emptied when full.
+_LEG_FORMS: dict[str, tuple[LegHistory, dict]] = {}
+_LEG_FORMS_KEPT = 50_000
+
+
+def _keep_form(leg: LegHistory, form: dict) -> dict:
+    if len(_LEG_FORMS) >= _LEG_FORMS_KEPT:
+        _LEG_FORMS.clear()
+    _LEG_FORMS[leg.handoff_id] = (leg, form)
+    return form
+
+
+def _leg_form(leg: LegHistory, forms: dict[str, tuple[LegHistory, dict]] = _LEG_FORMS) -> dict:
+    # `forms` is bound at definition: a local name, read once per leg of every record written.
+    known = forms.get(leg.handoff_id)
+    if known is not None and known[0] is leg:
+        return known[1]
+    return _keep_form(leg, {
         "id": leg.handoff_id,
         "case": leg.case_id,
         "department": leg.department,
         "created": epoch_us(leg.created_at),
         "changes": [[epoch_us(at), what] for at, what in leg.changes],
         "breached": epoch_us(leg.breached_at) if leg.breached_at else None,
-    }
-
-
-# The JSON of recently written legs. A customer's record is written whole at each change
-# while most of its legs stay as they were: each unchanged leg (the very same object)
-# reuses its JSON. Bounded: emptied when full.
-_LEG_JSON: dict[str, tuple[LegHistory, bytes]] = {}
-_LEG_JSON_KEPT = 50_000
-
-
-def _leg_json(leg: LegHistory, kept: dict[str, tuple[LegHistory, bytes]] = _LEG_JSON) -> bytes:
-    # `kept` is bound at definition: a local name, read once per leg of every record written.
-    known = kept.get(leg.handoff_id)
-    if known is not None and known[0] is leg:
-        return known[1]
-    if len(kept) >= _LEG_JSON_KEPT:
-        kept.clear()
-    encoded = orjson.dumps(_leg_form(leg))
-    kept[leg.handoff_id] = (leg, encoded)
-    return encoded
+    })
 
 
 def _leg_of(fields: dict) -> LegHistory:
-    return LegHistory(
+    leg = LegHistory(
         handoff_id=fields["id"],
         case_id=fields["case"],
         department=fields["department"],
@@ -77,6 +74,8 @@ def _leg_of(fields: dict) -> LegHistory:
         changes=tuple((from_epoch_us(at), what) for at, what in fields["changes"]),
         breached_at=from_epoch_us(fields["breached"]) if fields["breached"] else None,
     )
+    _keep_form(leg, fields)
+    return leg
 
 
 def encode_customer(record: CustomerRecord) -> dict:
@@ -87,19 +86,6 @@ def encode_customer(record: CustomerRecord) -> dict:
         "pending": [_contact(c) for c in record.pending],
         "legs": [_leg_form(leg) for leg in record.legs],
     }
-
-
-def customer_payload(record: CustomerRecord) -> bytes:
-    """The table document of a customer's record: `orjson.dumps(encode_customer(record))` to
-    the byte, put together around each leg's kept JSON instead of encoding every leg again."""
-    document = orjson.dumps({
-        "p": record.partition,
-        "contacts": [_contact(c) for c in record.contacts],
-        "pending": [_contact(c) for c in record.pending],
-        "legs": [],
-    })
-    # `document` ends with the empty list of legs and the closing brace: `]}`.
-    return b"".join((document[:-2], b",".join([_leg_json(leg) for leg in record.legs]), b"]}"))
 
 
 def decode_customer(customer_ref: str, document: dict) -> CustomerRecord:

@@ -25,7 +25,7 @@ from common.metrics import child
 from common.streams.store import forget_due, framed, header_of, payload_of
 from sla import metrics
 from sla.adapters import codec, repeat_codec
-from sla.adapters.customers import CustomerRecord, customer_payload, decode_customer
+from sla.adapters.customers import CustomerRecord, decode_customer, encode_customer
 from sla.domain import repeats
 from sla.domain.clocks import TICK, ClockBreached, ClockEvent
 from common.dueindex import DueIndex
@@ -91,7 +91,7 @@ class RepeatTracker:
         # The tag says whether contacts wait, so a rebuild decodes only those; the due instant
         # brings the timer back once time has passed the earliest (on a quiet partition too),
         # or, with nothing waiting and no leg open, when the customer is to be forgotten.
-        payload = customer_payload(record)
+        payload = orjson.dumps(encode_customer(record))
         if record.pending:
             due = epoch_us(min(c.contacted_at for c in record.pending) + TICK)
         else:
