@@ -30,8 +30,6 @@ _DAY = timedelta(days=1)
 _REINDEX_MARGIN = timedelta(days=400)
 # How far ahead `open_from` looks for an opening before it calls the calendar closed for good.
 _SEARCH_DAYS = 3660
-# Answers kept per calendar and question (bounded: emptied when full).
-_ANSWERS_KEPT = 100_000
 
 
 @dataclass(frozen=True)
@@ -122,12 +120,6 @@ class WorkingHours:
         # business time is a difference of two totals, not a walk over its days.
         object.__setattr__(self, "_first_day", None)
         object.__setattr__(self, "_totals", [_ZERO])
-        # The same few instants of a leg (its start, deadline, pause) are asked about at every
-        # change and due check, so answers are kept by instant, in UTC: each depends only on
-        # the instant (and `_worked_until` on the index, which a re-index renumbers).
-        object.__setattr__(self, "_worked", {})
-        object.__setattr__(self, "_added", {})
-        object.__setattr__(self, "_opened", {})
 
     def add(self, start: datetime, business: timedelta) -> datetime:
         """The first instant by which `business` working time has passed since `start`."""
@@ -136,14 +128,6 @@ class WorkingHours:
             raise ValueError(f"cannot add negative business time {business}")
         if not business:
             return start
-        key = (start, business)
-        reached = self._added.get(key)
-        if reached is None:
-            reached = _kept(self._added, key, self._reached(start, business))
-        return reached.astimezone(start.tzinfo)
-
-    def _reached(self, start: datetime, business: timedelta) -> datetime:
-        """`add` in UTC."""
         target = self._worked_until(start) + business
         totals = self._totals
         while totals[-1] < target:
@@ -153,7 +137,7 @@ class WorkingHours:
         remaining = target - totals[index - 1]
         for begin, end in self._windows_on(self._first_day + timedelta(days=index - 1)):
             if end - begin >= remaining:
-                return begin + remaining
+                return (begin + remaining).astimezone(start.tzinfo)
             remaining -= end - begin
         raise AssertionError("running totals and day windows disagree")  # unreachable
 
@@ -172,19 +156,12 @@ class WorkingHours:
         """The first instant at or after `instant` inside a window: itself in working hours,
         else the next opening (a window's end is outside it)."""
         _require_aware(instant)
-        opening = self._opened.get(instant)
-        if opening is None:
-            opening = _kept(self._opened, instant, self._opening(instant))
-        return opening.astimezone(instant.tzinfo)
-
-    def _opening(self, instant: datetime) -> datetime:
-        """`open_from` in UTC."""
         at = instant.astimezone(UTC)
         day = at.astimezone(self._tz).date() - _DAY
         for _ in range(_SEARCH_DAYS):
             for begin, end in self._windows_on(day):
                 if end > at:
-                    return max(begin, at)
+                    return max(begin, at).astimezone(instant.tzinfo)
             day += _DAY
         raise ValueError(f"calendar {self.name!r} has no working hours after {instant.isoformat()}")
 
@@ -207,13 +184,7 @@ class WorkingHours:
 
     def _worked_until(self, at: datetime) -> timedelta:
         """Working time from the first indexed midnight to `at`."""
-        worked = self._worked.get(at)
-        if worked is None:
-            worked = _kept(self._worked, at, self._count_worked(at.astimezone(UTC)))
-        return worked
-
-    def _count_worked(self, at: datetime) -> timedelta:
-        """`_worked_until` for a UTC instant, counted from the running totals."""
+        at = at.astimezone(UTC)
         day = at.astimezone(self._tz).date()
         total = self._total_at(day - _DAY)
         # A day's windows lie between its midnights; the day before is counted too for
@@ -229,7 +200,6 @@ class WorkingHours:
             # Index from well before the earliest day asked for; re-indexing is rare.
             object.__setattr__(self, "_first_day", day - _REINDEX_MARGIN)
             object.__setattr__(self, "_totals", [_ZERO])
-            self._worked.clear()  # counted from the old first day
         totals, index = self._totals, (day - self._first_day).days
         while len(totals) <= index:
             previous = self._first_day + timedelta(days=len(totals) - 1)
@@ -271,14 +241,6 @@ class WorkingHours:
 
 
 Calendar = AlwaysOpen | WorkingHours
-
-
-def _kept(answers: dict, key: object, answer: datetime | timedelta) -> datetime | timedelta:
-    """`answer`, kept in `answers` under `key` (emptied first when full)."""
-    if len(answers) >= _ANSWERS_KEPT:
-        answers.clear()
-    answers[key] = answer
-    return answer
 
 
 def _change_between(tz: ZoneInfo, before: datetime, after: datetime) -> datetime:
