@@ -9,8 +9,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from functools import cache
 
@@ -22,11 +24,14 @@ from handoff.v1 import handoff_service_pb2 as handoff_api
 from handoff.v1 import handoff_service_pb2_grpc as handoff_grpc
 from handoff.v1 import sla_service_pb2 as sla_api
 from handoff.v1 import sla_service_pb2_grpc as sla_grpc
+from confluent_kafka import Producer
 from kafka import KafkaProducer
 
 from common.codec import new_envelope, to_timestamp
 from common.grpcclient import channel
-from common.topics import REPEAT_CONTACTS
+from common.topics import HANDOFF_EVENTS, REPEAT_CONTACTS
+from handoff_svc.adapters.codec import encode_event
+from handoff_svc.domain import legs
 from devstack.stack import ADMIN_TOKEN, AGENT_TOKEN, Stack
 from tests.support import around_the_clock, pseudonym, rpc_error, running_stack, unique, wait_for
 
@@ -369,3 +374,27 @@ def test_the_report_shows_every_scorecard_figure_and_renders_in_chromium(stack, 
     with Image.open(shot) as image:
         low, high = image.convert("L").getextrema()
     assert image.size == (1200, 1600) and high - low > 100  # not a blank page
+
+
+def test_get_handoff_sla_waits_for_the_transaction_that_writes_the_leg(stack) -> None:
+    # given a leg's creation written in a transaction not yet committed, as when the
+    # CreateHandoff reply committed with it is readable first (markers are written partition
+    # by partition)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    event = legs.create(legs.CreateHandoff(str(uuid.uuid4()), unique("case"), pseudonym(), unique("claims"),
+                                           legs.Priority.NORMAL, "", "", "agent-1"), now)
+    producer = Producer({"bootstrap.servers": stack.bootstrap, "transactional.id": f"sla-api-{uuid.uuid4()}"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(HANDOFF_EVENTS.name, encode_event(event, str(uuid.uuid4()), now), event.leg.customer_ref)
+    producer.flush(30)
+    # when a caller asks for the leg's SLA meanwhile
+    with ThreadPoolExecutor(1) as pool:
+        asking = pool.submit(sla_stub(stack).GetHandoffSla,
+                             sla_api.GetHandoffSlaRequest(handoff_id=event.leg.handoff_id), timeout=TIMEOUT)
+        time.sleep(1.0)
+        # then the answer waits for the transaction, and has the leg once it has committed
+        assert not asking.done()
+        producer.commit_transaction(30)
+        answer = asking.result(TIMEOUT)
+    assert (answer.handoff_id, answer.department) == (event.leg.handoff_id, event.leg.department)

@@ -9,7 +9,7 @@ from handoff.v1 import sla_events_pb2
 
 from common.codec import from_timestamp
 from common.topics import SLA_EVENTS
-from sla.adapters.codec import encode_sla_event
+from sla.adapters.codec import encode_sla_events
 from sla.adapters.readmodel import apply_record
 from sla.adapters.readmodel_store import SlaReadModel
 from sla.domain.calendar import AlwaysOpen
@@ -37,13 +37,12 @@ def test_get_handoff_sla_shows_the_clock_running_again_once_the_pause_allowance_
 
     # when the read model has read those events
     store = SlaReadModel()
-    for event in (*events, *paused, *ran_out, *resumed):
-        message = sla_events_pb2.SlaEvent.FromString(encode_sla_event(event, at(11)))
-        apply_record(store, SLA_EVENTS, message)
+    for value in encode_sla_events([*events, *paused, *ran_out, *resumed], at(11)):
+        apply_record(store, SLA_EVENTS, sla_events_pb2.SlaEvent.FromString(value))
 
     # then an SLA event recorded that the allowance ran out at 05:00, and the clock runs with
     # its deadline at 12:00, an hour left at 11:00
-    [record] = [sla_events_pb2.SlaEvent.FromString(encode_sla_event(e, at(11))) for e in ran_out]
+    [record] = [sla_events_pb2.SlaEvent.FromString(value) for value in encode_sla_events(ran_out, at(11))]
     assert record.WhichOneof("change") == "resumed" and record.resumed.allowance_used
     assert from_timestamp(record.resumed.resumed_at) == at(5)
     assert resumed == []

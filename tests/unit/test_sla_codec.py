@@ -12,7 +12,7 @@ from common.streams.store import header_of
 from tests.unit.conftest import T0, leg_info, policy
 from sla.adapters.codec import (
     decode_state,
-    encode_sla_event,
+    encode_sla_events,
     encode_state,
     leg_info as leg_info_of,
     priority_name,
@@ -85,7 +85,7 @@ def test_clock_started_becomes_an_sla_event_with_envelope_deadline_and_target():
     _, [event] = started()
 
     # when
-    message = parse(encode_sla_event(event, RECORDED))
+    message = parse(*encode_sla_events([event], RECORDED))
 
     # then
     assert message.WhichOneof("change") == "clock_started"
@@ -107,7 +107,7 @@ def test_clock_started_becomes_an_sla_event_with_envelope_deadline_and_target():
 def test_clock_breached_becomes_an_sla_event_with_deadline_and_breach_time():
     _, [event] = breach_due(started()[0], DEADLINE + timedelta(minutes=3))
 
-    message = parse(encode_sla_event(event, RECORDED))
+    message = parse(*encode_sla_events([event], RECORDED))
 
     assert message.WhichOneof("change") == "breached"
     assert message.envelope.event_id == event.event_id
@@ -121,7 +121,7 @@ def test_late_clock_met_becomes_an_sla_event_with_overdue_and_elapsed():
     _, [_, met] = stop(started()[0], ACK, stopped_at, AlwaysOpen())
 
     # when
-    message = parse(encode_sla_event(met, RECORDED))
+    message = parse(*encode_sla_events([met], RECORDED))
 
     # then
     assert message.WhichOneof("change") == "met"
@@ -138,7 +138,7 @@ def test_clock_met_at_its_deadline_carries_a_zero_overdue_and_is_not_late():
     _, [met] = stop(started()[0], ACK, DEADLINE, AlwaysOpen())
 
     # when
-    message = parse(encode_sla_event(met, RECORDED))
+    message = parse(*encode_sla_events([met], RECORDED))
 
     # then the zero span is written, not left out
     assert message.met.HasField("overdue")

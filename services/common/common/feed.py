@@ -66,7 +66,8 @@ class TopicFeed:
         self._observe = observe
         self._name = name
         self._consumer: AIOKafkaConsumer | None = None
-        self._written_ends: AIOKafkaConsumer | None = None  # asks for high watermarks only
+        self._written_ends: AIOKafkaConsumer | None = None  # asks for high watermarks only; made when first needed
+        self._written_ends_made = asyncio.Lock()
         self._partitions: list[TopicPartition] = []
         self._read_up_to: dict[TopicPartition, int] = {}
         self._progress = asyncio.Condition()
@@ -87,11 +88,7 @@ class TopicFeed:
             bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
             fetch_max_wait_ms=20, isolation_level="read_committed", **self._security.aiokafka(),
         )
-        # read_uncommitted, to be told where the written records end (see caught_up).
-        self._written_ends = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
-                                              isolation_level="read_uncommitted", **self._security.aiokafka())
         await self._consumer.start()
-        await self._written_ends.start()
         self._consumer.assign(self._partitions)
         await self._consumer.seek_to_beginning(*self._partitions)
         self._task = asyncio.create_task(self._follow(), name=self._name)
@@ -112,15 +109,27 @@ class TopicFeed:
         """Wait until every record committed before this call has been applied (TimeoutError
         after `timeout`); with `include_open`, also those of the transactions under way at the
         call, once they have committed (see the module's docstring)."""
-        if self._consumer is None or self._written_ends is None:
+        if self._consumer is None:
             raise RuntimeError(f"{self._name} is not started")
-        ends = await (self._written_ends if include_open else self._consumer).end_offsets(self._partitions)
+        reader = await self._written_ends_reader() if include_open else self._consumer
+        ends = await reader.end_offsets(self._partitions)
 
         def done() -> bool:
             return all(self._read_up_to.get(tp, 0) >= end for tp, end in ends.items())
 
         async with self._progress:
             await asyncio.wait_for(self._progress.wait_for(done), timeout)
+
+    async def _written_ends_reader(self) -> AIOKafkaConsumer:
+        """A read_uncommitted consumer, which is told where the written records end (the high
+        watermarks); started on the first call, as most feeds never ask."""
+        async with self._written_ends_made:
+            if self._written_ends is None:
+                reader = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
+                                          isolation_level="read_uncommitted", **self._security.aiokafka())
+                await reader.start()
+                self._written_ends = reader
+        return self._written_ends
 
     async def _follow(self) -> None:
         while True:

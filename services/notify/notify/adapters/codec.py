@@ -12,8 +12,7 @@ from google.protobuf import timestamp_pb2
 
 from handoff.v1 import channel_gateway_pb2, contacts_pb2, notifications_pb2, sla_events_pb2, types_pb2
 
-from common.clock import EPOCH
-from common.codec import CLOCK_NAMES, from_timestamp, priority_name
+from common.codec import CLOCK_NAMES, from_timestamp, priority_name, timestamp_fields
 from common.ids import derived_event_id
 from notify.domain.notifications import KINDS, Notification
 from notify.domain.requests import Leg
@@ -177,12 +176,9 @@ def restored(text: str) -> Notification:
 
 
 def _set_timestamp(stamp: timestamp_pb2.Timestamp, moment: datetime) -> None:
-    """`stamp` set to an aware datetime in place (common.codec.to_timestamp's arithmetic, without
-    building a Timestamp that its parent message would then copy)."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime: every instant must carry a time zone")
-    since = moment - EPOCH
-    stamp.seconds, stamp.nanos = since.days * 86400 + since.seconds, since.microseconds * 1000
+    """`stamp` set to an aware datetime in place (without building a Timestamp that its parent
+    message would then copy)."""
+    stamp.seconds, stamp.nanos = timestamp_fields(moment)
 
 
 def _event_message(event_id: str, receiver: str, occurred: datetime, recorded: datetime,

@@ -8,8 +8,8 @@ import orjson
 from google.protobuf import duration_pb2
 from handoff.v1 import handoff_events_pb2, sla_events_pb2, types_pb2
 
-from common.clock import EPOCH, epoch_us, from_epoch_us
-from common.codec import CLOCK_NAMES, from_timestamp, priority_name
+from common.clock import epoch_us, from_epoch_us
+from common.codec import CLOCK_NAMES, from_timestamp, priority_name, timestamp_fields
 from common.streams.store import framed, partition_of, payload_of
 from sla.domain.clocks import (
     ACK,
@@ -54,10 +54,8 @@ def occurred_at(event: handoff_events_pb2.HandoffEvent) -> datetime:
 # a fraction of reaching each one from Python to set its fields (this runs per event).
 def _stamp(moment: datetime) -> dict[str, int]:
     """A Timestamp's fields for an instant."""
-    # From the span's own fields (normalised: days may be negative, the rest never is), as
-    # divmod(epoch_us(moment), 10**6) would give them, without the division.
-    since = moment - EPOCH
-    return {"seconds": since.days * 86_400 + since.seconds, "nanos": since.microseconds * 1000}
+    seconds, nanos = timestamp_fields(moment)
+    return {"seconds": seconds, "nanos": nanos}
 
 
 def _span(span: timedelta) -> dict[str, int]:
@@ -109,13 +107,8 @@ _CHANGES = {
 }
 
 
-def encode_sla_event(event: ClockEvent, recorded_at: datetime) -> bytes:
-    """A domain clock event as an SlaEvent record value."""
-    return _encode(event, _stamp(recorded_at))
-
-
 def encode_sla_events(events: list[ClockEvent], recorded_at: datetime) -> list[bytes]:
-    """`encode_sla_event` of each of `events`, all recorded at one instant (stamped once)."""
+    """Domain clock events as SlaEvent record values, all recorded at one instant (stamped once)."""
     recorded = _stamp(recorded_at)
     return [_encode(event, recorded) for event in events]
 

@@ -66,9 +66,9 @@ class SlaApi(api_grpc.SlaServiceServicer):
         self._clock = clock
         self._default_currency = default_currency
 
-    async def _caught_up(self, context) -> None:
+    async def _caught_up(self, context, include_open: bool = False) -> None:
         try:
-            await self._feed.caught_up()
+            await self._feed.caught_up(include_open=include_open)
         except TimeoutError:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "this replica is catching up; retry shortly")
 
@@ -79,6 +79,11 @@ class SlaApi(api_grpc.SlaServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         await self._caught_up(context)
         leg = self._store.leg(handoff_id)
+        if leg is None:
+            # The caller may hold the id from a CreateHandoff reply whose transaction is still
+            # making the leg's own events readable: wait for the transactions under way too.
+            await self._caught_up(context, include_open=True)
+            leg = self._store.leg(handoff_id)
         if leg is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"handoff {handoff_id} not found")
         _allow("handoff_sla", leg.department)
