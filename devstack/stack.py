@@ -27,8 +27,9 @@ SERVICES = (("handoff", "handoff_svc"), ("sla", "sla"), ("notify", "notify"))
 TOKENS_FILE = Path(__file__).resolve().parent.parent / "config" / "tokens.example.yaml"
 DEV_CUSTOMER_REF_KEY = "dev-only-customer-ref-key"
 ADMIN_TOKEN, AGENT_TOKEN = "dev-token-admin", "dev-token-agent"
-# Notify calls the gateways as a service (config/tokens.example.yaml: the CRM's service token).
-SERVICE_TOKEN = "dev-token-crm"
+# Notify calls the gateways as a service, with a token of its own and a rate to match
+# (config/tokens.example.yaml).
+SERVICE_TOKEN = "dev-token-notify"
 ROUTING_FILE = Path(__file__).resolve().parent.parent / "config" / "routing.yaml"
 # The departments handoff accepts; the test suite points this at a file of its own.
 DEPARTMENTS_FILE = Path(__file__).resolve().parent.parent / "config" / "departments.yaml"

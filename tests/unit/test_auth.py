@@ -51,7 +51,9 @@ def test_example_file_maps_each_token_to_its_principal() -> None:
     assert book.lookup("dev-token-admin") == Principal("ops-admin", Role.ADMIN, None)
     assert book.lookup("dev-token-agent") == Principal("agent-ada", Role.AGENT, None)
     assert book.lookup("dev-token-crm") == Principal("crm", Role.SERVICE, None, calls_per_second=500)
-    assert len(book) == 7
+    # notify calls a gateway once per delivery: its rate covers a breach storm
+    assert book.lookup("dev-token-notify") == Principal("notify", Role.SERVICE, None, calls_per_second=20000)
+    assert len(book) == 8
 
 
 def test_an_entry_may_give_its_token_a_rate_of_its_own(token_file: Callable[[str], Path]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from common.clock import Clock
@@ -30,28 +29,25 @@ class LogChannel:
         self._written = _lines_in(path)
         self._file = path.open("a", encoding="utf-8")
         self._clock = clock
-        # One writer at a time, so numbers follow the order of lines in the file.
-        self._lock = asyncio.Lock()
 
     @property
     def path(self) -> Path:
         return Path(self._file.name)
 
     async def deliver(self, delivery: Delivery, timeout: float) -> str:
-        """Write one line and flush it; the receipt is its sequence number."""
-        async with self._lock:
-            sequence = self._written + 1
-            line = log_line(delivery, sequence, self._clock.now())
-            try:
-                await asyncio.to_thread(self._append, line)
-            except OSError as error:
-                raise Unavailable(f"cannot write {self.path}: {error.strerror or error}") from None
-            self._written = sequence
-        return str(sequence)
+        """Write one line and flush it; the receipt is its sequence number.
 
-    def _append(self, line: str) -> None:
-        self._file.write(line + "\n")
-        self._file.flush()
+        Written on the event loop, without awaiting: a flushed line goes to the page cache
+        (the journal's fsync is what waits for the disk), which costs less than handing it
+        to a thread, and nothing else runs in between, so numbers follow the file's order."""
+        sequence = self._written + 1
+        try:
+            self._file.write(log_line(delivery, sequence, self._clock.now()) + "\n")
+            self._file.flush()
+        except OSError as error:
+            raise Unavailable(f"cannot write {self.path}: {error.strerror or error}") from None
+        self._written = sequence
+        return str(sequence)
 
     async def close(self) -> None:
         self._file.close()
