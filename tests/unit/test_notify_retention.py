@@ -122,6 +122,16 @@ def test_an_ended_legs_entries_stay_for_the_retention_then_go_with_tombstones(no
     assert not notify.keys("legs") and not notify.keys("requested")
 
 
+def test_a_leg_acknowledged_and_resolved_at_one_instant_is_over_and_forgotten(notify) -> None:
+    # given a leg created, acknowledged and resolved with one timestamp (as a system that
+    # closes legs at once writes them), read in that order
+    notify.batch(*((HANDOFF_EVENTS, leg_event(change, event_id=f"{change}-h-1"))
+                   for change in ("created", "acknowledged", "resolved")))
+    # then the resolution, read last, is its latest end: the leg goes after the retention
+    assert notify.forget_at("legs", "h-1") == epoch_us(T0 + RETENTION)
+    assert tombstones(notify.at(T0 + RETENTION), "legs") == {"h-1"}
+
+
 def test_a_delivery_outcome_is_kept_for_the_retention_after_it_was_recorded(notify) -> None:
     notify.batch(breach())
     [delivery] = notify.keys("deliveries")

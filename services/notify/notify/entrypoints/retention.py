@@ -34,7 +34,9 @@ CLOSING_ENDS = frozenset({"leg resolved", "leg transferred", "leg cancelled"})
 def leg_is_over(value: dict) -> bool:
     """Resolved, transferred or cancelled (and not acknowledged or changed since)."""
     ends = value.get("ends") or ()
-    return bool(ends) and max(ends, key=lambda end: datetime.fromisoformat(end[0]))[1] in CLOSING_ENDS
+    # The latest end by its instant; of ends at one instant (a leg acknowledged and resolved
+    # at once), the one read last, as ends are kept in the order they were read.
+    return bool(ends) and max(reversed(ends), key=lambda end: datetime.fromisoformat(end[0]))[1] in CLOSING_ENDS
 
 
 def escalation_is_over(value: dict) -> bool:
