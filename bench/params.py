@@ -71,11 +71,19 @@ class Parameters:
     soak_breach_grace_s: float = 20.0
     soak_drain_limit_s: float = 60.0
     soak_retention_s: int = 180  # sla's repeat window and read-model history, notify's retention, during the soak
-    # Phases to run, comma-separated letters (a-l; "notify" is h, "soak" is l); empty: all of them.
+    # (m) lifecycle: legs created, acknowledged and resolved, written in chunks paced by the
+    # readers, past a compressed retention; changelogs roll (and keep tombstones) every segment_s.
+    lifecycle_legs: int = 1_000_000
+    lifecycle_chunk_legs: int = 20_000
+    lifecycle_lag_records: int = 60_000  # the next chunk waits until sla and notify are this close
+    lifecycle_retention_s: int = 90
+    lifecycle_segment_s: int = 30
+    lifecycle_time_limit_s: float = 2400.0
+    # Phases to run, comma-separated letters (a-m; "notify" is h, "soak" is l, "lifecycle" is m); empty: all.
     only: str = ""
 
 
-_ALIASES = {"notify": "h", "soak": "l"}
+_ALIASES = {"notify": "h", "soak": "l", "lifecycle": "m"}
 
 
 def parse_args(argv: list[str] | None) -> Parameters:
@@ -91,7 +99,7 @@ def parse_args(argv: list[str] | None) -> Parameters:
 
 
 def runs(params: Parameters, phase: str) -> bool:
-    """Whether `phase` (a letter, a to l) is among those --only names (all when it names none)."""
+    """Whether `phase` (a letter, a to m) is among those --only names (all when it names none)."""
     wanted = {name.strip().lower() for name in params.only.split(",") if name.strip()}
     return not wanted or phase in {_ALIASES.get(name, name) for name in wanted}
 

@@ -219,6 +219,25 @@ def _add_soak_rows(table: Table, soak: dict) -> None:
                       f"{verdicts.count(False)} growing, {verdicts.count(None)} not measured")
 
 
+def _add_lifecycle_rows(table: Table, lifecycle: dict) -> None:
+    """(m) the load, then per service its RSS and changelog bytes in the steady state -> at the end, and the verdict."""
+    if not lifecycle:
+        return
+    table.add_row(f"(m) lifecycle: {_fmt(lifecycle.get('legs'))} legs created, acknowledged, resolved",
+                  f"{_fmt(lifecycle.get('events_per_s'), 0)} events/s",
+                  f"in {_fmt(lifecycle.get('load_seconds'), 0)} s, retention {_fmt(lifecycle.get('retention_s'))} s, "
+                  f"all taken: {_fmt(lifecycle.get('complete'))}")
+    for service, verdict in (lifecycle.get("verdicts") or {}).items():
+        table.add_row(f"(m) lifecycle: {service} RSS, steady state -> end",
+                      f"{_fmt(verdict['rss_mb_steady'], 0)} -> {_fmt(verdict['rss_mb_at_end'], 0)} MB",
+                      f"from {_fmt(verdict['steady_state_legs_written'])} legs on; "
+                      f"peak {_fmt(verdict['rss_mb_peak'], 0)} MB; changelogs {_fmt(verdict['changelog_mb_steady'], 1)}"
+                      f" -> {_fmt(verdict['changelog_mb_at_end'], 1)} MB (peak {_fmt(verdict['changelog_mb_peak'], 1)});"
+                      f" {'flat' if verdict['flat'] else 'GROWS'}")
+    if "flat" in lifecycle:
+        table.add_row("(m) lifecycle: state flat in every service", _fmt(lifecycle["flat"]), "")
+
+
 def print_table(doc: dict, console: Console | None = None) -> None:
     console = console or Console()
     results = doc["results"]
@@ -235,6 +254,7 @@ def print_table(doc: dict, console: Console | None = None) -> None:
         table.add_row(name, f"{_fmt(level['calls_per_s'], 0)} calls/s", f"p50 {_fmt(level['p50_ms'], 1)} ms, "
                       f"p99 {_fmt(level['p99_ms'], 1)} ms, {level['calls']} calls, {errors} errors")
     _add_soak_rows(table, results.get("soak") or {})
+    _add_lifecycle_rows(table, results.get("lifecycle") or {})
     if imported := results.get("import"):
         table.add_row("(e) historical import", f"{_fmt(imported.get('rows'), 0)} rows in "
                       f"{_fmt(imported.get('seconds'), 1)} s", f"{_fmt(imported.get('events_per_s'), 0)} events/s")

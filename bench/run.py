@@ -1,4 +1,4 @@
-"""`python -m bench.run`: start a stack of our own, measure (a) to (l), print and save.
+"""`python -m bench.run`: start a stack of our own, measure (a) to (m), print and save.
 
 Kafka starts first and the raw limits (a) are measured before the services exist, so the
 ceiling is not lowered by their idle polling. Then the services start and (c) runs before
@@ -6,11 +6,13 @@ ceiling is not lowered by their idle polling. Then the services start and (c) ru
 delay the breach notifications; notify's own phase (h) follows (c) for the same reason
 and waits until notify has read back what it wrote. (g) runs on the sla worker alone
 (handoff and notify would spend the CPU on the same legs), (e) and the pipelines (i) on the
-broker alone. The soak (l) is the last phase on the whole stack, after (d): its ten
+broker alone. The soak (l) is the last phase with API load on the whole stack, after (d): its ten
 minutes of legs, contacts and notifications would otherwise sit in the services' state
 while (c), (h) and (d) measure, and it must be the only load while it watches memory,
 descriptors, lag and latency; it resolves every leg it opens and waits for the consumer
-groups to catch up, so the sla phases after it start on a quiet worker. The replay (f)
+groups to catch up. The lifecycle (m) follows it, a million legs written straight to
+handoff.events.v1 and read by all three services, and waits until each leg has passed its
+retention, so the sla phases after it start on a quiet worker. The replay (f)
 needs topics and a consumer group that hold nothing else, so it gets a broker and an sla
 worker of its own, started after the first stack has stopped (one JVM at a time on a
 small machine).
@@ -38,6 +40,7 @@ from bench.cpu import CpuMeter
 from bench.handoffapi import create_load, warm_up
 from bench.importbench import import_rate
 from bench.latency import breach_latency
+from bench.lifecycle import measure_lifecycle
 from bench.notifybench import ROUTING_WITH_LOG, latency_departments, measure_notify
 from bench.notifybench import derive as derive_notify
 from bench.params import Parameters, parse_args, runs, write_departments, write_policy
@@ -103,6 +106,12 @@ def measure(stack: Stack, params: Parameters, run_id: str, departments: list[str
         _note_load(results, "l")
         with console.status(f"(l) soak: {params.soak_seconds:.0f} s of steady mixed load..."):
             measure_soak(stack, params, run_id, results.setdefault("soak", {}))
+        stack.check_alive()
+    if runs(params, "m"):
+        _note_load(results, "m")
+        with console.status(f"(m) lifecycle of {params.lifecycle_legs:,} legs...") as status:
+            measure_lifecycle(stack, params, run_id, f"bench-{run_id}-lifecycle", results.setdefault("lifecycle", {}),
+                              lambda text: status.update(f"(m) {text}..."))
         stack.check_alive()
     for name in ("notify", "handoff"):
         stack.services.pop(name).stop()
@@ -261,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     routing = ROUTING_WITH_LOG if _logs_through_gateway(params) else BREACHES_TO_DEPARTMENTS
     # handoff accepts only the departments of its file: the bench's are its own.
     named = [*short, soaked, *soak_breaching,
-             *(f"bench-{run_id}-{name}" for name in ("burst", "api", "due", "clocks", "failover"))]
+             *(f"bench-{run_id}-{name}" for name in ("burst", "api", "due", "clocks", "failover", "lifecycle"))]
     departments_file = write_departments(workdir / "departments.yaml", named)
     stack = Stack(workdir, policy, external, routing_file=write_routing(workdir / "routing.yaml", routing),
                   env={"DEPARTMENTS_FILE": str(departments_file)})
