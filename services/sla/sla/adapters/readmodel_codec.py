@@ -6,6 +6,7 @@ The read model's only `*_pb2` user besides the servicer's request types.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from sys import intern
 
 from handoff.v1 import contacts_pb2, handoff_events_pb2, sla_events_pb2, sla_service_pb2, types_pb2
 
@@ -49,12 +50,13 @@ def sla_change(message: sla_events_pb2.SlaEvent) -> SlaChange | None:
         raise ValueError(f"SlaEvent {change} of {message.handoff_id} lacks {at_field} or {deadline_field}")
     return SlaChange(
         leg=LegRecord(
-            handoff_id=message.handoff_id, department=message.department, priority=priority_name(message.priority),
-            category=message.category, case_id=message.case_id, customer_ref=message.customer_ref,
+            handoff_id=intern(message.handoff_id), department=intern(message.department),
+            priority=priority_name(message.priority), category=intern(message.category), case_id=message.case_id,
+            customer_ref=message.customer_ref,
         ),
         kind=CLOCK_NAMES[message.clock],
         sequence=message.clock_sequence,
-        policy_version=message.policy_version,
+        policy_version=intern(message.policy_version),
         change=change,
         at=at,
         deadline=deadline,
@@ -71,8 +73,9 @@ def handoff_change(message: handoff_events_pb2.HandoffEvent) -> LegRecord | Prio
     if change == "created":
         created = message.created
         return LegRecord(
-            handoff_id=message.handoff_id, department=message.department, priority=priority_name(created.priority),
-            category=created.category, case_id=message.case_id, customer_ref=message.customer_ref,
+            handoff_id=intern(message.handoff_id), department=intern(message.department),
+            priority=priority_name(created.priority), category=intern(created.category), case_id=message.case_id,
+            customer_ref=message.customer_ref,
             created_at=from_timestamp(created.created_at) if created.HasField("created_at") else occurred,
         )
     if change == "priority_changed":

@@ -72,7 +72,7 @@ class Period:
         return at is not None and self.start <= at < self.end
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LegRecord:
     """A leg as the scorecard and the SLA view see it; `created_at` None until its creation is read."""
 
@@ -85,7 +85,7 @@ class LegRecord:
     created_at: datetime | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClockRecord:
     """One SLA clock of a leg as its events left it (`sequence` counts a leg's resolve clocks)."""
 
@@ -120,7 +120,7 @@ class ClockRecord:
         return self.breached_at or self.stopped_at
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RepeatRecord:
     """A repeat contact, attributed to a leg and its department (both empty when unattributed)."""
 
@@ -133,7 +133,7 @@ class RepeatRecord:
     currency: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReopenRecord:
     handoff_id: str
     department: str
