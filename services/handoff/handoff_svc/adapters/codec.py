@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from sys import intern
 
 from handoff.v1 import contacts_pb2
 from handoff.v1 import handoff_events_pb2 as events_pb2
@@ -96,17 +97,20 @@ def decode_event(message: events_pb2.HandoffEvent) -> legs.HandoffEvent | None:
         created = message.created
         at = from_timestamp(created.created_at)
         return legs.HandoffCreated(
+            # Strings that other events of the leg, or other legs, repeat are interned: every
+            # replica's read model keeps each leg of its history, and they then share one copy.
             Leg(
-                handoff_id=message.handoff_id, case_id=message.case_id, customer_ref=message.customer_ref,
-                department=message.department, priority=PRIORITY_FROM_PB.get(created.priority, Priority.NORMAL),
-                category=created.category, summary=created.summary, status=Status.OPEN, created_at=at,
-                created_by=created.created_by, updated_at=at, previous_handoff_id=created.previous_handoff_id,
+                handoff_id=intern(message.handoff_id), case_id=message.case_id, customer_ref=message.customer_ref,
+                department=intern(message.department),
+                priority=PRIORITY_FROM_PB.get(created.priority, Priority.NORMAL), category=intern(created.category),
+                summary=created.summary, status=Status.OPEN, created_at=at, created_by=intern(created.created_by),
+                updated_at=at, previous_handoff_id=created.previous_handoff_id,
             )
         )
     kind, fields = _FIELDS[change]
     return kind(
-        handoff_id=message.handoff_id, customer_ref=message.customer_ref, case_id=message.case_id,
-        department=message.department, at=from_timestamp(message.envelope.occurred_at),
+        handoff_id=intern(message.handoff_id), customer_ref=message.customer_ref, case_id=message.case_id,
+        department=intern(message.department), at=from_timestamp(message.envelope.occurred_at),
         actor=message.actor or getattr(getattr(message, change), "acknowledged_by", ""),
         **fields(getattr(message, change)),
     )

@@ -68,7 +68,7 @@ class InvalidCommand(ValueError):
         self.field = field
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Leg:
     handoff_id: str
     case_id: str
