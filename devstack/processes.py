@@ -96,7 +96,9 @@ def start_service(
     deadline = time.monotonic() + timeout
     while not ready.wait(0.1):
         if process.poll() is not None or time.monotonic() > deadline:
+            # Why, before stop() gives a process that was merely slow an exit code of its own.
+            why = f"exited with {process.returncode}" if process.returncode is not None else \
+                f"was not ready within {timeout:g} s (stopped)"
             service.stop()
-            why = f"exited with {process.returncode}" if process.returncode is not None else "not ready in time"
             raise ServiceFailed(f"{name} {why}; last log lines:\n{_tail(log_path)}")
     return service
