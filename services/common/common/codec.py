@@ -50,14 +50,13 @@ class MalformedRecord(ValueError):
     """A record that cannot be read as its topic's value type; it belongs in the DLQ."""
 
 
+# common.clock.EPOCH; not imported from there, which would import the settings (and the engine) here.
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 # ClockKind values and the clock names the domain uses.
 CLOCK_NAMES = {types_pb2.CLOCK_KIND_ACK: "ack", types_pb2.CLOCK_KIND_RESOLVE: "resolve"}
 
-
-# common.clock.EPOCH; not imported from there, which would import the settings (and the engine) here
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _PRIORITY_NAMES = {value: name.removeprefix("PRIORITY_") for name, value in types_pb2.Priority.items()
                    if value != types_pb2.PRIORITY_UNSPECIFIED}
