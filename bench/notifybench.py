@@ -8,7 +8,8 @@ purpose: breached SlaEvents (deadlines in the past) are written straight to sla.
 as the sla codec writes them, so the figure is notify's own: stage 1 routes and requests,
 stage 2 delivers. It counts what Subscribe streams, the `delivered` events of the
 subscription channel on notifications.v1. With a log receiver in the routing text the
-same is measured through the log gateway (ChannelGateway.Deliver per notification).
+same is measured through the log gateway (ChannelGateway.DeliverBatch, the deliveries
+that fall due together in one call).
 """
 
 from __future__ import annotations

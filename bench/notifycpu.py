@@ -31,7 +31,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from handoff.v1 import sla_events_pb2, types_pb2
+from handoff.v1 import channel_gateway_pb2, sla_events_pb2, types_pb2
 
 from bench.notifybench import ROUTING_WITH_LOG
 from common.clock import WallClock
@@ -55,9 +55,10 @@ class AnsweringGateways:
     def configured(self, kind: str) -> bool:
         return True
 
-    async def deliver(self, delivery_id: str, kind: str, target: str, notification, timeout: float) -> Outcome:
-        deliver_request(delivery_id, kind, target, notification).SerializeToString()
-        return Outcome(True, receipt=delivery_id)
+    async def deliver(self, kind: str, deliveries, timeout: float) -> list[Outcome]:
+        channel_gateway_pb2.DeliverBatchRequest(deliveries=[
+            deliver_request(d.delivery_id, kind, d.target, d.notification) for d in deliveries]).SerializeToString()
+        return [Outcome(True, receipt=d.delivery_id) for d in deliveries]
 
 
 def run_at_once(coroutine) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from common.settings import SettingsError
 from devstack.gateways import start_gateway
-from notify.adapters.gateways import Gateways
+from notify.adapters.gateways import Delivery, Gateways
 from notify.domain.notifications import BREACH, Notification
 from notify.settings import notify_settings
 from tests.e2e.test_tls import Pki, make_pki
@@ -47,7 +47,8 @@ def deliver(address: str, ca_file: Path | None, delivery_id: str):
     async def call():
         gateways = Gateways({"log": address}, TOKEN, ca_file)
         try:
-            return await gateways.deliver(delivery_id, "log", "billing", NOTE, timeout=10)
+            [outcome] = await gateways.deliver("log", [Delivery(delivery_id, "billing", NOTE)], timeout=10)
+            return outcome
         finally:
             await gateways.close()
     return asyncio.run(call())

@@ -446,6 +446,50 @@ def test_the_gateway_reports_health_and_serves_its_metrics(webhook_gateway):
     assert 'handoff_grpc_requests_total{code="OK",method="Deliver"}' in text
 
 
+# --- batches --------------------------------------------------------------------------
+
+
+def deliver_batch(address: str, messages: list[channel_gateway_pb2.DeliverRequest],
+                  token: str | None = SERVICE_TOKEN) -> list[channel_gateway_pb2.DeliverResult]:
+    with gateway_stub(address, token) as stub:
+        return list(stub.DeliverBatch(channel_gateway_pb2.DeliverBatchRequest(deliveries=messages),
+                                      timeout=CALL_TIMEOUT).results)
+
+
+def test_a_batch_answers_each_delivery_as_deliver_would_and_sends_a_repeated_id_once(webhook_gateway, receiver):
+    _process, address = webhook_gateway
+    ok = request("wh-b1", "webhook", receiver.url("/hooks/billing/ok"))
+    no_target = request("wh-b2", "webhook", "")
+    gone = request("wh-b3", "webhook", receiver.url("/hooks/billing/gone"))
+    later = request("wh-b4", "webhook", receiver.url("/hooks/billing/ok"))
+
+    results = deliver_batch(address, [ok, ok, no_target, gone, later])
+
+    assert [r.delivery_id for r in results] == ["wh-b1", "wh-b1", "wh-b2", "wh-b3", "wh-b4"]
+    assert [grpc.StatusCode.OK.value[0] == r.code for r in results] == [True, True, False, False, True]
+    assert results[0].receipt == results[1].receipt and results[0].receipt.startswith("202 ")
+    assert results[2].code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and "target" in results[2].message
+    assert results[3].code == grpc.StatusCode.FAILED_PRECONDITION.value[0] and "HTTP 410" in results[3].message
+    assert [len(receiver.bodies_for(i)) for i in ("wh-b1", "wh-b2", "wh-b3", "wh-b4")] == [1, 0, 1, 1]
+    # a later Deliver of a batched id is answered from memory
+    assert deliver(address, ok).receipt == results[0].receipt and len(receiver.bodies_for("wh-b1")) == 1
+
+
+def test_a_batch_over_the_limit_is_invalid_and_a_department_may_not_send_one(webhook_gateway, receiver):
+    _process, address = webhook_gateway
+    url = receiver.url("/hooks/billing/ok")
+
+    with pytest.raises(grpc.RpcError) as too_many:
+        deliver_batch(address, [request(f"wh-many-{n}", "webhook", url) for n in range(1001)])
+    with pytest.raises(grpc.RpcError) as denied:
+        deliver_batch(address, [request("wh-b-dept", "webhook", url)], token=BILLING_TOKEN)
+
+    assert too_many.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "at most 1000" in too_many.value.details()
+    assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert receiver.bodies_for("wh-many-0") == [] and receiver.bodies_for("wh-b-dept") == []
+
+
 # --- e-mail -------------------------------------------------------------------------
 
 

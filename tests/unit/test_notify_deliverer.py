@@ -29,14 +29,16 @@ class ScriptedGateways:
     def __init__(self, *outcomes: Outcome, configured: bool = True) -> None:
         self.outcomes = list(outcomes)
         self.calls: list[tuple] = []
+        self.batches: list[list[str]] = []
         self._configured = configured
 
     def configured(self, kind: str) -> bool:
         return self._configured
 
-    async def deliver(self, delivery_id, kind, target, notification, timeout) -> Outcome:
-        self.calls.append((delivery_id, kind, target, timeout))
-        return self.outcomes.pop(0)
+    async def deliver(self, kind, deliveries, timeout) -> list[Outcome]:
+        self.batches.append([d.delivery_id for d in deliveries])
+        self.calls.extend((d.delivery_id, kind, d.target, timeout) for d in deliveries)
+        return [self.outcomes.pop(0) for _ in deliveries]
 
     async def close(self) -> None:
         pass
@@ -66,7 +68,8 @@ def run(tmp_path: Path):
         deliverer.seal()  # the batch that decided it is committed
         for offset in ticks:
             clock.at = T0 + offset
-            deliverer.tick(frozenset({0}))
+            deliverer.tick(frozenset({0}))  # starts what is due
+            deliverer.tick(frozenset({0}))  # records its outcome
         return sent, dead
 
     return deliver
@@ -140,6 +143,7 @@ def test_an_outcome_is_recorded_in_the_tables_and_a_restart_resumes_the_backoff(
                           lambda *_: None, clock, run_now)
     deliverer.restore(frozenset({0}))
     deliverer.tick(frozenset({0}))
+    deliverer.tick(frozenset({0}))
     assert pending["d-1"]["attempts"] == 1 and pending["d-1"]["next"] == (T0 + timedelta(seconds=1)).isoformat()
     # a restarted worker takes the pending entry as committed: nothing before its next attempt
     gateways = ScriptedGateways(Outcome(True))
@@ -149,4 +153,48 @@ def test_an_outcome_is_recorded_in_the_tables_and_a_restart_resumes_the_backoff(
     assert gateways.calls == []
     clock.at = T0 + timedelta(seconds=1)
     restarted.tick(frozenset({0}))
+    restarted.tick(frozenset({0}))
     assert len(gateways.calls) == 1 and done == {"d-1": "delivered"} and pending == {}
+
+
+def test_deliveries_due_together_go_out_in_batches_within_the_in_flight_limit(tmp_path: Path) -> None:
+    routing = routing_of(tmp_path, ROUTING)
+    started = []
+    gateways = ScriptedGateways(*[Outcome(True)] * 10)
+    jobs = [Job(f"d-{n}", NOTE, "team-chat", 0, 7, T0) for n in range(10)]
+    deliverer = Deliverer(gateways, routing, {}, {job.delivery_id: job_value(job) for job in jobs},
+                          lambda key, value: None, lambda *_: None, Clock(), started.append, concurrency=7, batch=3)
+    for job in jobs:
+        deliverer.schedule(job)
+    deliverer.seal()
+    deliverer.tick(frozenset({0}))
+    # seven in flight, in calls of at most three; the other three wait for room
+    assert len(started) == 3
+    for call in started:
+        run_now(call)
+    assert gateways.batches == [["d-0", "d-1", "d-2"], ["d-3", "d-4", "d-5"], ["d-6"]]
+    deliverer.tick(frozenset({0}))  # records the seven outcomes, then starts the rest
+    for call in started[3:]:
+        run_now(call)
+    assert gateways.batches[3:] == [["d-7", "d-8", "d-9"]]
+    deliverer.tick(frozenset({0}))
+    assert len(deliverer) == 0 and len(gateways.calls) == 10
+
+
+def test_a_delivery_whose_budget_cuts_its_deadline_goes_in_a_call_of_its_own(tmp_path: Path) -> None:
+    routing = routing_of(tmp_path, ROUTING)
+    started = []
+    gateways = ScriptedGateways(*[Outcome(True)] * 3)
+    # max_elapsed is 1 h: the last job has half a second of it left, the others the whole call_timeout
+    jobs = [Job("d-0", NOTE, "team-chat", 0, 7, T0), Job("d-1", NOTE, "team-chat", 0, 8, T0),
+            Job("d-late", NOTE, "team-chat", 0, 9, T0 - timedelta(hours=1) + timedelta(seconds=0.5))]
+    deliverer = Deliverer(gateways, routing, {}, {job.delivery_id: job_value(job) for job in jobs},
+                          lambda key, value: None, lambda *_: None, Clock(), started.append)
+    for job in jobs:
+        deliverer.schedule(job)
+    deliverer.seal()
+    deliverer.tick(frozenset({0}))
+    for call in started:
+        run_now(call)
+    assert sorted(gateways.batches) == [["d-0", "d-1"], ["d-late"]]
+    assert sorted({(call[0], call[3]) for call in gateways.calls}) == [("d-0", 2.0), ("d-1", 2.0), ("d-late", 0.5)]

@@ -9,7 +9,7 @@ OUTCOMES = ("delivered", "duplicate", "in_doubt", "unavailable", "rejected", "in
 
 DELIVERIES = Counter(
     "handoff_gateway_deliveries_total",
-    "Deliver calls by channel and outcome (delivered, duplicate, unavailable, rejected, invalid, error).",
+    "Deliveries asked for (a Deliver call, or one entry of a DeliverBatch) by channel and outcome.",
     ["channel", "outcome"],
 )
 DELIVERY_DURATION = Histogram(

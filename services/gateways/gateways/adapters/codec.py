@@ -1,7 +1,8 @@
-"""DeliverRequest in, DeliverResponse out: the only `*_pb2` user of the gateways."""
+"""DeliverRequest in, DeliverResponse (or a batch of results) out: the only `*_pb2` user of the gateways."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from handoff.v1 import channel_gateway_pb2, notifications_pb2
@@ -54,3 +55,10 @@ def delivery_from(request: channel_gateway_pb2.DeliverRequest) -> Delivery:
 
 def deliver_response(delivery_id: str, receipt: str) -> channel_gateway_pb2.DeliverResponse:
     return channel_gateway_pb2.DeliverResponse(delivery_id=delivery_id, receipt=receipt)
+
+
+def deliver_batch_response(results: Iterable[tuple[str, int, str, str]]) -> channel_gateway_pb2.DeliverBatchResponse:
+    """From (delivery_id, status code, message, receipt) per delivery, in the request's order."""
+    return channel_gateway_pb2.DeliverBatchResponse(results=[
+        channel_gateway_pb2.DeliverResult(delivery_id=delivery_id, code=code, message=message, receipt=receipt)
+        for delivery_id, code, message, receipt in results])

@@ -1,17 +1,21 @@
-"""ChannelGateway clients: one Deliver call, its outcome classified for the retry policy.
+"""ChannelGateway clients: deliveries sent in batches, each outcome classified for the retry
+policy.
 
 docs/gateways.md: UNAVAILABLE and DEADLINE_EXCEEDED are worth another try; everything
-else (FAILED_PRECONDITION, INVALID_ARGUMENT, PERMISSION_DENIED, ...) is permanent.
+else (FAILED_PRECONDITION, INVALID_ARGUMENT, PERMISSION_DENIED, ...) is permanent. A gateway
+that does not implement DeliverBatch (UNIMPLEMENTED) is sent one Deliver per delivery from
+then on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from handoff.v1 import channel_gateway_pb2_grpc
+from handoff.v1 import channel_gateway_pb2, channel_gateway_pb2_grpc
 
 from common.grpcclient import aio_channel
 from notify.adapters.codec import deliver_request
@@ -19,6 +23,11 @@ from notify.domain.notifications import Notification
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                        grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED})
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+# A DeliverBatch carries at most this many deliveries (the gateways' limit) and bytes of
+# requests (a gRPC message may hold 4 MiB).
+MAX_BATCH = 1000
+MAX_BATCH_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,19 @@ class Outcome:
     retryable: bool = False
     reason: str = ""
     receipt: str = ""
+
+    @classmethod
+    def refused(cls, code: grpc.StatusCode, details: str) -> Outcome:
+        return cls(False, retryable=code in RETRYABLE, reason=f"{code.name}: {details}")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery to make: what, to whom, under which stable id."""
+
+    delivery_id: str
+    target: str
+    notification: Notification
 
 
 class NoGateway(LookupError):
@@ -44,6 +66,7 @@ class Gateways:
         self._ca_file = ca_file
         self._stubs: dict[str, channel_gateway_pb2_grpc.ChannelGatewayStub] = {}
         self._channels: list[grpc.aio.Channel] = []
+        self._unbatched: set[str] = set()  # kinds whose gateway answered DeliverBatch UNIMPLEMENTED
 
     def configured(self, kind: str) -> bool:
         return bool(self._addresses.get(kind))
@@ -57,15 +80,41 @@ class Gateways:
             self._stubs[kind] = channel_gateway_pb2_grpc.ChannelGatewayStub(channel)
         return self._stubs[kind]
 
-    async def deliver(self, delivery_id: str, kind: str, target: str, notification: Notification,
-                      timeout: float) -> Outcome:
-        """One Deliver call with a deadline of `timeout` seconds."""
+    async def deliver(self, kind: str, deliveries: Sequence[Delivery], timeout: float) -> list[Outcome]:
+        """Deliver each of `deliveries` through the `kind` gateway within `timeout` seconds: one
+        DeliverBatch per megabyte of requests, all at once; their outcomes in the same order."""
+        requests = [deliver_request(d.delivery_id, kind, d.target, d.notification) for d in deliveries]
+        stub = self._stub(kind)
+        if kind in self._unbatched:
+            return list(await asyncio.gather(*(self._one(stub, request, timeout) for request in requests)))
+        chunks = list(_chunks(requests))
+        answers = await asyncio.gather(*(self._batch(stub, chunk, timeout) for chunk in chunks))
+        if kind not in self._unbatched:
+            return [outcome for answer in answers for outcome in answer]
+        return await self.deliver(kind, deliveries, timeout)
+
+    async def _batch(self, stub: channel_gateway_pb2_grpc.ChannelGatewayStub,
+                     requests: list[channel_gateway_pb2.DeliverRequest], timeout: float) -> list[Outcome]:
         try:
-            response = await self._stub(kind).Deliver(
-                deliver_request(delivery_id, kind, target, notification), timeout=timeout)
+            response = await stub.DeliverBatch(channel_gateway_pb2.DeliverBatchRequest(deliveries=requests),
+                                               timeout=timeout)
         except grpc.aio.AioRpcError as error:
-            reason = f"{error.code().name}: {error.details()}"
-            return Outcome(False, retryable=error.code() in RETRYABLE, reason=reason)
+            if error.code() is grpc.StatusCode.UNIMPLEMENTED:
+                self._unbatched.add(requests[0].channel)
+            return [Outcome.refused(error.code(), error.details())] * len(requests)
+        if len(response.results) != len(requests):
+            reason = f"the gateway answered {len(response.results)} results for {len(requests)} deliveries"
+            return [Outcome(False, retryable=True, reason=reason)] * len(requests)
+        return [Outcome(True, receipt=result.receipt) if result.code == 0
+                else Outcome.refused(_CODES.get(result.code, grpc.StatusCode.UNKNOWN), result.message)
+                for result in response.results]
+
+    async def _one(self, stub: channel_gateway_pb2_grpc.ChannelGatewayStub,
+                   request: channel_gateway_pb2.DeliverRequest, timeout: float) -> Outcome:
+        try:
+            response = await stub.Deliver(request, timeout=timeout)
+        except grpc.aio.AioRpcError as error:
+            return Outcome.refused(error.code(), error.details())
         return Outcome(True, receipt=response.receipt)
 
     async def close(self) -> None:
@@ -73,3 +122,18 @@ class Gateways:
             await channel.close()
         self._channels.clear()
         self._stubs.clear()
+
+
+def _chunks(requests: list[channel_gateway_pb2.DeliverRequest]):
+    """The requests in runs of at most MAX_BATCH and MAX_BATCH_BYTES (a bigger request goes alone)."""
+    chunk: list[channel_gateway_pb2.DeliverRequest] = []
+    size = 0
+    for request in requests:
+        length = request.ByteSize()
+        if chunk and (size + length > MAX_BATCH_BYTES or len(chunk) == MAX_BATCH):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(request)
+        size += length
+    if chunk:
+        yield chunk

@@ -6,8 +6,9 @@ between transactions, never inside one:
 
 1. the batch that decides a delivery writes it to the `pending` table; it is attempted only
    once that batch is committed (`seal` at the end of the batch, promoted at the next);
-2. attempts run on the delivery loop (`run`), off the engine's thread; their outcomes wait
-   in a queue;
+2. attempts run on the delivery loop (`run`), off the engine's thread, the deliveries that
+   fall due together sent to each gateway in batches (one DeliverBatch call per up to
+   BATCH deliveries); their outcomes wait in a queue;
 3. the next batch takes the outcomes (`tick`) and records each in its transaction: a
    `delivered` or `failed` event, the `deliveries` table, the `pending` entry removed or
    moved to its next attempt.
@@ -30,7 +31,7 @@ from common.clock import Clock
 from common.dueindex import DueIndex
 from notify import metrics
 from notify.adapters import codec
-from notify.adapters.gateways import Gateways, Outcome
+from notify.adapters.gateways import Delivery, Gateways, Outcome
 from notify.adapters.routing_file import RoutingConfig
 from notify.adapters.state import Job, job_from, job_value
 from notify.adapters.stores import Place
@@ -42,6 +43,10 @@ DeadLetter = Callable[[Job, bytes, str], None]
 # Starts a coroutine on the delivery loop; what it returns comes back through the queue.
 Run = Callable[[Coroutine[Any, Any, None]], None]
 MIN_CALL_SECONDS = 0.05
+# Deliveries in flight at once, and per gateway call: under load the queue fills while calls
+# are under way, so each call carries up to BATCH of what fell due.
+IN_FLIGHT = 256
+BATCH = 64
 # While gateway calls are under way, the engine comes back this often to record their outcomes.
 OUTCOME_POLL_S = 0.01
 
@@ -49,7 +54,7 @@ OUTCOME_POLL_S = 0.01
 class Deliverer:
     def __init__(self, gateways: Gateways, routing: RoutingConfig, done: MutableMapping[str, str],
                  pending: MutableMapping[str, dict], send: Send, dead_letter: DeadLetter, clock: Clock,
-                 run: Run, concurrency: int = 64, place: Place | None = None) -> None:
+                 run: Run, concurrency: int = IN_FLIGHT, batch: int = BATCH, place: Place | None = None) -> None:
         self._gateways = gateways
         self._routing = routing
         self._done = done
@@ -59,6 +64,7 @@ class Deliverer:
         self._clock = clock
         self._run = run
         self._concurrency = concurrency
+        self._batch = batch
         self._place = place or Place()
         self._queue = DueIndex()
         # The jobs decided since the last restore, so an attempt need not parse its `pending`
@@ -110,9 +116,10 @@ class Deliverer:
         return None if earliest is None else (earliest - self._clock.now()).total_seconds()
 
     def tick(self, owned: frozenset[int]) -> None:
-        """Start the attempts that have fallen due, then record the outcomes that came back."""
-        self._start_due(owned)
+        """Record the outcomes that came back, then start the attempts that have fallen due (in
+        the room those outcomes made)."""
         self._record_outcomes(owned)
+        self._start_due(owned)
 
     def _start_due(self, owned: frozenset[int]) -> None:
         for job in self._sealed:
@@ -120,20 +127,29 @@ class Deliverer:
         self._sealed.clear()
         now = self._clock.now()
         due = list(dict.fromkeys(self._queue.pop_due(now)))
+        # One call per gateway kind and deadline: a delivery near the end of its retry budget
+        # goes on its own rather than cut the deadline of the others.
+        calls: dict[tuple[str, float], list[tuple[Job, str]]] = {}
         for index, delivery_id in enumerate(due):
             if len(self._in_flight) >= self._concurrency:
                 # No room until outcomes come back: the rest wait as they are, each judged when
                 # popped again (judging them now read their tables again on every pass).
                 for waiting in due[index:]:
                     self._queue.add(now, waiting)
-                return
+                break
             if delivery_id in self._in_flight:
                 continue
             job = self._job(delivery_id)
             if job is None or job.partition not in owned or self._done.get(delivery_id):
                 continue
             self._place.partition = job.partition
-            self._start(job, now)
+            if route := self._route(job, now):
+                kind, target, timeout = route
+                self._in_flight.add(job.delivery_id)
+                calls.setdefault((kind, timeout), []).append((job, target))
+        for (kind, timeout), starts in calls.items():
+            for first in range(0, len(starts), self._batch):
+                self._run(self._attempt(kind, starts[first:first + self._batch], timeout))
 
     def _job(self, delivery_id: str) -> Job | None:
         """The pending delivery: as decided in memory, else read from its `pending` entry."""
@@ -153,29 +169,33 @@ class Deliverer:
                 self._place.partition = job.partition
                 self._record(job, kind, outcome)
 
-    def _start(self, job: Job, now: datetime) -> None:
+    def _route(self, job: Job, now: datetime) -> tuple[str, str, float] | None:
+        """The gateway kind, target and call deadline of the job's channel; None (and the job
+        failed) when it has none."""
         receiver = self._routing.receivers.get(job.notification.receiver)
         channel = next((c for c in receiver.channels if c.name == job.channel), None) if receiver else None
         if channel is None:
             self._fail(job, "", f"receiver {job.notification.receiver!r} has no channel {job.channel!r}")
-            return
+            return None
         if not self._gateways.configured(channel.kind):
             if channel.kind not in self._warned:
                 self._warned.add(channel.kind)
                 log.warning("no %s gateway configured: %s deliveries fail", channel.kind, channel.kind)
             self._fail(job, channel.kind, f"no {channel.kind} gateway is configured")
-            return
+            return None
         timeout = max((call_deadline(self._routing.retry, job.first_attempt_at, now) - now).total_seconds(),
                       MIN_CALL_SECONDS)
-        self._in_flight.add(job.delivery_id)
-        self._run(self._attempt(job, channel.kind, channel.target, timeout))
+        return channel.kind, channel.target, timeout
 
-    async def _attempt(self, job: Job, kind: str, target: str, timeout: float) -> None:
+    async def _attempt(self, kind: str, starts: list[tuple[Job, str]], timeout: float) -> None:
+        """One gateway call for `starts`; each outcome to the queue."""
+        jobs = [job for job, _ in starts]
         try:
-            outcome = await self._gateways.deliver(job.delivery_id, kind, target, job.notification, timeout)
+            outcomes = await self._gateways.deliver(
+                kind, [Delivery(job.delivery_id, target, job.notification) for job, target in starts], timeout)
         except Exception as error:  # noqa: BLE001 - whatever breaks, the engine hears of it and retries
-            outcome = Outcome(False, retryable=True, reason=f"{type(error).__name__}: {error}")
-        self._outcomes.append((job, kind, outcome))
+            outcomes = [Outcome(False, retryable=True, reason=f"{type(error).__name__}: {error}")] * len(jobs)
+        self._outcomes.extend(zip(jobs, [kind] * len(jobs), outcomes))
 
     def _record(self, job: Job, kind: str, outcome: Outcome) -> None:
         job.attempts += 1

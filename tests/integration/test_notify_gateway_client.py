@@ -1,0 +1,104 @@
+"""notify's gateway client against real gRPC servers on loopback: deliveries go out in
+DeliverBatch calls, each result classified for the retry policy; a gateway that only
+implements Deliver is sent one Deliver per delivery."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from handoff.v1 import channel_gateway_pb2, channel_gateway_pb2_grpc
+
+from notify.adapters import gateways as gateway_client
+from notify.adapters.gateways import Delivery, Gateways
+from notify.domain.notifications import BREACH, Notification
+from tests.unit.conftest import T0
+
+pytestmark = pytest.mark.integration
+
+NOTE = Notification("n-1", "breach:h-1:ack", BREACH, "billing", "billing", "HIGH", "h-1", "case-1", "cust-1",
+                    "ack", "t", "b", T0)
+
+
+class OnlyDeliver(channel_gateway_pb2_grpc.ChannelGatewayServicer):
+    """A gateway written before DeliverBatch existed."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.delivered: list[str] = []
+
+    async def Deliver(self, request, context):
+        self.delivered.append(request.delivery_id)
+        return channel_gateway_pb2.DeliverResponse(delivery_id=request.delivery_id, receipt=f"r-{request.delivery_id}")
+
+    async def DeliverBatch(self, request, context):
+        self.batches += 1
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
+
+
+class Scripted(channel_gateway_pb2_grpc.ChannelGatewayServicer):
+    """Answers each delivery with the status its id names: `ok-…`, `busy-…` or `gone-…`."""
+
+    CODES = {"ok": grpc.StatusCode.OK, "busy": grpc.StatusCode.UNAVAILABLE, "gone": grpc.StatusCode.FAILED_PRECONDITION}
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    async def DeliverBatch(self, request, context):
+        self.calls.append([item.delivery_id for item in request.deliveries])
+        return channel_gateway_pb2.DeliverBatchResponse(results=[
+            channel_gateway_pb2.DeliverResult(
+                delivery_id=item.delivery_id, code=self.CODES[item.delivery_id.partition("-")[0]].value[0],
+                message="" if item.delivery_id.startswith("ok") else f"said no to {item.delivery_id}",
+                receipt=f"r-{item.delivery_id}" if item.delivery_id.startswith("ok") else "")
+            for item in request.deliveries])
+
+
+async def delivered_through(servicer, ids: list[str], rounds: int = 1):
+    server = grpc.aio.server()
+    channel_gateway_pb2_grpc.add_ChannelGatewayServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    gateways = Gateways({"log": f"127.0.0.1:{port}"}, "a-token")
+    try:
+        return [await gateways.deliver("log", [Delivery(i, "ops", NOTE) for i in ids], timeout=10)
+                for _ in range(rounds)]
+    finally:
+        await gateways.close()
+        await server.stop(None)
+
+
+def test_a_gateway_without_deliver_batch_is_sent_one_deliver_per_delivery():
+    servicer = OnlyDeliver()
+
+    first, second = asyncio.run(delivered_through(servicer, ["d-1", "d-2", "d-3"], rounds=2))
+
+    assert [o.receipt for o in first] == [o.receipt for o in second] == ["r-d-1", "r-d-2", "r-d-3"]
+    assert all(o.delivered for o in first + second)
+    assert servicer.batches == 1  # asked once; from then on Deliver only
+    assert sorted(servicer.delivered) == ["d-1", "d-1", "d-2", "d-2", "d-3", "d-3"]
+
+
+def test_each_result_of_a_batch_is_classified_for_the_retry_policy():
+    servicer = Scripted()
+
+    [outcomes] = asyncio.run(delivered_through(servicer, ["ok-1", "busy-1", "gone-1"]))
+
+    assert servicer.calls == [["ok-1", "busy-1", "gone-1"]]
+    ok, busy, gone = outcomes
+    assert ok.delivered and ok.receipt == "r-ok-1"
+    assert not busy.delivered and busy.retryable and busy.reason == "UNAVAILABLE: said no to busy-1"
+    assert not gone.delivered and not gone.retryable and gone.reason.startswith("FAILED_PRECONDITION")
+
+
+def test_a_batch_is_split_into_calls_of_at_most_a_megabyte(monkeypatch):
+    one = Delivery("ok-0", "ops", NOTE)
+    size = gateway_client.deliver_request(one.delivery_id, "log", one.target, one.notification).ByteSize()
+    monkeypatch.setattr(gateway_client, "MAX_BATCH_BYTES", 2 * size + 1)
+    servicer = Scripted()
+
+    [outcomes] = asyncio.run(delivered_through(servicer, [f"ok-{n}" for n in range(5)]))
+
+    assert sorted(servicer.calls) == [["ok-0", "ok-1"], ["ok-2", "ok-3"], ["ok-4"]]
+    assert [o.receipt for o in outcomes] == [f"r-ok-{n}" for n in range(5)]
