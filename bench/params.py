@@ -55,7 +55,7 @@ class Parameters:
     notify_breach_departments: int = 300
     notify_time_limit_s: float = 180.0
     notify_drain_limit_s: float = 60.0
-    notify_log_breaches: int = 2_000
+    notify_log_breaches: int = 20_000
     notify_log_time_limit_s: float = 90.0
     # (i) one minimal pipeline four ways (faust per record and take, aiokafka, transactions).
     pipeline_records: int = 100_000

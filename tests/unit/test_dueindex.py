@@ -75,3 +75,12 @@ def test_clear_forgets_every_entry():
 
     assert len(index) == 0
     assert index.next_deadline() is None
+
+
+def test_a_limit_takes_the_soonest_due_and_leaves_the_rest_in_place():
+    index = index_of((30, "c"), (10, "a"), (20, "b"), (40, "d"))
+
+    assert index.pop_due(T0 + timedelta(minutes=35), limit=2) == ["a", "b"]
+    assert index.next_deadline() == T0 + timedelta(minutes=30)
+    assert index.pop_due(T0 + timedelta(minutes=35), limit=2) == ["c"]
+    assert len(index) == 1

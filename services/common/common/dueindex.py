@@ -24,11 +24,13 @@ class DueIndex:
     def next_deadline(self) -> datetime | None:
         return self._heap[0][0] if self._heap else None
 
-    def pop_due(self, now: datetime) -> list[str]:
-        """Remove and return the keys due at or before `now`, soonest first (a key may repeat)."""
+    def pop_due(self, now: datetime, limit: int | None = None) -> list[str]:
+        """Remove and return the keys due at or before `now`, soonest first (a key may repeat);
+        at most `limit` of them, the rest left in place."""
         due: list[str] = []
-        while self._heap and self._heap[0][0] <= now:
-            due.append(heapq.heappop(self._heap)[1])
+        heap = self._heap
+        while heap and heap[0][0] <= now and (limit is None or len(due) < limit):
+            due.append(heapq.heappop(heap)[1])
         return due
 
     def clear(self) -> None:

@@ -126,27 +126,26 @@ class Deliverer:
             self._queue.add(job.first_attempt_at, job.delivery_id)
         self._sealed.clear()
         now = self._clock.now()
-        due = list(dict.fromkeys(self._queue.pop_due(now)))
         # One call per gateway kind and deadline: a delivery near the end of its retry budget
         # goes on its own rather than cut the deadline of the others.
         calls: dict[tuple[str, float], list[tuple[Job, str]]] = {}
-        for index, delivery_id in enumerate(due):
-            if len(self._in_flight) >= self._concurrency:
-                # No room until outcomes come back: the rest wait as they are, each judged when
-                # popped again (judging them now read their tables again on every pass).
-                for waiting in due[index:]:
-                    self._queue.add(now, waiting)
+        # Only what there is room for leaves the queue: the rest wait in their places, not
+        # popped and put back on every pass while a burst is under way.
+        while (room := self._concurrency - len(self._in_flight)) > 0:
+            due = self._queue.pop_due(now, room)
+            if not due:
                 break
-            if delivery_id in self._in_flight:
-                continue
-            job = self._job(delivery_id)
-            if job is None or job.partition not in owned or self._done.get(delivery_id):
-                continue
-            self._place.partition = job.partition
-            if route := self._route(job, now):
-                kind, target, timeout = route
-                self._in_flight.add(job.delivery_id)
-                calls.setdefault((kind, timeout), []).append((job, target))
+            for delivery_id in due:
+                if delivery_id in self._in_flight:
+                    continue
+                job = self._job(delivery_id)
+                if job is None or job.partition not in owned or self._done.get(delivery_id):
+                    continue
+                self._place.partition = job.partition
+                if route := self._route(job, now):
+                    kind, target, timeout = route
+                    self._in_flight.add(job.delivery_id)
+                    calls.setdefault((kind, timeout), []).append((job, target))
         for (kind, timeout), starts in calls.items():
             for first in range(0, len(starts), self._batch):
                 self._run(self._attempt(kind, starts[first:first + self._batch], timeout))
