@@ -145,12 +145,7 @@ class _Sampler:
 
 def _wait_for_readers(probe: KafkaProbe, behind: int, time_limit: float) -> bool:
     """Whether every reader came within `behind` records of the end within `time_limit` seconds."""
-    give_up = time.monotonic() + time_limit
-    while time.monotonic() < give_up:
-        if all(probe.lag(group, [HANDOFF_EVENTS.name]) <= behind for group in READERS):
-            return True
-        time.sleep(1.0)
-    return False
+    return probe.wait_for_lag(READERS, [HANDOFF_EVENTS.name], time_limit, behind, poll=1.0) is not None
 
 
 def reference(samples: list[dict], retention_s: float) -> dict:

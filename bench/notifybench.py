@@ -215,7 +215,7 @@ async def hops(bootstrap: str, departments: set[str], since: dict[TopicPartition
 def _drained(bootstrap: str, time_limit: float) -> float | None:
     """Seconds until notify has committed everything on its input topics (its read-back included)."""
     with KafkaProbe(bootstrap) as probe:
-        return probe.wait_for_lag_zero(NOTIFY_APP, [SLA_EVENTS.name, NOTIFICATIONS.name], time_limit)
+        return probe.wait_for_lag([NOTIFY_APP], [SLA_EVENTS.name, NOTIFICATIONS.name], time_limit)
 
 
 def _metered(stack: Stack, run: Callable[[], dict]) -> dict:

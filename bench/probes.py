@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,11 +151,13 @@ class KafkaProbe:
         topics = sorted({tp.topic for tp in committed})
         return (self.lag(group, topics), len(self._partitions(topics))) if topics else (0, 0)
 
-    def wait_for_lag_zero(self, group: str, topics: list[str], time_limit: float, poll: float = 0.5) -> float | None:
-        """Seconds until the group has committed everything in `topics`; None if not within the limit."""
+    def wait_for_lag(self, groups: Sequence[str], topics: list[str], time_limit: float, behind: int = 0,
+                     poll: float = 0.5) -> float | None:
+        """Seconds until every group has committed all but `behind` records of `topics`; None if
+        not within the limit."""
         started = time.perf_counter()
         while time.perf_counter() - started < time_limit:
-            if self.lag(group, topics) == 0:
+            if all(self.lag(group, topics) <= behind for group in groups):
                 return time.perf_counter() - started
             time.sleep(poll)
         return None

@@ -189,11 +189,14 @@ class WebhookReceiver:
 
 
 class Inbox:
-    """An aiosmtpd handler: `gone@` is refused for good (550), `busy@` for now (451)."""
+    """An aiosmtpd handler: `gone@` is refused for good (550), `busy@` for now (451); `slow@`
+    takes a while to accept, so the sessions open at once can be counted."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
+        self.slow_now = 0
+        self.slow_at_once = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.startswith("gone@"):
@@ -204,6 +207,11 @@ class Inbox:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if any(address.startswith("slow@") for address in envelope.rcpt_tos):
+            self.slow_now += 1
+            self.slow_at_once = max(self.slow_at_once, self.slow_now)
+            await asyncio.sleep(0.3)
+            self.slow_now -= 1
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 2.0.0 accepted"
@@ -537,6 +545,18 @@ def test_a_bad_address_list_is_invalid_naming_the_target(email_gateway):
 
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert error.details().startswith("target: ")
+
+
+def test_the_messages_of_a_batch_reach_the_relay_at_most_smtp_connections_at_once(workdir, tokens_file, inbox):
+    handler, port = inbox
+    env = {"AUTH_TOKENS_FILE": str(tokens_file), "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port),
+           "SMTP_FROM": "handoff@cc.example", "SMTP_STARTTLS": "false", "SMTP_CONNECTIONS": "2"}
+    with running_gateway("email", workdir / "two-connections", env) as (_process, address):
+        results = deliver_batch(address, [request(f"em-slow-{n}", "email", "slow@example.org") for n in range(6)])
+
+    assert [r.code for r in results] == [grpc.StatusCode.OK.value[0]] * 6
+    assert len({r.receipt for r in results}) == 6
+    assert handler.slow_at_once == 2
 
 
 def test_an_unreachable_smtp_relay_is_unavailable(workdir, tokens_file):

@@ -94,7 +94,7 @@ def test_smtp_settings_default_to_port_25_and_opportunistic_starttls():
 
     assert (smtp.host, smtp.port, smtp.sender) == ("relay.example", 25, "handoff@cc.example")
     assert smtp.starttls is None
-    assert (smtp.user, smtp.password, smtp.ca_file, smtp.timeout) == (None, None, None, 30.0)
+    assert (smtp.user, smtp.password, smtp.ca_file, smtp.timeout, smtp.connections) == (None, None, None, 30.0, 10)
 
 
 def test_smtp_credentials_are_taken_with_starttls_and_kept_out_of_repr():
@@ -116,6 +116,7 @@ def test_smtp_credentials_are_taken_with_starttls_and_kept_out_of_repr():
         ({**SMTP, "SMTP_USER": "handoff"}, "SMTP_USER and SMTP_PASSWORD go together"),
         ({**SMTP, "SMTP_USER": "u", "SMTP_PASSWORD": "p"}, "SMTP_USER needs SMTP_STARTTLS=true"),
         ({**SMTP, "SMTP_CA_FILE": "/nonexistent/ca.pem"}, "SMTP_CA_FILE /nonexistent/ca.pem: no such file"),
+        ({**SMTP, "SMTP_CONNECTIONS": "0"}, "SMTP_CONNECTIONS='0' must be a whole number of at least 1"),
     ],
 )
 def test_bad_smtp_settings_name_the_variable(env, message):

@@ -43,6 +43,8 @@ class SmtpSettings:
     password: str | None = field(repr=False)
     ca_file: Path | None
     timeout: float
+    # Messages in the relay's hands at once: a connection each, and relays limit them per client.
+    connections: int = 10
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ def _smtp(env: Mapping[str, str]) -> SmtpSettings:
         raise SettingsError(f"SMTP_CA_FILE {ca_file}: no such file")
     return SmtpSettings(
         host, int(port_text), sender, _STARTTLS[starttls_text], user, password, ca_file,
-        _seconds(env, "SMTP_TIMEOUT", 30.0),
+        _seconds(env, "SMTP_TIMEOUT", 30.0), _count(env, "SMTP_CONNECTIONS", 10),
     )
 
 

@@ -16,11 +16,14 @@ log = logging.getLogger(__name__)
 
 
 class SmtpChannel:
-    """A connection per message: notifications are few, and a relay may drop idle sessions."""
+    """A connection per message: notifications are few, and a relay may drop idle sessions.
+    At most `settings.connections` at once: the deliveries of a batch beyond them wait their
+    turn, within their deadline."""
 
     def __init__(self, settings: SmtpSettings, clock: Clock) -> None:
         self._settings = settings
         self._clock = clock
+        self._connections = asyncio.Semaphore(settings.connections)
 
     async def deliver(self, delivery: Delivery, timeout: float) -> str:
         """Hand the message to the relay; the receipt is its Message-ID."""
@@ -49,18 +52,19 @@ class SmtpChannel:
 
     async def _send(self, message, addresses: list[str], timeout: float):
         settings = self._settings
-        return await aiosmtplib.send(
-            message,
-            sender=settings.sender,
-            recipients=addresses,
-            hostname=settings.host,
-            port=settings.port,
-            start_tls=settings.starttls,
-            username=settings.user,
-            password=settings.password,
-            cert_bundle=str(settings.ca_file) if settings.ca_file else None,
-            timeout=timeout,
-        )
+        async with self._connections:
+            return await aiosmtplib.send(
+                message,
+                sender=settings.sender,
+                recipients=addresses,
+                hostname=settings.host,
+                port=settings.port,
+                start_tls=settings.starttls,
+                username=settings.user,
+                password=settings.password,
+                cert_bundle=str(settings.ca_file) if settings.ca_file else None,
+                timeout=timeout,
+            )
 
     async def close(self) -> None:
         """Nothing is held open between messages."""

@@ -49,7 +49,8 @@ webhook:
   WEBHOOK_TIMEOUT        seconds a POST may take (10), cut to the call's deadline
 email:
   SMTP_HOST, SMTP_PORT (25), SMTP_FROM, SMTP_STARTTLS (auto|true|false),
-  SMTP_USER + SMTP_PASSWORD (need SMTP_STARTTLS=true), SMTP_CA_FILE, SMTP_TIMEOUT (30)
+  SMTP_USER + SMTP_PASSWORD (need SMTP_STARTTLS=true), SMTP_CA_FILE, SMTP_TIMEOUT (30),
+  SMTP_CONNECTIONS (10)   messages handed to the relay at once
 log:
   LOG_FILE               the JSON-lines file (DATA_DIR/deliveries.jsonl)
 
