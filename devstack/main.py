@@ -72,13 +72,16 @@ def run(
     stack = Stack(workdir, policies, kafka_bootstrap or None, ports=_ports(free_ports), gateways=True,
                   env=EVENT_TIME)
     live: LiveRun | None = None
+    # One event loop for the run and its final table: a gRPC call the run cancelled may
+    # still complete on the loop it was made on, which must not be closed by then.
+    runner = asyncio.Runner()
     try:
         with console.status("starting Kafka, the gateways and the services..."):
             stack.start()
         console.print("[bold]stack is up[/bold] (logs in %s)" % (workdir / "logs"))
         _print_endpoints(stack.endpoints())
         live = LiveRun(*setup, console=console)
-        asyncio.run(_simulate(live, stack))
+        runner.run(_simulate(live, stack))
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     except ServiceFailed as error:
@@ -89,12 +92,24 @@ def run(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if live is not None:
             try:
-                console.print(asyncio.run(live.final_table()))
+                _cancel_left(runner)
+                console.print(runner.run(live.final_table()))
             except Exception as error:  # the stack is stopped whatever the table does
                 console.print(f"[red]no charge-back table: {error!r}[/red]")
+        runner.close()
         console.print("stopping...")
         stack.stop()
         console.print("stopped; nothing left running")
+
+
+def _cancel_left(runner: asyncio.Runner) -> None:
+    """Cancel what a run cut short by a signal left on the loop, and let it close its streams."""
+    loop = runner.get_loop()
+    left = asyncio.all_tasks(loop)
+    for task in left:
+        task.cancel()
+    if left:
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
 
 
 async def _simulate(live: LiveRun, stack: Stack) -> None:

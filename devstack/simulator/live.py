@@ -126,6 +126,8 @@ class LiveRun:
             await asyncio.gather(*workers, return_exceptions=True)
             if sink is not None:
                 await sink.cleanup()
+            # The caller decides what a signal does from here on; the loop outlives this run.
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
 
     async def final_table(self):
         """The charge-back table over the whole run (the latest reading if the services do not answer)."""
