@@ -79,7 +79,9 @@ class EngineSettings:
     max_wait_s: float = 0.1
     max_attempts: int = 3
     session_timeout_ms: int = 6_000
-    transaction_timeout_ms: int = 10_000
+    # Below the session timeout, so a dead worker's open transaction is aborted by the time
+    # its partitions move (a batch commits in well under a second).
+    transaction_timeout_ms: int = 5_000
     client: dict[str, Any] = field(default_factory=dict)
 
 
