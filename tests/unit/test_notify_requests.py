@@ -54,7 +54,7 @@ def routing(tmp_path: Path):
 @pytest.fixture
 def stage1(routing):
     sent, send = recorder()
-    requester = Requester({}, {}, routing, send, FixedClock())
+    requester = Requester({}, routing, send, FixedClock())
     return requester, sent
 
 
@@ -252,7 +252,7 @@ def test_a_breach_read_after_the_leg_was_resolved_still_earns_its_resolution_not
 @pytest.mark.parametrize("breach_read_last", [False, True])
 def test_a_breach_and_the_resolution_request_the_same_ids_whichever_is_read_first(routing, breach_read_last):
     sent, send = recorder()
-    requester = Requester({}, {}, routing, send, FixedClock())
+    requester = Requester({}, routing, send, FixedClock())
     breach = lambda: requester.on_sla_event(breach_at(T0 + timedelta(minutes=15)), 0)  # noqa: E731
     resolution = lambda: requester.on_handoff_event(  # noqa: E731
         at(leg_event("resolved", event_id="e-9"), T0 + timedelta(hours=1)), 0)
@@ -281,7 +281,7 @@ def test_on_event_time_a_heartbeat_is_passed_on_after_what_was_requested_before_
     def forward(instant, partition: int) -> None:
         forwarded.append((instant, partition, len(sent)))
 
-    requester = Requester({}, {}, routing, send, FixedClock(), forward)
+    requester = Requester({}, routing, send, FixedClock(), forward)
     requester.on_sla_event(sla("breached"), 2)
     requester.on_handoff_event(at(leg_event("heartbeat"), T0 + timedelta(hours=2)), 2)
     assert forwarded == [(T0 + timedelta(hours=2), 2, 1)]

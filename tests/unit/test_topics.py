@@ -77,8 +77,7 @@ def test_each_stream_app_has_its_own_id_and_tables():
     assert TABLES == {
         HANDOFF_APP: ("legs", "requests"),
         SLA_APP: ("clocks", "customers", "marks"),
-        NOTIFY_APP: ("requested", "legs", "deliveries", "pending", "escalations", "groups", "grouped", "sources",
-                     "marks"),
+        NOTIFY_APP: ("legs", "deliveries", "pending", "escalations", "groups", "grouped", "sources", "marks"),
     }
 
 

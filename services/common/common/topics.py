@@ -64,8 +64,7 @@ HANDOFF_APP, SLA_APP, NOTIFY_APP = "handoff-legs", "handoff-sla", "handoff-notif
 TABLES: dict[str, tuple[str, ...]] = {
     HANDOFF_APP: ("legs", "requests"),
     SLA_APP: ("clocks", "customers", "marks"),
-    NOTIFY_APP: ("requested", "legs", "deliveries", "pending", "escalations", "groups", "grouped",
-                 "sources", "marks"),
+    NOTIFY_APP: ("legs", "deliveries", "pending", "escalations", "groups", "grouped", "sources", "marks"),
 }
 
 

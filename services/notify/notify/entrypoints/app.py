@@ -58,7 +58,7 @@ from notify.entrypoints.retention import Retention
 from notify.settings import DEFAULT_RETENTION
 
 APP_ID = NOTIFY_APP
-STAGE1_TABLES = ("requested", "legs")
+STAGE1_TABLES = ("legs",)
 # Receivers whose partition of notifications.v1 is kept once computed.
 RECEIVERS_PLACED = 4096
 STAGE2_TABLES = ("deliveries", "pending", "escalations", "groups", "grouped", "sources", "marks")
@@ -96,7 +96,7 @@ class NotifyProcessor:
         def notify(receiver: str, value: bytes) -> None:
             send(NOTIFICATIONS.name, receiver, value)
 
-        self.requester = Requester(tables["legs"], tables["requested"], routing, notify, self._wall,
+        self.requester = Requester(tables["legs"], routing, notify, self._wall,
                                    self._forward if self.event_time else None, self._request)
         # Gateways are called on wall time, whatever the clock of escalations and groups.
         deliverer = Deliverer(gateways, routing, tables["deliveries"], tables["pending"], notify, self._dead_letter,

@@ -2,8 +2,9 @@
 
 All three sources are keyed by customer_ref, so a leg's events and its `legs` table entry
 share a partition. Each notice is routed; every receiver reached gets a `requested` event
-on notifications.v1 keyed by the receiver. A leg remembers what was requested about it,
-so its acknowledgement or resolution acknowledges those (which stops their escalation).
+on notifications.v1 keyed by the receiver. A leg remembers every id requested about it, so
+a re-read source asks nothing twice, and which of those are still open, so its
+acknowledgement or resolution acknowledges them (which stops their escalation).
 
 The three topics are read independently, so a leg's acknowledgement can be read before a
 breach or warning that happened earlier (sla writes those later; in a replay, much later).
@@ -63,11 +64,9 @@ def leg_from(value: dict) -> Leg:
 
 
 class Requester:
-    def __init__(self, legs: MutableMapping[str, dict], requested: MutableMapping[str, bool],
-                 routing: RoutingConfig, send: Send, recorded: Clock, forward: Forward | None = None,
+    def __init__(self, legs: MutableMapping[str, dict], routing: RoutingConfig, send: Send, recorded: Clock, forward: Forward | None = None,
                  request: Request | None = None) -> None:
         self._legs = legs
-        self._requested = requested
         self._routing = routing
         self._send = send
         self._recorded = recorded
@@ -90,17 +89,18 @@ class Requester:
         """Route `notice` (about `leg`) and request it of every receiver reached that was not
         asked before; `end`: the leg's end that acknowledges it already (a late notice)."""
         acknowledged = (end.at, end.by) if end else None
+        known = set(leg.requested)  # the caller remembers what is sent on the leg it saves
         sent = []
         for notification in requests(notice, self._routing.route(notice.labels), self._routing.root):
             receiver = self._routing.receivers[notification.receiver]
             kinds = [channel.kind for channel in receiver.channels]
-            if self._requested.get(notification.notification_id):
+            if notification.notification_id in known:
                 for kind in kinds:
                     metrics.notifications(kind, "duplicate").inc()
                 continue
             channels = [channel.name for channel in receiver.channels]
             self._write_request(notification, channels, acknowledged, leg.notify_history)
-            self._requested[notification.notification_id] = True
+            known.add(notification.notification_id)
             for kind in kinds:
                 metrics.notifications(kind, "requested").inc()
             sent.append(notification)

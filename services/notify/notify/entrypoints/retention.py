@@ -53,8 +53,8 @@ def group_is_over(value: dict) -> bool:
 # delivery leaves it when it ends; `grouped`: a member leaves it when acknowledged, and a
 # group empties only so; `marks`: one per partition and source, bounded).
 # None: finished when written (judged without decoding the value).
-# `requested` has no rule of its own: a leg names the ids requested about it, and they go
-# with it (WITH_IT), so the dedup of a leg's notices holds as long as the leg is known.
+# A leg holds the ids requested about it, so the dedup of its notices holds as long as the
+# leg is known.
 RULES: dict[str, Callable[[Any], bool] | None] = {
     "deliveries": None,
     "sources": None,
@@ -64,16 +64,8 @@ RULES: dict[str, Callable[[Any], bool] | None] = {
 }
 
 
-# Table -> (the table of what goes with one of its entries, the keys of those).
-WITH_IT: dict[str, tuple[str, Callable[[dict], Iterable[str]]]] = {
-    "legs": ("requested", lambda value: value.get("requested", ())),
-}
-
-
 class Retention:
     def __init__(self, stores: Iterable[ChangelogStore], period: timedelta, wall: Clock) -> None:
-        stores = list(stores)
-        self._by_name = {store.name: store for store in stores}
         self._stores = [(store, RULES[store.name]) for store in stores if store.name in RULES]
         self._period_us = int(period.total_seconds() * 1_000_000)
         self._wall = wall
@@ -93,15 +85,6 @@ class Retention:
         return stamped
 
     def forget(self, store: ChangelogStore, key: str) -> None:
-        """The entry's instant has come (the engine checked it still asks for it): delete it,
-        and what goes with it."""
-        value = store.get(key)
-        if value is None:
-            return
-        del store[key]
-        if store.name in WITH_IT:
-            name, keys_of = WITH_IT[store.name]
-            other = self._by_name[name]
-            for other_key in keys_of(decoded(payload_of(value))):
-                if other_key in other:
-                    del other[other_key]
+        """The entry's instant has come (the engine checked it still asks for it): delete it."""
+        if key in store:
+            del store[key]
