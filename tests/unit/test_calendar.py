@@ -332,3 +332,16 @@ def test_windows_are_kept_sorted_so_equal_calendars_compare_equal():
     assert shuffled == WorkingHours("office", "Europe/Berlin", {0: SPLIT_DAY})
     assert shuffled.week[0] == SPLIT_DAY
     assert hash(shuffled) == hash(WorkingHours("office", "Europe/Berlin", {0: SPLIT_DAY}))
+
+
+def test_spans_measure_the_same_before_and_after_an_earlier_day_renumbers_the_index():
+    # given a calendar that has measured spans in the autumn (and remembers what it counted)
+    calendar = WorkingHours("office", "Europe/Berlin", {day: SPLIT_DAY for day in range(5)}, HOLIDAYS)
+    start, end = datetime(2026, 10, 20, 9, 30, tzinfo=BERLIN), datetime(2026, 10, 27, 16, 0, tzinfo=BERLIN)
+    before = (calendar.between(start, end), calendar.add(start, timedelta(hours=20)), calendar.open_from(end))
+    # when a span three years earlier is measured, which indexes the calendar from further back
+    assert calendar.between(datetime(2023, 10, 20, 9, tzinfo=BERLIN), start) > timedelta(0)
+    # then the autumn spans measure as before, and as a calendar that never counted them does
+    fresh = WorkingHours("office", "Europe/Berlin", {day: SPLIT_DAY for day in range(5)}, HOLIDAYS)
+    for each in (calendar, fresh):
+        assert (each.between(start, end), each.add(start, timedelta(hours=20)), each.open_from(end)) == before

@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from sla.domain.calendar import AlwaysOpen, WorkingHours
 
 ZONES = ["Europe/Berlin", "America/New_York", "America/Havana", "America/Santiago", "Australia/Lord_Howe",
-         "Asia/Kolkata", "UTC"]
+         "Asia/Kolkata", "UTC",
+         # 14 hours ahead of UTC, 11 behind: a UTC date and the local one a day apart
+         "Pacific/Kiritimati", "Pacific/Niue"]
 # Berlin, New York, Havana, Santiago and Lord Howe clock changes, give or take a day.
 CHANGES = [datetime(2026, 3, 29, 1), datetime(2026, 10, 25, 1), datetime(2026, 3, 8, 7), datetime(2026, 11, 1, 6),
            datetime(2026, 3, 8, 5), datetime(2026, 4, 5, 3), datetime(2026, 9, 6, 4), datetime(2026, 4, 4, 15)]

@@ -30,6 +30,7 @@ _DAY = timedelta(days=1)
 _REINDEX_MARGIN = timedelta(days=400)
 # How far ahead `open_from` looks for an opening before it calls the calendar closed for good.
 _SEARCH_DAYS = 3660
+_WORKED_KEPT = 20_000
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,10 @@ class WorkingHours:
         # business time is a difference of two totals, not a walk over its days.
         object.__setattr__(self, "_first_day", None)
         object.__setattr__(self, "_totals", [_ZERO])
+        # Working time up to recent instants: a leg's clocks ask about the same few instants
+        # (start, deadline, pause) again and again. Measured from `_first_day`, so emptied
+        # when the index is renumbered; bounded: emptied when full.
+        object.__setattr__(self, "_worked", {})
 
     def add(self, start: datetime, business: timedelta) -> datetime:
         """The first instant by which `business` working time has passed since `start`."""
@@ -137,7 +142,7 @@ class WorkingHours:
         remaining = target - totals[index - 1]
         for begin, end in self._windows_on(self._first_day + timedelta(days=index - 1)):
             if end - begin >= remaining:
-                return (begin + remaining).astimezone(start.tzinfo)
+                return _in_zone_of(start, begin + remaining)
             remaining -= end - begin
         raise AssertionError("running totals and day windows disagree")  # unreachable
 
@@ -157,11 +162,11 @@ class WorkingHours:
         else the next opening (a window's end is outside it)."""
         _require_aware(instant)
         at = instant.astimezone(UTC)
-        day = at.astimezone(self._tz).date() - _DAY
+        day = self._local_day(at) - _DAY
         for _ in range(_SEARCH_DAYS):
             for begin, end in self._windows_on(day):
                 if end > at:
-                    return max(begin, at).astimezone(instant.tzinfo)
+                    return _in_zone_of(instant, max(begin, at))
             day += _DAY
         raise ValueError(f"calendar {self.name!r} has no working hours after {instant.isoformat()}")
 
@@ -185,14 +190,34 @@ class WorkingHours:
     def _worked_until(self, at: datetime) -> timedelta:
         """Working time from the first indexed midnight to `at`."""
         at = at.astimezone(UTC)
-        day = at.astimezone(self._tz).date()
+        worked = self._worked
+        total = worked.get(at)
+        if total is None:
+            if len(worked) >= _WORKED_KEPT:
+                worked.clear()
+            # Counted first: counting may renumber the index, which empties `worked`.
+            total = worked[at] = self._count_worked(at)
+        return total
+
+    def _count_worked(self, at: datetime) -> timedelta:
+        day = self._local_day(at)
         total = self._total_at(day - _DAY)
-        # A day's windows lie between its midnights; the day before is counted too for
-        # readings at a DST change around midnight.
+        # A day's windows lie between its midnights; the day before is counted too (its
+        # total is the one at its own midnight).
         for each in (day - _DAY, day):
             for begin, finish in self._windows_on(each):
                 total += max(min(finish, at) - begin, _ZERO)
         return total
+
+    def _local_day(self, at: datetime) -> date:
+        """The local day whose midnights enclose the UTC instant `at` (midnights as the DST
+        rule places them): its UTC date, or the day before or after. Cheaper than converting
+        `at` to the zone, as each midnight is converted once."""
+        day = at.date()
+        if at < self._midnight(day):
+            return day - _DAY
+        following = day + _DAY
+        return following if at >= self._midnight(following) else day
 
     def _total_at(self, day: date) -> timedelta:
         """Working time from the first indexed midnight to `day`'s midnight."""
@@ -200,6 +225,7 @@ class WorkingHours:
             # Index from well before the earliest day asked for; re-indexing is rare.
             object.__setattr__(self, "_first_day", day - _REINDEX_MARGIN)
             object.__setattr__(self, "_totals", [_ZERO])
+            self._worked.clear()
         totals, index = self._totals, (day - self._first_day).days
         while len(totals) <= index:
             previous = self._first_day + timedelta(days=len(totals) - 1)
@@ -292,6 +318,13 @@ def _text(window: Window) -> str:
     return f"{begin:%H:%M}-{'24:00' if end == MIDNIGHT else f'{end:%H:%M}'}"
 
 
+def _in_zone_of(instant: datetime, at: datetime) -> datetime:
+    """`at` (UTC) in `instant`'s zone."""
+    return at if instant.tzinfo is UTC else at.astimezone(instant.tzinfo)
+
+
 def _require_aware(instant: datetime) -> None:
+    if instant.tzinfo is UTC:  # every instant off the wire
+        return
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError(f"{instant!r} has no time zone; business time needs an aware instant")
