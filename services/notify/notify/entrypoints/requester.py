@@ -64,8 +64,8 @@ def leg_from(value: dict) -> Leg:
 
 
 class Requester:
-    def __init__(self, legs: MutableMapping[str, dict], routing: RoutingConfig, send: Send, recorded: Clock, forward: Forward | None = None,
-                 request: Request | None = None) -> None:
+    def __init__(self, legs: MutableMapping[str, dict], routing: RoutingConfig, send: Send, recorded: Clock,
+                 forward: Forward | None = None, request: Request | None = None) -> None:
         self._legs = legs
         self._routing = routing
         self._send = send
