@@ -142,7 +142,7 @@ class WorkingHours:
         remaining = target - totals[index - 1]
         for begin, end in self._windows_on(self._first_day + timedelta(days=index - 1)):
             if end - begin >= remaining:
-                return _in_zone_of(start, begin + remaining)
+                return (begin + remaining).astimezone(start.tzinfo)
             remaining -= end - begin
         raise AssertionError("running totals and day windows disagree")  # unreachable
 
@@ -166,7 +166,7 @@ class WorkingHours:
         for _ in range(_SEARCH_DAYS):
             for begin, end in self._windows_on(day):
                 if end > at:
-                    return _in_zone_of(instant, max(begin, at))
+                    return max(begin, at).astimezone(instant.tzinfo)
             day += _DAY
         raise ValueError(f"calendar {self.name!r} has no working hours after {instant.isoformat()}")
 
@@ -316,11 +316,6 @@ def day_windows(day: int, windows: Iterable[Window]) -> tuple[Window, ...]:
 def _text(window: Window) -> str:
     begin, end = window
     return f"{begin:%H:%M}-{'24:00' if end == MIDNIGHT else f'{end:%H:%M}'}"
-
-
-def _in_zone_of(instant: datetime, at: datetime) -> datetime:
-    """`at` (UTC) in `instant`'s zone."""
-    return at if instant.tzinfo is UTC else at.astimezone(instant.tzinfo)
 
 
 def _require_aware(instant: datetime) -> None:
