@@ -94,6 +94,22 @@ def test_pages_are_newest_first_per_department_and_continue_after_the_last_key()
     assert store.page("sales", None, 3) == ([], False)
 
 
+def test_lists_are_the_same_whatever_order_the_notifications_arrive_in():
+    """Partitions interleave and a replay may run backwards: the lists sort on the instant."""
+    minutes = [3, 9, 0, 7, 1, 8, 2, 6, 4, 5]
+    forwards = store_with(*(requested(f"n-{m}", "billing" if m % 2 else "claims", minutes=m) for m in sorted(minutes)))
+    shuffled = store_with(*(requested(f"n-{m}", "billing" if m % 2 else "claims", minutes=m) for m in minutes))
+    backwards = store_with(*(requested(f"n-{m}", "billing" if m % 2 else "claims", minutes=m)
+                             for m in sorted(minutes, reverse=True)))
+
+    for department in (None, "billing", "claims"):
+        expected = [r.notification_id for r in forwards.page(department, None, 20)[0]]
+        assert [r.notification_id for r in shuffled.page(department, None, 20)[0]] == expected
+        assert [r.notification_id for r in backwards.page(department, None, 20)[0]] == expected
+    assert [r.notification_id for r in backwards.page(None, None, 20)[0]] == [f"n-{m}" for m in range(9, -1, -1)]
+    assert [r.notification_id for r in backwards.page("claims", None, 20)[0]] == ["n-8", "n-6", "n-4", "n-2", "n-0"]
+
+
 def test_the_store_remembers_which_request_acknowledged_what():
     store = store_with(requested("n-1"), event(request_id="r-1", acknowledged=notifications_pb2.NotificationAcknowledged(
         notification_id="n-1", acknowledged_by="amy")))

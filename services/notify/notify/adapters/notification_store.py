@@ -13,11 +13,12 @@ finds nothing (NOT_FOUND).
 
 from __future__ import annotations
 
-import bisect
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from google.protobuf.message import Message
+from sortedcontainers import SortedList
 
 from common.codec import from_timestamp
 from common.topics import NOTIFICATIONS, TopicSpec
@@ -25,6 +26,7 @@ from notify.settings import DEFAULT_RETENTION
 
 # (occurred_at, notification_id): the order of lists and the position a page token names.
 ListKey = tuple[datetime, str]
+_NONE = SortedList()  # a department nobody notified
 
 
 @dataclass
@@ -69,14 +71,18 @@ class NotificationStore:
     def __init__(self, retention: timedelta = DEFAULT_RETENTION) -> None:
         self._retention = retention
         self._records: dict[str, NotificationRecord] = {}
-        # Ascending list keys: of every notification, and per department.
-        self._everyone: list[ListKey] = []
-        self._by_department: dict[str, list[ListKey]] = {}
+        # Ascending list keys: of every notification, and per department. Sorted lists, as
+        # notifications arrive in any order (partitions interleave, a replay runs backwards):
+        # an insertion costs O(log n), not a shift of every later key.
+        self._everyone: SortedList = SortedList()
+        self._by_department: dict[str, SortedList] = {}
         # (acknowledged_by, request_id) -> notification_id: the first answer to a retried Acknowledge.
         self._ack_requests: dict[tuple[str, str], str] = {}
         # Records named by an event before (or without) their `requested`, oldest first, with the
-        # instant of the event that named them: forgotten by the same rule.
-        self._unrequested: dict[str, datetime] = {}
+        # instant of the event that named them: forgotten by the same rule. (Ordered: its
+        # oldest is found in O(1) however many were taken out before; a dict's first item
+        # is found past every slot emptied since it last grew.)
+        self._unrequested: OrderedDict[str, datetime] = OrderedDict()
 
     def __len__(self) -> int:
         return sum(1 for record in self._records.values() if record.notification is not None)
@@ -140,8 +146,11 @@ class NotificationStore:
         if self._everyone and key[0] < self._everyone[-1][0] - self._retention:
             del self._records[record.notification_id]
             return False
-        bisect.insort(self._everyone, key)
-        bisect.insort(self._by_department.setdefault(record.department, []), key)
+        self._everyone.add(key)
+        department = self._by_department.get(record.department)
+        if department is None:
+            department = self._by_department[record.department] = SortedList()
+        department.add(key)
         self._forget_before(self._everyone[-1][0] - self._retention)
         return True
 
@@ -153,7 +162,7 @@ class NotificationStore:
                 break
             del self._unrequested[notification_id]
             self._records.pop(notification_id, None)
-        cut = bisect.bisect_left(self._everyone, (instant, ""))
+        cut = self._everyone.bisect_left((instant, ""))
         if not cut:
             return
         gone = self._everyone[:cut]
@@ -166,7 +175,7 @@ class NotificationStore:
                 self._ack_requests.pop(request, None)
         for department in departments:
             keys = self._by_department[department]
-            del keys[:bisect.bisect_left(keys, (instant, ""))]
+            del keys[:keys.bisect_left((instant, ""))]
             if not keys:
                 del self._by_department[department]
 
@@ -184,7 +193,7 @@ class NotificationStore:
     ) -> tuple[list[NotificationRecord], bool]:
         """Up to `limit` notifications older than `after` (all departments for None), newest
         first, and whether more follow."""
-        keys = self._everyone if department is None else self._by_department.get(department, [])
-        end = len(keys) if after is None else bisect.bisect_left(keys, after)
+        keys = self._everyone if department is None else self._by_department.get(department, _NONE)
+        end = len(keys) if after is None else keys.bisect_left(after)
         start = max(0, end - limit)
         return [self._records[key[1]] for key in reversed(keys[start:end])], start > 0
