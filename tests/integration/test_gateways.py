@@ -589,6 +589,22 @@ def test_the_log_gateway_numbers_lines_and_writes_a_repeat_once(log_gateway, wor
     assert lines[0]["notification"]["title"] == "resolve SLA breached: URGENT handoff h-1"
 
 
+def test_a_log_batch_is_numbered_in_its_order_and_a_repeat_within_it_written_once(log_gateway, workdir):
+    _process, address = log_gateway
+    batch = [request(f"log-batch-{n}", "log", "ops") for n in range(5)]
+    already = len((workdir / "log" / "deliveries.jsonl").read_text().splitlines()) \
+        if (workdir / "log" / "deliveries.jsonl").exists() else 0
+
+    results = deliver_batch(address, [*batch[:3], batch[1], *batch[3:]])
+    again = deliver_batch(address, batch)
+
+    lines = [json.loads(line) for line in (workdir / "log" / "deliveries.jsonl").read_text().splitlines()][already:]
+    assert [line["delivery_id"] for line in lines] == [f"log-batch-{n}" for n in range(5)]
+    assert [line["seq"] for line in lines] == list(range(already + 1, already + 6))
+    assert [r.receipt for r in results] == [str(already + n) for n in (1, 2, 3, 2, 4, 5)]
+    assert [r.receipt for r in again] == [str(already + n) for n in range(1, 6)]
+
+
 # --- the process ----------------------------------------------------------------------
 
 

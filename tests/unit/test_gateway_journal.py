@@ -46,3 +46,17 @@ def test_the_file_is_rewritten_with_what_is_remembered_once_it_is_twice_the_capa
     assert len(path.read_text().splitlines()) <= 2 * 3
     again = DeliveryJournal(path, capacity=3)
     assert [again.ledger.receipt_for(f"d-{n}") for n in (6, 7, 8, 9)] == [None, "7", "8", "9"]
+
+
+def test_the_sends_of_a_batch_are_journaled_together_and_settled_together(tmp_path: Path) -> None:
+    path = tmp_path / "dedup.jsonl"
+    journal = DeliveryJournal(path, capacity=10)
+
+    asyncio.run(journal.sending("d-1", "d-2", "d-3"))
+    on_disk = DeliveryJournal(path, capacity=10)
+    journal.settled([("d-1", "1"), ("d-2", None)])
+    again = DeliveryJournal(path, capacity=10)
+
+    assert list(on_disk.in_doubt) == ["d-1", "d-2", "d-3"]  # all three before any send starts
+    assert again.ledger.receipt_for("d-1") == "1" and journal.ledger.receipt_for("d-1") == "1"
+    assert again.ledger.receipt_for("d-2") is None and list(again.in_doubt) == ["d-3"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from gateways.domain.ledger import ReceiptLedger
@@ -61,9 +62,10 @@ class DeliveryJournal:
         self._file.write(json.dumps(fact, separators=(",", ":")) + "\n")
         self._lines += 1
 
-    async def sending(self, delivery_id: str) -> None:
-        """Record that a send of `delivery_id` starts; returns once that is on disk."""
-        self._write({"id": delivery_id, "state": "sending"})
+    async def sending(self, *delivery_ids: str) -> None:
+        """Record that sends of `delivery_ids` start; returns once that is on disk."""
+        for delivery_id in delivery_ids:
+            self._write({"id": delivery_id, "state": "sending"})
         waiter = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
         if self._syncing is None or self._syncing.done():
@@ -83,17 +85,24 @@ class DeliveryJournal:
             for waiter in waiting:
                 waiter.done() or waiter.set_result(None)
 
-    def delivered(self, delivery_id: str, receipt: str) -> None:
-        """The send succeeded: remember its receipt (written; made durable with the next fsync)."""
-        self.ledger.record(delivery_id, receipt)
-        self._write({"id": delivery_id, "state": "delivered", "receipt": receipt})
+    def settled(self, outcomes: Iterable[tuple[str, str | None]]) -> None:
+        """Sends ended, as (delivery id, receipt) when delivered, (delivery id, None) when they
+        failed and said so (a retry may send again). Written and flushed at once; made durable
+        with the next fsync."""
+        for delivery_id, receipt in outcomes:
+            if receipt is None:
+                self._write({"id": delivery_id, "state": "failed"})
+            else:
+                self.ledger.record(delivery_id, receipt)
+                self._write({"id": delivery_id, "state": "delivered", "receipt": receipt})
         self._file.flush()
         self._compact_if_long()
 
+    def delivered(self, delivery_id: str, receipt: str) -> None:
+        self.settled([(delivery_id, receipt)])
+
     def failed(self, delivery_id: str) -> None:
-        """The send failed and said so: a retry may send again."""
-        self._write({"id": delivery_id, "state": "failed"})
-        self._file.flush()
+        self.settled([(delivery_id, None)])
 
     def _compact_if_long(self) -> None:
         if self._lines < 2 * self._capacity or self._waiting or (self._syncing is not None and not self._syncing.done()):

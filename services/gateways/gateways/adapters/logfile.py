@@ -35,19 +35,29 @@ class LogChannel:
         return Path(self._file.name)
 
     async def deliver(self, delivery: Delivery, timeout: float) -> str:
-        """Write one line and flush it; the receipt is its sequence number.
+        """Write one line and flush it; the receipt is its sequence number."""
+        [outcome] = await self.deliver_all([delivery], timeout)
+        if isinstance(outcome, Unavailable):
+            raise outcome
+        return outcome
 
-        Written on the event loop, without awaiting: a flushed line goes to the page cache
-        (the journal's fsync is what waits for the disk), which costs less than handing it
+    async def deliver_all(self, deliveries: list[Delivery], timeout: float) -> list[str | Unavailable]:
+        """Write a line per delivery and flush them together; the receipts are their numbers.
+
+        Written on the event loop, without awaiting: flushed lines go to the page cache
+        (the journal's fsync is what waits for the disk), which costs less than handing them
         to a thread, and nothing else runs in between, so numbers follow the file's order."""
-        sequence = self._written + 1
+        now = self._clock.now()
+        first = self._written + 1
+        lines = [log_line(delivery, first + index, now) + "\n" for index, delivery in enumerate(deliveries)]
         try:
-            self._file.write(log_line(delivery, sequence, self._clock.now()) + "\n")
+            self._file.write("".join(lines))
             self._file.flush()
         except OSError as error:
-            raise Unavailable(f"cannot write {self.path}: {error.strerror or error}") from None
-        self._written = sequence
-        return str(sequence)
+            failure = f"cannot write {self.path}: {error.strerror or error}"
+            return [Unavailable(failure) for _ in deliveries]
+        self._written += len(lines)
+        return [str(first + index) for index in range(len(lines))]
 
     async def close(self) -> None:
         self._file.close()
