@@ -14,6 +14,10 @@ untimed, so each measured notification meets N open sources.
 Stage 2 takes the requests of receivers on the same worker in stage 1's pass (all of them
 here: one worker owns every partition), so its work on them counts as stage 1's; what is
 left to stage 2 is reading its records back and the gateway outcomes.
+Apart, the read model's share: every record both stages wrote to notifications.v1, decoded
+and applied to a NotificationStore as each API replica's TopicFeed does (without the Kafka
+client's part, which needs a broker). It runs in the same process as the stream engine, on
+the service's event loop.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from common.kafkaio import key_partition
 from common.topics import NOTIFICATIONS, SLA_EVENTS
 from notify.adapters.codec import deliver_request
 from notify.adapters.gateways import Outcome
+from notify.adapters.notification_store import NotificationStore
 from notify.adapters.routing_file import load_routing
 from notify.entrypoints.app import NotifyProcessor
 
@@ -137,7 +142,12 @@ def run(n: int, receivers: int, channel: str, workdir: Path, profiler: cProfile.
         harness.batch(SLA_EVENTS, records)
         harness.batch(NOTIFICATIONS, harness.taken(NOTIFICATIONS.name))
     inputs = breaches(n, receivers, channel)
-    cpu = {"stage1": 0.0, "stage2": 0.0}
+    cpu = {"stage1": 0.0, "stage2": 0.0, "read model": 0.0}
+    store = NotificationStore()
+
+    def read(records: list[tuple[int, bytes]]) -> None:
+        for _, value in records:
+            store.apply(NOTIFICATIONS, decode(NOTIFICATIONS, value))
     written = {"stage1_records": 0, "stage2_records": 0}
 
     def timed(stage: str, work: Callable[[], None]) -> None:
@@ -153,13 +163,16 @@ def run(n: int, receivers: int, channel: str, workdir: Path, profiler: cProfile.
         timed("stage1", lambda: harness.batch(SLA_EVENTS, records))
         requested = harness.taken(NOTIFICATIONS.name)
         written["stage1_records"] += len(requested)
+        timed("read model", lambda: read(requested))
         timed("stage2", lambda: harness.batch(NOTIFICATIONS, requested))
         # Gateway outcomes (answered at once) are recorded by the passes that follow, as in
         # the engine, a bounded number of calls at a time.
         deliverer = harness.processor.dispatcher.deliverer
         while len(deliverer) or deliverer.wake_s() == 0.0:
             timed("stage2", lambda: harness.batch(NOTIFICATIONS, []))
-        written["stage2_records"] += len(harness.taken(NOTIFICATIONS.name))
+        outcomes = harness.taken(NOTIFICATIONS.name)
+        written["stage2_records"] += len(outcomes)
+        timed("read model", lambda: read(outcomes))
     return {"cpu": cpu, **written}
 
 
@@ -183,10 +196,13 @@ def main(argv: list[str] | None = None) -> None:
               f"{'with' if args.inhibit else 'without'} inhibit rules; load average {os.getloadavg()[0]:.2f}")
         print(f"  records written to notifications.v1 by stage 1's passes {result['stage1_records']:,}, "
               f"by stage 2's {result['stage2_records']:,}")
-        for stage, seconds in result["cpu"].items():
-            print(f"  {stage}: {seconds * 1e6 / n:7.1f} µs CPU per notification")
-        total = sum(result["cpu"].values())
-        print(f"  both:   {total * 1e6 / n:7.1f} µs CPU per notification ({n / total:,.0f} per CPU-second)")
+        cpu = result["cpu"]
+        for stage in ("stage1", "stage2"):
+            print(f"  {stage}:     {cpu[stage] * 1e6 / n:7.1f} µs CPU per notification")
+        total = cpu["stage1"] + cpu["stage2"]
+        print(f"  both:       {total * 1e6 / n:7.1f} µs CPU per notification ({n / total:,.0f} per CPU-second)")
+        print(f"  read model: {cpu['read model'] * 1e6 / n:7.1f} µs CPU per notification (decode and apply; "
+              f"with both stages {n / (total + cpu['read model']):,.0f} per CPU-second)")
         if args.top:
             profiler = cProfile.Profile()
             run(args.notifications, args.receivers, args.channel, Path(workdir), profiler, **options)
