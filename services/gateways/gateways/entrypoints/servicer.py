@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import grpc
 from handoff.v1 import channel_gateway_pb2, channel_gateway_pb2_grpc
@@ -83,25 +83,21 @@ class GatewayServicer(channel_gateway_pb2_grpc.ChannelGatewayServicer):
     async def _deliver_all(self, requests, remaining: float | None, trace: str) -> list[Result]:
         """Each delivery checked and answered from memory when it was made or is being made;
         the others sent once, together: one journal write and fsync for all of them."""
-        answers: list[Result | asyncio.Future[str]] = []
+        answers: list[Result | asyncio.Future[str] | Delivery] = [self._known(request) for request in requests]
         fresh: dict[str, Delivery] = {}
-        for request in requests:
-            answer = self._known(request)
+        for answer in answers:
             if isinstance(answer, Delivery):
                 if answer.delivery_id in fresh:  # named twice in one call: sent once
                     self._count("duplicate")
                 fresh.setdefault(answer.delivery_id, answer)
-                answers.append(answer.delivery_id)  # resolved below, once its send has a future
-            else:
-                answers.append(answer)
         if fresh:
             timeout = downstream_timeout(self._timeout, remaining)
             if timeout <= 0:
-                late = Result("", grpc.StatusCode.DEADLINE_EXCEEDED, "no time left before the call's deadline")
-                sends = {delivery_id: replace(late, delivery_id=delivery_id) for delivery_id in fresh}
+                sends = {delivery_id: Result(delivery_id, grpc.StatusCode.DEADLINE_EXCEEDED,
+                                             "no time left before the call's deadline") for delivery_id in fresh}
             else:
                 sends = self._start(list(fresh.values()), timeout, trace)
-            answers = [sends[answer] if isinstance(answer, str) else answer for answer in answers]
+            answers = [sends[answer.delivery_id] if isinstance(answer, Delivery) else answer for answer in answers]
         return [answer if isinstance(answer, Result) else await self._outcome(request.delivery_id, answer)
                 for request, answer in zip(requests, answers)]
 
