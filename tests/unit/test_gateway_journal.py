@@ -17,8 +17,8 @@ def test_a_restart_remembers_receipts_and_the_sends_that_were_cut_off(tmp_path: 
             await journal.sending(delivery_id)
 
     asyncio.run(sends())
-    journal.delivered("d-1", "202 req-1")
-    journal.failed("d-2")
+    journal.settled([("d-1", "202 req-1")])
+    journal.settled([("d-2", None)])
     # d-3's send was under way when the process died (nothing closed)
     again = DeliveryJournal(path, capacity=10)
     assert again.ledger.receipt_for("d-1") == "202 req-1"
@@ -40,7 +40,7 @@ def test_the_file_is_rewritten_with_what_is_remembered_once_it_is_twice_the_capa
     async def deliver_all() -> None:
         for number in range(10):
             await journal.sending(f"d-{number}")
-            journal.delivered(f"d-{number}", str(number))
+            journal.settled([(f"d-{number}", str(number))])
 
     asyncio.run(deliver_all())
     assert len(path.read_text().splitlines()) <= 2 * 3

@@ -98,12 +98,6 @@ class DeliveryJournal:
         self._file.flush()
         self._compact_if_long()
 
-    def delivered(self, delivery_id: str, receipt: str) -> None:
-        self.settled([(delivery_id, receipt)])
-
-    def failed(self, delivery_id: str) -> None:
-        self.settled([(delivery_id, None)])
-
     def _compact_if_long(self) -> None:
         if self._lines < 2 * self._capacity or self._waiting or (self._syncing is not None and not self._syncing.done()):
             return
