@@ -21,14 +21,14 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from handoff.v1 import notifications_pb2, sla_events_pb2, types_pb2
 
 from bench.cpu import CpuMeter
 from bench.latency import breach_latency, percentile
 from bench.params import Parameters
 from bench.probes import KafkaProbe, gauge, gc_pauses
-from bench.slaburst import end_offsets
+from bench.burstio import Watcher, end_offsets, write_burst
 from common.codec import new_envelope, to_timestamp
 from common.kafkaio import topic_partitions
 from common.topics import NOTIFICATIONS, NOTIFY_APP, SLA_EVENTS
@@ -76,69 +76,66 @@ def breached_event(department: str, number: int, run_id: str, deadline: datetime
     return customer_ref.encode(), message.SerializeToString(), handoff_id
 
 
-async def _collect(consumer: AIOKafkaConsumer, sent: dict[str, float], channel: str, n: int,
-                   arrivals: dict[str, float], counts: dict[str, int], deadline: float) -> None:
-    """Record the first `delivered` (on `channel`) of each wanted leg, until n arrived or the deadline.
+def _collector(sent: dict[str, float], channel: str, arrivals: dict[str, float],
+               counts: dict[str, int]) -> Callable[[bytes, float], None]:
+    """Records the first `delivered` (on `channel`) of each wanted leg.
 
     A gateway's `delivered` does not carry the notification, only its id: the `requested`
     event before it (same receiver, same partition) tells which leg that id is about."""
     legs: dict[str, str] = {}  # notification id -> handoff id, for the legs written here
-    while len(arrivals) < n and time.perf_counter() < deadline:
-        batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-        now = time.perf_counter()
-        for batch in batches.values():
-            for record in batch:
-                event = notifications_pb2.NotificationEvent.FromString(record.value)
-                change = event.WhichOneof("change")
-                if change == "requested":
-                    note = event.requested.notification
-                    if note.handoff_id in sent:
-                        legs[note.notification_id] = note.handoff_id
-                elif change == "delivered" and event.delivered.channel == channel:
-                    handoff_id = legs.get(event.delivered.notification_id)
-                    if handoff_id in arrivals:
-                        counts["duplicates"] += 1
-                    elif handoff_id is not None:
-                        arrivals[handoff_id] = now
-                elif change in ("failed", "suppressed") and getattr(event, change).notification_id in legs:
-                    counts[change] += 1
+
+    def handle(value: bytes, now: float) -> None:
+        event = notifications_pb2.NotificationEvent.FromString(value)
+        change = event.WhichOneof("change")
+        if change == "requested":
+            note = event.requested.notification
+            if note.handoff_id in sent:
+                legs[note.notification_id] = note.handoff_id
+        elif change == "delivered" and event.delivered.channel == channel:
+            handoff_id = legs.get(event.delivered.notification_id)
+            if handoff_id in arrivals:
+                counts["duplicates"] += 1
+            elif handoff_id is not None:
+                arrivals[handoff_id] = now
+        elif change in ("failed", "suppressed") and getattr(event, change).notification_id in legs:
+            counts[change] += 1
+
+    return handle
 
 
-async def throughput(bootstrap: str, departments: list[str], n: int, run_id: str, channel: str,
-                     time_limit: float) -> dict:
-    """Write n breaches over `departments`; time until n are delivered on `channel`."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
-    await consumer.start()
-    await producer.start()
-    try:
-        ends = await end_offsets(consumer, bootstrap, NOTIFICATIONS.name)
-        dlqs = (SLA_EVENTS.dlq, NOTIFICATIONS.dlq)
-        dlq_before = sum([sum((await end_offsets(consumer, bootstrap, dlq)).values()) for dlq in dlqs])
-        consumer.assign(list(ends))
-        for tp, offset in ends.items():
-            consumer.seek(tp, offset)
-        sent: dict[str, float] = {}
-        arrivals: dict[str, float] = {}
-        counts = {"duplicates": 0, "failed": 0, "suppressed": 0}
-        started = time.perf_counter()
-        collector = asyncio.create_task(_collect(consumer, sent, channel, n, arrivals, counts, started + time_limit))
-        # Distinct deadlines a minute or more in the past: every record is a breach already due.
-        past = datetime.now(timezone.utc) - timedelta(minutes=1)
-        for number in range(n):
-            key, value, handoff_id = breached_event(departments[number % len(departments)], number, run_id,
-                                                    past - timedelta(milliseconds=number))
+def _dead_lettered(bootstrap: str) -> int:
+    return sum(sum(end_offsets(bootstrap, dlq).values()) for dlq in (SLA_EVENTS.dlq, NOTIFICATIONS.dlq))
+
+
+def throughput(bootstrap: str, departments: list[str], n: int, run_id: str, channel: str,
+               time_limit: float) -> dict:
+    """Write n breaches over `departments`; time until n are delivered on `channel`.
+
+    The breaches are built before the clock starts and written with librdkafka, and
+    notifications.v1 is watched on a thread of its own (bench.burstio): the bench's own
+    work stays out of notify's way."""
+    # Distinct deadlines a minute or more in the past: every record is a breach already due.
+    past = datetime.now(timezone.utc) - timedelta(minutes=1)
+    built = [breached_event(departments[number % len(departments)], number, run_id, past - timedelta(milliseconds=number))
+             for number in range(n)]
+    sent: dict[str, float] = dict.fromkeys((handoff_id for _, _, handoff_id in built), 0.0)
+    arrivals: dict[str, float] = {}
+    counts = {"duplicates": 0, "failed": 0, "suppressed": 0}
+    dlq_before = _dead_lettered(bootstrap)
+    started = time.perf_counter()
+    watcher = Watcher(bootstrap, NOTIFICATIONS.name, end_offsets(bootstrap, NOTIFICATIONS.name),
+                      _collector(sent, channel, arrivals, counts), lambda: len(arrivals) >= n, started + time_limit)
+
+    def stamped():
+        for key, value, handoff_id in built:
             sent[handoff_id] = time.perf_counter()
-            await producer.send(SLA_EVENTS.name, value, key=key)
-        await producer.flush()
-        produced = time.perf_counter() - started
-        await collector
-        dlq_after = sum([sum((await end_offsets(consumer, bootstrap, dlq)).values()) for dlq in dlqs])
-    finally:
-        await producer.stop()
-        await consumer.stop()
+            yield key, value
+
+    write_burst(bootstrap, SLA_EVENTS.name, stamped())
+    produced = time.perf_counter() - started
+    watcher.join()
     return {**_summary(n, started, produced, sent, arrivals), **counts, "channel": channel,
-            "departments": len(departments), "dead_lettered": dlq_after - dlq_before}
+            "departments": len(departments), "dead_lettered": _dead_lettered(bootstrap) - dlq_before}
 
 
 def _summary(n: int, started: float, produced: float, sent: dict[str, float], arrivals: dict[str, float]) -> dict:
@@ -250,16 +247,16 @@ def measure_notify(stack: Stack, params: Parameters, run_id: str, departments: l
     stack.check_alive()
     targets = [f"bench-{run_id}-t{number}" for number in range(params.notify_breach_departments)]
     status(f"(h)(ii) {params.notify_breaches:,} breaches through notify to the subscription channel")
-    results["throughput"] = _metered(stack, lambda: asyncio.run(throughput(
-        bootstrap, targets, params.notify_breaches, run_id, "subscription", params.notify_time_limit_s)))
+    results["throughput"] = _metered(stack, lambda: throughput(
+        bootstrap, targets, params.notify_breaches, run_id, "subscription", params.notify_time_limit_s))
     status("(h)(ii) waiting for notify to read back what it wrote")
     results["throughput"]["notify_drained_after_s"] = _drained(bootstrap, params.notify_drain_limit_s)
     stack.check_alive()
     if params.notify_log_breaches and "gateway-log" in stack.services:
         status(f"(h)(iii) {params.notify_log_breaches:,} breaches through notify and the log gateway")
         logged = [f"bench-{run_id}-glog{number}" for number in range(params.notify_breach_departments)]
-        results["log_gateway"] = _metered(stack, lambda: asyncio.run(throughput(
-            bootstrap, logged, params.notify_log_breaches, run_id, "log", params.notify_log_time_limit_s)))
+        results["log_gateway"] = _metered(stack, lambda: throughput(
+            bootstrap, logged, params.notify_log_breaches, run_id, "log", params.notify_log_time_limit_s))
         results["log_gateway"]["notify_drained_after_s"] = _drained(bootstrap, params.notify_drain_limit_s)
         stack.check_alive()
 

@@ -8,22 +8,14 @@ The department's ack target is long, so no breach work interferes.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from datetime import datetime, timezone
 
-import grpc
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from handoff.v1 import handoff_events_pb2, sla_events_pb2, types_pb2
-from handoff.v1 import handoff_service_pb2 as handoff_pb2
-from handoff.v1 import handoff_service_pb2_grpc as handoff_grpc
 
-from common.grpcclient import aio_channel
-from devstack.stack import ADMIN_TOKEN
-
+from bench.burstio import Watcher, end_offsets, write_burst
 from common.codec import new_envelope, to_timestamp
-from common.kafkaio import topic_partitions
 from common.topics import HANDOFF_EVENTS, SLA_EVENTS
 
 
@@ -46,57 +38,32 @@ def created_event(department: str, number: int, run_id: str, customers: int = 50
     return customer_ref.encode(), message.SerializeToString(), handoff_id
 
 
-async def end_offsets(consumer: AIOKafkaConsumer, bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    partitions = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
-    return await consumer.end_offsets(partitions)
+def burst(bootstrap: str, department: str, n: int, run_id: str, time_limit: float) -> dict:
+    """Write n created legs, time until n clock_started events for them are on sla.events.v1.
 
-
-async def _collect(consumer: AIOKafkaConsumer, wanted: set[str], n: int, arrivals: list[float],
-                   deadline: float) -> None:
-    """Append the arrival time of each first clock_started of a wanted leg, until n or deadline."""
+    The legs are built before the clock starts and written with librdkafka, and
+    sla.events.v1 is watched on a thread of its own (bench.burstio): the bench's own work
+    stays out of sla's way."""
+    built = [created_event(department, number, run_id) for number in range(n)]
+    wanted = {handoff_id for _, _, handoff_id in built}
     seen: set[str] = set()
-    while len(seen) < n and time.perf_counter() < deadline:
-        batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-        now = time.perf_counter()
-        for batch in batches.values():
-            for record in batch:
-                event = sla_events_pb2.SlaEvent.FromString(record.value)
-                is_start = event.WhichOneof("change") == "clock_started"
-                if is_start and event.handoff_id in wanted and event.handoff_id not in seen:
-                    seen.add(event.handoff_id)
-                    arrivals.append(now)
+    arrivals: list[float] = []
 
+    def handle(value: bytes, now: float) -> None:
+        event = sla_events_pb2.SlaEvent.FromString(value)
+        if event.WhichOneof("change") == "clock_started" and event.handoff_id in wanted and event.handoff_id not in seen:
+            seen.add(event.handoff_id)
+            arrivals.append(now)
 
-async def burst(bootstrap: str, department: str, n: int, run_id: str, time_limit: float) -> dict:
-    """Write n created legs, time until n clock_started events for them are on sla.events.v1."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                max_batch_size=256 * 1024)
-    await consumer.start()
-    await producer.start()
-    try:
-        ends = await end_offsets(consumer, bootstrap, SLA_EVENTS.name)
-        dlq_before = sum((await end_offsets(consumer, bootstrap, HANDOFF_EVENTS.dlq)).values())
-        consumer.assign(list(ends))
-        for tp, offset in ends.items():
-            consumer.seek(tp, offset)
-        wanted: set[str] = set()
-        arrivals: list[float] = []
-        started = time.perf_counter()
-        collector = asyncio.create_task(_collect(consumer, wanted, n, arrivals, started + time_limit))
-        handoff_id = ""
-        for number in range(n):
-            key, value, handoff_id = created_event(department, number, run_id)
-            wanted.add(handoff_id)
-            await producer.send(HANDOFF_EVENTS.name, value, key=key)
-        await producer.flush()
-        produced = time.perf_counter() - started
-        await collector
-        dlq_after = sum((await end_offsets(consumer, bootstrap, HANDOFF_EVENTS.dlq)).values())
-    finally:
-        await producer.stop()
-        await consumer.stop()
-    return {**_summary(n, started, produced, arrivals, dlq_after - dlq_before), "last_handoff_id": handoff_id}
+    dlq_before = sum(end_offsets(bootstrap, HANDOFF_EVENTS.dlq).values())
+    started = time.perf_counter()
+    watcher = Watcher(bootstrap, SLA_EVENTS.name, end_offsets(bootstrap, SLA_EVENTS.name), handle,
+                      lambda: len(seen) >= n, started + time_limit)
+    write_burst(bootstrap, HANDOFF_EVENTS.name, ((key, value) for key, value, _ in built))
+    produced = time.perf_counter() - started
+    watcher.join()
+    dlq_after = sum(end_offsets(bootstrap, HANDOFF_EVENTS.dlq).values())
+    return {**_summary(n, started, produced, arrivals, dlq_after - dlq_before), "last_handoff_id": built[-1][2]}
 
 
 def _summary(n: int, started: float, produced: float, arrivals: list[float], dead_lettered: int) -> dict:
