@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from common.auth import CustomerRefKeys
-from common.settings import SettingsError, security_settings, service_settings, setting
+from common.settings import SettingsError, role_setting, security_settings, service_settings, setting
 
 
 def test_service_settings_default_every_value_for_the_service():
@@ -125,3 +125,15 @@ def test_without_a_key_nothing_is_pseudonymised():
 def test_a_bad_customer_ref_key_setting_names_its_variable(extra, message):
     with pytest.raises(SettingsError, match=message):
         security_settings({**TOKENS, **extra})
+
+
+@pytest.mark.parametrize("name", ["SLA_ROLE", "NOTIFY_ROLE"])
+def test_a_role_is_all_unless_set(name):
+    assert role_setting(name, env={}) == "all"
+    assert role_setting(name, env={name: "worker"}) == "worker"
+    assert role_setting(name, env={name: "api"}) == "api"
+
+
+def test_an_unknown_role_names_the_variable_and_the_choices():
+    with pytest.raises(SettingsError, match=r"NOTIFY_ROLE='workers' is not one of: all, worker, api"):
+        role_setting("NOTIFY_ROLE", env={"NOTIFY_ROLE": "workers"})

@@ -144,6 +144,20 @@ def setting(name: str, default: str, env: Mapping[str, str] | None = None) -> st
     return _text(env, name, default)
 
 
+# What a stateful service's process does (SLA_ROLE, NOTIFY_ROLE): `all` runs its stream
+# engine and serves its API; `worker` runs the engine only (gRPC health and metrics still
+# served); `api` serves the API from its read models, with no engine.
+ROLES = ("all", "worker", "api")
+
+
+def role_setting(name: str, env: Mapping[str, str] | None = None) -> str:
+    """A role setting such as SLA_ROLE: one of ROLES, `all` when unset."""
+    value = setting(name, "all", env)
+    if value not in ROLES:
+        raise SettingsError(f"{name}={value!r} is not one of: {', '.join(ROLES)}")
+    return value
+
+
 @dataclass(frozen=True)
 class SecuritySettings:
     """Who may call (a token book) and how (TLS files); the key that pseudonymises customer ids."""

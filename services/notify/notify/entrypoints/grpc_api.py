@@ -260,53 +260,51 @@ class NotificationApi(api_grpc.NotificationServiceServicer):
 
 @dataclass(frozen=True)
 class Serving:
-    """What SideServer needs to serve NotificationService, and the silences the pipeline asks."""
+    """What SideServer needs to serve NotificationService (no registrations on a worker), and
+    the silences the pipeline asks."""
 
     registrations: list[Registration]
     on_ready: Callable[[], Awaitable[None]]
     on_stopped: Callable[[], Awaitable[None]]
     silences: SilenceStore
-    notifications: NotificationStore
 
 
 def serving(settings: ServiceSettings, clock: Clock, routing=None,
-            retention: timedelta = DEFAULT_RETENTION) -> Serving:
+            retention: timedelta = DEFAULT_RETENTION, api: bool = True) -> Serving:
     """NotificationService with its read models: caught up before the server serves
-    (`on_ready`), closed after it has stopped (`on_stopped`).
+    (`on_ready`), closed after it has stopped (`on_stopped`). Without `api` (a worker), only
+    the silences the pipeline asks: no read model of notifications.v1 and no service.
 
     `routing` (a RoutingConfig) is accepted for what the API may come to check against the
     receivers; silences match labels, so none is needed today. `retention`: how long the read
     models keep a notification and an ended silence.
     """
     bootstrap, security = settings.kafka_bootstrap, settings.kafka_security
-    silences, notifications = SilenceStore(retention), NotificationStore(retention)
+    silences = SilenceStore(retention)
     writer = RecordWriter(bootstrap, security)
     # No consumer group reads notify.silences.v1, so its feed dead-letters what it cannot read;
     # notifications.v1's bad records are the stream engine's to dead-letter.
     silence_feed = TopicFeed(bootstrap, [SILENCES], silences.apply, name="notify-silences", security=security,
                              dead_letter=writer.send_dead_letter)
-    live = LiveSubscribers()
-    notification_feed = TopicFeed(bootstrap, [NOTIFICATIONS], notifications.apply, name="notify-notifications",
-                                  observe=live.publish, security=security)
-    api = NotificationApi(
-        bootstrap, clock, silences=silences, silence_feed=silence_feed, notifications=notifications,
-        notification_feed=notification_feed, writer=writer, live=live, security=security,
-    )
+    parts: list = [writer, silence_feed]
+    registrations: list[Registration] = []
+    if api:
+        notifications, live = NotificationStore(retention), LiveSubscribers()
+        notification_feed = TopicFeed(bootstrap, [NOTIFICATIONS], notifications.apply, name="notify-notifications",
+                                      observe=live.publish, security=security)
+        parts.append(notification_feed)
+        service = NotificationApi(
+            bootstrap, clock, silences=silences, silence_feed=silence_feed, notifications=notifications,
+            notification_feed=notification_feed, writer=writer, live=live, security=security,
+        )
+        registrations.append((api_grpc.add_NotificationServiceServicer_to_server, service, SERVICE_NAME))
 
     async def on_ready() -> None:
-        await writer.start()
-        await silence_feed.start()
-        await notification_feed.start()
+        for part in parts:
+            await part.start()
 
     async def on_stopped() -> None:
-        await notification_feed.stop()
-        await silence_feed.stop()
-        await writer.stop()
+        for part in reversed(parts):
+            await part.stop()
 
-    return Serving(
-        registrations=[(api_grpc.add_NotificationServiceServicer_to_server, api, SERVICE_NAME)],
-        on_ready=on_ready,
-        on_stopped=on_stopped,
-        silences=silences,
-        notifications=notifications,
-    )
+    return Serving(registrations=registrations, on_ready=on_ready, on_stopped=on_stopped, silences=silences)

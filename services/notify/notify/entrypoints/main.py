@@ -1,4 +1,11 @@
-"""Run the notify service: `python -m notify`."""
+"""Run the notify service: `python -m notify`.
+
+NOTIFY_ROLE chooses what the process does: `all` (default) runs the pipeline and serves
+NotificationService; `worker` runs the pipeline only (gRPC health and metrics still
+served), without a read model of notifications.v1, so workers can be added without each
+one reading every notification; `api` serves NotificationService only (Subscribe, List,
+Acknowledge, silences), from its read models, with no pipeline and no gateway calls.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,9 @@ from common.clock import Clock, MergedEventTime, named_clock
 from common.kafkasecurity import KafkaRefused, check_login_at_start
 from common.runtime import fail_start
 from common.security import server_security
-from common.settings import SettingsError, engine_settings, security_settings, service_settings, setting
+from common.settings import (
+    SettingsError, engine_settings, role_setting, security_settings, service_settings, setting,
+)
 from common.streams.service import ServiceParts, serve
 from notify.adapters.delivery_loop import DeliveryLoop
 from notify.adapters.gateways import Gateways
@@ -31,6 +40,7 @@ def main() -> None:
         notify = notify_settings()
         security = server_security(security_settings())
         clock = clock_setting(setting("NOTIFY_CLOCK", "wall"))
+        role = role_setting("NOTIFY_ROLE")
         routing = load_routing(notify.routing_file)
         engine_config = engine_settings(settings, APP_ID)
         check_login_at_start(settings.kafka_bootstrap, settings.kafka_security)
@@ -38,17 +48,20 @@ def main() -> None:
         fail_start(str(error))
     except OSError as error:
         fail_start(f"NOTIFY_ROUTING_FILE: cannot read {error.filename}: {error.strerror}")
-    api = serving(settings, clock, routing, notify.retention)
-    gateways = Gateways(notify.gateways, notify.gateway_token, notify.gateway_ca_file)
-    deliveries = DeliveryLoop()
-    engine, _ = build(engine_config, routing, clock, api.silences.active, gateways, deliveries.run,
-                      notify.history_age, notify.retention)
+    api = serving(settings, clock, routing, notify.retention, api=role != "worker")
+    if role == "api":
+        parts = ServiceParts(None, api.registrations, api.on_ready, api.on_stopped)
+    else:
+        gateways = Gateways(notify.gateways, notify.gateway_token, notify.gateway_ca_file)
+        deliveries = DeliveryLoop()
+        engine, _ = build(engine_config, routing, clock, api.silences.active, gateways, deliveries.run,
+                          notify.history_age, notify.retention)
 
-    async def on_stopped() -> None:
-        await api.on_stopped()
-        await asyncio.to_thread(deliveries.close, gateways.close())
+        async def on_stopped() -> None:
+            await api.on_stopped()
+            await asyncio.to_thread(deliveries.close, gateways.close())
 
-    parts = ServiceParts(engine, api.registrations, api.on_ready, on_stopped)
+        parts = ServiceParts(engine, api.registrations, api.on_ready, on_stopped)
     sys.exit(asyncio.run(serve("notify", settings, security, parts)))
 
 

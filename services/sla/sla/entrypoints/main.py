@@ -17,25 +17,17 @@ from common.kafkasecurity import KafkaRefused, check_login_at_start
 from common.runtime import fail_start
 from common.security import server_security
 from common.settings import (
-    SettingsError, engine_settings, read_model_history, security_settings, service_settings, setting,
+    SettingsError, engine_settings, read_model_history, role_setting, security_settings, service_settings, setting,
 )
 from common.streams.service import ServiceParts, serve
 from sla.adapters.policy_file import PolicyFileError, load_policies
 from sla.entrypoints.app import APP_ID, build
 from sla.entrypoints.grpc_api import serving
 
-ROLES = ("all", "worker", "api")
-
 
 def clock_setting(value: str) -> Clock:
     """The clock SLA_CLOCK names: "wall" in production; "event" for replay and simulation."""
     return named_clock("SLA_CLOCK", value, EventTime)
-
-
-def role_setting(value: str) -> str:
-    if value not in ROLES:
-        raise SettingsError(f"SLA_ROLE={value!r} is not one of: {', '.join(ROLES)}")
-    return value
 
 
 def main() -> None:
@@ -44,7 +36,7 @@ def main() -> None:
         security = server_security(security_settings())
         policies = load_policies(Path(setting("SLA_POLICY_FILE", "config/sla-policies.yaml")))
         clock = clock_setting(setting("SLA_CLOCK", "wall"))
-        role = role_setting(setting("SLA_ROLE", "all"))
+        role = role_setting("SLA_ROLE")
         history = read_model_history()
         engine_config = engine_settings(settings, APP_ID)
         check_login_at_start(settings.kafka_bootstrap, settings.kafka_security)
