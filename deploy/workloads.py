@@ -41,13 +41,19 @@ WORKLOADS = (
     Workload("handoff", "handoff_svc", 3, {"DEPARTMENTS_FILE": f"{CONFIG_DIR}/departments.yaml"}, stateful=True,
              kafka_user="handoff", secret_env=(("CUSTOMER_REF_KEY", "handoff-customer-ref-key", "key"),)),
     Workload("sla", "sla", 3, {"SLA_POLICY_FILE": f"{CONFIG_DIR}/sla-policies.yaml"}, stateful=True, kafka_user="sla", memory="1Gi", memory_limit="2Gi", store_size="20Gi"),
+    # notify's pipeline (NOTIFY_ROLE=worker) and the NotificationService its clients call
+    # (NOTIFY_ROLE=api, Service notify-api): each scaled on its own, and a worker does not read
+    # every notification into a read model it would not serve.
     Workload("notify", "notify", 3, {
+        "NOTIFY_ROLE": "worker",
         "NOTIFY_ROUTING_FILE": f"{CONFIG_DIR}/routing.yaml",
         "NOTIFY_GATEWAY_WEBHOOK": f"gateway-webhook:{GRPC_PORT}",
         "NOTIFY_GATEWAY_EMAIL": f"gateway-email:{GRPC_PORT}",
         "NOTIFY_GATEWAY_LOG": f"gateway-log:{GRPC_PORT}",
         "NOTIFY_GATEWAY_CA_FILE": "/etc/handoff/tls/ca.crt",
     }, stateful=True, kafka_user="notify", secret_env=(("NOTIFY_GATEWAY_TOKEN", "handoff-gateway-token", "token"),)),
+    Workload("notify-api", "notify", 2, {"NOTIFY_ROLE": "api", "NOTIFY_ROUTING_FILE": f"{CONFIG_DIR}/routing.yaml"},
+             kafka_user="notify"),
     Workload("gateway-webhook", "gateways", 2, {"GATEWAY_KIND": "webhook",
                                                  "WEBHOOK_SECRETS_FILE": "/etc/handoff/webhook/secrets.yaml"},
              cpu="100m", memory="128Mi", memory_limit="256Mi"),
