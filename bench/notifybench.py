@@ -2,14 +2,19 @@
 how many breaches per second one notify replica turns into delivered notifications.
 
 (i) is (c)'s whole product path (bench.latency.breach_latency) with many departments and
-two Subscribe streams each; every stream is a Kafka consumer inside notify, so this is
-also what 100 idle subscribers cost it. (ii) bypasses handoff and the sla timer on
+two Subscribe streams each, so this is also what 100 idle subscribers cost the api
+replica. (ii) bypasses handoff and the sla timer on
 purpose: breached SlaEvents (deadlines in the past) are written straight to sla.events.v1,
 as the sla codec writes them, so the figure is notify's own: stage 1 routes and requests,
 stage 2 delivers. It counts what Subscribe streams, the `delivered` events of the
 subscription channel on notifications.v1. With a log receiver in the routing text the
 same is measured through the log gateway (ChannelGateway.DeliverBatch, the deliveries
 that fall due together in one call).
+
+notify runs as deploy/workloads.py deploys it: a worker (NOTIFY_ROLE=worker) runs the
+pipeline, and the per-replica figures are the worker's; an api replica (NOTIFY_ROLE=api)
+serves the Subscribe streams from its read model of notifications.v1. The CPU of both is
+reported.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -32,9 +38,11 @@ from bench.burstio import Watcher, end_offsets, write_burst
 from common.codec import new_envelope, to_timestamp
 from common.kafkaio import topic_partitions
 from common.topics import NOTIFICATIONS, NOTIFY_APP, SLA_EVENTS
+from devstack.processes import ServiceProcess
 from devstack.stack import Stack
 
 LOG_RECEIVER = "bench-log"
+API_REPLICA = "notify-api"
 # devstack.routing.BREACHES_TO_DEPARTMENTS plus one receiver with a log channel, which the
 # breaches of departments named like bench-<run>-glog<n> reach instead of their own.
 ROUTING_WITH_LOG = f"""
@@ -226,14 +234,39 @@ def _metered(stack: Stack, run: Callable[[], dict]) -> dict:
     return {**result, "cpu_seconds": meter.spent(), "wall_seconds": time.perf_counter() - started}
 
 
+@contextmanager
+def as_deployed(stack: Stack) -> Iterator[ServiceProcess]:
+    """notify as production runs it (deploy/workloads.py): a worker (NOTIFY_ROLE=worker, the
+    pipeline) and an api replica (NOTIFY_ROLE=api, NotificationService), which is yielded;
+    afterwards one replica of role `all` again, as the other phases use it."""
+    stack.services["notify"].stop()
+    try:
+        stack.start_service("notify", env={"NOTIFY_ROLE": "worker"})
+        yield stack.start_service("notify", instance=API_REPLICA, env={"NOTIFY_ROLE": "api"})
+    finally:
+        if API_REPLICA in stack.services:
+            stack.services.pop(API_REPLICA).stop()
+        stack.services["notify"].stop()
+        stack.start_service("notify", env={})
+
+
 def measure_notify(stack: Stack, params: Parameters, run_id: str, departments: list[str], results: dict,
                    status: Callable[[str], None]) -> None:
-    """(i) latency with many subscribers, (ii) throughput on subscription and, if wanted, log."""
-    notify, bootstrap = stack.services["notify"], stack.bootstrap
+    """(i) latency with many subscribers, (ii) throughput on subscription and, if wanted, log;
+    notify as deployed (`as_deployed`)."""
+    status("(h) notify as deployed: a worker and an api replica")
+    with as_deployed(stack) as api:
+        _measure(stack, api, params, run_id, departments, results, status)
+    results["topology"] = "worker + api"
+
+
+def _measure(stack: Stack, notify: ServiceProcess, params: Parameters, run_id: str, departments: list[str],
+             results: dict, status: Callable[[str], None]) -> None:
+    bootstrap = stack.bootstrap
     streams = len(departments) * params.notify_streams_per_department
     status(f"(h)(i) {streams} Subscribe streams, {params.notify_latency_legs} legs left to breach")
     since = asyncio.run(_ends(bootstrap, [SLA_EVENTS.name, NOTIFICATIONS.name]))
-    paused = {name: gc_pauses(stack.services[name].endpoints["metrics"]) for name in ("sla", "notify")}
+    paused = {name: gc_pauses(stack.services[name].endpoints["metrics"]) for name in ("sla", "notify", API_REPLICA)}
     results["latency"] = _metered(stack, lambda: asyncio.run(breach_latency(
         stack.services["handoff"].grpc, notify.grpc, departments, params.notify_streams_per_department,
         params.notify_latency_legs, params.latency_ack_s, params.notify_latency_spread_s,
@@ -269,5 +302,7 @@ def derive(notify: dict) -> None:
         if run := notify.get(name):
             run["delivered_of_notifications"] = f"{run['delivered']:,} / {run['notifications']:,}"
             run["anomalies"] = f"{run['duplicates']} / {run['failed']} / {run['suppressed']}"
-            if cpu := run.get("cpu_seconds", {}).get("notify"):
+            spent = run.get("cpu_seconds", {})
+            if cpu := spent.get("notify"):
                 run["notifications_per_notify_cpu_s"] = run["delivered"] / cpu
+                run["cpu_split"] = f"{cpu:.1f} / {spent.get(API_REPLICA, 0):.1f}"

@@ -101,9 +101,12 @@ ROWS = (
     ("(h)(i) deadline -> breach record (sla) p50 / p99", "ms", ("notify", "latency", "hops", "breached_p50_p99_ms"), 0),
     ("(h)(i) deadline -> requested (notify 1) p50 / p99", "ms", ("notify", "latency", "hops", "requested_p50_p99_ms"), 0),
     ("(h)(i) deadline -> delivered (notify 2) p50 / p99", "ms", ("notify", "latency", "hops", "delivered_p50_p99_ms"), 0),
+    ("(h) notify run as", "", ("notify", "topology"), 0),
     ("(h)(i) CPU s of notify during the phase", "s", ("notify", "latency", "cpu_seconds", "notify"), 1),
+    ("(h)(i) CPU s of notify-api during the phase", "s", ("notify", "latency", "cpu_seconds", "notify-api"), 1),
     ("(h)(i) sla GC pauses > 50 ms / all GC time", "count / s", ("notify", "latency", "gc", "sla"), 0),
     ("(h)(i) notify GC pauses > 50 ms / all GC time", "count / s", ("notify", "latency", "gc", "notify"), 0),
+    ("(h)(i) notify-api GC pauses > 50 ms / all GC time", "count / s", ("notify", "latency", "gc", "notify-api"), 0),
     ("(h)(i) wall time of the phase", "s", ("notify", "latency", "wall_seconds"), 1),
     ("(h)(ii) breaches written to sla.events.v1", "records/s", ("notify", "throughput", "produce_records_per_s"), 0),
     ("(h)(ii) delivered (subscription), end to end", "notif./s", ("notify", "throughput", "notifications_per_s"), 0),
@@ -114,7 +117,8 @@ ROWS = (
     ("(h)(ii) written -> delivered p50", "ms", ("notify", "throughput", "write_to_delivered_p50_ms"), 0),
     ("(h)(ii) written -> delivered p99", "ms", ("notify", "throughput", "write_to_delivered_p99_ms"), 0),
     ("(h)(ii) duplicates / failed / suppressed", "count", ("notify", "throughput", "anomalies"), 0),
-    ("(h)(ii) CPU s: notify", "s", ("notify", "throughput", "cpu_seconds", "notify"), 1),
+    ("(h)(ii) CPU s: notify (the worker)", "s", ("notify", "throughput", "cpu_seconds", "notify"), 1),
+    ("(h)(ii) CPU s: notify-api (reads every notification)", "s", ("notify", "throughput", "cpu_seconds", "notify-api"), 1),
     ("(h)(ii) CPU s: sla (reads the breaches too)", "s", ("notify", "throughput", "cpu_seconds", "sla"), 1),
     ("(h)(ii) CPU s: kafka broker", "s", ("notify", "throughput", "cpu_seconds", "kafka"), 1),
     ("(h)(ii) CPU s: bench", "s", ("notify", "throughput", "cpu_seconds", "bench"), 1),
@@ -126,6 +130,7 @@ ROWS = (
     ("(h)(iii) log gateway: duplicates / failed / suppressed", "count", ("notify", "log_gateway", "anomalies"), 0),
     ("(h)(iii) log gateway: per notify CPU-second", "notif./s", ("notify", "log_gateway", "notifications_per_notify_cpu_s"), 0),
     ("(h)(iii) log gateway: CPU s of the gateway", "s", ("notify", "log_gateway", "cpu_seconds", "gateway-log"), 1),
+    ("(h)(iii) log gateway: CPU s of notify / notify-api", "s", ("notify", "log_gateway", "cpu_split"), 0),
 )
 # After (d) and (e): the replay and the running clocks, measured below the goals' scale.
 LATER_ROWS = (
