@@ -34,7 +34,7 @@ from bench.cpu import CpuMeter
 from bench.latency import breach_latency, percentile
 from bench.params import Parameters
 from bench.probes import KafkaProbe, gauge, gc_pauses
-from bench.burstio import Watcher, end_offsets, write_burst
+from bench.burstio import BurstWriter, Watcher, end_offsets
 from common.codec import new_envelope, to_timestamp
 from common.kafkaio import topic_partitions
 from common.topics import NOTIFICATIONS, NOTIFY_APP, SLA_EVENTS
@@ -119,7 +119,7 @@ def throughput(bootstrap: str, departments: list[str], n: int, run_id: str, chan
                time_limit: float) -> dict:
     """Write n breaches over `departments`; time until n are delivered on `channel`.
 
-    The breaches are built before the clock starts and written with librdkafka, and
+    The breaches are built, and the producer connected, before the clock starts, and
     notifications.v1 is watched on a thread of its own (bench.burstio): the bench's own
     work stays out of notify's way."""
     # Distinct deadlines a minute or more in the past: every record is a breach already due.
@@ -130,16 +130,18 @@ def throughput(bootstrap: str, departments: list[str], n: int, run_id: str, chan
     arrivals: dict[str, float] = {}
     counts = {"duplicates": 0, "failed": 0, "suppressed": 0}
     dlq_before = _dead_lettered(bootstrap)
-    started = time.perf_counter()
+    writer = BurstWriter(bootstrap, SLA_EVENTS.name)
     watcher = Watcher(bootstrap, NOTIFICATIONS.name, end_offsets(bootstrap, NOTIFICATIONS.name),
-                      _collector(sent, channel, arrivals, counts), lambda: len(arrivals) >= n, started + time_limit)
+                      _collector(sent, channel, arrivals, counts), lambda: len(arrivals) >= n,
+                      time.perf_counter() + time_limit)
+    started = time.perf_counter()
 
     def stamped():
         for key, value, handoff_id in built:
             sent[handoff_id] = time.perf_counter()
             yield key, value
 
-    write_burst(bootstrap, SLA_EVENTS.name, stamped())
+    writer.write(stamped())
     produced = time.perf_counter() - started
     watcher.join()
     return {**_summary(n, started, produced, sent, arrivals), **counts, "channel": channel,

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from handoff.v1 import handoff_events_pb2, sla_events_pb2, types_pb2
 
-from bench.burstio import Watcher, end_offsets, write_burst
+from bench.burstio import BurstWriter, Watcher, end_offsets
 from common.codec import new_envelope, to_timestamp
 from common.topics import HANDOFF_EVENTS, SLA_EVENTS
 
@@ -41,7 +41,7 @@ def created_event(department: str, number: int, run_id: str, customers: int = 50
 def burst(bootstrap: str, department: str, n: int, run_id: str, time_limit: float) -> dict:
     """Write n created legs, time until n clock_started events for them are on sla.events.v1.
 
-    The legs are built before the clock starts and written with librdkafka, and
+    The legs are built, and the producer connected, before the clock starts, and
     sla.events.v1 is watched on a thread of its own (bench.burstio): the bench's own work
     stays out of sla's way."""
     built = [created_event(department, number, run_id) for number in range(n)]
@@ -56,10 +56,11 @@ def burst(bootstrap: str, department: str, n: int, run_id: str, time_limit: floa
             arrivals.append(now)
 
     dlq_before = sum(end_offsets(bootstrap, HANDOFF_EVENTS.dlq).values())
-    started = time.perf_counter()
+    writer = BurstWriter(bootstrap, HANDOFF_EVENTS.name)
     watcher = Watcher(bootstrap, SLA_EVENTS.name, end_offsets(bootstrap, SLA_EVENTS.name), handle,
-                      lambda: len(seen) >= n, started + time_limit)
-    write_burst(bootstrap, HANDOFF_EVENTS.name, ((key, value) for key, value, _ in built))
+                      lambda: len(seen) >= n, time.perf_counter() + time_limit)
+    started = time.perf_counter()
+    writer.write((key, value) for key, value, _ in built)
     produced = time.perf_counter() - started
     watcher.join()
     dlq_after = sum(end_offsets(bootstrap, HANDOFF_EVENTS.dlq).values())
