@@ -8,7 +8,7 @@ feed that is always caught up and a writer that records what it would send.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import grpc
 import pytest
@@ -294,7 +294,15 @@ def test_serving_hands_the_pipeline_the_silences_the_api_writes(tmp_path):
     (_, servicer, name), = served.registrations
 
     assert name == "handoff.v1.NotificationService"
-    assert servicer._silences is served.silences and servicer._notifications is served.notifications
+    assert servicer._silences is served.silences
+
+
+def test_a_worker_serves_no_api_but_still_keeps_the_silences_its_pipeline_asks(tmp_path):
+    settings = ServiceSettings("127.0.0.1:9", "127.0.0.1", 0, 0, tmp_path, "INFO", "notify-1")
+    served = serving(settings, FakeClock(), api=False)
+
+    assert served.registrations == []
+    assert served.silences.active(datetime.now(timezone.utc)) == []
 
 
 def test_a_retry_racing_its_first_attempt_on_one_replica_writes_once():
