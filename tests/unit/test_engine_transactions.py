@@ -49,6 +49,8 @@ class Producer:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
         self.failing_commits = 0
+        # produce() calls refused because the transaction failed earlier (librdkafka's _STATE).
+        self.refusing_produce = 0
         # Calls that run out of time (what librdkafka says when a coordinator never answers).
         self.timing_out: set[str] = set()
         self.clock: list[float] | None = None
@@ -65,6 +67,9 @@ class Producer:
         self.calls.append(("begin",))
 
     def produce(self, topic: str, **options) -> None:
+        if self.refusing_produce:
+            self.refusing_produce -= 1
+            raise KafkaException(KafkaError(KafkaError._STATE, "Unable to produce message: Local: Erroneous state"))
         self.calls.append(("produce", topic))
 
     def send_offsets_to_transaction(self, offsets, metadata, timeout=None) -> None:
@@ -275,3 +280,16 @@ def test_a_call_that_outlives_its_bound_is_reported_stuck(engine):
     assert seen[0] == 0.0 and seen[1] == 0.0
     assert seen[2] == pytest.approx(engine._txn_timeout_s + engine_module.STUCK_MARGIN_S + 0.5)
     assert engine.stuck() == 0.0
+
+
+def test_a_transaction_that_failed_in_the_background_aborts_the_batch_instead_of_stopping_the_engine(engine):
+    # given a transaction that failed in the producer's own thread (e.g. OUT_OF_ORDER_SEQUENCE_NUMBER
+    # after a broker restart): librdkafka refuses every produce() until it is aborted
+    engine._run_batch([Record(0, 4, b"write")])
+    engine._producer.refusing_produce = 1
+    # when the next batch's output is refused
+    engine._run_batch([Record(0, 5, b"write")])
+    # then the batch is aborted and read again, and the engine goes on
+    assert ("abort",) in engine._producer.calls
+    assert engine._consumer.seeks == [(TOPIC, 0, 5)]
+    assert engine.recoveries == []

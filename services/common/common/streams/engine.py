@@ -471,7 +471,11 @@ class StreamEngine:
                 log.warning("a Kafka client failed for good, recovering from the broker: %s", failure)
                 self._recover()
                 return
-            if not (failure.retriable() or failure.txn_requires_abort()):
+            # _STATE inside a transaction: an earlier abortable error (reported by the producer's
+            # own thread, e.g. OUT_OF_ORDER_SEQUENCE_NUMBER after a broker restart) refuses every
+            # call until the transaction is aborted.
+            unusable = failure.code() == KafkaError._STATE and self._in_transaction
+            if not (failure.retriable() or failure.txn_requires_abort() or unusable):
                 raise
             log.warning("batch aborted, running it again: %s", failure)
             self._abort(started)
