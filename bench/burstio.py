@@ -2,10 +2,10 @@
 
 The throughput phases share two cores with the services they measure, so the bench's own
 work is taken out of their way: a burst's records are built, and its producer connected,
-before its clock starts, and the records are written with librdkafka (about a microsecond of Python per record, against tens with a
-Python client), and the output topic is read on a thread of its own with librdkafka, whose
-fetches are parsed outside the interpreter. Only the decoding that tells which record is
-which stays in Python.
+before its clock starts; the records are written with librdkafka (about a microsecond of
+Python per record, against tens with a Python client); the output topic is read on a thread
+of its own with librdkafka, whose fetches are parsed outside the interpreter. Only the
+decoding that tells which record is which stays in Python.
 """
 
 from __future__ import annotations

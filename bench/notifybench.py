@@ -112,7 +112,8 @@ def _collector(sent: dict[str, float], channel: str, arrivals: dict[str, float],
 
 
 def _dead_lettered(bootstrap: str) -> int:
-    return sum(sum(end_offsets(bootstrap, dlq).values()) for dlq in (SLA_EVENTS.dlq, NOTIFICATIONS.dlq))
+    with KafkaProbe(bootstrap) as probe:
+        return probe.records(SLA_EVENTS.dlq) + probe.records(NOTIFICATIONS.dlq)
 
 
 def throughput(bootstrap: str, departments: list[str], n: int, run_id: str, channel: str,

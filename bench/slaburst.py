@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from handoff.v1 import handoff_events_pb2, sla_events_pb2, types_pb2
 
 from bench.burstio import BurstWriter, Watcher, end_offsets
+from bench.probes import KafkaProbe
 from common.codec import new_envelope, to_timestamp
 from common.topics import HANDOFF_EVENTS, SLA_EVENTS
 
@@ -55,7 +56,8 @@ def burst(bootstrap: str, department: str, n: int, run_id: str, time_limit: floa
             seen.add(event.handoff_id)
             arrivals.append(now)
 
-    dlq_before = sum(end_offsets(bootstrap, HANDOFF_EVENTS.dlq).values())
+    with KafkaProbe(bootstrap) as probe:
+        dlq_before = probe.records(HANDOFF_EVENTS.dlq)
     writer = BurstWriter(bootstrap, HANDOFF_EVENTS.name)
     watcher = Watcher(bootstrap, SLA_EVENTS.name, end_offsets(bootstrap, SLA_EVENTS.name), handle,
                       lambda: len(seen) >= n, time.perf_counter() + time_limit)
@@ -63,7 +65,8 @@ def burst(bootstrap: str, department: str, n: int, run_id: str, time_limit: floa
     writer.write((key, value) for key, value, _ in built)
     produced = time.perf_counter() - started
     watcher.join()
-    dlq_after = sum(end_offsets(bootstrap, HANDOFF_EVENTS.dlq).values())
+    with KafkaProbe(bootstrap) as probe:
+        dlq_after = probe.records(HANDOFF_EVENTS.dlq)
     return {**_summary(n, started, produced, arrivals, dlq_after - dlq_before), "last_handoff_id": built[-1][2]}
 
 
