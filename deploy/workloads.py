@@ -40,7 +40,12 @@ class Workload:
 WORKLOADS = (
     Workload("handoff", "handoff_svc", 3, {"DEPARTMENTS_FILE": f"{CONFIG_DIR}/departments.yaml"}, stateful=True,
              kafka_user="handoff", secret_env=(("CUSTOMER_REF_KEY", "handoff-customer-ref-key", "key"),)),
-    Workload("sla", "sla", 3, {"SLA_POLICY_FILE": f"{CONFIG_DIR}/sla-policies.yaml"}, stateful=True, kafka_user="sla", memory="1Gi", memory_limit="2Gi", store_size="20Gi"),
+    # sla's clocks (SLA_ROLE=worker) and the SlaService its clients call (SLA_ROLE=api, Service
+    # sla-api): a worker keeps its memory for the clocks, not for a read model of every leg.
+    Workload("sla", "sla", 3, {"SLA_ROLE": "worker", "SLA_POLICY_FILE": f"{CONFIG_DIR}/sla-policies.yaml"},
+             stateful=True, kafka_user="sla", memory="1Gi", memory_limit="2Gi", store_size="20Gi"),
+    Workload("sla-api", "sla", 2, {"SLA_ROLE": "api", "SLA_POLICY_FILE": f"{CONFIG_DIR}/sla-policies.yaml"},
+             kafka_user="sla", memory="1Gi", memory_limit="2Gi"),
     # notify's pipeline (NOTIFY_ROLE=worker) and the NotificationService its clients call
     # (NOTIFY_ROLE=api, Service notify-api): each scaled on its own, and a worker does not read
     # every notification into a read model it would not serve.

@@ -80,7 +80,7 @@ def test_stores_run_as_statefulsets_with_volumes_and_gateways_as_deployments(obj
     items = objects["production"]
     stateful, stateless = of_kind(items, "StatefulSet"), of_kind(items, "Deployment")
     assert set(stateful) == {"handoff", "sla", "notify"}
-    assert set(stateless) == {"notify-api", "gateway-webhook", "gateway-email", "gateway-log"}
+    assert set(stateless) == {"sla-api", "notify-api", "gateway-webhook", "gateway-email", "gateway-log"}
     for item in stateful.values():
         claim = item["spec"]["volumeClaimTemplates"][0]
         mounts = item["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
@@ -137,19 +137,21 @@ def test_workers_scale_on_lag_never_beyond_the_partition_count_and_the_api_on_cp
         assert item["spec"]["maxReplicaCount"] == generate.PARTITIONS
     hpas = of_kind(items, "HorizontalPodAutoscaler")
     assert {name: hpa["spec"]["scaleTargetRef"]["name"] for name, hpa in hpas.items()} == {
-        "handoff": "handoff", "notify-api": "notify-api"}
+        "handoff": "handoff", "sla-api": "sla-api", "notify-api": "notify-api"}
     assert all(hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu" for hpa in hpas.values())
 
 
-def test_notify_runs_as_workers_and_an_api_that_only_the_api_clients_reach(objects):
+@pytest.mark.parametrize(("service", "variable"), [("sla", "SLA_ROLE"), ("notify", "NOTIFY_ROLE")])
+def test_sla_and_notify_run_as_workers_and_an_api_that_only_the_api_clients_reach(objects, service, variable):
     items = objects["production"]
     role = {item["metadata"]["name"]: env["value"] for item in items if item["kind"] in ("StatefulSet", "Deployment")
-            for env in item["spec"]["template"]["spec"]["containers"][0]["env"] if env["name"] == "NOTIFY_ROLE"}
-    assert role == {"notify": "worker", "notify-api": "api"}
+            for env in item["spec"]["template"]["spec"]["containers"][0]["env"] if env["name"] == variable}
+    assert role == {service: "worker", f"{service}-api": "api"}
     policies = of_kind(items, "NetworkPolicy")
     reached = policies["api-clients"]["spec"]["podSelector"]["matchExpressions"][0]["values"]
-    assert "notify-api" in reached and "notify" not in reached
-    assert "notify-api" in policies["services-to-kafka"]["spec"]["podSelector"]["matchExpressions"][0]["values"]
+    assert f"{service}-api" in reached and service not in reached
+    talking = policies["services-to-kafka"]["spec"]["podSelector"]["matchExpressions"][0]["values"]
+    assert {service, f"{service}-api"} <= set(talking)
 
 
 def test_network_policies_deny_by_default_and_allow_only_the_architectures_flows(objects):
