@@ -14,7 +14,10 @@ that fall due together in one call).
 notify runs as deploy/workloads.py deploys it: a worker (NOTIFY_ROLE=worker) runs the
 pipeline, and the per-replica figures are the worker's; an api replica (NOTIFY_ROLE=api)
 serves the Subscribe streams from its read model of notifications.v1. The CPU of both is
-reported.
+reported. (ii) and (iii) measure them as (b) measures the sla worker, with nothing else on
+their cores: handoff and sla, which (i) needs and (ii) does not (each would read every
+breach into its read model, on pods of their own in production), are stopped meanwhile
+and started again afterwards.
 """
 
 from __future__ import annotations
@@ -281,6 +284,29 @@ def _measure(stack: Stack, notify: ServiceProcess, params: Parameters, run_id: s
         long_after, seconds_after = gc_pauses(stack.services[name].endpoints["metrics"])
         results["latency"]["gc"][name] = f"{long_after - long_before:.0f} / {seconds_after - seconds_before:.2f} s"
     stack.check_alive()
+    with _without(stack, ("handoff", "sla")) as stopped:
+        results["stopped"] = ", ".join(stopped)
+        _measure_throughput(stack, params, run_id, results, status)
+
+
+@contextmanager
+def _without(stack: Stack, names: tuple[str, ...]) -> Iterator[list[str]]:
+    """The stack with the services `names` stopped (those that ran are yielded); started again
+    afterwards, with the settings they had (the stack keeps them)."""
+    stopped = [name for name in names if name in stack.services]
+    for name in stopped:
+        stack.services.pop(name).stop()
+    try:
+        yield stopped
+    finally:
+        for name in stopped:
+            stack.start_service(name)
+
+
+def _measure_throughput(stack: Stack, params: Parameters, run_id: str, results: dict,
+                        status: Callable[[str], None]) -> None:
+    """(ii), and (iii) if a log gateway runs."""
+    bootstrap = stack.bootstrap
     targets = [f"bench-{run_id}-t{number}" for number in range(params.notify_breach_departments)]
     status(f"(h)(ii) {params.notify_breaches:,} breaches through notify to the subscription channel")
     results["throughput"] = _metered(stack, lambda: throughput(
