@@ -2,10 +2,12 @@
 
 From the topic catalogue (common.topics): a Strimzi KafkaTopic per topic, dead-letter topic
 and table changelog, and a KafkaUser per service whose ACLs grant exactly the topics it
-writes and reads, its consumer group and its changelogs. From config/: the ConfigMap of the
+writes and reads, its consumer group and its changelogs, and KEDA's ScaledObjects for the
+workers scaled on lag. From deploy/workloads.py: the workloads, their Services, budgets,
+ServiceMonitors and CPU autoscalers. From config/: the ConfigMap of the
 services' config files. From deploy/prometheus/: the PrometheusRule. From deploy/grafana/:
 the dashboards' ConfigMap. `python -m deploy.generate` rewrites them; `--check` fails when
-a committed file differs (tests/unit/test_deploy_generated.py runs the same comparison).
+a committed file differs (tests/deploy/test_manifests.py runs the same comparison).
 """
 
 from __future__ import annotations
@@ -180,6 +182,8 @@ def files() -> dict[Path, str]:
         BASE / "services" / "workloads.yaml": HEADER.format(source="deploy/workloads.py") + _documents(workloads.manifests()),
         BASE / "scaling" / "scaledobjects.yaml": HEADER.format(source="services/common/common/topics.py")
         + _documents(scaled_objects()),
+        BASE / "scaling" / "autoscalers.yaml": HEADER.format(source="deploy/workloads.py")
+        + _documents(workloads.autoscalers()),
         BASE / "monitoring" / "prometheusrule.yaml": HEADER.format(source="deploy/prometheus/rules.yaml")
         + _documents([prometheus_rule()]),
         ROOT / "deploy" / "k8s" / "overlays" / "production" / "grafana-dashboards.yaml":

@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 IMAGE = "handoff-tracking"
+MAX_REPLICAS_ON_CPU = 12
+CPU_TARGET_PERCENT = 70
+# Scale-down waits this long after a peak, so a burst's replicas do not leave (and their read
+# models have to be rebuilt) between two bursts.
+SCALE_DOWN_WINDOW_S = 600
 GRPC_PORT, METRICS_PORT = 50051, 9464
 KAFKA_BOOTSTRAP = "handoff-kafka-kafka-bootstrap:9093"
 CONFIG_DIR = "/etc/handoff/config"
@@ -35,17 +40,24 @@ class Workload:
     memory: str = "512Mi"
     memory_limit: str = "1Gi"
     store_size: str = "10Gi"
+    # Scaled by a HorizontalPodAutoscaler on CPU, from `replicas` up to MAX_REPLICAS_ON_CPU: the
+    # gRPC-facing processes, whose work follows their callers rather than a consumer group's lag
+    # (the stream workers are scaled on lag by KEDA: deploy.generate.SCALED_ON_LAG).
+    scales_on_cpu: bool = False
 
 
 WORKLOADS = (
+    # The handoff API's gRPC edge does its work; its command owners are bounded by the partition
+    # count like any consumer group.
     Workload("handoff", "handoff_svc", 3, {"DEPARTMENTS_FILE": f"{CONFIG_DIR}/departments.yaml"}, stateful=True,
-             kafka_user="handoff", secret_env=(("CUSTOMER_REF_KEY", "handoff-customer-ref-key", "key"),)),
+             kafka_user="handoff", secret_env=(("CUSTOMER_REF_KEY", "handoff-customer-ref-key", "key"),),
+             scales_on_cpu=True),
     # sla's clocks (SLA_ROLE=worker) and the SlaService its clients call (SLA_ROLE=api, Service
     # sla-api): a worker keeps its memory for the clocks, not for a read model of every leg.
     Workload("sla", "sla", 3, {"SLA_ROLE": "worker", "SLA_POLICY_FILE": f"{CONFIG_DIR}/sla-policies.yaml"},
              stateful=True, kafka_user="sla", memory="1Gi", memory_limit="2Gi", store_size="20Gi"),
     Workload("sla-api", "sla", 2, {"SLA_ROLE": "api", "SLA_POLICY_FILE": f"{CONFIG_DIR}/sla-policies.yaml"},
-             kafka_user="sla", memory="1Gi", memory_limit="2Gi"),
+             kafka_user="sla", memory="1Gi", memory_limit="2Gi", scales_on_cpu=True),
     # notify's pipeline (NOTIFY_ROLE=worker) and the NotificationService its clients call
     # (NOTIFY_ROLE=api, Service notify-api): each scaled on its own, and a worker does not read
     # every notification into a read model it would not serve.
@@ -58,7 +70,7 @@ WORKLOADS = (
         "NOTIFY_GATEWAY_CA_FILE": "/etc/handoff/tls/ca.crt",
     }, stateful=True, kafka_user="notify", secret_env=(("NOTIFY_GATEWAY_TOKEN", "handoff-gateway-token", "token"),)),
     Workload("notify-api", "notify", 2, {"NOTIFY_ROLE": "api", "NOTIFY_ROUTING_FILE": f"{CONFIG_DIR}/routing.yaml"},
-             kafka_user="notify"),
+             kafka_user="notify", scales_on_cpu=True),
     Workload("gateway-webhook", "gateways", 2, {"GATEWAY_KIND": "webhook",
                                                  "WEBHOOK_SECRETS_FILE": "/etc/handoff/webhook/secrets.yaml"},
              cpu="100m", memory="128Mi", memory_limit="256Mi"),
@@ -227,3 +239,21 @@ def manifests() -> list[dict[str, Any]]:
 
 def monitors() -> list[dict[str, Any]]:
     return [service_monitor(item) for item in WORKLOADS]
+
+
+def autoscaler(item: Workload) -> dict[str, Any]:
+    """A HorizontalPodAutoscaler on CPU: never below the workload's own replica count."""
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": item.name},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet" if item.stateful else "Deployment",
+                                   "name": item.name},
+                "minReplicas": item.replicas,
+                "maxReplicas": MAX_REPLICAS_ON_CPU,
+                "metrics": [{"type": "Resource", "resource": {
+                    "name": "cpu", "target": {"type": "Utilization", "averageUtilization": CPU_TARGET_PERCENT}}}],
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_S}},
+            }}
+
+
+def autoscalers() -> list[dict[str, Any]]:
+    return [autoscaler(item) for item in WORKLOADS if item.scales_on_cpu]

@@ -139,6 +139,14 @@ def test_workers_scale_on_lag_never_beyond_the_partition_count_and_the_api_on_cp
     assert {name: hpa["spec"]["scaleTargetRef"]["name"] for name, hpa in hpas.items()} == {
         "handoff": "handoff", "sla-api": "sla-api", "notify-api": "notify-api"}
     assert all(hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu" for hpa in hpas.values())
+    targets = {(item["kind"], item["metadata"]["name"]): item for item in items}
+    for name, hpa in hpas.items():
+        target = targets[(hpa["spec"]["scaleTargetRef"]["kind"], hpa["spec"]["scaleTargetRef"]["name"])]
+        # An autoscaler never takes a workload below the replicas it is deployed with.
+        assert hpa["spec"]["minReplicas"] == target["spec"]["replicas"], name
+    # One autoscaler per workload: KEDA's and a CPU autoscaler on the same target would fight.
+    assert not {item["spec"]["scaleTargetRef"]["name"] for item in scaled.values()} & {
+        hpa["spec"]["scaleTargetRef"]["name"] for hpa in hpas.values()}
 
 
 @pytest.mark.parametrize(("service", "variable"), [("sla", "SLA_ROLE"), ("notify", "NOTIFY_ROLE")])
