@@ -124,6 +124,7 @@ ROWS = (
     ("(h)(ii) CPU s: bench", "s", ("notify", "throughput", "cpu_seconds", "bench"), 1),
     ("(h)(ii) delivered per notify CPU-second", "notif./s", ("notify", "throughput", "notifications_per_notify_cpu_s"), 0),
     ("(h)(ii) notify read back its output after", "s", ("notify", "throughput", "notify_drained_after_s"), 1),
+    ("(h)(iii) stopped as well (not on its path)", "", ("notify", "log_gateway", "also_stopped"), 0),
     ("(h)(iii) log gateway: delivered, end to end", "notif./s", ("notify", "log_gateway", "notifications_per_s"), 0),
     ("(h)(iii) log gateway: middle 80 %", "notif./s", ("notify", "log_gateway", "steady_notifications_per_s"), 0),
     ("(h)(iii) log gateway: delivered / written", "count", ("notify", "log_gateway", "delivered_of_notifications"), 0),

@@ -34,9 +34,9 @@ def notification_from(message: notifications_pb2.Notification) -> Notification:
         title=message.title,
         body=message.body,
         occurred_at=_instant(message) if message.HasField("occurred_at") else None,
-        labels=dict(message.labels),
+        labels=dict(message.labels) if message.labels else {},
         escalation_level=message.escalation_level,
-        items=tuple(notification_from(item) for item in message.items),
+        items=tuple(notification_from(item) for item in message.items) if message.items else (),
     )
 
 

@@ -15,10 +15,11 @@ what is still remembered (written aside, fsynced, renamed over the old one).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+
+import orjson
 
 from gateways.domain.ledger import ReceiptLedger
 
@@ -41,8 +42,8 @@ class DeliveryJournal:
         with self._path.open(encoding="utf-8") as lines:
             for line in lines:
                 try:
-                    fact = json.loads(line)
-                except ValueError:
+                    fact = orjson.loads(line)
+                except orjson.JSONDecodeError:
                     continue  # the last line of a process killed mid-write
                 self._lines += 1
                 self._apply(fact)
@@ -59,7 +60,7 @@ class DeliveryJournal:
                 self.ledger.record(delivery_id, fact.get("receipt", ""))
 
     def _write(self, fact: dict) -> None:
-        self._file.write(json.dumps(fact, separators=(",", ":")) + "\n")
+        self._file.write(orjson.dumps(fact).decode() + "\n")
         self._lines += 1
 
     async def sending(self, *delivery_ids: str) -> None:
@@ -104,10 +105,9 @@ class DeliveryJournal:
         aside = self._path.with_suffix(self._path.suffix + ".new")
         with aside.open("w", encoding="utf-8") as out:
             for delivery_id in self.in_doubt:
-                out.write(json.dumps({"id": delivery_id, "state": "sending"}, separators=(",", ":")) + "\n")
+                out.write(orjson.dumps({"id": delivery_id, "state": "sending"}).decode() + "\n")
             for delivery_id, receipt in self.ledger.items():
-                out.write(json.dumps({"id": delivery_id, "state": "delivered", "receipt": receipt},
-                                     separators=(",", ":")) + "\n")
+                out.write(orjson.dumps({"id": delivery_id, "state": "delivered", "receipt": receipt}).decode() + "\n")
             out.flush()
             os.fsync(out.fileno())
         self._file.close()

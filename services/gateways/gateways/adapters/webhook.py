@@ -19,6 +19,9 @@ from gateways.domain.webhook import (
 )
 
 USER_AGENT = "handoff-webhook-gateway/1"
+# Requests under way at once, over all receivers; the others wait for a connection, within
+# their deadline.
+CONNECTIONS = 100
 
 
 class WebhookChannel:
@@ -27,7 +30,8 @@ class WebhookChannel:
     def __init__(self, secrets: Mapping[str, str], clock: Clock) -> None:
         self._secrets = secrets
         self._clock = clock
-        self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, trust_env=False)
+        self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}, trust_env=False,
+                                              connector=aiohttp.TCPConnector(limit=CONNECTIONS))
 
     async def deliver(self, delivery: Delivery, timeout: float) -> str:
         """POST the body; the receipt is the status and the receiver's response id, if any."""

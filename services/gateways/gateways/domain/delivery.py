@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+import orjson
+
 from common.validation import InvalidField
 
 KINDS = ("webhook", "email", "log")
@@ -96,7 +98,8 @@ def delivery_id(value: str) -> str:
     """1-256 visible ASCII characters: it travels in HTTP and SMTP headers."""
     if not value:
         raise InvalidField("delivery_id", "is required")
-    if len(value) > _MAX_DELIVERY_ID or not all("!" <= c <= "~" for c in value):
+    # Printable ASCII without the space is "!" to "~".
+    if len(value) > _MAX_DELIVERY_ID or not (value.isascii() and value.isprintable()) or " " in value:
         raise InvalidField("delivery_id", f"must be 1-{_MAX_DELIVERY_ID} visible ASCII characters")
     return value
 
@@ -113,6 +116,13 @@ def instant(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def canonical_json(document: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON with sorted keys, non-ASCII characters as they are: the bytes
+    `json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` writes,
+    for the str, int, bool, None, list and dict values a notification is made of."""
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
 
 
 def notification_fields(notification: Notification) -> dict[str, Any]:

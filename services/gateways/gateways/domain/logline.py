@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import json
+import re
 from datetime import datetime
 
 from common.validation import InvalidField
-from gateways.domain.delivery import Delivery, instant, notification_fields
+from gateways.domain.delivery import Delivery, canonical_json, instant, notification_fields
 
 _MAX_TARGET = 256
+_CONTROL = re.compile(r"[\x00-\x1f]")
 
 
 def log_target(field: str, value: str) -> str:
     """A name for the stream the line belongs to (e.g. `ops`): one line, at most 256 characters."""
     if not value.strip():
         raise InvalidField(field, "is required")
-    if len(value) > _MAX_TARGET or any(ord(c) < 32 for c in value):
+    if len(value) > _MAX_TARGET or _CONTROL.search(value):
         raise InvalidField(field, f"must be one line of at most {_MAX_TARGET} characters")
     return value
 
@@ -29,4 +30,4 @@ def log_line(delivery: Delivery, sequence: int, logged_at: datetime) -> str:
         "target": delivery.target,
         "notification": notification_fields(delivery.notification),
     }
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return canonical_json(document).decode()

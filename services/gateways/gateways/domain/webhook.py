@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from urllib.parse import urlsplit
 
 from common.validation import InvalidField
-from gateways.domain.delivery import Delivery, Rejected, Unavailable, instant, notification_fields
+from gateways.domain.delivery import Delivery, Rejected, Unavailable, canonical_json, instant, notification_fields
 
 SIGNATURE_HEADER = "X-Handoff-Signature"
 DELIVERY_HEADER = "X-Handoff-Delivery"
@@ -73,7 +72,7 @@ def webhook_body(delivery: Delivery, sent_at: datetime) -> bytes:
         "sent_at": instant(sent_at),
         "notification": notification_fields(delivery.notification),
     }
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return canonical_json(document)
 
 
 def signature(body: bytes, secret: str) -> str:

@@ -170,15 +170,16 @@ class GatewayServicer(channel_gateway_pb2_grpc.ChannelGatewayServicer):
         self._journal.settled((delivery.delivery_id, outcome if isinstance(outcome, str) else None)
                               for delivery, outcome in zip(deliveries, outcomes))
         duration = metrics.DELIVERY_DURATION.labels(self._kind)
+        traced = {"traceparent": trace} if trace else {}
+        receipts: dict[str, str] = {}
         for delivery, outcome in zip(deliveries, outcomes):
             duration.observe(seconds)
-            log = self._log.bind(delivery_id=delivery.delivery_id, **({"traceparent": trace} if trace else {}))
             sending = sends[delivery.delivery_id]
             if isinstance(outcome, str):
-                self._count("delivered")
-                log.info("delivered", receipt=outcome, seconds=round(seconds, 4))
+                receipts[delivery.delivery_id] = outcome
                 sending.set_result(outcome)
                 continue
+            log = self._log.bind(delivery_id=delivery.delivery_id, **traced)
             if isinstance(outcome, DeliveryFailed):
                 self._count("unavailable" if outcome.retryable else "rejected")
                 log.warning("delivery failed", retryable=outcome.retryable, reason=str(outcome))
@@ -186,6 +187,10 @@ class GatewayServicer(channel_gateway_pb2_grpc.ChannelGatewayServicer):
                 self._count("error")
                 log.error("delivery broke", exc_info=outcome)
             sending.set_exception(outcome)
+        if receipts:
+            # One line for what one send delivered: each delivery id with its receipt.
+            self._count("delivered", len(receipts))
+            self._log.info("delivered", receipts=receipts, seconds=round(seconds, 4), **traced)
 
     async def _channel_deliver(self, deliveries: list[Delivery], timeout: float) -> list[str | Exception]:
         """Each delivery's receipt or failure: in one go where the channel can (the log file),
@@ -209,8 +214,8 @@ class GatewayServicer(channel_gateway_pb2_grpc.ChannelGatewayServicer):
         if not sending.cancelled():
             sending.exception()  # retrieved here, so a send nobody waits for any more is not reported as lost
 
-    def _count(self, outcome: str) -> None:
-        metrics.DELIVERIES.labels(self._kind, outcome).inc()
+    def _count(self, outcome: str, deliveries: int = 1) -> None:
+        metrics.DELIVERIES.labels(self._kind, outcome).inc(deliveries)
 
 
 def _traceparent(context: grpc.aio.ServicerContext) -> str:

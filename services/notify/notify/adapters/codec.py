@@ -293,6 +293,7 @@ def subscription_delivery(event: notifications_pb2.NotificationEvent) -> notific
 
 
 def deliver_request(delivery_id: str, kind: str, target: str, notification: Notification):
-    """A ChannelGateway DeliverRequest."""
-    return channel_gateway_pb2.DeliverRequest(delivery_id=delivery_id, channel=kind, target=target,
-                                              notification=notification_pb(notification))
+    """A ChannelGateway DeliverRequest, its notification filled in place (not built, then copied)."""
+    request = channel_gateway_pb2.DeliverRequest(delivery_id=delivery_id, channel=kind, target=target)
+    _fill_notification(request.notification, notification)
+    return request

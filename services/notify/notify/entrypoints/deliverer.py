@@ -44,8 +44,14 @@ DeadLetter = Callable[[Job, bytes, str], None]
 Run = Callable[[Coroutine[Any, Any, None]], None]
 MIN_CALL_SECONDS = 0.05
 # Deliveries in flight at once, and per gateway call: under load the queue fills while calls
-# are under way, so each call carries up to BATCH of what fell due.
-IN_FLIGHT = 256
+# are under way, so each call carries up to BATCH of what fell due. Attempts start, and their
+# outcomes are recorded, only between the engine's batches, and a delivery holds its place
+# until its outcome is recorded: so the limit is what one batch (the engine's max_batch,
+# 2,000 records) may decide. At 256, a burst's deliveries went out at 256 per batch while
+# stage 1 worked through it. The gateways bound what they send downstream at once (webhook:
+# 100 connections; e-mail: SMTP_CONNECTIONS); the rest wait their turn within their call's
+# deadline.
+IN_FLIGHT = 2048
 BATCH = 64
 # While gateway calls are under way, the engine comes back this often to record their outcomes.
 OUTCOME_POLL_S = 0.01
