@@ -590,7 +590,7 @@ def test_the_log_gateway_numbers_lines_and_writes_a_repeat_once(log_gateway, wor
 
 
 def test_a_log_batch_is_numbered_in_its_order_and_a_repeat_within_it_written_once(log_gateway, workdir):
-    _process, address = log_gateway
+    process, address = log_gateway
     batch = [request(f"log-batch-{n}", "log", "ops") for n in range(5)]
     already = len((workdir / "log" / "deliveries.jsonl").read_text().splitlines()) \
         if (workdir / "log" / "deliveries.jsonl").exists() else 0
@@ -603,6 +603,20 @@ def test_a_log_batch_is_numbered_in_its_order_and_a_repeat_within_it_written_onc
     assert [line["seq"] for line in lines] == list(range(already + 1, already + 6))
     assert [r.receipt for r in results] == [str(already + n) for n in (1, 2, 3, 2, 4, 5)]
     assert [r.receipt for r in again] == [str(already + n) for n in range(1, 6)]
+    # The gateway's own log names each delivery with its receipt, one line per send.
+    sends = [entry for entry in _json_lines(process.log_path) if entry.get("event") == "delivered"
+             and any(key.startswith("log-batch-") for key in entry.get("receipts", {}))]
+    assert [entry["receipts"] for entry in sends] == [{f"log-batch-{n}": str(already + n + 1) for n in range(5)}]
+
+
+def _json_lines(path: Path) -> list[dict]:
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue  # not a log entry (the ready line)
+    return entries
 
 
 # --- the process ----------------------------------------------------------------------

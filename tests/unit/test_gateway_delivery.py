@@ -34,6 +34,9 @@ def delivery(**changes) -> Delivery:
     [
         ({"delivery_id": ""}, "delivery_id"),
         ({"delivery_id": "has space"}, "delivery_id"),
+        ({"delivery_id": "tab\there"}, "delivery_id"),
+        ({"delivery_id": "del\x7f"}, "delivery_id"),
+        ({"delivery_id": "café"}, "delivery_id"),
         ({"delivery_id": "x" * 257}, "delivery_id"),
         ({"channel": ""}, "channel"),
         ({"channel": "email"}, "channel"),

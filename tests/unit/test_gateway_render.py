@@ -8,7 +8,7 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from gateways.domain.delivery import Delivery, Notification
+from gateways.domain.delivery import Delivery, Notification, canonical_json
 from gateways.domain.logline import log_line
 from gateways.domain.mail import email_message, message_id, subject, text_body
 from gateways.domain.webhook import (
@@ -194,3 +194,12 @@ def test_log_line_is_one_json_line_numbered_and_stamped():
     assert (document["seq"], document["logged_at"], document["target"]) == (7, "2025-03-03T09:00:05Z", "ops")
     assert document["delivery_id"] == "d-1"
     assert document["notification"]["title"] == "two\nlines"
+
+
+@pytest.mark.parametrize("text", ["plain", "two\nlines\ttab\x00nul\x1funit", "quote \" and \\ backslash",
+                                  "é ß 漢字 😀", "\u2028\u2029\ufeff\x7f", ""])
+def test_rendered_json_is_the_bytes_of_compact_sorted_json_with_characters_as_they_are(text):
+    document = {"z": text, "a": [text, 1, None, True, -5], "m": {"y": text, "b": {"k": [text]}}}
+
+    assert canonical_json(document) == json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
