@@ -301,10 +301,7 @@ def _without(stack: Stack, names: tuple[str, ...]) -> Iterator[list[str]]:
         yield stopped
     finally:
         for name in stopped:
-            if name == API_REPLICA:
-                stack.start_service("notify", instance=API_REPLICA)
-            else:
-                stack.start_service(name)
+            stack.restart_service(name)
 
 
 def _measure_throughput(stack: Stack, params: Parameters, run_id: str, results: dict,

@@ -66,6 +66,7 @@ class Stack:
         self.kafka: LocalKafka | None = None
         self.services: dict[str, ServiceProcess] = {}
         self._service_env: dict[str, dict[str, str]] = {}
+        self._started_as: dict[str, tuple[str, str | None]] = {}  # key -> (service, instance)
 
     @property
     def bootstrap(self) -> str:
@@ -121,8 +122,14 @@ class Stack:
         if env is not None:
             self._service_env[key] = env
         service_env = {**self.service_env(name, instance), **self._service_env.get(key, {})}
+        self._started_as[key] = (name, instance)
         self.services[key] = start_service(key, module, service_env, self.workdir / "logs")
         return self.services[key]
+
+    def restart_service(self, key: str) -> ServiceProcess:
+        """Start again what ran under `key` (a service or an instance of one), as it was started."""
+        name, instance = self._started_as[key]
+        return self.start_service(name, instance)
 
     def start_gateway(self, kind: str) -> ServiceProcess:
         """Start (or restart) the `kind` gateway; a restart takes the port it had before."""

@@ -60,7 +60,7 @@ class DeliveryJournal:
                 self.ledger.record(delivery_id, fact.get("receipt", ""))
 
     def _write(self, fact: dict) -> None:
-        self._file.write(orjson.dumps(fact).decode() + "\n")
+        self._file.write(_fact_line(fact))
         self._lines += 1
 
     async def sending(self, *delivery_ids: str) -> None:
@@ -105,9 +105,9 @@ class DeliveryJournal:
         aside = self._path.with_suffix(self._path.suffix + ".new")
         with aside.open("w", encoding="utf-8") as out:
             for delivery_id in self.in_doubt:
-                out.write(orjson.dumps({"id": delivery_id, "state": "sending"}).decode() + "\n")
+                out.write(_fact_line({"id": delivery_id, "state": "sending"}))
             for delivery_id, receipt in self.ledger.items():
-                out.write(orjson.dumps({"id": delivery_id, "state": "delivered", "receipt": receipt}).decode() + "\n")
+                out.write(_fact_line({"id": delivery_id, "state": "delivered", "receipt": receipt}))
             out.flush()
             os.fsync(out.fileno())
         self._file.close()
@@ -119,3 +119,8 @@ class DeliveryJournal:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+
+
+def _fact_line(fact: dict) -> str:
+    """One fact as a compact JSON line."""
+    return orjson.dumps(fact).decode() + "\n"
