@@ -122,14 +122,16 @@ def users() -> list[dict[str, Any]]:
 
 def scaled_objects() -> list[dict[str, Any]]:
     """KEDA ScaledObjects: workers follow their group's lag, never beyond the partition count
-    (a worker more would own no partition)."""
+    (a worker more would own no partition) and never below the replicas they are deployed
+    with (an idle group would otherwise lose workers, each loss a rebalance and a restore)."""
+    replicas = {item.name: item.replicas for item in workloads.WORKLOADS}
     return [{
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
         "metadata": {"name": service},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": service},
-            "minReplicaCount": 2,
+            "minReplicaCount": replicas[service],
             "maxReplicaCount": PARTITIONS,
             "cooldownPeriod": 600,
             "triggers": [{

@@ -126,7 +126,7 @@ def test_config_maps_hold_the_config_files_as_they_are(objects):
         assert config[name] == (ROOT / "config" / name).read_text()
 
 
-def test_workers_scale_on_lag_never_beyond_the_partition_count_and_the_api_on_cpu(objects):
+def test_workers_scale_on_lag_within_their_replicas_and_the_partition_count_and_the_api_on_cpu(objects):
     items = objects["production"]
     scaled = of_kind(items, "ScaledObject")
     assert set(scaled) == {"sla", "notify"}
@@ -139,14 +139,21 @@ def test_workers_scale_on_lag_never_beyond_the_partition_count_and_the_api_on_cp
     assert {name: hpa["spec"]["scaleTargetRef"]["name"] for name, hpa in hpas.items()} == {
         "handoff": "handoff", "sla-api": "sla-api", "notify-api": "notify-api"}
     assert all(hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu" for hpa in hpas.values())
-    targets = {(item["kind"], item["metadata"]["name"]): item for item in items}
-    for name, hpa in hpas.items():
-        target = targets[(hpa["spec"]["scaleTargetRef"]["kind"], hpa["spec"]["scaleTargetRef"]["name"])]
-        # An autoscaler never takes a workload below the replicas it is deployed with.
-        assert hpa["spec"]["minReplicas"] == target["spec"]["replicas"], name
     # One autoscaler per workload: KEDA's and a CPU autoscaler on the same target would fight.
     assert not {item["spec"]["scaleTargetRef"]["name"] for item in scaled.values()} & {
         hpa["spec"]["scaleTargetRef"]["name"] for hpa in hpas.values()}
+
+
+def test_no_autoscaler_takes_a_workload_below_the_replicas_it_is_deployed_with(objects):
+    for overlay, items in objects.items():
+        targets = {(item["kind"], item["metadata"]["name"]): item for item in items}
+        scalers = [item for item in items if item["kind"] in ("ScaledObject", "HorizontalPodAutoscaler")]
+        assert len(scalers) == 5, overlay
+        for scaler in scalers:
+            spec = scaler["spec"]
+            target = targets[(spec["scaleTargetRef"]["kind"], spec["scaleTargetRef"]["name"])]
+            minimum = spec["minReplicaCount"] if scaler["kind"] == "ScaledObject" else spec["minReplicas"]
+            assert minimum == target["spec"]["replicas"], (overlay, scaler["metadata"]["name"])
 
 
 @pytest.mark.parametrize(("service", "variable"), [("sla", "SLA_ROLE"), ("notify", "NOTIFY_ROLE")])
