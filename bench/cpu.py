@@ -9,7 +9,10 @@ aiokafka loop on equal terms. Without /proc (not Linux) the figures are left out
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -39,3 +42,24 @@ class CpuMeter:
             if now is not None and then is not None:
                 spent[name] = round(now - then, 2)
         return spent
+
+
+def stack_pids(stack: Any) -> dict[str, int]:
+    """The process ids of a devstack Stack: each service's, and the local broker's when it runs one."""
+    pids = {name: service.pid for name, service in stack.services.items()}
+    if stack.kafka is not None and stack.kafka.pid is not None:
+        pids["kafka"] = stack.kafka.pid
+    return pids
+
+
+def stack_meter(stack: Any) -> CpuMeter:
+    """A meter of every process of a devstack Stack and of the bench itself."""
+    return CpuMeter({**stack_pids(stack), "bench": os.getpid()})
+
+
+def metered(stack: Any, run: Callable[[], dict]) -> dict:
+    """`run()`'s result with the CPU seconds each process of the stack (and the bench) spent meanwhile."""
+    meter = stack_meter(stack)
+    started = time.perf_counter()
+    result = run()
+    return {**result, "cpu_seconds": meter.spent(), "wall_seconds": time.perf_counter() - started}

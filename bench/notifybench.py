@@ -24,7 +24,6 @@ worker makes through the gateway and records on notifications.v1 without it.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,7 +33,7 @@ from datetime import datetime, timedelta, timezone
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from handoff.v1 import notifications_pb2, sla_events_pb2, types_pb2
 
-from bench.cpu import CpuMeter
+from bench.cpu import metered
 from bench.latency import breach_latency, percentile
 from bench.params import Parameters
 from bench.probes import KafkaProbe, gauge, gc_pauses
@@ -230,17 +229,6 @@ def _drained(bootstrap: str, time_limit: float) -> float | None:
         return probe.wait_for_lag([NOTIFY_APP], [SLA_EVENTS.name, NOTIFICATIONS.name], time_limit)
 
 
-def _metered(stack: Stack, run: Callable[[], dict]) -> dict:
-    """`run()`'s result with the CPU seconds each process of the stack (and the bench) spent meanwhile."""
-    pids = {name: service.pid for name, service in stack.services.items()}
-    if stack.kafka is not None:
-        pids["kafka"] = stack.kafka.pid
-    meter = CpuMeter({**pids, "bench": os.getpid()})
-    started = time.perf_counter()
-    result = run()
-    return {**result, "cpu_seconds": meter.spent(), "wall_seconds": time.perf_counter() - started}
-
-
 @contextmanager
 def as_deployed(stack: Stack) -> Iterator[ServiceProcess]:
     """notify as production runs it (deploy/workloads.py): a worker (NOTIFY_ROLE=worker, the
@@ -274,7 +262,7 @@ def _measure(stack: Stack, notify: ServiceProcess, params: Parameters, run_id: s
     status(f"(h)(i) {streams} Subscribe streams, {params.notify_latency_legs} legs left to breach")
     since = asyncio.run(_ends(bootstrap, [SLA_EVENTS.name, NOTIFICATIONS.name]))
     paused = {name: gc_pauses(stack.services[name].endpoints["metrics"]) for name in ("sla", "notify", API_REPLICA)}
-    results["latency"] = _metered(stack, lambda: asyncio.run(breach_latency(
+    results["latency"] = metered(stack, lambda: asyncio.run(breach_latency(
         stack.services["handoff"].grpc, notify.grpc, departments, params.notify_streams_per_department,
         params.notify_latency_legs, params.latency_ack_s, params.notify_latency_spread_s,
         params.notify_latency_grace_s, run_id, f"bench-{run_id}-burst", settle_seconds=params.notify_settle_s,
@@ -310,7 +298,7 @@ def _measure_throughput(stack: Stack, params: Parameters, run_id: str, results: 
     bootstrap = stack.bootstrap
     targets = [f"bench-{run_id}-t{number}" for number in range(params.notify_breach_departments)]
     status(f"(h)(ii) {params.notify_breaches:,} breaches through notify to the subscription channel")
-    results["throughput"] = _metered(stack, lambda: throughput(
+    results["throughput"] = metered(stack, lambda: throughput(
         bootstrap, targets, params.notify_breaches, run_id, "subscription", params.notify_time_limit_s))
     status("(h)(ii) waiting for notify to read back what it wrote")
     results["throughput"]["notify_drained_after_s"] = _drained(bootstrap, params.notify_drain_limit_s)
@@ -320,7 +308,7 @@ def _measure_throughput(stack: Stack, params: Parameters, run_id: str, results: 
         logged = [f"bench-{run_id}-glog{number}" for number in range(params.notify_breach_departments)]
         # The api replica serves Subscribe and lists; nothing of a log delivery passes through it.
         with _without(stack, (API_REPLICA,)) as stopped:
-            results["log_gateway"] = _metered(stack, lambda: throughput(
+            results["log_gateway"] = metered(stack, lambda: throughput(
                 bootstrap, logged, params.notify_log_breaches, run_id, "log", params.notify_log_time_limit_s))
             results["log_gateway"]["also_stopped"] = ", ".join(stopped)
             results["log_gateway"]["notify_drained_after_s"] = _drained(bootstrap, params.notify_drain_limit_s)

@@ -259,6 +259,9 @@ def print_table(doc: dict, console: Console | None = None) -> None:
         errors = sum(level["errors"].values())
         table.add_row(name, f"{_fmt(level['calls_per_s'], 0)} calls/s", f"p50 {_fmt(level['p50_ms'], 1)} ms, "
                       f"p99 {_fmt(level['p99_ms'], 1)} ms, {level['calls']} calls, {errors} errors")
+        if per_call := {name: ms for name, ms in (level.get("cpu_ms_per_call") or {}).items() if ms}:
+            table.add_row("    CPU per call, all processes", f"{_fmt(sum(per_call.values()), 2)} ms",
+                          ", ".join(f"{name} {_fmt(ms, 2)}" for name, ms in sorted(per_call.items(), key=lambda x: -x[1])))
     _add_soak_rows(table, results.get("soak") or {})
     _add_lifecycle_rows(table, results.get("lifecycle") or {})
     if imported := results.get("import"):

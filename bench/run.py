@@ -36,7 +36,7 @@ from rich.console import Console
 
 from bench import report
 from bench.clocks import measure_clocks
-from bench.cpu import CpuMeter
+from bench.cpu import metered, stack_meter
 from bench.handoffapi import create_load, warm_up
 from bench.importbench import import_rate
 from bench.latency import breach_latency
@@ -155,22 +155,28 @@ def _logs_through_gateway(params: Parameters) -> bool:
 
 
 def _measure_api(stack: Stack, params: Parameters, run_id: str, console: Console, results: dict) -> None:
-    """(d) CreateHandoff calls/s on one replica, then on two."""
+    """(d) CreateHandoff calls/s on one replica, then on two, with each process's CPU per call."""
     api_department = f"bench-{run_id}-api"
     api = results["handoff_api"] = []
     address = stack.services["handoff"].grpc
     asyncio.run(warm_up(address, api_department))
+
+    def level(addresses: list[str], concurrency: int) -> dict:
+        with console.status(f"(d) CreateHandoff, {len(addresses)} replica(s), concurrency {concurrency}..."):
+            measured = metered(stack, lambda: asyncio.run(create_load(
+                addresses, concurrency, params.api_calls, params.api_time_limit_s, api_department)))
+        calls = measured["calls"]
+        measured["cpu_ms_per_call"] = {name: round(seconds * 1000 / calls, 3) if calls else None
+                                       for name, seconds in measured["cpu_seconds"].items()}
+        return measured
+
     for concurrency in params.api_concurrency:
-        with console.status(f"(d) CreateHandoff, 1 replica, concurrency {concurrency}..."):
-            api.append(asyncio.run(create_load([address], concurrency, params.api_calls, params.api_time_limit_s,
-                                               api_department)))
+        api.append(level([address], concurrency))
     with console.status("(d) starting a second handoff replica..."):
         second = stack.start_service("handoff", instance="handoff-2")
         asyncio.run(warm_up(second.grpc, api_department))
     for concurrency in params.api_concurrency:
-        with console.status(f"(d) CreateHandoff, 2 replicas, concurrency {concurrency}..."):
-            api.append(asyncio.run(create_load([address, second.grpc], concurrency, params.api_calls,
-                                               params.api_time_limit_s, api_department)))
+        api.append(level([address, second.grpc], concurrency))
     stack.services.pop("handoff-2").stop()
     stack.check_alive()
 
@@ -178,10 +184,7 @@ def _measure_api(stack: Stack, params: Parameters, run_id: str, console: Console
 def _measure_burst(stack: Stack, params: Parameters, run_id: str, console: Console, results: dict) -> None:
     """(b) the sla worker's pace on a burst of created legs, with the CPU each process spent."""
     bootstrap = stack.bootstrap
-    pids = {name: service.pid for name, service in stack.services.items()}
-    if stack.kafka is not None:
-        pids["kafka"] = stack.kafka.pid
-    meter = CpuMeter({**pids, "bench": os.getpid()})
+    meter = stack_meter(stack)
     _note_load(results, "b")
     with console.status(f"(b) burst of {params.burst_legs} legs through sla..."):
         results["sla_burst"] = burst(bootstrap, f"bench-{run_id}-burst", params.burst_legs, run_id,

@@ -28,7 +28,7 @@ from handoff.v1 import handoff_service_pb2_grpc as handoff_grpc
 from handoff.v1 import notification_service_pb2_grpc as notify_grpc
 
 from bench import soakstats
-from bench.cpu import CpuMeter
+from bench.cpu import CpuMeter, stack_pids
 from bench.latency import subscribe, warm_up
 from bench.params import Parameters
 from bench.probes import GcLog, KafkaProbe, open_fds, rss_bytes
@@ -77,13 +77,6 @@ def wait_until_quiet(pids: dict[str, int], time_limit: float, interval: float = 
     return None
 
 
-def _processes(stack: Stack) -> dict[str, int]:
-    pids = {name: service.pid for name, service in stack.services.items()}
-    if stack.kafka is not None and stack.kafka.pid is not None:
-        pids["kafka"] = stack.kafka.pid
-    return pids
-
-
 async def _sample(pids: dict[str, int], probe: KafkaProbe, began: float, gc_log: GcLog | None) -> dict:
     """One reading of every process and consumer group, stamped with seconds since the load began;
     for the broker also the lowest heap after a collection and the longest pause since the last reading."""
@@ -128,7 +121,7 @@ async def _settled(probe: KafkaProbe, time_limit: float) -> float | None:
 async def _soak(stack: Stack, params: Parameters, run_id: str, soak: dict) -> Tally:
     steady, breaching = soak_departments(run_id, params.soak_breach_departments)
     tally = Tally()
-    pids = _processes(stack)
+    pids = stack_pids(stack)
     samples: list[dict] = soak.setdefault("samples", [])
     gc_log = GcLog(stack.kafka.gc_log) if stack.kafka is not None else None
     async with aio_channel(stack.services["handoff"].grpc, ADMIN_TOKEN) as handoff_channel, \
