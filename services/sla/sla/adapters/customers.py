@@ -1,4 +1,4 @@
-"""A customer's repeat-contact state in the `customers` table, and its JSON-ready form.
+"""A customer's repeat-contact state in the `customers` table, and its JSON store value.
 
 One document per customer_ref: the contacts already examined (within the repeat window),
 the contacts waiting for event time to pass them, and the customer's recent legs.
@@ -7,6 +7,8 @@ the contacts waiting for event time to pass them, and the customer's recent legs
 from __future__ import annotations
 
 from typing import NamedTuple
+
+import orjson
 
 from common.clock import epoch_us, from_epoch_us
 from sla.domain.repeats import Contact, LegHistory
@@ -36,37 +38,25 @@ def _contact_of(customer_ref: str, fields: list) -> Contact:
     return Contact(contact_id, customer_ref, case_id, channel, from_epoch_us(at))
 
 
-# The encoded form of recently written or read legs. A customer's record is written whole
-# at each change while most of its legs stay as they were: each unchanged leg (the very same
-# object) reuses its form. Bounded: emptied when full.
-_LEG_FORMS: dict[str, tuple[LegHistory, dict]] = {}
-_LEG_FORMS_KEPT = 50_000
+# The encoded form of each leg of a record, in its order. A customer's record is written whole
+# at each change while most of its legs stay as they were (the very same objects): the next
+# write of that customer reuses their forms instead of encoding every leg again.
+LegForms = tuple[tuple[LegHistory, orjson.Fragment], ...]
 
 
-def _keep_form(leg: LegHistory, form: dict) -> dict:
-    if len(_LEG_FORMS) >= _LEG_FORMS_KEPT:
-        _LEG_FORMS.clear()
-    _LEG_FORMS[leg.handoff_id] = (leg, form)
-    return form
-
-
-def _leg_form(leg: LegHistory, forms: dict[str, tuple[LegHistory, dict]] = _LEG_FORMS) -> dict:
-    # `forms` is bound at definition: a local name, read once per leg of every record written.
-    known = forms.get(leg.handoff_id)
-    if known is not None and known[0] is leg:
-        return known[1]
-    return _keep_form(leg, {
+def _leg_form(leg: LegHistory) -> orjson.Fragment:
+    return orjson.Fragment(orjson.dumps({
         "id": leg.handoff_id,
         "case": leg.case_id,
         "department": leg.department,
         "created": epoch_us(leg.created_at),
         "changes": [[epoch_us(at), what] for at, what in leg.changes],
         "breached": epoch_us(leg.breached_at) if leg.breached_at else None,
-    })
+    }))
 
 
 def _leg_of(fields: dict) -> LegHistory:
-    leg = LegHistory(
+    return LegHistory(
         handoff_id=fields["id"],
         case_id=fields["case"],
         department=fields["department"],
@@ -74,18 +64,25 @@ def _leg_of(fields: dict) -> LegHistory:
         changes=tuple((from_epoch_us(at), what) for at, what in fields["changes"]),
         breached_at=from_epoch_us(fields["breached"]) if fields["breached"] else None,
     )
-    _keep_form(leg, fields)
-    return leg
 
 
-def encode_customer(record: CustomerRecord) -> dict:
-    """Table value for a customer's record."""
-    return {
+def encode_customer(record: CustomerRecord, known: LegForms = ()) -> tuple[bytes, LegForms]:
+    """Table value for a customer's record (JSON), and the forms of its legs; `known` are the
+    forms of an earlier write of the same customer, reused for each leg that is still the same object."""
+    # An id stands for one object only while that object lives: `known` keeps its legs alive.
+    reuse = {id(leg): form for leg, form in known}
+    forms = tuple((leg, _known_or_new(reuse.get(id(leg)), leg)) for leg in record.legs)
+    payload = orjson.dumps({
         "p": record.partition,
         "contacts": [_contact(c) for c in record.contacts],
         "pending": [_contact(c) for c in record.pending],
-        "legs": [_leg_form(leg) for leg in record.legs],
-    }
+        "legs": [form for _, form in forms],
+    })
+    return payload, forms
+
+
+def _known_or_new(form: orjson.Fragment | None, leg: LegHistory) -> orjson.Fragment:
+    return _leg_form(leg) if form is None else form
 
 
 def decode_customer(customer_ref: str, document: dict) -> CustomerRecord:

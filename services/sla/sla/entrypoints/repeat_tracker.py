@@ -25,7 +25,7 @@ from common.metrics import child
 from common.streams.store import forget_due, framed, header_of, payload_of
 from sla import metrics
 from sla.adapters import codec, repeat_codec
-from sla.adapters.customers import CustomerRecord, decode_customer, encode_customer
+from sla.adapters.customers import CustomerRecord, LegForms, decode_customer, encode_customer
 from sla.domain import repeats
 from sla.domain.clocks import TICK, ClockBreached, ClockEvent
 from common.dueindex import DueIndex
@@ -66,7 +66,8 @@ class RepeatTracker:
         self._event_time = event_time
         self._clock = clock or recorded
         self._waiting: dict[int, DueIndex] = {}
-        self._decoded: dict[str, tuple[bytes, CustomerRecord]] = {}
+        # customer_ref -> (store value, its record, the encoded forms of the record's legs).
+        self._decoded: dict[str, tuple[bytes, CustomerRecord, LegForms]] = {}
         # Per partition, the instant of its latest heartbeat: its leg changes up to then are all in.
         self._sealed: dict[int, datetime] = {}
 
@@ -81,24 +82,26 @@ class RepeatTracker:
         self._remember(customer_ref, raw, record)
         return record
 
-    def _remember(self, customer_ref: str, raw: bytes, record: CustomerRecord) -> None:
-        """Keep the decoded record of recently used customers; valid while the store holds that very value."""
+    def _remember(self, customer_ref: str, raw: bytes, record: CustomerRecord, forms: LegForms = ()) -> None:
+        """Keep the decoded record of recently used customers (valid while the store holds that
+        very value) and the forms of its legs, which the customer's next write reuses."""
         if len(self._decoded) >= DECODED_KEPT:
             self._decoded.clear()
-        self._decoded[customer_ref] = (raw, record)
+        self._decoded[customer_ref] = (raw, record, forms)
 
     def _save(self, customer_ref: str, record: CustomerRecord) -> None:
         # The tag says whether contacts wait, so a rebuild decodes only those; the due instant
         # brings the timer back once time has passed the earliest (on a quiet partition too),
         # or, with nothing waiting and no leg open, when the customer is to be forgotten.
-        payload = orjson.dumps(encode_customer(record))
+        known = self._decoded.get(customer_ref)
+        payload, forms = encode_customer(record, known[2] if known is not None else ())
         if record.pending:
             due = epoch_us(min(c.contacted_at for c in record.pending) + TICK)
         else:
             forget_at = self._forget_at(record)
             due = forget_due(epoch_us(forget_at)) if forget_at is not None else 0
         raw = self._customers[customer_ref] = framed(record.partition, payload, due, tag=1 if record.pending else 0)
-        self._remember(customer_ref, raw, record)
+        self._remember(customer_ref, raw, record, forms)
 
     def _forget_at(self, record: CustomerRecord) -> datetime | None:
         """When a customer is forgotten: the repeat window after the last thing that happened
