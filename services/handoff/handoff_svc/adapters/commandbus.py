@@ -22,6 +22,7 @@ from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.topics import HANDOFF_COMMANDS, HANDOFF_REPLIES
 
 log = logging.getLogger(__name__)
+REPLY_FETCH_WAIT_MS = 500
 
 
 class CommandTimeout(TimeoutError):
@@ -46,8 +47,11 @@ class CommandBus:
             bootstrap_servers=self._bootstrap, client_id=self.replica, acks="all", enable_idempotence=True,
             linger_ms=1, **self._security.aiokafka(),
         )
+        # A fetch waits up to REPLY_FETCH_WAIT_MS for a reply, but returns as soon as one is
+        # readable: the broker completes it when the commit markers of the owner's
+        # transaction are written. A short wait would only add empty fetches when quiet.
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20,
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, fetch_max_wait_ms=REPLY_FETCH_WAIT_MS,
             isolation_level="read_committed", **self._security.aiokafka(),
         )
         await self._producer.start()
