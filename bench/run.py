@@ -36,7 +36,7 @@ from rich.console import Console
 
 from bench import report
 from bench.clocks import measure_clocks
-from bench.cpu import metered, stack_meter
+from bench.cpu import metered
 from bench.handoffapi import create_load, warm_up
 from bench.importbench import import_rate
 from bench.latency import breach_latency
@@ -183,13 +183,10 @@ def _measure_api(stack: Stack, params: Parameters, run_id: str, console: Console
 
 def _measure_burst(stack: Stack, params: Parameters, run_id: str, console: Console, results: dict) -> None:
     """(b) the sla worker's pace on a burst of created legs, with the CPU each process spent."""
-    bootstrap = stack.bootstrap
-    meter = stack_meter(stack)
     _note_load(results, "b")
     with console.status(f"(b) burst of {params.burst_legs} legs through sla..."):
-        results["sla_burst"] = burst(bootstrap, f"bench-{run_id}-burst", params.burst_legs, run_id,
-                                     params.burst_time_limit_s)
-    results["sla_burst"]["cpu_seconds"] = meter.spent()
+        results["sla_burst"] = metered(stack, lambda: burst(stack.bootstrap, f"bench-{run_id}-burst", params.burst_legs,
+                                                            run_id, params.burst_time_limit_s))
     stack.check_alive()
 
 

@@ -28,7 +28,7 @@ from handoff.v1 import handoff_service_pb2_grpc as handoff_grpc
 from handoff.v1 import notification_service_pb2_grpc as notify_grpc
 
 from bench import soakstats
-from bench.cpu import CpuMeter, stack_pids
+from bench.cpu import CpuMeter, stack_meter, stack_pids
 from bench.latency import subscribe, warm_up
 from bench.params import Parameters
 from bench.probes import GcLog, KafkaProbe, open_fds, rss_bytes
@@ -136,7 +136,7 @@ async def _soak(stack: Stack, params: Parameters, run_id: str, soak: dict) -> Ta
                 await asyncio.sleep(3.0)  # Subscribe reads from now on: let each stream find its end
                 ends_before = await asyncio.to_thread(_offsets, probe)
                 began = tally.began = time.time()
-                meter = CpuMeter({**pids, "bench": os.getpid()})
+                meter = stack_meter(stack)
                 if gc_log is not None:
                     gc_log.new()  # what came before the load is not the load's
                 samples.append(await _sample(pids, probe, began, gc_log))
