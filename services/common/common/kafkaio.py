@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
@@ -46,6 +48,9 @@ def partition_for(key: str, partitions: list[int]) -> int:
     return DefaultPartitioner()(key.encode(), partitions, partitions)
 
 
+# Looked up for every keyed record a stream engine reads (and murmur2 is pure Python, about
+# 3 µs a key): the keys of a worker's customers and receivers repeat, their partitions are kept.
+@functools.lru_cache(maxsize=65_536)
 def key_partition(key: bytes, count: int) -> int:
     """The partition of `key` among `count` partitions, as Kafka's default partitioner places it."""
     return (murmur2(key) & 0x7FFFFFFF) % count
