@@ -118,3 +118,28 @@ def test_a_record_the_read_model_fails_on_is_skipped_with_where_it_failed(kafka_
     assert error.startswith("RuntimeError: a bug in the read model at test_silence_feed_dead_letters.py:")
     assert REGISTRY.get_sample_value("handoff_read_model_failures_total",
                                      {"read_model": "buggy-silences", "topic": SILENCES.name}) == skipped + 1
+
+
+def test_a_quiet_feed_has_applied_a_silence_written_before_caught_up_returns(kafka_bootstrap: str) -> None:
+    """notify's silences feed is quiet (its fetches wait long when nothing comes): a silence
+    written while it follows is applied by the time `caught_up()` returns, as a read after
+    that write needs, and so is each of several written one after the other."""
+    silences = [a_silence() for _ in range(3)]
+
+    async def scenario() -> list[list[str]]:
+        store = SilenceStore()
+        feed = TopicFeed(kafka_bootstrap, [SILENCES], store.apply, name="quiet-silences", quiet=True)
+        await feed.start()
+        seen = []
+        try:
+            for silence in silences:
+                await write(kafka_bootstrap, [(silence.silence_id, encode_silence(silence))])
+                await feed.caught_up()
+                seen.append(sorted(s.silence_id for s in store.all(include_expired=True, at=silence.starts_at)
+                                   if s.silence_id in {x.silence_id for x in silences}))
+        finally:
+            await feed.stop()
+        return seen
+
+    ids = [s.silence_id for s in silences]
+    assert asyncio.run(scenario()) == [sorted(ids[:1]), sorted(ids[:2]), sorted(ids)]

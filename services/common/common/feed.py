@@ -44,6 +44,9 @@ Apply = Callable[[TopicSpec, Message], None]
 Observe = Callable[[object, Message], None]
 FETCH_WAIT_MS = 10
 FETCH_MIN_BYTES = 32 * 1024
+# A quiet topic's feed (written now and then, by people): a fetch returns as soon as anything
+# is readable and otherwise waits this long, instead of asking again every FETCH_WAIT_MS.
+QUIET_FETCH_WAIT_MS = 500
 
 
 class TopicFeed:
@@ -56,11 +59,15 @@ class TopicFeed:
     and where it was raised as its reason: applying it again in memory would fail again,
     and the model must not stop following. Such failures count in
     `handoff_read_model_failures_total`.
+
+    `quiet`: the topics are written seldom (silences, say), so fetches are not made to
+    gather a burst's records (FETCH_MIN_BYTES), and an idle feed asks the broker twice a
+    second, not a hundred times.
     """
 
     def __init__(self, bootstrap: str, topics: Iterable[TopicSpec], apply: Apply, name: str = "feed",
                  observe: Observe | None = None, security: KafkaSecurity = PLAINTEXT,
-                 dead_letter: DeadLetterSend | None = None) -> None:
+                 dead_letter: DeadLetterSend | None = None, quiet: bool = False) -> None:
         self._bootstrap = bootstrap
         self._security = security
         self._topics = {spec.name: spec for spec in topics}
@@ -68,14 +75,18 @@ class TopicFeed:
         self._observe = observe
         self._name = name
         self._consumer: AIOKafkaConsumer | None = None
-        self._written_ends: AIOKafkaConsumer | None = None  # asks for high watermarks only; made when first needed
-        self._written_ends_made = asyncio.Lock()
+        # Consumers that only ask where the partitions end, by isolation level; made when first
+        # needed. Not the follower: a request waits behind the fetch in flight on its connection.
+        self._end_readers: dict[str, AIOKafkaConsumer] = {}
+        self._end_readers_made = asyncio.Lock()
         self._partitions: list[TopicPartition] = []
         self._read_up_to: dict[TopicPartition, int] = {}
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._dead_letter = dead_letter
         self._dead_lettered: set[tuple[str, int, int]] = set()
+        self._fetch = {"fetch_max_wait_ms": QUIET_FETCH_WAIT_MS, "fetch_min_bytes": 1} if quiet else \
+            {"fetch_max_wait_ms": FETCH_WAIT_MS, "fetch_min_bytes": FETCH_MIN_BYTES}
         for topic in self._topics:  # a series at 0 from the start, for dashboards and rates
             READ_MODEL_FAILURES.labels(name, topic)
 
@@ -86,13 +97,12 @@ class TopicFeed:
         if self._dead_letter is not None:
             self._dead_lettered = await dead_lettered(self._bootstrap, self._topics.values(), self._security)
         # Kafka clients bind to the running loop, so they are made here, not in __init__.
-        # A fetch waits up to FETCH_WAIT_MS for FETCH_MIN_BYTES: under a burst each brings
-        # many records, not one or two per request (the requests, not the records, were
+        # A busy feed's fetch waits up to FETCH_WAIT_MS for FETCH_MIN_BYTES: under a burst each
+        # brings many records, not one or two per request (the requests, not the records, were
         # most of a feed's CPU); when quiet, a record waits that long more.
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-            fetch_max_wait_ms=FETCH_WAIT_MS, fetch_min_bytes=FETCH_MIN_BYTES, isolation_level="read_committed",
-            **self._security.aiokafka(),
+            isolation_level="read_committed", **self._fetch, **self._security.aiokafka(),
         )
         await self._consumer.start()
         self._consumer.assign(self._partitions)
@@ -106,10 +116,11 @@ class TopicFeed:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        for client in (self._consumer, self._written_ends):
+        for client in (self._consumer, *self._end_readers.values()):
             if client:
                 await client.stop()
-        self._consumer = self._written_ends = None
+        self._consumer = None
+        self._end_readers = {}
 
     async def caught_up(self, timeout: float | None = 5.0, include_open: bool = False) -> None:
         """Wait until every record committed before this call has been applied (TimeoutError
@@ -117,7 +128,7 @@ class TopicFeed:
         call, once they have committed (see the module's docstring)."""
         if self._consumer is None:
             raise RuntimeError(f"{self._name} is not started")
-        reader = await self._written_ends_reader() if include_open else self._consumer
+        reader = await self._end_reader("read_uncommitted" if include_open else "read_committed")
         ends = await reader.end_offsets(self._partitions)
 
         def done() -> bool:
@@ -126,16 +137,18 @@ class TopicFeed:
         async with self._progress:
             await asyncio.wait_for(self._progress.wait_for(done), timeout)
 
-    async def _written_ends_reader(self) -> AIOKafkaConsumer:
-        """A read_uncommitted consumer, which is told where the written records end (the high
-        watermarks); started on the first call, as most feeds never ask."""
-        async with self._written_ends_made:
-            if self._written_ends is None:
+    async def _end_reader(self, isolation_level: str) -> AIOKafkaConsumer:
+        """A consumer that is told where the partitions end: the last stable offsets
+        (read_committed) or the high watermarks (read_uncommitted). It has a connection of its
+        own: asked on the follower's, the question would wait for the follower's fetch in flight
+        (up to its fetch wait), the broker answering one request of a connection at a time."""
+        async with self._end_readers_made:
+            if isolation_level not in self._end_readers:
                 reader = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
-                                          isolation_level="read_uncommitted", **self._security.aiokafka())
+                                          isolation_level=isolation_level, **self._security.aiokafka())
                 await reader.start()
-                self._written_ends = reader
-        return self._written_ends
+                self._end_readers[isolation_level] = reader
+        return self._end_readers[isolation_level]
 
     async def _follow(self) -> None:
         while True:
