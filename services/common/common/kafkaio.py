@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.partitioner import murmur2
 
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 
@@ -44,8 +44,9 @@ async def known_partitions(bootstrap: str, topic: str, security: KafkaSecurity =
 
 
 def partition_for(key: str, partitions: list[int]) -> int:
-    """The partition a record with `key` lands on: Kafka's default (murmur2) partitioner."""
-    return DefaultPartitioner()(key.encode(), partitions, partitions)
+    """The partition a record with `key` lands on among `partitions` (sorted by id): Kafka's
+    default (murmur2) partitioner."""
+    return partitions[key_partition(key.encode(), len(partitions))]
 
 
 # Looked up for every keyed record a stream engine reads (and murmur2 is pure Python, about
