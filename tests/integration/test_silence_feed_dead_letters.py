@@ -125,6 +125,7 @@ def test_a_quiet_feed_has_applied_a_silence_written_before_caught_up_returns(kaf
     written while it follows is applied by the time `caught_up()` returns, as a read after
     that write needs, and so is each of several written one after the other."""
     silences = [a_silence() for _ in range(3)]
+    ids = [s.silence_id for s in silences]
 
     async def scenario() -> list[list[str]]:
         store = SilenceStore()
@@ -136,10 +137,9 @@ def test_a_quiet_feed_has_applied_a_silence_written_before_caught_up_returns(kaf
                 await write(kafka_bootstrap, [(silence.silence_id, encode_silence(silence))])
                 await feed.caught_up()
                 seen.append(sorted(s.silence_id for s in store.all(include_expired=True, at=silence.starts_at)
-                                   if s.silence_id in {x.silence_id for x in silences}))
+                                   if s.silence_id in ids))
         finally:
             await feed.stop()
         return seen
 
-    ids = [s.silence_id for s in silences]
     assert asyncio.run(scenario()) == [sorted(ids[:1]), sorted(ids[:2]), sorted(ids)]

@@ -99,7 +99,7 @@ class TopicFeed:
         # Kafka clients bind to the running loop, so they are made here, not in __init__.
         # A busy feed's fetch waits up to FETCH_WAIT_MS for FETCH_MIN_BYTES: under a burst each
         # brings many records, not one or two per request (the requests, not the records, were
-        # most of a feed's CPU); when quiet, a record waits that long more.
+        # most of a feed's CPU); between bursts, a record waits that long more.
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
             isolation_level="read_committed", **self._fetch, **self._security.aiokafka(),
