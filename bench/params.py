@@ -84,23 +84,36 @@ class Parameters:
 
 
 _ALIASES = {"notify": "h", "soak": "l", "lifecycle": "m"}
+PHASES = tuple("abcdefghiklm")
+_ONLY_HELP = ("phases to run, comma-separated: letters among " + ", ".join(PHASES)
+              + " (or notify, soak, lifecycle); e.g. --only a,b. Default: every phase")
 
 
 def parse_args(argv: list[str] | None) -> Parameters:
     defaults = Parameters()
     parser = argparse.ArgumentParser(prog="python -m bench.run", description="Benchmarks of the handoff stack.")
     for name, value in asdict(defaults).items():
-        if isinstance(value, tuple):
-            parser.add_argument(f"--{name.replace('_', '-')}", type=int, nargs="+", default=list(value))
+        flag = f"--{name.replace('_', '-')}"
+        if name == "only":
+            parser.add_argument(flag, default=value, help=_ONLY_HELP)
+        elif isinstance(value, tuple):
+            parser.add_argument(flag, type=int, nargs="+", default=list(value), help="(default: %(default)s)")
         else:
-            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+            parser.add_argument(flag, type=type(value), default=value, help="(default: %(default)s)")
     values = vars(parser.parse_args(argv))
+    unknown = sorted(set(_only_names(values["only"])) - set(PHASES) - set(_ALIASES))
+    if unknown:
+        parser.error(f"--only: no phase named {', '.join(map(repr, unknown))}; {_ONLY_HELP}")
     return Parameters(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
+def _only_names(only: str) -> list[str]:
+    return [name.strip().lower() for name in only.split(",") if name.strip()]
+
+
 def runs(params: Parameters, phase: str) -> bool:
-    """Whether `phase` (a letter, a to m) is among those --only names (all when it names none)."""
-    wanted = {name.strip().lower() for name in params.only.split(",") if name.strip()}
+    """Whether `phase` (a letter among PHASES) is among those --only names (all when it names none)."""
+    wanted = _only_names(params.only)
     return not wanted or phase in {_ALIASES.get(name, name) for name in wanted}
 
 
