@@ -152,8 +152,51 @@ def test_a_later_write_reuses_the_forms_of_unchanged_legs_and_writes_the_same_by
     payload, forms = encode_customer(after, known)
 
     # then the unchanged legs keep their forms, the others get new ones
-    reused = {id(leg): form for leg, form in known}
-    assert [reused.get(id(leg)) is form for leg, form in forms] == [False, True, True, True, False]
+    reused = dict(zip(map(id, known.legs), known.forms))
+    assert [reused.get(id(leg)) is form for leg, form in zip(forms.legs, forms.forms)] == [
+        False, True, True, True, False]
     # and the value is what a write without any known forms gives, and reads back as the record
     assert payload == encode_customer(after)[0]
     assert decode_customer(CUSTOMER, json.loads(payload)) == after
+
+
+@pytest.mark.parametrize("name", ["empty", "contacts", "legs-with-changes-and-breaches"])
+def test_a_leg_added_is_appended_to_the_known_forms_and_the_bytes_are_those_of_a_fresh_write(name):
+    # given a customer's record written once, with or without legs
+    before = RECORDS[name]
+    _, known = encode_customer(before)
+
+    # when a leg is created for the customer (the common case: every other leg unchanged)
+    after = before._replace(legs=(*before.legs, LegHistory("h-new", "case-9", "billing", T0 + 3 * DAY)))
+    payload, forms = encode_customer(after, known)
+
+    # then the earlier forms are kept as they were, one is added, and the value is unchanged
+    assert forms.forms[:-1] == known.forms and all(a is b for a, b in zip(forms.forms, known.forms))
+    assert len(forms.forms) == len(after.legs)
+    assert payload == encode_customer(after)[0]
+    assert decode_customer(CUSTOMER, json.loads(payload)) == after
+    # and the next write of that customer starts from these forms in turn
+    again = after._replace(legs=(*after.legs, LegHistory("h-next", "case-9", "billing", T0 + 4 * DAY)))
+    assert encode_customer(again, forms)[0] == encode_customer(again)[0]
+
+
+def test_a_write_that_changes_only_contacts_reuses_every_form():
+    before = RECORDS["legs-with-changes-and-breaches"]
+    _, known = encode_customer(before)
+
+    after = before._replace(contacts=(contact("c-9", T0 + DAY),))
+    payload, forms = encode_customer(after, known)
+
+    assert forms.joined is known.joined
+    assert payload == encode_customer(after)[0]
+
+
+def test_legs_removed_by_pruning_drop_their_forms():
+    before = RECORDS["legs-with-changes-and-breaches"]
+    _, known = encode_customer(before)
+
+    after = before._replace(legs=before.legs[1:])
+    payload, forms = encode_customer(after, known)
+
+    assert len(forms.forms) == len(after.legs)
+    assert payload == encode_customer(after)[0]

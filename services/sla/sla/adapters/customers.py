@@ -38,21 +38,29 @@ def _contact_of(customer_ref: str, fields: list) -> Contact:
     return Contact(contact_id, customer_ref, case_id, channel, from_epoch_us(at))
 
 
-# The encoded form of each leg of a record, in its order. A customer's record is written whole
-# at each change while most of its legs stay as they were (the very same objects): the next
-# write of that customer reuses their forms instead of encoding every leg again.
-LegForms = tuple[tuple[LegHistory, orjson.Fragment], ...]
+class LegForms(NamedTuple):
+    """The encoded legs of a record as last written: each leg's JSON form, in order, and the
+    JSON array of them all. A customer's record is written whole at each change while most of
+    its legs stay as they were: the next write of that customer starts from these instead of
+    encoding every leg again."""
+
+    legs: tuple[LegHistory, ...] = ()
+    forms: tuple[bytes, ...] = ()
+    joined: bytes = b"[]"
 
 
-def _leg_form(leg: LegHistory) -> orjson.Fragment:
-    return orjson.Fragment(orjson.dumps({
+NO_FORMS = LegForms()
+
+
+def _leg_form(leg: LegHistory) -> bytes:
+    return orjson.dumps({
         "id": leg.handoff_id,
         "case": leg.case_id,
         "department": leg.department,
         "created": epoch_us(leg.created_at),
         "changes": [[epoch_us(at), what] for at, what in leg.changes],
         "breached": epoch_us(leg.breached_at) if leg.breached_at else None,
-    }))
+    })
 
 
 def _leg_of(fields: dict) -> LegHistory:
@@ -66,22 +74,36 @@ def _leg_of(fields: dict) -> LegHistory:
     )
 
 
-def encode_customer(record: CustomerRecord, known: LegForms = ()) -> tuple[bytes, LegForms]:
+def encode_customer(record: CustomerRecord, known: LegForms = NO_FORMS) -> tuple[bytes, LegForms]:
     """Table value for a customer's record (JSON), and the forms of its legs; `known` are the
-    forms of an earlier write of the same customer, reused for each leg that is still the same object."""
-    # An id stands for one object only while that object lives: `known` keeps its legs alive.
-    reuse = {id(leg): form for leg, form in known}
-    forms = tuple((leg, _known_or_new(reuse.get(id(leg)), leg)) for leg in record.legs)
+    forms of an earlier write of the same customer.
+
+    A leg's form depends on its fields alone, so a write reuses `known` when the record's legs
+    are those legs with one added (a leg created: the common case, one form encoded and
+    appended to the array) or the same legs, and otherwise the form of each leg that is still
+    the very same object. The bytes are those of encoding every leg anew."""
+    legs, count = record.legs, len(known.legs)
+    if len(legs) == count + 1 and legs[:count] == known.legs:
+        form = _leg_form(legs[-1])
+        forms = (*known.forms, form)
+        joined = b"".join((known.joined[:-1], b"," if count else b"", form, b"]"))
+    elif legs == known.legs:
+        forms, joined = known.forms, known.joined
+    else:
+        # An id stands for one object only while that object lives: `known` keeps its legs alive.
+        reuse = dict(zip(map(id, known.legs), known.forms))
+        forms = tuple([_known_or_new(reuse.get(id(leg)), leg) for leg in legs])
+        joined = b"".join((b"[", b",".join(forms), b"]"))
     payload = orjson.dumps({
         "p": record.partition,
         "contacts": [_contact(c) for c in record.contacts],
         "pending": [_contact(c) for c in record.pending],
-        "legs": [form for _, form in forms],
+        "legs": orjson.Fragment(joined),
     })
-    return payload, forms
+    return payload, LegForms(legs, forms, joined)
 
 
-def _known_or_new(form: orjson.Fragment | None, leg: LegHistory) -> orjson.Fragment:
+def _known_or_new(form: bytes | None, leg: LegHistory) -> bytes:
     return _leg_form(leg) if form is None else form
 
 

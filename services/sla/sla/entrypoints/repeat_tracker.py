@@ -25,7 +25,7 @@ from common.metrics import child
 from common.streams.store import forget_due, framed, header_of, payload_of
 from sla import metrics
 from sla.adapters import codec, repeat_codec
-from sla.adapters.customers import CustomerRecord, LegForms, decode_customer, encode_customer
+from sla.adapters.customers import NO_FORMS, CustomerRecord, LegForms, decode_customer, encode_customer
 from sla.domain import repeats
 from sla.domain.clocks import TICK, ClockBreached, ClockEvent
 from common.dueindex import DueIndex
@@ -82,7 +82,7 @@ class RepeatTracker:
         self._remember(customer_ref, raw, record)
         return record
 
-    def _remember(self, customer_ref: str, raw: bytes, record: CustomerRecord, forms: LegForms = ()) -> None:
+    def _remember(self, customer_ref: str, raw: bytes, record: CustomerRecord, forms: LegForms = NO_FORMS) -> None:
         """Keep the decoded record of recently used customers (valid while the store holds that
         very value) and the forms of its legs, which the customer's next write reuses."""
         if len(self._decoded) >= DECODED_KEPT:
@@ -94,7 +94,7 @@ class RepeatTracker:
         # brings the timer back once time has passed the earliest (on a quiet partition too),
         # or, with nothing waiting and no leg open, when the customer is to be forgotten.
         known = self._decoded.get(customer_ref)
-        payload, forms = encode_customer(record, known[2] if known is not None else ())
+        payload, forms = encode_customer(record, known[2] if known is not None else NO_FORMS)
         if record.pending:
             due = epoch_us(min(c.contacted_at for c in record.pending) + TICK)
         else:
