@@ -39,14 +39,12 @@ def _contact_of(customer_ref: str, fields: list) -> Contact:
 
 
 class LegForms(NamedTuple):
-    """The encoded legs of a record as last written: each leg's JSON form, in order, and the
-    JSON array of them all. A customer's record is written whole at each change while most of
-    its legs stay as they were: the next write of that customer starts from these instead of
-    encoding every leg again."""
+    """The encoded legs of a record as last written: each leg and its JSON form, in order. A
+    customer's record is written whole at each change while most of its legs stay as they
+    were: the next write of that customer starts from these instead of encoding every leg again."""
 
     legs: tuple[LegHistory, ...] = ()
     forms: tuple[bytes, ...] = ()
-    joined: bytes = b"[]"
 
 
 NO_FORMS = LegForms()
@@ -79,28 +77,25 @@ def encode_customer(record: CustomerRecord, known: LegForms = NO_FORMS) -> tuple
     forms of an earlier write of the same customer.
 
     A leg's form depends on its fields alone, so a write reuses `known` when the record's legs
-    are those legs with one added (a leg created: the common case, one form encoded and
-    appended to the array) or the same legs, and otherwise the form of each leg that is still
-    the very same object. The bytes are those of encoding every leg anew."""
+    are those legs with one added (a leg created: the common case, one form encoded) or the
+    same legs, and otherwise the form of each leg that is still the very same object. The
+    bytes are those of encoding every leg anew."""
     legs, count = record.legs, len(known.legs)
     if len(legs) == count + 1 and legs[:count] == known.legs:
-        form = _leg_form(legs[-1])
-        forms = (*known.forms, form)
-        joined = b"".join((known.joined[:-1], b"," if count else b"", form, b"]"))
+        forms = (*known.forms, _leg_form(legs[-1]))
     elif legs == known.legs:
-        forms, joined = known.forms, known.joined
+        forms = known.forms
     else:
         # An id stands for one object only while that object lives: `known` keeps its legs alive.
         reuse = dict(zip(map(id, known.legs), known.forms))
         forms = tuple([_known_or_new(reuse.get(id(leg)), leg) for leg in legs])
-        joined = b"".join((b"[", b",".join(forms), b"]"))
     payload = orjson.dumps({
         "p": record.partition,
         "contacts": [_contact(c) for c in record.contacts],
         "pending": [_contact(c) for c in record.pending],
-        "legs": orjson.Fragment(joined),
+        "legs": orjson.Fragment(b"".join((b"[", b",".join(forms), b"]"))),
     })
-    return payload, LegForms(legs, forms, joined)
+    return payload, LegForms(legs, forms)
 
 
 def _known_or_new(form: bytes | None, leg: LegHistory) -> bytes:
