@@ -182,5 +182,5 @@ def measure_clocks(stack: Stack, params: Parameters, run_id: str, department: st
     step(f"restarting the sla worker with {target:,} legs running")
     recovery = result["restart"] = restart(stack, target, params.recovery_time_limit_s)
     if back := recovery["seconds_to_clocks_back"]:
-        # Linear in the legs restored (the rebuild walks the whole table), at two clocks a leg.
-        recovery["projected_seconds_for_1m_clocks"] = back * GOAL_CLOCKS / CLOCKS_PER_LEG / target
+        # Linear in what is restored (the rebuild walks the whole table); `target` counts clocks.
+        recovery["projected_seconds_for_1m_clocks"] = back * GOAL_CLOCKS / target
