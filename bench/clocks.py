@@ -179,7 +179,7 @@ def measure_clocks(stack: Stack, params: Parameters, run_id: str, department: st
         params.clocks_breach_spread_s, params.clocks_breach_grace_s, f"{run_id}-d"))
     stack.check_alive()
     target = int(gauge(url, GAUGE) or 0)
-    step(f"restarting the sla worker with {target:,} legs running")
+    step(f"restarting the sla worker with {target:,} clocks running")
     recovery = result["restart"] = restart(stack, target, params.recovery_time_limit_s)
     if back := recovery["seconds_to_clocks_back"]:
         # Linear in what is restored (the rebuild walks the whole table); `target` counts clocks.
