@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devstack.processes import ServiceProcess, start_service
+from devstack.processes import ServiceProcess, launch_service, wait_ready
 
 KINDS = ("webhook", "email", "log")
 # Development defaults only; production sets its own tokens and secrets (deploy/).
@@ -44,6 +44,13 @@ def gateway_env(kind: str, workdir: Path) -> dict[str, str]:
     return env
 
 
+def launch_gateway(kind: str, workdir: Path, env: dict[str, str] | None = None) -> ServiceProcess:
+    """Run `python -m gateways` of `kind` with `env` over the defaults, without waiting for it
+    (devstack.processes.wait_ready does); its log is `workdir/logs/gateway-<kind>.log`."""
+    settings = {**gateway_env(kind, workdir), **(env or {})}
+    return launch_service(f"gateway-{kind}", "gateways", settings, workdir / "logs")
+
+
 def start_gateway(
     kind: str, workdir: Path, env: dict[str, str] | None = None, timeout: float = 30
 ) -> tuple[ServiceProcess, str]:
@@ -52,6 +59,5 @@ def start_gateway(
     Raises devstack.processes.ServiceFailed, with the log's tail, when it exits or is not
     ready within `timeout`. Its log is `workdir/logs/gateway-<kind>.log`.
     """
-    settings = {**gateway_env(kind, workdir), **(env or {})}
-    process = start_service(f"gateway-{kind}", "gateways", settings, workdir / "logs", timeout)
+    process = wait_ready(launch_gateway(kind, workdir, env), timeout)
     return process, process.grpc

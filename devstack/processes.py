@@ -30,6 +30,8 @@ class ServiceProcess:
     process: subprocess.Popen[str]
     log_path: Path
     endpoints: dict[str, str] = field(default_factory=dict)
+    # Set by the reader of its output once the service has printed its ready line.
+    ready: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def pid(self) -> int:
@@ -61,10 +63,9 @@ def _tail(path: Path, lines: int = 25) -> str:
         return "(no log)"
 
 
-def start_service(
-    name: str, module: str, env: dict[str, str], log_dir: Path, timeout: float = 90
-) -> ServiceProcess:
-    """Run `python -m module` with `env` added; return once it prints its ready line."""
+def launch_service(name: str, module: str, env: dict[str, str], log_dir: Path) -> ServiceProcess:
+    """Run `python -m module` with `env` added and return at once; `wait_ready` waits for its
+    ready line, so several services can start side by side."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     log_file = log_path.open("a")
@@ -78,27 +79,40 @@ def start_service(
     )
     log_file.close()
     service = ServiceProcess(name, process, log_path)
-    ready = threading.Event()
 
     def pump() -> None:
         # Drain stdout for the life of the process so the child never blocks on a full pipe.
         with log_path.open("a") as sink:
             for line in process.stdout:  # type: ignore[union-attr]
-                if not ready.is_set() and line.startswith('{"ready"'):
+                if not service.ready.is_set() and line.startswith('{"ready"'):
                     document = json.loads(line)
                     document.pop("ready")
                     service.endpoints.update(document)
-                    ready.set()
+                    service.ready.set()
                 sink.write(line)
                 sink.flush()
 
     threading.Thread(target=pump, name=f"{name}-stdout", daemon=True).start()
+    return service
+
+
+def wait_ready(service: ServiceProcess, timeout: float = 90) -> ServiceProcess:
+    """Return `service` once it has printed its ready line; stop it and raise ServiceFailed,
+    with its log's tail, when it exits first or is not ready within `timeout`."""
     deadline = time.monotonic() + timeout
-    while not ready.wait(0.1):
+    process = service.process
+    while not service.ready.wait(0.1):
         if process.poll() is not None or time.monotonic() > deadline:
             # Why, before stop() gives a process that was merely slow an exit code of its own.
             why = f"exited with {process.returncode}" if process.returncode is not None else \
                 f"was not ready within {timeout:g} s (stopped)"
             service.stop()
-            raise ServiceFailed(f"{name} {why}; last log lines:\n{_tail(log_path)}")
+            raise ServiceFailed(f"{service.name} {why}; last log lines:\n{_tail(service.log_path)}")
     return service
+
+
+def start_service(
+    name: str, module: str, env: dict[str, str], log_dir: Path, timeout: float = 90
+) -> ServiceProcess:
+    """Run `python -m module` with `env` added; return once it prints its ready line."""
+    return wait_ready(launch_service(name, module, env, log_dir), timeout)

@@ -18,11 +18,12 @@ from pathlib import Path
 from common import lifeline
 from common.localkafka import LocalKafka, create_topics, wait_for_kafka
 from devstack.gateways import KINDS as GATEWAY_KINDS
-from devstack.gateways import DEV_GRPC_LIMITS, start_gateway
-from devstack.processes import ServiceFailed, ServiceProcess, start_service
+from devstack.gateways import DEV_GRPC_LIMITS, launch_gateway
+from devstack.processes import ServiceFailed, ServiceProcess, launch_service, wait_ready
 
-# (name, module) in start order; stopped in reverse.
+# (name, module), launched in this order and stopped in reverse.
 SERVICES = (("handoff", "handoff_svc"), ("sla", "sla"), ("notify", "notify"))
+GATEWAY_READY_SECONDS = 30
 # Development tokens and pseudonymisation key; production sets its own (deploy/).
 TOKENS_FILE = Path(__file__).resolve().parent.parent / "config" / "tokens.example.yaml"
 DEV_CUSTOMER_REF_KEY = "dev-only-customer-ref-key"
@@ -117,13 +118,17 @@ class Stack:
 
     def start_service(self, name: str, instance: str | None = None, env: dict[str, str] | None = None) -> ServiceProcess:
         """Start (or restart) a service; `env` adds settings, kept for its later restarts."""
+        return wait_ready(self._launch_service(name, instance, env))
+
+    def _launch_service(self, name: str, instance: str | None = None,
+                        env: dict[str, str] | None = None) -> ServiceProcess:
         module = dict(SERVICES)[name]
         key = instance or name
         if env is not None:
             self._service_env[key] = env
         service_env = {**self.service_env(name, instance), **self._service_env.get(key, {})}
         self._started_as[key] = (name, instance)
-        self.services[key] = start_service(key, module, service_env, self.workdir / "logs")
+        self.services[key] = launch_service(key, module, service_env, self.workdir / "logs")
         return self.services[key]
 
     def restart_service(self, key: str) -> ServiceProcess:
@@ -133,29 +138,38 @@ class Stack:
 
     def start_gateway(self, kind: str) -> ServiceProcess:
         """Start (or restart) the `kind` gateway; a restart takes the port it had before."""
+        return self._gateway_ready(kind, self._launch_gateway(kind))
+
+    def _launch_gateway(self, kind: str) -> ServiceProcess:
         env = {"GRPC_HOST": "127.0.0.1"}
         if kind in self._gateway_ports:
             env["GRPC_PORT"] = self._gateway_ports[kind]
         if kind == "email":
             env.update({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": self.services[SMTP_SINK].endpoints["smtp"]})
-        process, address = start_gateway(kind, self.workdir, env)
-        self._gateway_ports[kind] = address.rpartition(":")[2]
-        self.services[f"gateway-{kind}"] = process
+        self.services[f"gateway-{kind}"] = process = launch_gateway(kind, self.workdir, env)
+        return process
+
+    def _gateway_ready(self, kind: str, process: ServiceProcess) -> ServiceProcess:
+        wait_ready(process, GATEWAY_READY_SECONDS)
+        self._gateway_ports[kind] = process.grpc.rpartition(":")[2]
         return process
 
     def start_gateways(self) -> None:
-        """An SMTP sink (aiosmtpd, printing each message to its log), then every gateway."""
+        """An SMTP sink (aiosmtpd, printing each message to its log), then every gateway, side by side."""
         self.services[SMTP_SINK] = _start_smtp_sink(self.workdir / "logs")
-        for kind in GATEWAY_KINDS:
-            self.start_gateway(kind)
+        launched = {kind: self._launch_gateway(kind) for kind in GATEWAY_KINDS}
+        for kind, process in launched.items():
+            self._gateway_ready(kind, process)
 
     def start(self) -> "Stack":
+        """The broker (or the external one's topics), the gateways if asked, then the three
+        services, started side by side: each waits only for its own ready line."""
         try:
             self.start_kafka()
             if self._gateways:
                 self.start_gateways()
-            for name, _module in SERVICES:
-                self.start_service(name)
+            for service in [self._launch_service(name) for name, _module in SERVICES]:
+                wait_ready(service)
         except BaseException:
             self.stop()
             raise

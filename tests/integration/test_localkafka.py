@@ -4,6 +4,7 @@ topics, carries records, refuses to invent topics, and leaves no process behind.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
-from common.localkafka import LocalKafka, create_topics
+from common.localkafka import LocalKafka, class_archive, create_topics, ensure_jars
 from common.topics import CONTACTS, all_topic_names
 
 pytestmark = pytest.mark.integration
@@ -103,13 +104,30 @@ def test_existing_topics_with_another_partition_count_are_an_error(kafka: LocalK
         create_topics(kafka.bootstrap, partitions=6)
 
 
-def test_stop_ends_the_broker_process(tmp_path: Path) -> None:
-    # given a running broker of its own
-    broker = LocalKafka(tmp_path).start()
+def command_line(pid: int) -> list[str]:
+    """The arguments a running process was started with."""
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+def test_stop_ends_the_broker_process_and_shares_its_class_archive(tmp_path: Path) -> None:
+    # given a running broker of its own, on Kafka's jars seen through a directory of its own
+    # (so that no class-data archive exists for them yet)
+    libs = tmp_path / "kafka" / "libs"
+    libs.parent.mkdir()
+    libs.symlink_to(ensure_jars())
+    archive = class_archive(libs, shutil.which("java"))
+    broker = LocalKafka(tmp_path / "first", libs=libs).start()
     pid = broker.pid
     assert pid is not None and is_alive(pid)
+    assert f"-XX:ArchiveClassesAtExit={tmp_path / 'first' / 'classes.jsa'}" in command_line(pid)
     # when it is stopped
     broker.stop()
-    # then its process is gone and its log shows it started
+    # then its process is gone, its log shows it started, and the archive its JVM wrote is shared
     assert not is_alive(pid)
-    assert (tmp_path / "broker.log").stat().st_size > 0
+    assert (tmp_path / "first" / "broker.log").stat().st_size > 0
+    assert archive.exists() and not (tmp_path / "first" / "classes.jsa").exists()
+    # and the next broker maps it, the JVM finding nothing in it to refuse, and serves
+    with LocalKafka(tmp_path / "second", libs=libs) as second:
+        assert f"-XX:SharedArchiveFile={archive}" in command_line(second.pid)
+        create_topics(second.bootstrap)
+    assert "[cds" not in (tmp_path / "second" / "broker.log").read_text()

@@ -13,6 +13,7 @@ import argparse
 import atexit
 import base64
 import fcntl
+import hashlib
 import os
 import shutil
 import signal
@@ -122,6 +123,30 @@ def ensure_jars(version: str = KAFKA_VERSION) -> Path:
             shutil.rmtree(home, ignore_errors=True)  # what an interrupted run left behind
             staged.rename(home)
     return home / "libs"
+
+
+def class_archive(libs: Path, java: str) -> Path:
+    """Where the JVM's class-data archive for these jars and this Java runtime is kept.
+
+    A broker loads some 5,000 classes at start; mapped from an archive written by an earlier
+    broker's clean stop, it starts in about half the time (the storage format too). The name
+    follows the runtime's file, so a new JVM gets an archive of its own; the JVM itself checks
+    the archive against its build and the class path, and ignores one that does not match.
+    """
+    runtime = Path(java).resolve()
+    stat = runtime.stat()
+    key = hashlib.sha256(f"{runtime}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return libs.parent / "class-archives" / f"{key}.jsa"
+
+
+def _archive_options(archive: Path, dump_to: Path | None = None) -> list[str]:
+    """Use `archive` when there is one; otherwise have this JVM write one to `dump_to` at exit."""
+    if archive.exists():
+        return [f"-XX:SharedArchiveFile={archive}"]
+    if dump_to is None:
+        return []
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    return [f"-XX:ArchiveClassesAtExit={dump_to}"]
 
 
 def _pom(version: str) -> str:
@@ -242,7 +267,9 @@ class LocalKafka:
         self._port = 0
         self._sasl_port = 0
         self._process: subprocess.Popen[bytes] | None = None
-        self._command: list[str] = []
+        self._jvm: list[str] = []
+        self._arguments: list[str] = []
+        self._archive: Path | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -297,8 +324,9 @@ class LocalKafka:
         log4j = self.workdir / "log4j2.properties"
         log4j.write_text(_LOG4J2_PROPERTIES)
         jvm = [java, f"-Xmx{BROKER_HEAP}", f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*"]
+        self._archive = class_archive(libs, java)
         formatted = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", "--standalone",
+            [*jvm, *_archive_options(self._archive), "kafka.tools.StorageTool", "format", "--standalone",
              "-t", new_cluster_id(), "-c", str(config),
              *(self._sasl_ssl.format_arguments() if self._sasl_ssl else ())],
             capture_output=True, text=True,
@@ -306,18 +334,24 @@ class LocalKafka:
         if formatted.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed:\n"
                                f"{_tail(formatted.stdout + formatted.stderr)}")
-        self._command = [*jvm, *BROKER_JVM, f"-Xlog:gc:file={self.gc_log}:uptime:filecount=2,filesize=20m",
-                         "kafka.Kafka", str(config)]
+        self._jvm = [*jvm, *BROKER_JVM, f"-Xlog:gc:file={self.gc_log}:uptime:filecount=2,filesize=20m"]
+        self._arguments = ["kafka.Kafka", str(config)]
         self._launch(timeout)
         return self
 
+    @property
+    def _archive_dump(self) -> Path:
+        """Where this broker's JVM writes a class-data archive when none exists yet."""
+        return self.workdir / "classes.jsa"
+
     def _launch(self, timeout: float) -> None:
+        command = [*self._jvm, *_archive_options(self._archive, self._archive_dump), *self._arguments]
         with open(self.workdir / "broker.log", "ab") as log:
             # A session of its own keeps a terminal's Ctrl-C from reaching the broker
             # directly: the owner decides when and how it stops. An owner killed outright
             # takes the broker with it.
             self._process = subprocess.Popen(
-                lifeline.command(self._command), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                lifeline.command(command), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         atexit.register(self.stop)
@@ -360,6 +394,18 @@ class LocalKafka:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+        self._keep_class_archive()
+
+    def _keep_class_archive(self) -> None:
+        """Share the class-data archive this broker's JVM wrote at a clean stop; the rename
+        is atomic, so a broker starting meanwhile maps a whole archive or none."""
+        dumped = self._archive_dump
+        if self._archive is None or not dumped.exists():
+            return
+        if self._process.returncode in (0, 128 + signal.SIGTERM) and not self._archive.exists():
+            os.replace(dumped, self._archive)
+        else:
+            dumped.unlink()
 
     def __enter__(self) -> LocalKafka:
         return self.start()
