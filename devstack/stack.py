@@ -23,7 +23,7 @@ from devstack.processes import ServiceFailed, ServiceProcess, launch_service, wa
 
 # (name, module), launched in this order and stopped in reverse.
 SERVICES = (("handoff", "handoff_svc"), ("sla", "sla"), ("notify", "notify"))
-GATEWAY_READY_SECONDS = 30
+SERVICE_READY_SECONDS, GATEWAY_READY_SECONDS = 90, 30
 # Development tokens and pseudonymisation key; production sets its own (deploy/).
 TOKENS_FILE = Path(__file__).resolve().parent.parent / "config" / "tokens.example.yaml"
 DEV_CUSTOMER_REF_KEY = "dev-only-customer-ref-key"
@@ -117,19 +117,34 @@ class Stack:
         create_topics(self.bootstrap)
 
     def start_service(self, name: str, instance: str | None = None, env: dict[str, str] | None = None) -> ServiceProcess:
-        """Start (or restart) a service; `env` adds settings, kept for its later restarts."""
-        return wait_ready(self._launch_service(name, instance, env))
+        """Start (or restart) a service; `env` adds settings, kept for its later restarts. It
+        takes its place in `services` once ready: until then a restart leaves the old entry."""
+        key, process = self._launch_service(name, instance, env)
+        self._when_ready({key: process})
+        return process
 
     def _launch_service(self, name: str, instance: str | None = None,
-                        env: dict[str, str] | None = None) -> ServiceProcess:
+                        env: dict[str, str] | None = None) -> tuple[str, ServiceProcess]:
         module = dict(SERVICES)[name]
         key = instance or name
         if env is not None:
             self._service_env[key] = env
         service_env = {**self.service_env(name, instance), **self._service_env.get(key, {})}
         self._started_as[key] = (name, instance)
-        self.services[key] = launch_service(key, module, service_env, self.workdir / "logs")
-        return self.services[key]
+        return key, launch_service(key, module, service_env, self.workdir / "logs")
+
+    def _when_ready(self, launched: dict[str, ServiceProcess], timeout: float = SERVICE_READY_SECONDS) -> None:
+        """Wait for each launched process's ready line, then list it in `services`; on a failure,
+        stop those not listed yet and raise."""
+        pending = dict(launched)
+        try:
+            for key, process in launched.items():
+                wait_ready(process, timeout)
+                self.services[key] = pending.pop(key)
+        except BaseException:
+            for process in pending.values():
+                process.stop()
+            raise
 
     def restart_service(self, key: str) -> ServiceProcess:
         """Start again what ran under `key` (a service or an instance of one), as it was started."""
@@ -138,7 +153,8 @@ class Stack:
 
     def start_gateway(self, kind: str) -> ServiceProcess:
         """Start (or restart) the `kind` gateway; a restart takes the port it had before."""
-        return self._gateway_ready(kind, self._launch_gateway(kind))
+        self._gateways_ready({kind: self._launch_gateway(kind)})
+        return self.services[f"gateway-{kind}"]
 
     def _launch_gateway(self, kind: str) -> ServiceProcess:
         env = {"GRPC_HOST": "127.0.0.1"}
@@ -146,20 +162,17 @@ class Stack:
             env["GRPC_PORT"] = self._gateway_ports[kind]
         if kind == "email":
             env.update({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": self.services[SMTP_SINK].endpoints["smtp"]})
-        self.services[f"gateway-{kind}"] = process = launch_gateway(kind, self.workdir, env)
-        return process
+        return launch_gateway(kind, self.workdir, env)
 
-    def _gateway_ready(self, kind: str, process: ServiceProcess) -> ServiceProcess:
-        wait_ready(process, GATEWAY_READY_SECONDS)
-        self._gateway_ports[kind] = process.grpc.rpartition(":")[2]
-        return process
+    def _gateways_ready(self, launched: dict[str, ServiceProcess]) -> None:
+        self._when_ready({f"gateway-{kind}": process for kind, process in launched.items()}, GATEWAY_READY_SECONDS)
+        for kind, process in launched.items():
+            self._gateway_ports[kind] = process.grpc.rpartition(":")[2]
 
     def start_gateways(self) -> None:
         """An SMTP sink (aiosmtpd, printing each message to its log), then every gateway, side by side."""
         self.services[SMTP_SINK] = _start_smtp_sink(self.workdir / "logs")
-        launched = {kind: self._launch_gateway(kind) for kind in GATEWAY_KINDS}
-        for kind, process in launched.items():
-            self._gateway_ready(kind, process)
+        self._gateways_ready({kind: self._launch_gateway(kind) for kind in GATEWAY_KINDS})
 
     def start(self) -> "Stack":
         """The broker (or the external one's topics), the gateways if asked, then the three
@@ -168,8 +181,7 @@ class Stack:
             self.start_kafka()
             if self._gateways:
                 self.start_gateways()
-            for service in [self._launch_service(name) for name, _module in SERVICES]:
-                wait_ready(service)
+            self._when_ready(dict(self._launch_service(name) for name, _module in SERVICES))
         except BaseException:
             self.stop()
             raise
