@@ -103,6 +103,15 @@ class Producer:
 class Consumer:
     def __init__(self) -> None:
         self.seeks: list[tuple[str, int, int]] = []
+        # Each changelog partition's end (high watermark), 0 unless set; None: the broker does not answer.
+        self.ends: dict[tuple[str, int], int] | None = {}
+        self.asked = 0
+
+    def get_watermark_offsets(self, tp, timeout=None) -> tuple[int, int]:
+        self.asked += 1
+        if self.ends is None:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "no answer", retriable=True))
+        return 0, self.ends.get((tp.topic, tp.partition), 0)
 
     def consumer_group_metadata(self) -> object:
         return object()

@@ -19,7 +19,11 @@ topic's DLQ at once.
 
 Partitions are assigned with the range assignor, so partition p of every input topic lands
 on the same worker, and with static membership (`group.instance.id`), so a worker that
-restarts within the session timeout gets its partitions back without a rebalance. The
+restarts within the session timeout gets its partitions back without a rebalance. The range
+assignor rebalances eagerly: every member gives up all its partitions and gets its share
+back. A partition given up that way keeps its state until the new assignment; when it comes
+back and no one has written to its changelogs meanwhile (their ends have not moved), the
+state is current and is kept, so only the partitions that really moved are restored. The
 engine runs on a thread of its own; the service's asyncio loop (gRPC, metrics) stays free.
 
 Every call into the transaction is bounded by the transaction timeout. A call that runs
@@ -61,6 +65,8 @@ DEFERRED_OFFSETS_S = 1.0
 # A restore reads the changelogs in batches of up to this many records, waiting at most this long.
 RESTORE_BATCH = 50_000
 RESTORE_WAIT_S = 0.5
+# How long a rebalance waits to learn the changelogs' ends (state kept or restored, see _unpark).
+CHANGELOG_ENDS_TIMEOUT_S = 2.0
 # How long the producer holds a batch's records before it sends them. Nothing is readable
 # before the transaction commits, and committing sends at once whatever still waits, so a
 # long linger costs no latency: it only makes fewer, fuller produce requests while a batch is
@@ -206,6 +212,12 @@ class StreamEngine:
         self._deferred: dict[tuple[str, int], int] = {}
         self._deferred_since = time.monotonic()
         self._owned: frozenset[int] = frozenset()
+        # Partitions given up in an eager rebalance, state still held: their changelogs' ends
+        # at that moment, and their timers, until the next assignment says what comes back.
+        self._parked: dict[int, dict[str, int]] = {}
+        self._parked_timers: dict[int, list[tuple[int, str, str]]] = {}
+        # A consumer being closed gives its partitions up for good: nothing to park then.
+        self._closing = False
         # Per partition: a min-heap of (due instant in µs, store name, key), lazily deleted.
         self._timers: dict[int, list[tuple[int, str, str]]] = {}
         self._attempts: dict[tuple[str, int, int], int] = {}
@@ -325,12 +337,16 @@ class StreamEngine:
         committed offsets. Used when a client cannot go on (fenced, fatal)."""
         metrics.ENGINE_ABORTS.labels(self._settings.group).inc()
         self._in_transaction = False
+        self._closing = True
         _quietly(self._consumer.close)
+        self._closing = False
         lost = self._owned
         for store in self._stores:
             store.rollback()
-            store.drop(lost)
+            store.drop(lost | frozenset(self._parked))
         self._timers.clear()
+        self._parked.clear()
+        self._parked_timers.clear()
         self._deferred.clear()
         self._owned = frozenset()
         if lost:
@@ -343,7 +359,7 @@ class StreamEngine:
     def _start_clients(self) -> None:
         self._producer.init_transactions(60)
         self._consumer.subscribe(list(self._inputs), on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                 on_lost=self._on_revoke)
+                                 on_lost=self._on_lost)
 
     def _abort(self, started: dict[tuple[str, int], int]) -> None:
         """Throw the batch away: abort, roll the stores back, read its records again."""
@@ -503,7 +519,8 @@ class StreamEngine:
     def _on_assign(self, consumer: Consumer, assignment: list[TopicPartition]) -> None:
         gained = self._partitions(assignment) - self._owned
         started = time.perf_counter()
-        restored = self._restore(gained) if gained else 0
+        kept = self._unpark(gained)
+        restored = self._restore(gained - kept) if gained - kept else 0
         self._owned |= gained
         self._processor.assigned(self._owned)
         # What the worker holds from now on lives long (the stores, their timers, the caches):
@@ -513,23 +530,65 @@ class StreamEngine:
         seconds = time.perf_counter() - started
         metrics.ENGINE_RESTORE_SECONDS.labels(self._settings.group).set(seconds)
         metrics.ASSIGNED_PARTITIONS.labels(self._settings.group).set(len(self._owned))
-        log.info("assigned partitions %s; %s state records restored in %.1fs", sorted(self._owned), restored, seconds)
+        log.info("assigned partitions %s; %s state records restored in %.1fs%s", sorted(self._owned), restored,
+                 seconds, f" (the state of {sorted(kept)} kept: unchanged since the rebalance began)" if kept else "")
         self.ready.set()
 
     def _on_revoke(self, consumer: Consumer, assignment: list[TopicPartition]) -> None:
-        lost = self._partitions(assignment) & self._owned
+        """An eager rebalance: the partitions are given up, their state is parked (see _unpark)."""
+        self._give_up(self._partitions(assignment) & self._owned, park=not self._closing)
+
+    def _on_lost(self, consumer: Consumer, assignment: list[TopicPartition]) -> None:
+        """The group went on without this member: another may hold the partitions already."""
+        self._give_up(self._partitions(assignment) & self._owned, park=False)
+
+    def _give_up(self, lost: frozenset[int], park: bool) -> None:
         if not lost:
             return
-        for store in self._stores:
-            store.drop(lost)
-        for partition in lost:
-            self._timers.pop(partition, None)
+        ends = self._changelog_ends(lost) if park else None
+        if ends is None:
+            for store in self._stores:
+                store.drop(lost)
+            for partition in lost:
+                self._timers.pop(partition, None)
+        else:
+            self._parked.update(ends)
+            self._parked_timers.update((partition, self._timers.pop(partition, [])) for partition in lost)
         # Their records wrote nothing: the next owner may read them again.
         self._deferred = {where: offset for where, offset in self._deferred.items() if where[1] not in lost}
         self._owned -= lost
         metrics.ASSIGNED_PARTITIONS.labels(self._settings.group).set(len(self._owned))
         self._processor.revoked(lost)
         log.info("revoked partitions %s", sorted(lost))
+
+    def _unpark(self, gained: frozenset[int]) -> frozenset[int]:
+        """Of the parked partitions, those `gained` again whose changelogs no one has written
+        since they were parked: their state is current and stays. The others are dropped."""
+        parked, self._parked = self._parked, {}
+        timers, self._parked_timers = self._parked_timers, {}
+        candidates = frozenset(parked) & gained
+        ends = self._changelog_ends(candidates) if candidates else {}
+        kept = frozenset(p for p in candidates if ends is not None and ends.get(p) == parked[p])
+        stale = frozenset(parked) - kept
+        if stale:
+            for store in self._stores:
+                store.drop(stale)
+        for partition in kept:
+            self._timers[partition] = timers[partition]
+        return kept
+
+    def _changelog_ends(self, partitions: frozenset[int]) -> dict[int, dict[str, int]] | None:
+        """Each partition's changelog ends (high watermarks), by changelog; None when the
+        broker cannot say in time (the state is then treated as stale)."""
+        try:
+            return {partition: {store.changelog: self._consumer.get_watermark_offsets(
+                        TopicPartition(store.changelog, partition), timeout=CHANGELOG_ENDS_TIMEOUT_S)[1]
+                        for store in self._stores}
+                    for partition in partitions}
+        except KafkaException as error:
+            log.warning("the changelogs' ends are unknown (%s): the state of %s is restored, not kept",
+                        error, sorted(partitions))
+            return None
 
     def _restore(self, partitions: frozenset[int]) -> int:
         """Read the stores' changelogs of `partitions` up to their committed end."""
@@ -601,6 +660,7 @@ class StreamEngine:
         except KafkaException as error:
             log.warning("closing the producer: %s", error)
         finally:
+            self._closing = True
             self._consumer.close()
 
     def stop(self) -> None:
