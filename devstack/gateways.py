@@ -11,6 +11,8 @@ from pathlib import Path
 from devstack.processes import ServiceProcess, launch_service, wait_ready
 
 KINDS = ("webhook", "email", "log")
+# A gateway holds no state to restore: it is ready in seconds.
+GATEWAY_READY_SECONDS = 30
 # Development defaults only; production sets its own tokens and secrets (deploy/).
 TOKENS_FILE = Path(__file__).resolve().parent.parent / "config" / "tokens.example.yaml"
 DEV_WEBHOOK_SECRETS = '{"*": "dev-only-webhook-secret"}'
@@ -52,7 +54,7 @@ def launch_gateway(kind: str, workdir: Path, env: dict[str, str] | None = None) 
 
 
 def start_gateway(
-    kind: str, workdir: Path, env: dict[str, str] | None = None, timeout: float = 30
+    kind: str, workdir: Path, env: dict[str, str] | None = None, timeout: float = GATEWAY_READY_SECONDS
 ) -> tuple[ServiceProcess, str]:
     """Run `python -m gateways` of `kind` with `env` over the defaults; returns it and its gRPC address.
 

@@ -20,6 +20,10 @@ from pathlib import Path
 from common import lifeline
 
 
+# How long a service may take to print its ready line (it restores its state first).
+SERVICE_READY_SECONDS = 90
+
+
 class ServiceFailed(RuntimeError):
     """A service exited or did not become ready; the message carries its log's tail."""
 
@@ -96,7 +100,7 @@ def launch_service(name: str, module: str, env: dict[str, str], log_dir: Path) -
     return service
 
 
-def wait_ready(service: ServiceProcess, timeout: float = 90) -> ServiceProcess:
+def wait_ready(service: ServiceProcess, timeout: float = SERVICE_READY_SECONDS) -> ServiceProcess:
     """Return `service` once it has printed its ready line; stop it and raise ServiceFailed,
     with its log's tail, when it exits first or is not ready within `timeout`."""
     deadline = time.monotonic() + timeout
@@ -112,7 +116,7 @@ def wait_ready(service: ServiceProcess, timeout: float = 90) -> ServiceProcess:
 
 
 def start_service(
-    name: str, module: str, env: dict[str, str], log_dir: Path, timeout: float = 90
+    name: str, module: str, env: dict[str, str], log_dir: Path, timeout: float = SERVICE_READY_SECONDS
 ) -> ServiceProcess:
     """Run `python -m module` with `env` added; return once it prints its ready line."""
     return wait_ready(launch_service(name, module, env, log_dir), timeout)

@@ -18,12 +18,11 @@ from pathlib import Path
 from common import lifeline
 from common.localkafka import LocalKafka, create_topics, wait_for_kafka
 from devstack.gateways import KINDS as GATEWAY_KINDS
-from devstack.gateways import DEV_GRPC_LIMITS, launch_gateway
-from devstack.processes import ServiceFailed, ServiceProcess, launch_service, wait_ready
+from devstack.gateways import DEV_GRPC_LIMITS, GATEWAY_READY_SECONDS, launch_gateway
+from devstack.processes import SERVICE_READY_SECONDS, ServiceFailed, ServiceProcess, launch_service, wait_ready
 
 # (name, module), launched in this order and stopped in reverse.
 SERVICES = (("handoff", "handoff_svc"), ("sla", "sla"), ("notify", "notify"))
-SERVICE_READY_SECONDS, GATEWAY_READY_SECONDS = 90, 30
 # Development tokens and pseudonymisation key; production sets its own (deploy/).
 TOKENS_FILE = Path(__file__).resolve().parent.parent / "config" / "tokens.example.yaml"
 DEV_CUSTOMER_REF_KEY = "dev-only-customer-ref-key"

@@ -143,10 +143,7 @@ def _archive_options(archive: Path, dump_to: Path | None = None) -> list[str]:
     """Use `archive` when there is one; otherwise have this JVM write one to `dump_to` at exit."""
     if archive.exists():
         return [f"-XX:SharedArchiveFile={archive}"]
-    if dump_to is None:
-        return []
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    return [f"-XX:ArchiveClassesAtExit={dump_to}"]
+    return [] if dump_to is None else [f"-XX:ArchiveClassesAtExit={dump_to}"]
 
 
 def _pom(version: str) -> str:
@@ -403,6 +400,7 @@ class LocalKafka:
         if self._archive is None or not dumped.exists():
             return
         if self._process.returncode in (0, 128 + signal.SIGTERM) and not self._archive.exists():
+            self._archive.parent.mkdir(parents=True, exist_ok=True)
             os.replace(dumped, self._archive)
         else:
             dumped.unlink()

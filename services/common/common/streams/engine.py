@@ -212,10 +212,9 @@ class StreamEngine:
         self._deferred: dict[tuple[str, int], int] = {}
         self._deferred_since = time.monotonic()
         self._owned: frozenset[int] = frozenset()
-        # Partitions given up in an eager rebalance, state still held: their changelogs' ends
-        # at that moment, and their timers, until the next assignment says what comes back.
-        self._parked: dict[int, dict[str, int]] = {}
-        self._parked_timers: dict[int, list[tuple[int, str, str]]] = {}
+        # Partitions given up in an eager rebalance, state still held: for each, its changelogs'
+        # ends at that moment and its timers, until the next assignment says what comes back.
+        self._parked: dict[int, tuple[dict[str, int], list[tuple[int, str, str]]]] = {}
         # A consumer being closed gives its partitions up for good: nothing to park then.
         self._closing = False
         # Per partition: a min-heap of (due instant in µs, store name, key), lazily deleted.
@@ -346,7 +345,6 @@ class StreamEngine:
             store.drop(lost | frozenset(self._parked))
         self._timers.clear()
         self._parked.clear()
-        self._parked_timers.clear()
         self._deferred.clear()
         self._owned = frozenset()
         if lost:
@@ -552,8 +550,8 @@ class StreamEngine:
             for partition in lost:
                 self._timers.pop(partition, None)
         else:
-            self._parked.update(ends)
-            self._parked_timers.update((partition, self._timers.pop(partition, [])) for partition in lost)
+            for partition in lost:
+                self._parked[partition] = (ends[partition], self._timers.pop(partition, []))
         # Their records wrote nothing: the next owner may read them again.
         self._deferred = {where: offset for where, offset in self._deferred.items() if where[1] not in lost}
         self._owned -= lost
@@ -565,16 +563,15 @@ class StreamEngine:
         """Of the parked partitions, those `gained` again whose changelogs no one has written
         since they were parked: their state is current and stays. The others are dropped."""
         parked, self._parked = self._parked, {}
-        timers, self._parked_timers = self._parked_timers, {}
         candidates = frozenset(parked) & gained
         ends = self._changelog_ends(candidates) if candidates else {}
-        kept = frozenset(p for p in candidates if ends is not None and ends.get(p) == parked[p])
+        kept = frozenset(p for p in candidates if ends is not None and ends[p] == parked[p][0])
         stale = frozenset(parked) - kept
         if stale:
             for store in self._stores:
                 store.drop(stale)
         for partition in kept:
-            self._timers[partition] = timers[partition]
+            self._timers[partition] = parked[partition][1]
         return kept
 
     def _changelog_ends(self, partitions: frozenset[int]) -> dict[int, dict[str, int]] | None:
