@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,20 @@ def launch_service(name: str, module: str, env: dict[str, str], log_dir: Path) -
 
     threading.Thread(target=pump, name=f"{name}-stdout", daemon=True).start()
     return service
+
+
+def launch_each(launches: Mapping[str, Callable[[], ServiceProcess]]) -> dict[str, ServiceProcess]:
+    """Launch each process in turn, by key. If one cannot be launched, the ones launched before
+    it are stopped (nobody else holds them yet) and the error is raised."""
+    launched: dict[str, ServiceProcess] = {}
+    try:
+        for key, launch in launches.items():
+            launched[key] = launch()
+    except BaseException:
+        for process in launched.values():
+            process.stop()
+        raise
+    return launched
 
 
 def wait_ready(service: ServiceProcess, timeout: float = SERVICE_READY_SECONDS) -> ServiceProcess:

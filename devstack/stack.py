@@ -13,13 +13,15 @@ import socket
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from common import lifeline
 from common.localkafka import LocalKafka, create_topics, wait_for_kafka
 from devstack.gateways import KINDS as GATEWAY_KINDS
 from devstack.gateways import DEV_GRPC_LIMITS, GATEWAY_READY_SECONDS, launch_gateway
-from devstack.processes import SERVICE_READY_SECONDS, ServiceFailed, ServiceProcess, launch_service, wait_ready
+from devstack.processes import (SERVICE_READY_SECONDS, ServiceFailed, ServiceProcess, launch_each, launch_service,
+                                wait_ready)
 
 # (name, module), launched in this order and stopped in reverse.
 SERVICES = (("handoff", "handoff_svc"), ("sla", "sla"), ("notify", "notify"))
@@ -132,6 +134,9 @@ class Stack:
         self._started_as[key] = (name, instance)
         return key, launch_service(key, module, service_env, self.workdir / "logs")
 
+    def _launch_service_process(self, name: str) -> ServiceProcess:
+        return self._launch_service(name)[1]
+
     def _when_ready(self, launched: dict[str, ServiceProcess], timeout: float = SERVICE_READY_SECONDS) -> None:
         """Wait for each launched process's ready line, then list it in `services`; on a failure,
         stop those not listed yet and raise."""
@@ -171,7 +176,7 @@ class Stack:
     def start_gateways(self) -> None:
         """An SMTP sink (aiosmtpd, printing each message to its log), then every gateway, side by side."""
         self.services[SMTP_SINK] = _start_smtp_sink(self.workdir / "logs")
-        self._gateways_ready({kind: self._launch_gateway(kind) for kind in GATEWAY_KINDS})
+        self._gateways_ready(launch_each({kind: partial(self._launch_gateway, kind) for kind in GATEWAY_KINDS}))
 
     def start(self) -> "Stack":
         """The broker (or the external one's topics), the gateways if asked, then the three
@@ -180,7 +185,7 @@ class Stack:
             self.start_kafka()
             if self._gateways:
                 self.start_gateways()
-            self._when_ready(dict(self._launch_service(name) for name, _module in SERVICES))
+            self._when_ready(launch_each({name: partial(self._launch_service_process, name) for name, _ in SERVICES}))
         except BaseException:
             self.stop()
             raise

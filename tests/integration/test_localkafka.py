@@ -14,7 +14,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
-from common.localkafka import LocalKafka, class_archive, create_topics, ensure_jars
+from common.localkafka import ARCHIVE_UNUSED_DAYS, LocalKafka, class_archive, create_topics, ensure_jars
 from common.topics import CONTACTS, all_topic_names
 
 pytestmark = pytest.mark.integration
@@ -120,14 +120,27 @@ def test_stop_ends_the_broker_process_and_shares_its_class_archive(tmp_path: Pat
     pid = broker.pid
     assert pid is not None and is_alive(pid)
     assert f"-XX:ArchiveClassesAtExit={tmp_path / 'first' / 'classes.jsa'}" in command_line(pid)
+    # and beside where it goes, the archives of two other Java runtimes: one unused for longer
+    # than ARCHIVE_UNUSED_DAYS, one used lately
+    archive.parent.mkdir()
+    stale, recent = archive.parent / "stale.jsa", archive.parent / "recent.jsa"
+    for other, days in ((stale, ARCHIVE_UNUSED_DAYS + 1), (recent, ARCHIVE_UNUSED_DAYS - 1)):
+        other.write_bytes(b"archive")
+        then = time.time() - days * 86_400
+        os.utime(other, (then, then))
     # when it is stopped
     broker.stop()
     # then its process is gone, its log shows it started, and the archive its JVM wrote is shared
     assert not is_alive(pid)
     assert (tmp_path / "first" / "broker.log").stat().st_size > 0
     assert archive.exists() and not (tmp_path / "first" / "classes.jsa").exists()
-    # and the next broker maps it, the JVM finding nothing in it to refuse, and serves
+    # and of the other two, only the one unused for too long is removed
+    assert not stale.exists() and recent.exists()
+    # and the next broker maps it, the JVM finding nothing in it to refuse, and serves, its
+    # start marking the archive used
+    os.utime(archive, (0, 0))
     with LocalKafka(tmp_path / "second", libs=libs) as second:
         assert f"-XX:SharedArchiveFile={archive}" in command_line(second.pid)
+        assert time.time() - archive.stat().st_mtime < 600
         create_topics(second.bootstrap)
     assert "[cds" not in (tmp_path / "second" / "broker.log").read_text()

@@ -37,6 +37,8 @@ from common.topics import all_topic_names, changelog_topic_names, compacted_topi
 
 KAFKA_VERSION = "4.1.1"
 BROKER_HEAP = "512m"
+# A class-data archive no broker has mapped for this long is removed when another is shared.
+ARCHIVE_UNUSED_DAYS = 30
 # The JVM options Kafka's own start script gives a broker: G1 aiming at 20 ms pauses (the
 # JVM's default goal is 200 ms, and every call that waits on the broker would wait through
 # them), a heap of fixed size so that it is not grown and shrunk under load.
@@ -144,6 +146,31 @@ def _archive_options(archive: Path, dump_to: Path | None = None) -> list[str]:
     if archive.exists():
         return [f"-XX:SharedArchiveFile={archive}"]
     return [] if dump_to is None else [f"-XX:ArchiveClassesAtExit={dump_to}"]
+
+
+def mark_used(archive: Path) -> None:
+    """Stamp `archive` as used now (its modification time), so pruning spares it."""
+    try:
+        os.utime(archive)
+    except FileNotFoundError:
+        pass  # none yet: this broker writes one
+
+
+def prune_class_archives(kept: Path, now: float | None = None) -> list[Path]:
+    """Remove the archives beside `kept` that no broker has used for ARCHIVE_UNUSED_DAYS (those
+    of Java runtimes since updated or removed; about 50 MB each) and return them. An archive in
+    use stays mapped by its JVM when its file goes."""
+    now = time.time() if now is None else now
+    removed = []
+    for other in kept.parent.glob("*.jsa"):
+        try:
+            unused = now - other.stat().st_mtime > ARCHIVE_UNUSED_DAYS * 86_400
+        except FileNotFoundError:
+            continue  # removed meanwhile by another broker's stop
+        if other != kept and unused:
+            other.unlink(missing_ok=True)
+            removed.append(other)
+    return removed
 
 
 def _pom(version: str) -> str:
@@ -322,6 +349,7 @@ class LocalKafka:
         log4j.write_text(_LOG4J2_PROPERTIES)
         jvm = [java, f"-Xmx{BROKER_HEAP}", f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*"]
         self._archive = class_archive(libs, java)
+        mark_used(self._archive)
         formatted = subprocess.run(
             [*jvm, *_archive_options(self._archive), "kafka.tools.StorageTool", "format", "--standalone",
              "-t", new_cluster_id(), "-c", str(config),
@@ -402,6 +430,7 @@ class LocalKafka:
         if self._process.returncode in (0, 128 + signal.SIGTERM) and not self._archive.exists():
             self._archive.parent.mkdir(parents=True, exist_ok=True)
             os.replace(dumped, self._archive)
+            prune_class_archives(self._archive)
         else:
             dumped.unlink()
 
