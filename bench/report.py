@@ -244,6 +244,45 @@ def _add_lifecycle_rows(table: Table, lifecycle: dict) -> None:
         table.add_row("(m) lifecycle: state flat in every service", _fmt(lifecycle["flat"]), "")
 
 
+# Throughput phases whose CPU per process is measured: (label, unit, path to the phase, what it carried).
+CEILINGS = (
+    ("(b) sla burst", "events/s", ("sla_burst",), "legs"),
+    ("(h)(ii) subscription channel", "notif./s", ("notify", "throughput"), "delivered"),
+    ("(h)(iii) log gateway", "notif./s", ("notify", "log_gateway"), "delivered"),
+)
+
+
+# The broker runs on many threads; every other process measured does its work on one (a
+# Python thread holding the interpreter) and so cannot use more than one core for it.
+MANY_THREADED = frozenset({"kafka"})
+
+
+def ceiling(cpu_seconds: dict, units: int, cores: int) -> dict | None:
+    """What a phase's CPU cost per unit allows: the rate at which it would keep every core of
+    the machine busy (no process could go faster at this cost, however the work were shared),
+    and the busiest one-threaded process with the rate at which it alone would fill one core.
+    Bounds of the machine once it is busy; at a low rate the broker's idle polling inflates
+    the cost per unit. None without CPU figures."""
+    spent = {name: seconds for name, seconds in cpu_seconds.items() if seconds}
+    one_threaded = {name: seconds for name, seconds in spent.items() if name not in MANY_THREADED}
+    if not one_threaded or not units:
+        return None
+    busiest = max(one_threaded, key=one_threaded.get)
+    return {"all_cores_per_s": cores * units / sum(spent.values()), "busiest": busiest,
+            "busiest_core_per_s": units / spent[busiest]}
+
+
+def _add_ceiling_rows(table: Table, results: dict, cores: int) -> None:
+    """For each throughput phase: the rates its measured CPU per unit allows on this machine."""
+    for label, unit, path, carried in CEILINGS:
+        phase = _get(results, *path) or {}
+        found = ceiling(phase.get("cpu_seconds") or {}, phase.get(carried) or 0, cores)
+        if found:
+            table.add_row(f"{label}: at this CPU per unit, all {cores} cores full at / "
+                          f"{found['busiest']}'s one core full at",
+                          f"{_fmt(found['all_cores_per_s'], 0)} / {_fmt(found['busiest_core_per_s'], 0)}", unit)
+
+
 def print_table(doc: dict, console: Console | None = None) -> None:
     console = console or Console()
     results = doc["results"]
@@ -262,6 +301,11 @@ def print_table(doc: dict, console: Console | None = None) -> None:
         if per_call := {name: ms for name, ms in (level.get("cpu_ms_per_call") or {}).items() if ms}:
             table.add_row("    CPU per call, all processes", f"{_fmt(sum(per_call.values()), 2)} ms",
                           ", ".join(f"{name} {_fmt(ms, 2)}" for name, ms in sorted(per_call.items(), key=lambda x: -x[1])))
+            if found := ceiling(per_call, 1000, doc["machine"]["cores"] or 1):
+                table.add_row(f"    at this CPU per call, all cores full at / {found['busiest']}'s one core full at",
+                              f"{_fmt(found['all_cores_per_s'], 0)} / {_fmt(found['busiest_core_per_s'], 0)}",
+                              "calls/s")
+    _add_ceiling_rows(table, results, doc["machine"]["cores"] or 1)
     _add_soak_rows(table, results.get("soak") or {})
     _add_lifecycle_rows(table, results.get("lifecycle") or {})
     if imported := results.get("import"):
