@@ -278,8 +278,7 @@ def _add_ceiling_rows(table: Table, results: dict, cores: int) -> None:
         phase = _get(results, *path) or {}
         found = ceiling(phase.get("cpu_seconds") or {}, phase.get(carried) or 0, cores)
         if found:
-            table.add_row(f"{label}: at this CPU per unit, all {cores} cores full at / "
-                          f"{found['busiest']}'s one core full at",
+            table.add_row(f"{label}: at its CPU per unit, all {cores} cores / {found['busiest']}'s core full at",
                           f"{_fmt(found['all_cores_per_s'], 0)} / {_fmt(found['busiest_core_per_s'], 0)}", unit)
 
 
@@ -302,7 +301,7 @@ def print_table(doc: dict, console: Console | None = None) -> None:
             table.add_row("    CPU per call, all processes", f"{_fmt(sum(per_call.values()), 2)} ms",
                           ", ".join(f"{name} {_fmt(ms, 2)}" for name, ms in sorted(per_call.items(), key=lambda x: -x[1])))
             if found := ceiling(per_call, 1000, doc["machine"]["cores"] or 1):
-                table.add_row(f"    at this CPU per call, all cores full at / {found['busiest']}'s one core full at",
+                table.add_row(f"    at its CPU per call, all cores / {found['busiest']}'s core full at",
                               f"{_fmt(found['all_cores_per_s'], 0)} / {_fmt(found['busiest_core_per_s'], 0)}",
                               "calls/s")
     _add_ceiling_rows(table, results, doc["machine"]["cores"] or 1)

@@ -42,7 +42,7 @@ def test_the_table_prints_each_phase_ceiling_from_the_results_document() -> None
     print_table(json.loads(json.dumps(doc)), console)
     text = console.export_text()
     # then the burst's ceiling reads 8,000 events/s on both cores, 5,000 on sla's one core
-    assert "(b) sla burst: at this CPU per unit, all 2 cores full at / sla's one core full at" in text
+    assert "(b) sla burst: at its CPU per unit, all 2 cores / sla's core full at" in text
     assert "8,000 / 5,000" in text
     # and the CreateHandoff level's reads 500 calls/s on both cores, 500 on handoff's one core
     assert "500 / 500" in text
