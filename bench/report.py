@@ -278,13 +278,18 @@ def _add_ceiling_rows(table: Table, results: dict, cores: int) -> None:
         phase = _get(results, *path) or {}
         found = ceiling(phase.get("cpu_seconds") or {}, phase.get(carried) or 0, cores)
         if found:
-            table.add_row(f"{label}: at its CPU per unit, all {cores} cores / {found['busiest']}'s core full at",
-                          f"{_fmt(found['all_cores_per_s'], 0)} / {_fmt(found['busiest_core_per_s'], 0)}", unit)
+            _add_ceiling_row(table, f"{label}: at its CPU per unit, all {cores} cores", found, unit)
+
+
+def _add_ceiling_row(table: Table, label: str, found: dict, unit: str) -> None:
+    table.add_row(f"{label} / {found['busiest']}'s core full at",
+                  f"{_fmt(found['all_cores_per_s'], 0)} / {_fmt(found['busiest_core_per_s'], 0)}", unit)
 
 
 def print_table(doc: dict, console: Console | None = None) -> None:
     console = console or Console()
     results = doc["results"]
+    cores = doc["machine"]["cores"] or 1
     table = Table(title=f"handoff bench {doc['date']} — {doc['machine']['cores']} cores, "
                         f"Python {doc['machine']['python']}, {doc['runtime_s']} s")
     table.add_column("measure")
@@ -300,11 +305,9 @@ def print_table(doc: dict, console: Console | None = None) -> None:
         if per_call := {name: ms for name, ms in (level.get("cpu_ms_per_call") or {}).items() if ms}:
             table.add_row("    CPU per call, all processes", f"{_fmt(sum(per_call.values()), 2)} ms",
                           ", ".join(f"{name} {_fmt(ms, 2)}" for name, ms in sorted(per_call.items(), key=lambda x: -x[1])))
-            if found := ceiling(per_call, 1000, doc["machine"]["cores"] or 1):
-                table.add_row(f"    at its CPU per call, all cores / {found['busiest']}'s core full at",
-                              f"{_fmt(found['all_cores_per_s'], 0)} / {_fmt(found['busiest_core_per_s'], 0)}",
-                              "calls/s")
-    _add_ceiling_rows(table, results, doc["machine"]["cores"] or 1)
+            if found := ceiling(per_call, 1000, cores):
+                _add_ceiling_row(table, "    at its CPU per call, all cores", found, "calls/s")
+    _add_ceiling_rows(table, results, cores)
     _add_soak_rows(table, results.get("soak") or {})
     _add_lifecycle_rows(table, results.get("lifecycle") or {})
     if imported := results.get("import"):

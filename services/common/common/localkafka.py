@@ -156,21 +156,19 @@ def mark_used(archive: Path) -> None:
         pass  # none yet: this broker writes one
 
 
-def prune_class_archives(kept: Path, now: float | None = None) -> list[Path]:
+def prune_class_archives(kept: Path) -> None:
     """Remove the archives beside `kept` that no broker has used for ARCHIVE_UNUSED_DAYS (those
-    of Java runtimes since updated or removed; about 50 MB each) and return them. An archive in
-    use stays mapped by its JVM when its file goes."""
-    now = time.time() if now is None else now
-    removed = []
+    of Java runtimes since updated or removed; about 50 MB each). An archive in use stays
+    mapped by its JVM when its file goes."""
+    used_since = time.time() - ARCHIVE_UNUSED_DAYS * 86_400
     for other in kept.parent.glob("*.jsa"):
+        if other == kept:
+            continue
         try:
-            unused = now - other.stat().st_mtime > ARCHIVE_UNUSED_DAYS * 86_400
+            if other.stat().st_mtime < used_since:
+                other.unlink()
         except FileNotFoundError:
-            continue  # removed meanwhile by another broker's stop
-        if other != kept and unused:
-            other.unlink(missing_ok=True)
-            removed.append(other)
-    return removed
+            pass  # removed meanwhile by another broker's stop
 
 
 def _pom(version: str) -> str:
