@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 from google.protobuf import duration_pb2
@@ -101,7 +103,8 @@ def _met(event: ClockMet) -> tuple[str, dict]:
                    "late": event.late, "overdue": _span(event.overdue), "elapsed": _span(event.elapsed)}
 
 
-_CHANGES = {
+# Each event type's oneof field and its fields.
+_CHANGES: dict[type, Callable[[Any], tuple[str, dict]]] = {
     ClockStarted: _started, ClockBreached: _breached, ClockWarning: _warning, ClockPaused: _paused,
     ClockResumed: _resumed, ClockRecomputed: _recomputed, ClockMet: _met,
 }
@@ -169,8 +172,9 @@ def decode_state(value: bytes) -> tuple[LegClocks, int]:
     handoff_id, case_id, customer_ref, department, priority, category, clocks = orjson.loads(payload_of(value))
     decoded = {}
     for kind, sequence, started, target, deadline, version, running, breached, stopped, warned, paused in clocks:
-        decoded[kind] = Clock(kind, sequence, _instant(started), timedelta(seconds=target), _instant(deadline),
-                              version, running, breached, _instant(stopped), tuple(warned), _instant(paused))
+        decoded[kind] = Clock(kind, sequence, from_epoch_us(started), timedelta(seconds=target),
+                              from_epoch_us(deadline), version, running, breached, _instant(stopped), tuple(warned),
+                              _instant(paused))
     leg = LegInfo(handoff_id, case_id, customer_ref, department, priority, category)
     return LegClocks(leg, decoded), partition_of(value)
 

@@ -99,6 +99,13 @@ class WorkingHours:
     zone: str
     week: dict[int, tuple[Window, ...]] = field(hash=False)
     holidays: Holidays | frozenset[date] = Holidays()
+    # Set once in __post_init__ and then only filled; not part of the calendar's value.
+    _tz: ZoneInfo = field(init=False, repr=False, compare=False)
+    _windows_of: dict[date, tuple[tuple[datetime, datetime], ...]] = field(init=False, repr=False, compare=False)
+    _midnight_of: dict[date, datetime] = field(init=False, repr=False, compare=False)
+    _first_day: date = field(init=False, repr=False, compare=False)
+    _totals: list[timedelta] = field(init=False, repr=False, compare=False)
+    _worked: dict[datetime, timedelta] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         try:
@@ -118,8 +125,9 @@ class WorkingHours:
         object.__setattr__(self, "_windows_of", {})
         object.__setattr__(self, "_midnight_of", {})
         # Running totals of working time at each midnight from `_first_day` on, so a span's
-        # business time is a difference of two totals, not a walk over its days.
-        object.__setattr__(self, "_first_day", None)
+        # business time is a difference of two totals, not a walk over its days (none yet:
+        # every day is before date.max, so the first one asked for sets the index).
+        object.__setattr__(self, "_first_day", date.max)
         object.__setattr__(self, "_totals", [_ZERO])
         # Working time up to recent instants: a leg's clocks ask about the same few instants
         # (start, deadline, pause) again and again. Measured from `_first_day`, so emptied
@@ -221,7 +229,7 @@ class WorkingHours:
 
     def _total_at(self, day: date) -> timedelta:
         """Working time from the first indexed midnight to `day`'s midnight."""
-        if self._first_day is None or day < self._first_day:
+        if day < self._first_day:
             # Index from well before the earliest day asked for; re-indexing is rare.
             object.__setattr__(self, "_first_day", day - _REINDEX_MARGIN)
             object.__setattr__(self, "_totals", [_ZERO])

@@ -201,7 +201,7 @@ def breach_at(clock: Clock, calendar: Calendar) -> datetime:
 
 def _ran(clock: Clock, at: datetime, calendar: Calendar) -> timedelta:
     """Business time the clock has run by `at`, every pause up to `at` excluded."""
-    pausing = calendar.between(clock.paused_at, at) if clock.is_paused else _ZERO
+    pausing = calendar.between(clock.paused_at, at) if clock.paused_at is not None else _ZERO
     return calendar.between(clock.started_at, at) - paused_total(clock, calendar) - pausing
 
 
@@ -213,14 +213,21 @@ def _allowance(clock: Clock, calendar: Calendar, max_pause: timedelta | None) ->
 def _cap_reached_at(clock: Clock, calendar: Calendar, max_pause: timedelta | None) -> datetime | None:
     """When a paused clock has used up its pause allowance and runs again (None: never)."""
     allowance = _allowance(clock, calendar, max_pause)
-    if not clock.is_paused or allowance is None:
+    if clock.paused_at is None or allowance is None:
         return None
     return calendar.open_from(calendar.add(clock.paused_at, allowance))
 
 
+def _paused_since(clock: Clock) -> datetime:
+    """When the paused `clock` paused (its callers resume only paused clocks)."""
+    if clock.paused_at is None:
+        raise ValueError(f"the {clock.kind} clock is not paused")
+    return clock.paused_at
+
+
 def _resumed(clock: Clock, at: datetime, calendar: Calendar, max_pause: timedelta | None) -> Clock:
     """`clock` running again at `at`, its deadline moved by the paused business time it may count."""
-    paused = calendar.between(clock.paused_at, at)
+    paused = calendar.between(_paused_since(clock), at)
     allowance = _allowance(clock, calendar, max_pause)
     if allowance is not None:
         paused = min(paused, allowance)
@@ -231,7 +238,7 @@ def _resume_event(leg: LegInfo, clock: Clock, at: datetime, calendar: Calendar,
                   max_pause: timedelta | None) -> tuple[Clock, ClockResumed]:
     """`clock` running again at `at`, and the event that says so (the same whatever resumed it)."""
     allowance = _allowance(clock, calendar, max_pause)
-    used = allowance is not None and calendar.between(clock.paused_at, at) >= allowance
+    used = allowance is not None and calendar.between(_paused_since(clock), at) >= allowance
     resumed = _resumed(clock, at, calendar, max_pause)
     event_id = _event_id(leg, clock, f"resumed:{at.isoformat()}")
     return resumed, ClockResumed(event_id, leg, resumed, at, clock.deadline, used)

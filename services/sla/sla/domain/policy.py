@@ -94,10 +94,9 @@ class PolicyBook:
 
     policies: tuple[Policy, ...]
     repeats: RepeatRules = field(default_factory=RepeatRules)
-
-    def __post_init__(self) -> None:
-        # The answer for each (department, priority, category) asked: the book never changes.
-        object.__setattr__(self, "_found", {})
+    # The answer for each (department, priority, category) asked: the book never changes.
+    _found: dict[tuple[str, str, str], Policy | None] = field(default_factory=dict, init=False, repr=False,
+                                                               compare=False)
 
     def find(self, department: str, priority: str, category: str = "") -> Policy | None:
         """The policy for a leg, or None when no policy covers it."""
