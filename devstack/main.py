@@ -31,6 +31,8 @@ Bootstrap = Annotated[
     str, typer.Option("--kafka-bootstrap", envvar="KAFKA_BOOTSTRAP", help="Use this Kafka instead of a local one.")
 ]
 Policies = Annotated[Path, typer.Option(help="SLA policy file.", exists=True, dir_okay=False)]
+# How long a stop waits for the run's streams to close before it stops the stack anyway.
+CLOSE_WAIT_S = 10
 FreePorts = Annotated[
     bool,
     typer.Option("--free-ports", help="Let services pick free ports instead of 50051-50053 (gRPC) and 9461-9463 (metrics)."),
@@ -90,32 +92,52 @@ def run(
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already: a second one must not cut it short
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        closed = True
         if live is not None:
             try:
-                _cancel_left(runner)
+                closed = _cancel_left(runner)
                 console.print(runner.run(live.final_table()))
             except Exception as error:  # the stack is stopped whatever the table does
                 console.print(f"[red]no charge-back table: {error!r}[/red]")
-        runner.close()
+        if closed:
+            runner.close()
         console.print("stopping...")
         stack.stop()
         console.print("stopped; nothing left running")
 
 
-def _cancel_left(runner: asyncio.Runner) -> None:
-    """Cancel what a run cut short by a signal left on the loop, and let it close its streams."""
+def _cancel_left(runner: asyncio.Runner) -> bool:
+    """Cancel what a run cut short by a signal left on the loop, and let it close its streams
+    for at most CLOSE_WAIT_S (the stack is stopped after this whatever a stream does).
+    False when a task is still closing: closing the runner would wait for it without end."""
     loop = runner.get_loop()
     left = asyncio.all_tasks(loop)
     for task in left:
         task.cancel()
-    if left:
-        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+    if not left:
+        return True
+    _, pending = loop.run_until_complete(asyncio.wait(left, timeout=CLOSE_WAIT_S))
+    if pending:
+        console.print(f"[yellow]{len(pending)} task(s) still closing after {CLOSE_WAIT_S} s; "
+                      "stopping anyway[/yellow]")
+    return not pending
 
 
 async def _simulate(live: LiveRun, stack: Stack) -> None:
-    """Run the simulation and its view until Ctrl-C, SIGTERM or q; each cancels it, so it closes its streams."""
-    await live.run(stack.services["handoff"].grpc, stack.services["sla"].grpc, stack.services["notify"].grpc,
-                   stack.bootstrap, stack.check_alive)
+    """Run the simulation and its view until Ctrl-C, SIGTERM or q; each cancels it, so it closes its streams.
+
+    While it runs, SIGTERM cancels it through the loop, as asyncio does for Ctrl-C: at an
+    await, never in the middle of the loop's own bookkeeping (where an exception raised by a
+    signal handler can leave a future that nothing completes, and the stop waiting on it).
+    """
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await live.run(stack.services["handoff"].grpc, stack.services["sla"].grpc, stack.services["notify"].grpc,
+                       stack.bootstrap, stack.check_alive)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)  # which leaves SIGTERM's default: fatal
+        _stop_on_sigterm()
 
 
 @app.command()
