@@ -18,10 +18,6 @@ async def _sleep_through_cancellation(released: asyncio.Event) -> None:
             pass
 
 
-async def _make_event() -> asyncio.Event:
-    return asyncio.Event()
-
-
 async def _start(*coroutines) -> list[asyncio.Task]:
     return [asyncio.create_task(coroutine) for coroutine in coroutines]
 
@@ -31,7 +27,7 @@ def test_a_stop_gives_up_on_a_task_that_will_not_close_and_says_so(monkeypatch: 
     # given a run's loop with a task that takes every cancellation and one that closes when cancelled
     monkeypatch.setattr(main, "CLOSE_WAIT_S", 0.2)
     runner = asyncio.Runner()
-    released = runner.run(_make_event())
+    released = asyncio.Event()  # bound to the runner's loop when first awaited
     stuck, closing = runner.run(_start(_sleep_through_cancellation(released), asyncio.sleep(3600)))
     try:
         # when the stop cancels what is left

@@ -99,7 +99,7 @@ class WorkingHours:
     zone: str
     week: dict[int, tuple[Window, ...]] = field(hash=False)
     holidays: Holidays | frozenset[date] = Holidays()
-    # Set once in __post_init__ and then only filled; not part of the calendar's value.
+    # Caches set up in __post_init__ and kept by the lookups below; not part of the calendar's value.
     _tz: ZoneInfo = field(init=False, repr=False, compare=False)
     _windows_of: dict[date, tuple[tuple[datetime, datetime], ...]] = field(init=False, repr=False, compare=False)
     _midnight_of: dict[date, datetime] = field(init=False, repr=False, compare=False)
