@@ -23,9 +23,33 @@ def cpu_seconds(pid: int) -> float | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
+    return _stat_seconds(stat)
+
+
+def _stat_seconds(stat: str) -> float:
+    """User + system CPU time in a /proc stat line (of a process or of one of its threads)."""
     # The command name (field 2) may hold spaces; the fields after its ")" are fixed.
     fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+
+
+def compiler_seconds(pid: int) -> float | None:
+    """CPU time so far of the JVM `pid`'s JIT compiler threads (HotSpot names them "C1
+    CompilerThre…" and "C2 CompilerThre…"): how much of a broker's CPU went to compiling its
+    own code rather than to serving requests. None when it cannot be read."""
+    total = 0.0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            if not (task / "comm").read_text().startswith(("C1 Compiler", "C2 Compiler")):
+                continue
+            total += _stat_seconds((task / "stat").read_text())
+        except OSError:  # a thread that ended meanwhile
+            continue
+    return total
 
 
 class CpuMeter:
@@ -58,8 +82,14 @@ def stack_meter(stack: Any) -> CpuMeter:
 
 
 def metered(stack: Any, run: Callable[[], dict]) -> dict:
-    """`run()`'s result with the CPU seconds each process of the stack (and the bench) spent meanwhile."""
+    """`run()`'s result with the CPU seconds each process of the stack (and the bench) spent
+    meanwhile; with a local broker, also how many of its seconds went to its JIT compiler."""
     meter = stack_meter(stack)
+    broker = stack.kafka.pid if stack.kafka is not None else None
+    compiling = compiler_seconds(broker) if broker is not None else None
     started = time.perf_counter()
     result = run()
-    return {**result, "cpu_seconds": meter.spent(), "wall_seconds": time.perf_counter() - started}
+    measured = {**result, "cpu_seconds": meter.spent(), "wall_seconds": time.perf_counter() - started}
+    if compiling is not None and (compiled := compiler_seconds(broker)) is not None:
+        measured["kafka_jit_cpu_seconds"] = round(compiled - compiling, 2)
+    return measured

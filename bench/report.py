@@ -104,6 +104,7 @@ ROWS = (
     ("(h) notify run as", "", ("notify", "topology"), 0),
     ("(h)(i) CPU s of notify during the phase", "s", ("notify", "latency", "cpu_seconds", "notify"), 1),
     ("(h)(i) CPU s of notify-api during the phase", "s", ("notify", "latency", "cpu_seconds", "notify-api"), 1),
+    ("(h)(i) CPU s of Kafka, of which its JIT compiler", "s", ("notify", "latency", "kafka_cpu_and_jit"), 1),
     ("(h)(i) sla GC pauses > 50 ms / all GC time", "count / s", ("notify", "latency", "gc", "sla"), 0),
     ("(h)(i) notify GC pauses > 50 ms / all GC time", "count / s", ("notify", "latency", "gc", "notify"), 0),
     ("(h)(i) notify-api GC pauses > 50 ms / all GC time", "count / s", ("notify", "latency", "gc", "notify-api"), 0),

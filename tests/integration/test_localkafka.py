@@ -144,3 +144,15 @@ def test_stop_ends_the_broker_process_and_shares_its_class_archive(tmp_path: Pat
         assert time.time() - archive.stat().st_mtime < 600
         create_topics(second.bootstrap)
     assert "[cds" not in (tmp_path / "second" / "broker.log").read_text()
+
+
+def test_the_bench_tells_the_brokers_jit_compiling_apart_from_its_other_cpu(kafka: LocalKafka) -> None:
+    """bench.cpu.compiler_seconds reads the CPU of the broker's HotSpot compiler threads: a
+    started broker has compiled something, and its compiler is a part of its whole CPU."""
+    from bench.cpu import compiler_seconds, cpu_seconds
+
+    assert kafka.pid is not None
+    compiling, whole = compiler_seconds(kafka.pid), cpu_seconds(kafka.pid)
+    assert compiling is not None and whole is not None
+    assert 0 < compiling <= whole
+    assert compiler_seconds(os.getpid()) == 0.0  # a Python process has no such threads

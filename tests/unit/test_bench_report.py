@@ -46,3 +46,21 @@ def test_the_table_prints_each_phase_ceiling_from_the_results_document() -> None
     assert "8,000 / 5,000" in text
     # and the CreateHandoff level's reads 500 calls/s on both cores, 500 on handoff's one core
     assert "500 / 500" in text
+
+
+def test_the_latency_phase_shows_how_much_of_the_brokers_cpu_went_to_its_jit_compiler() -> None:
+    # given (h)(i)'s figures as measured: the broker's CPU and its compiler threads' share of it
+    from bench.notifybench import derive
+
+    notify = {"latency": {"received": 800, "expected": 800, "cpu_seconds": {"kafka": 24.68, "sla": 5.5},
+                          "kafka_jit_cpu_seconds": 7.18}}
+    # when the figures are derived and printed
+    derive(notify)
+    doc = {"date": "2026-12-07T00:00:00+00:00", "runtime_s": 1.0, "error": None,
+           "machine": {"cores": 2, "python": "3.11.7"}, "results": {"notify": notify}}
+    console = Console(width=250, record=True)
+    print_table(json.loads(json.dumps(doc)), console)
+    # then the row carries both, the whole first
+    assert notify["latency"]["kafka_cpu_and_jit"] == [24.68, 7.18]
+    row = next(line for line in console.export_text().splitlines() if "of which its JIT compiler" in line)
+    assert "24.7, 7.2" in row
