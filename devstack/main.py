@@ -53,6 +53,13 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
 
+def _stopping() -> None:
+    """The supervisor is stopping already: a second SIGTERM or Ctrl-C must not cut the stop
+    short (it would leave the services and the broker it has not stopped yet running)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @app.command()
 def run(
     kafka_bootstrap: Bootstrap = "",
@@ -90,8 +97,7 @@ def run(
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1)
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already: a second one must not cut it short
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _stopping()
         closed = True
         if live is not None:
             try:
@@ -158,6 +164,7 @@ def serve(
     except KeyboardInterrupt:
         pass
     finally:
+        _stopping()
         stack.stop()
         STATE_FILE.unlink(missing_ok=True)
 
