@@ -85,7 +85,7 @@ def metered(stack: Any, run: Callable[[], dict]) -> dict:
     """`run()`'s result with the CPU seconds each process of the stack (and the bench) spent
     meanwhile; with a local broker, also how many of its seconds went to its JIT compiler."""
     meter = stack_meter(stack)
-    broker = stack.kafka.pid if stack.kafka is not None else None
+    broker = stack_pids(stack).get("kafka")
     compiling = compiler_seconds(broker) if broker is not None else None
     started = time.perf_counter()
     result = run()
