@@ -266,3 +266,31 @@ def kill_9(stack: Stack, service: str, wipe: Path | None = None) -> None:
     if wipe is not None:
         shutil.rmtree(wipe, ignore_errors=True)
     stack.start_service(service)
+
+
+# What a clean stop of a supervisor never prints.
+UNCLEAN = ("Traceback", "Task was destroyed", "Exception ignored", "Event loop is closed")
+
+
+def children(pid: int) -> set[int]:
+    """Every live descendant of `pid` (Linux)."""
+    found: set[int] = set()
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return found
+    for task in tasks:
+        try:
+            direct = {int(child) for child in (task / "children").read_text().split()}
+        except FileNotFoundError:
+            continue
+        for child in direct:
+            found |= {child, *children(child)}
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -17,38 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import UNCLEAN, alive, children
+
 pytestmark = pytest.mark.e2e
 
-UNCLEAN = ("Traceback", "Task was destroyed", "Exception ignored", "Event loop is closed")
 SLOW = "(Field Service|Claims)"
 # A repeat call the engine attributed to a slow department's breached leg, with its cost.
 REPEAT_ON_SCREEN = re.compile(rf"avoidable repeat\s+{SLOW}\s+CASE-\d+\s+customer called again .*\d+\.\d\d EUR")
 CHARGED_ON_SCREEN = re.compile(rf"charged\s+{SLOW}\s+.*failure demand \d+\.\d\d EUR")
 RUN = [sys.executable, "-m", "devstack", "run", "--free-ports"]
-
-
-def children(pid: int) -> set[int]:
-    """Every live descendant of `pid` (Linux)."""
-    found: set[int] = set()
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except FileNotFoundError:
-        return found
-    for task in tasks:
-        try:
-            direct = {int(child) for child in (task / "children").read_text().split()}
-        except FileNotFoundError:
-            continue
-        for child in direct:
-            found |= {child, *children(child)}
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 class Terminal:

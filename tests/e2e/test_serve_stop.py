@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_demo_run import UNCLEAN, alive, children
+from tests.support import UNCLEAN, alive, children
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
