@@ -120,16 +120,16 @@ def test_a_record_the_read_model_fails_on_is_skipped_with_where_it_failed(kafka_
                                      {"read_model": "buggy-silences", "topic": SILENCES.name}) == skipped + 1
 
 
-def test_a_quiet_feed_has_applied_a_silence_written_before_caught_up_returns(kafka_bootstrap: str) -> None:
-    """notify's silences feed is quiet (its fetches wait long when nothing comes): a silence
-    written while it follows is applied by the time `caught_up()` returns, as a read after
-    that write needs, and so is each of several written one after the other."""
+def test_a_feed_has_applied_a_silence_written_before_caught_up_returns(kafka_bootstrap: str) -> None:
+    """A feed's fetches wait long at the broker when nothing comes: a silence written while it
+    follows is applied by the time `caught_up()` returns, as a read after that write needs,
+    and so is each of several written one after the other."""
     silences = [a_silence() for _ in range(3)]
     ids = [s.silence_id for s in silences]
 
     async def scenario() -> list[list[str]]:
         store = SilenceStore()
-        feed = TopicFeed(kafka_bootstrap, [SILENCES], store.apply, name="quiet-silences", quiet=True)
+        feed = TopicFeed(kafka_bootstrap, [SILENCES], store.apply, name="silences")
         await feed.start()
         seen = []
         try:

@@ -25,9 +25,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from google.protobuf.message import Message
 
 from common.codec import MalformedRecord, decode
@@ -35,18 +37,34 @@ from common.dlq import DeadLetterSend, dead_letter, dead_lettered, error_line
 from common.kafkaio import topic_partitions
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.metrics import READ_MODEL_FAILURES
+from common.streams.engine import available
 from common.topics import TopicSpec
 
 log = logging.getLogger(__name__)
+
+
+class Raw(NamedTuple):
+    """Where a record was read, and its key."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+
+
 # Decoded record of one of the feed's topics -> the read model.
 Apply = Callable[[TopicSpec, Message], None]
-# After `apply` took it: the raw record (partition, offset, key) and the decoded message.
-Observe = Callable[[object, Message], None]
-FETCH_WAIT_MS = 10
-FETCH_MIN_BYTES = 32 * 1024
-# A quiet topic's feed (written now and then, by people): a fetch returns as soon as anything
-# is readable and otherwise waits this long, instead of asking again every FETCH_WAIT_MS.
-QUIET_FETCH_WAIT_MS = 500
+# After `apply` took it: where the record was read (a Raw) and the decoded message.
+Observe = Callable[[Raw, Message], None]
+# A fetch returns as soon as anything is readable, and otherwise waits this long at the
+# broker: an idle feed asks twice a second, and a record is applied as soon as it is readable.
+FETCH_WAIT_MS = 500
+# The feed's thread waits this long for the first record of a batch, then hands what it has to
+# the event loop; it is also the longest `stop` waits for the thread.
+POLL_WAIT_S = 0.25
+MOST_PER_BATCH = 5000
+# Timestamps that ListOffsets reads as "the end" and "the start" of a partition.
+LATEST, EARLIEST = -1, -2
+END_QUERY_TIMEOUT_S = 10.0
 
 
 class TopicFeed:
@@ -60,35 +78,47 @@ class TopicFeed:
     and the model must not stop following. Such failures count in
     `handoff_read_model_failures_total`.
 
-    `quiet`: the topics are written seldom (silences, say), so fetches are not made to
-    gather a burst's records (FETCH_MIN_BYTES), and an idle feed asks the broker twice a
-    second, not a hundred times.
+    The records are fetched by librdkafka (confluent-kafka) on its own threads and handed
+    over in batches by a thread of the feed; they are applied on the event loop. An idle
+    feed costs the process no Python: its fetches wait at the broker (FETCH_WAIT_MS) and
+    return the moment a record is readable.
     """
 
     def __init__(self, bootstrap: str, topics: Iterable[TopicSpec], apply: Apply, name: str = "feed",
                  observe: Observe | None = None, security: KafkaSecurity = PLAINTEXT,
-                 dead_letter: DeadLetterSend | None = None, quiet: bool = False) -> None:
+                 dead_letter: DeadLetterSend | None = None) -> None:
         self._bootstrap = bootstrap
         self._security = security
         self._topics = {spec.name: spec for spec in topics}
         self._apply = apply
         self._observe = observe
         self._name = name
-        self._consumer: AIOKafkaConsumer | None = None
+        self._consumer: Consumer | None = None
         # Consumers that only ask where the partitions end, by isolation level; made when first
         # needed. Not the follower: a request waits behind the fetch in flight on its connection.
-        self._end_readers: dict[str, AIOKafkaConsumer] = {}
+        self._end_readers: dict[str, Consumer] = {}
         self._end_readers_made = asyncio.Lock()
+        # The follower's thread, and one for the end readers' questions (each blocks until the
+        # broker answers).
+        self._fetching = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-fetch")
+        self._asking = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-ends")
         self._partitions: list[TopicPartition] = []
-        self._read_up_to: dict[TopicPartition, int] = {}
+        self._read_up_to: dict[tuple[str, int], int] = {}
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._dead_letter = dead_letter
         self._dead_lettered: set[tuple[str, int, int]] = set()
-        self._fetch = {"fetch_max_wait_ms": QUIET_FETCH_WAIT_MS, "fetch_min_bytes": 1} if quiet else \
-            {"fetch_max_wait_ms": FETCH_WAIT_MS, "fetch_min_bytes": FETCH_MIN_BYTES}
         for topic in self._topics:  # a series at 0 from the start, for dashboards and rates
             READ_MODEL_FAILURES.labels(name, topic)
+
+    def _config(self, isolation_level: str) -> dict[str, object]:
+        # The client requires a group id; the feed never joins the group: it assigns itself every
+        # partition and commits nothing.
+        return {"bootstrap.servers": self._bootstrap, "client.id": self._name, "group.id": self._name,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False, "isolation.level": isolation_level,
+                "auto.offset.reset": "earliest", "fetch.wait.max.ms": FETCH_WAIT_MS, "fetch.min.bytes": 1,
+                "enable.partition.eof": False, **self._security.librdkafka()}
 
     async def start(self) -> None:
         """Read every partition up to its current end, then keep following in the background."""
@@ -96,29 +126,27 @@ class TopicFeed:
             self._partitions += [TopicPartition(topic, p) for p in await topic_partitions(self._bootstrap, topic, self._security)]
         if self._dead_letter is not None:
             self._dead_lettered = await dead_lettered(self._bootstrap, self._topics.values(), self._security)
-        # Kafka clients bind to the running loop, so they are made here, not in __init__.
-        # A busy feed's fetch waits up to FETCH_WAIT_MS for FETCH_MIN_BYTES: under a burst each
-        # brings many records, not one or two per request (the requests, not the records, were
-        # most of a feed's CPU); between bursts, a record waits that long more.
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-            isolation_level="read_committed", **self._fetch, **self._security.aiokafka(),
-        )
-        await self._consumer.start()
-        self._consumer.assign(self._partitions)
-        await self._consumer.seek_to_beginning(*self._partitions)
+        # A partition holds nothing before its first offset: the feed has read up to it (librdkafka
+        # tells no position until it has fetched a record or a transaction marker).
+        starts = await self._offsets("read_committed", EARLIEST)
+        self._read_up_to = dict(starts)
+        self._consumer = Consumer(self._config("read_committed"))
+        self._consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in self._partitions])
         self._task = asyncio.create_task(self._follow(), name=self._name)
         await self.caught_up(timeout=None)
 
     async def stop(self) -> None:
-        """Stop following and close the consumer; safe before `start` and twice."""
+        """Stop following and close the consumers; safe before `start` and twice."""
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        # The follower's thread may still wait for a batch: the consumer closes after it.
+        await asyncio.to_thread(self._fetching.shutdown)
+        await asyncio.to_thread(self._asking.shutdown)
         for client in (self._consumer, *self._end_readers.values()):
-            if client:
-                await client.stop()
+            if client is not None:
+                await asyncio.to_thread(client.close)
         self._consumer = None
         self._end_readers = {}
 
@@ -128,8 +156,7 @@ class TopicFeed:
         call, once they have committed (see the module's docstring)."""
         if self._consumer is None:
             raise RuntimeError(f"{self._name} is not started")
-        reader = await self._end_reader("read_uncommitted" if include_open else "read_committed")
-        ends = await reader.end_offsets(self._partitions)
+        ends = await self._offsets("read_uncommitted" if include_open else "read_committed", LATEST)
 
         def done() -> bool:
             return all(self._read_up_to.get(tp, 0) >= end for tp, end in ends.items())
@@ -137,60 +164,77 @@ class TopicFeed:
         async with self._progress:
             await asyncio.wait_for(self._progress.wait_for(done), timeout)
 
-    async def _end_reader(self, isolation_level: str) -> AIOKafkaConsumer:
+    async def _offsets(self, isolation_level: str, at: int) -> dict[tuple[str, int], int]:
+        """Where every partition ends (LATEST: the last stable offsets with read_committed, the
+        high watermarks with read_uncommitted) or starts (EARLIEST)."""
+        reader = await self._end_reader(isolation_level)
+        query = [TopicPartition(tp.topic, tp.partition, at) for tp in self._partitions]
+        loop = asyncio.get_running_loop()
+        try:
+            found = await loop.run_in_executor(self._asking, reader.offsets_for_times, query, END_QUERY_TIMEOUT_S)
+        except KafkaException as error:
+            raise TimeoutError(f"{self._name}: the broker did not tell where the partitions end: {error}") from error
+        return {(tp.topic, tp.partition): tp.offset for tp in found}
+
+    async def _end_reader(self, isolation_level: str) -> Consumer:
         """A consumer that is told where the partitions end: the last stable offsets
         (read_committed) or the high watermarks (read_uncommitted). It has a connection of its
         own: asked on the follower's, the question would wait for the follower's fetch in flight
         (up to its fetch wait), the broker answering one request of a connection at a time."""
         async with self._end_readers_made:
             if isolation_level not in self._end_readers:
-                reader = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
-                                          isolation_level=isolation_level, **self._security.aiokafka())
-                await reader.start()
-                self._end_readers[isolation_level] = reader
+                self._end_readers[isolation_level] = Consumer(self._config(isolation_level))
         return self._end_readers[isolation_level]
 
     async def _follow(self) -> None:
+        loop = asyncio.get_running_loop()
+        consumer = self._consumer
         while True:
-            batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
-            for tp, records in batches.items():
-                for record in records:
-                    if (reason := self._apply_record(tp.topic, record)) is not None:
-                        await self._send_dead_letter(tp.topic, record, reason)
-            # Everything the consumer has handed out is applied, so its positions are ours.
-            for tp in self._partitions:
-                self._read_up_to[tp] = await self._consumer.position(tp)
+            records = await loop.run_in_executor(self._fetching, available, consumer, MOST_PER_BATCH, POLL_WAIT_S)
+            for record in records:
+                if record.error() is not None:
+                    log.warning("%s: %s", self._name, record.error())
+                    continue
+                if (reason := self._apply_record(record)) is not None:
+                    await self._send_dead_letter(record, reason)
+            # Everything the consumer has handed out is applied, so its positions are ours
+            # (librdkafka's position also moves past transaction markers and aborted records).
+            for tp in consumer.position(self._partitions):
+                if tp.offset >= 0:
+                    self._read_up_to[tp.topic, tp.partition] = tp.offset
             async with self._progress:
                 self._progress.notify_all()
 
-    def _apply_record(self, topic: str, record) -> str | None:
+    def _apply_record(self, record) -> str | None:
         """Apply one record; the reason it cannot be, if so."""
+        topic = record.topic()
         spec = self._topics[topic]
         try:
-            message = decode(spec, record.value)
+            message = decode(spec, record.value())
             self._apply(spec, message)
         except (MalformedRecord, ValueError, KeyError) as error:
             reason = str(error) or type(error).__name__
-            log.warning("%s: skipping unreadable %s record at offset %s: %s", self._name, topic, record.offset, error)
+            log.warning("%s: skipping unreadable %s record at offset %s: %s", self._name, topic, record.offset(), error)
         except Exception as error:  # a bug meeting this record: the model moves past it, loudly
             reason = error_line(error)
             log.exception("%s read model: skipping %s[%s] record at offset %s that failed to apply", self._name, topic,
-                          record.partition, record.offset)
+                          record.partition(), record.offset())
             READ_MODEL_FAILURES.labels(self._name, topic).inc()
         else:
             if self._observe is not None:
-                self._observe(record, message)
+                self._observe(Raw(record.partition(), record.offset(), record.key()), message)
             return None
         return reason
 
-    async def _send_dead_letter(self, topic: str, record, reason: str) -> None:
-        source = (topic, record.partition, record.offset)
+    async def _send_dead_letter(self, record, reason: str) -> None:
+        topic, partition, offset = record.topic(), record.partition(), record.offset()
+        source = (topic, partition, offset)
         if self._dead_letter is None or source in self._dead_lettered:
             return
         try:
-            await dead_letter(self._dead_letter, self._topics[topic], record.key, record.value, record.partition,
-                              record.offset, reason, self._name)
+            await dead_letter(self._dead_letter, self._topics[topic], record.key(), record.value(), partition,
+                              offset, reason, self._name)
         except KafkaError as error:  # the next start sends it, as it is not in the DLQ yet
-            log.warning("%s: could not dead-letter %s record at offset %s: %s", self._name, topic, record.offset, error)
+            log.warning("%s: could not dead-letter %s record at offset %s: %s", self._name, topic, offset, error)
             return
         self._dead_lettered.add(source)

@@ -603,7 +603,7 @@ class StreamEngine:
         try:
             reader.assign(wanted)
             while pending and not self._stop.is_set():
-                for record in _available(reader, RESTORE_BATCH, RESTORE_WAIT_S):
+                for record in available(reader, RESTORE_BATCH, RESTORE_WAIT_S):
                     if record.error():
                         if record.error().code() == KafkaError._PARTITION_EOF:
                             pending.discard((record.topic(), record.partition()))
@@ -646,8 +646,8 @@ class StreamEngine:
             self._close()
 
     def _poll(self) -> list:
-        """The next batch (see _available)."""
-        return _available(self._consumer, self._settings.max_batch, self._wait_s())
+        """The next batch (see available)."""
+        return available(self._consumer, self._settings.max_batch, self._wait_s())
 
     def _close(self) -> None:
         try:
@@ -711,7 +711,7 @@ def transactional_id(settings: EngineSettings) -> str:
     return f"{settings.group}-{settings.instance}"
 
 
-def _available(consumer: Consumer, most: int, wait_s: float) -> list:
+def available(consumer: Consumer, most: int, wait_s: float) -> list:
     """What has arrived, at once; else the first record within `wait_s` and whatever came with
     it. (librdkafka's batch consume waits for a full batch or the whole timeout: that put
     max_wait_s on every record of a quiet stream, and half a second on every fetch of a

@@ -283,10 +283,9 @@ def serving(settings: ServiceSettings, clock: Clock, routing=None,
     silences = SilenceStore(retention)
     writer = RecordWriter(bootstrap, security)
     # No consumer group reads notify.silences.v1, so its feed dead-letters what it cannot read;
-    # notifications.v1's bad records are the stream engine's to dead-letter. Silences are
-    # written by people, now and then: a quiet feed.
+    # notifications.v1's bad records are the stream engine's to dead-letter.
     silence_feed = TopicFeed(bootstrap, [SILENCES], silences.apply, name="notify-silences", security=security,
-                             dead_letter=writer.send_dead_letter, quiet=True)
+                             dead_letter=writer.send_dead_letter)
     parts: list = [writer, silence_feed]
     registrations: list[Registration] = []
     if api:
