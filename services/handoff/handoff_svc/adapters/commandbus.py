@@ -5,105 +5,168 @@ handoff.replies.v1 keyed by this replica's name, and this replica reads just the
 partition that key lands on. Replies are read committed: the owner writes a reply in the
 transaction of its batch, and a batch that is aborted (and applied again) must never
 have told a caller anything.
+
+librdkafka (confluent-kafka) produces the commands and fetches the replies on its own
+threads. A thread of the bus waits for replies and hands each batch to the event loop,
+where the callers wait; a command that could not be written fails its caller at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from functools import partial
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from handoff.v1 import handoff_commands_pb2 as commands_pb2
 
 from common.codec import MalformedRecord, decode
 from common.dlq import dead_letter
 from common.kafkaio import partition_for, topic_partitions
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
+from common.streams.engine import available
 from common.topics import HANDOFF_COMMANDS, HANDOFF_REPLIES
 
 log = logging.getLogger(__name__)
+# A fetch waits up to this long for a reply, but returns as soon as one is readable: the
+# broker completes it when the commit markers of the owner's transaction are written. A
+# short wait would only add empty fetches when quiet.
 REPLY_FETCH_WAIT_MS = 500
+# The bus's thread waits this long for the first reply of a batch; it is also the longest a
+# failed delivery waits to be noticed, and `stop` waits for the thread.
+POLL_WAIT_S = 0.25
+MOST_PER_BATCH = 1000
+PRODUCE_LINGER_MS = 1
 
 
 class CommandTimeout(TimeoutError):
-    """No reply in time: the owner may be rebalancing; retrying with the same request id is safe."""
+    """No reply in time, or the command could not be written: the owner may be rebalancing, the
+    broker away; retrying with the same request id is safe."""
 
 
 class CommandBus:
     def __init__(self, bootstrap: str, replica: str, security: KafkaSecurity = PLAINTEXT) -> None:
         self.replica = replica
+        self._key = replica.encode()
         self._security = security
         self._bootstrap = bootstrap
-        self._producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: Producer | None = None
+        self._consumer: Consumer | None = None
         self._waiting: dict[str, asyncio.Future[commands_pb2.CommandReply]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._dead_letters: set[asyncio.Task[None]] = set()  # sends under way, held until done
 
     async def start(self) -> None:
         partitions = await topic_partitions(self._bootstrap, HANDOFF_REPLIES.name, self._security)
         mine = TopicPartition(HANDOFF_REPLIES.name, partition_for(self.replica, partitions))
-        # Kafka clients bind to the running loop, so they are made here, not in __init__.
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap, client_id=self.replica, acks="all", enable_idempotence=True,
-            linger_ms=1, **self._security.aiokafka(),
-        )
-        # A fetch waits up to REPLY_FETCH_WAIT_MS for a reply, but returns as soon as one is
-        # readable: the broker completes it when the commit markers of the owner's
-        # transaction are written. A short wait would only add empty fetches when quiet.
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, fetch_max_wait_ms=REPLY_FETCH_WAIT_MS,
-            isolation_level="read_committed", **self._security.aiokafka(),
-        )
-        await self._producer.start()
-        await self._consumer.start()
-        self._consumer.assign([mine])
-        await self._consumer.seek_to_end(mine)
-        # Resolve the position now, so no reply produced after start() is skipped.
-        await self._consumer.position(mine)
-        self._task = asyncio.create_task(self._read_replies(), name="command-replies")
+        client = {"bootstrap.servers": self._bootstrap, "client.id": self.replica, **self._security.librdkafka()}
+        # Keyed the way the owner's engine and Kafka's Java clients key: murmur2, so a command
+        # lands on the partition of its customer's owner.
+        self._producer = Producer({**client, "enable.idempotence": True, "acks": "all",
+                                   "linger.ms": PRODUCE_LINGER_MS, "partitioner": "murmur2_random"})
+        # The client requires a group id; the bus never joins the group and commits nothing.
+        self._consumer = Consumer({**client, "group.id": f"{self.replica}-replies", "enable.auto.commit": False,
+                                   "enable.auto.offset.store": False, "isolation.level": "read_committed",
+                                   "fetch.wait.max.ms": REPLY_FETCH_WAIT_MS, "fetch.min.bytes": 1,
+                                   "enable.partition.eof": False})
+        # From the partition's end now (its last stable offset), so no reply to a command sent
+        # after start() is skipped.
+        _, end = await asyncio.to_thread(self._consumer.get_watermark_offsets, mine, 30, False)
+        self._consumer.assign([TopicPartition(mine.topic, mine.partition, end)])
+        self._loop = asyncio.get_running_loop()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._pump, name="command-replies", daemon=True)
+        self._thread.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        for client in (self._consumer, self._producer):
-            if client is not None:
-                await client.stop()
+        """Stop reading replies, deliver what is still queued, close the clients; safe twice."""
+        # The bus's thread serves the delivery reports that the dead letters under way wait for.
+        await asyncio.gather(*self._dead_letters, return_exceptions=True)
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        if self._producer is not None:
+            await asyncio.to_thread(self._producer.flush, 10)
+            self._producer = None
+        if self._consumer is not None:
+            await asyncio.to_thread(self._consumer.close)
+            self._consumer = None
 
     async def send(self, command: commands_pb2.HandoffCommand, timeout: float) -> commands_pb2.CommandReply:
         """Send `command` and return the owner's reply, or raise CommandTimeout."""
         command.reply_to = self.replica
         command_id = command.envelope.event_id
-        waiting = asyncio.get_running_loop().create_future()
+        waiting = self._loop.create_future()
         self._waiting[command_id] = waiting
         try:
-            await self._producer.send_and_wait(
-                HANDOFF_COMMANDS.name, command.SerializeToString(), key=command.customer_ref.encode()
-            )
+            self._producer.produce(HANDOFF_COMMANDS.name, command.SerializeToString(), command.customer_ref.encode(),
+                                   on_delivery=partial(self._delivered, command_id))
             return await asyncio.wait_for(waiting, timeout)
         except asyncio.TimeoutError:
             raise CommandTimeout(f"no reply to command {command_id} within {timeout:.0f}s") from None
+        except (BufferError, KafkaException) as error:
+            raise CommandTimeout(f"command {command_id} could not be written: {error}") from None
         finally:
             self._waiting.pop(command_id, None)
 
+    def _delivered(self, command_id: str, error: KafkaError | None, _message) -> None:
+        """On the bus's thread: a command that could not be written fails its caller now."""
+        if error is not None:
+            self._loop.call_soon_threadsafe(self._not_written, command_id, error)
+
+    def _not_written(self, command_id: str, error: KafkaError) -> None:
+        waiting = self._waiting.get(command_id)
+        if waiting is not None and not waiting.done():
+            waiting.set_exception(CommandTimeout(f"command {command_id} could not be written: {error.str()}"))
+
+    def _pump(self) -> None:
+        """On the bus's thread: wait for replies and hand each batch to the event loop."""
+        while not self._stop.is_set():
+            try:
+                records = available(self._consumer, MOST_PER_BATCH, POLL_WAIT_S)
+                self._producer.poll(0)  # delivery reports: a failed command fails its caller
+            except KafkaException as error:
+                log.warning("reading replies: %s", error)
+                continue
+            replies = [record for record in records if record.error() is None and record.key() == self._key]
+            if replies:
+                self._loop.call_soon_threadsafe(self._answer, replies)
+
+    def _answer(self, records: list) -> None:
+        for record in records:
+            try:
+                reply = decode(HANDOFF_REPLIES, record.value())
+            except MalformedRecord as error:
+                log.warning("unreadable reply at offset %s: %s", record.offset(), error)
+                sending = asyncio.create_task(dead_letter(
+                    self._send_dead_letter, HANDOFF_REPLIES, record.key(), record.value(), record.partition(),
+                    record.offset(), str(error), self.replica))
+                self._dead_letters.add(sending)
+                sending.add_done_callback(self._dead_letters.discard)
+                continue
+            waiting = self._waiting.get(reply.command_id)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(reply)
+
     async def _send_dead_letter(self, topic: str, key: bytes | None, value: bytes | None,
                                 headers: list[tuple[str, bytes]]) -> None:
-        await self._producer.send_and_wait(topic, value, key=key, headers=headers)
+        written = self._loop.create_future()
 
-    async def _read_replies(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=1000)
-            for records in batches.values():
-                for record in records:
-                    if record.key != self.replica.encode():
-                        continue
-                    try:
-                        reply = decode(HANDOFF_REPLIES, record.value)
-                    except MalformedRecord as error:
-                        log.warning("unreadable reply at offset %s: %s", record.offset, error)
-                        await dead_letter(self._send_dead_letter, HANDOFF_REPLIES, record.key, record.value,
-                                          record.partition, record.offset, str(error), self.replica)
-                        continue
-                    waiting = self._waiting.get(reply.command_id)
-                    if waiting is not None and not waiting.done():
-                        waiting.set_result(reply)
+        def delivered(error: KafkaError | None, _message) -> None:
+            self._loop.call_soon_threadsafe(_settle, written, error)
+
+        self._producer.produce(topic, value, key, headers=headers, on_delivery=delivered)
+        await written
+
+
+def _settle(future: asyncio.Future[None], error: KafkaError | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(KafkaException(error))
