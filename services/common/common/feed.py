@@ -190,7 +190,12 @@ class TopicFeed:
         loop = asyncio.get_running_loop()
         consumer = self._consumer
         while True:
-            records = await loop.run_in_executor(self._fetching, available, consumer, MOST_PER_BATCH, POLL_WAIT_S)
+            try:
+                records = await loop.run_in_executor(self._fetching, available, consumer, MOST_PER_BATCH, POLL_WAIT_S)
+            except KafkaException as error:  # librdkafka retries on its own; the model keeps following
+                log.warning("%s: %s", self._name, error)
+                await asyncio.sleep(POLL_WAIT_S)
+                continue
             for record in records:
                 if record.error() is not None:
                     log.warning("%s: %s", self._name, record.error())

@@ -131,6 +131,7 @@ class CommandBus:
                 self._producer.poll(0)  # delivery reports: a failed command fails its caller
             except KafkaException as error:
                 log.warning("reading replies: %s", error)
+                self._stop.wait(POLL_WAIT_S)  # not asking again at once
                 continue
             replies = [record for record in records if record.error() is None and record.key() == self._key]
             if replies:
