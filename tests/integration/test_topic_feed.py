@@ -4,6 +4,7 @@ record + 1: transaction markers, aborted records, records deleted from the start
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 
 import pytest
@@ -12,6 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from common import codec
 from common.feed import Raw, TopicFeed
+from common.kafkaio import MissingTopic
 from common.topics import TopicSpec
 from notify.adapters.api_codec import encode_silence
 from tests.integration.test_silence_feed_dead_letters import a_silence
@@ -125,3 +127,26 @@ def test_the_observer_is_told_where_each_record_was_read(kafka_bootstrap: str, t
     # offsets 0 and 1, the first transaction's marker at 2, then 3
     assert recorded.observed == [(Raw(1, 0, first[0].encode()), first[0]), (Raw(1, 1, first[1].encode()), first[1]),
                                  (Raw(1, 3, second[0].encode()), second[0])]
+
+
+def test_a_feed_of_a_topic_that_does_not_exist_says_so_and_leaves_no_thread_behind(kafka_bootstrap: str) -> None:
+    # given a topic the project never created
+    missing = TopicSpec(f"feed-missing-{uuid.uuid4().hex[:12]}", "silence_id", "Silence", "notify", ("notify",))
+
+    async def scenario() -> str:
+        feed = TopicFeed(kafka_bootstrap, [missing], Recorded().apply, name="feed-missing")
+        # when the feed starts
+        with pytest.raises(MissingTopic) as refused:
+            await asyncio.wait_for(feed.start(), START_LIMIT_S)
+        return str(refused.value)
+
+    before = native_threads()
+    message = asyncio.run(scenario())
+    # then the error names the topic, and the failed start closed its client (librdkafka's
+    # threads are the process's, not Python's)
+    assert message == f"topic {missing.name} does not exist; create the project's topics first"
+    assert native_threads() <= before
+
+
+def native_threads() -> set[str]:
+    return set(os.listdir(f"/proc/{os.getpid()}/task"))

@@ -34,10 +34,9 @@ from google.protobuf.message import Message
 
 from common.codec import MalformedRecord, decode
 from common.dlq import DeadLetterSend, dead_letter, dead_lettered, error_line
-from common.kafkaio import topic_partitions
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.metrics import READ_MODEL_FAILURES
-from common.streams.engine import available
+from common.rdkafka import batches, partition_ids, start_or_close
 from common.topics import TopicSpec
 
 log = logging.getLogger(__name__)
@@ -115,22 +114,27 @@ class TopicFeed:
         # The client requires a group id; the feed never joins the group: it assigns itself every
         # partition and commits nothing.
         return {"bootstrap.servers": self._bootstrap, "client.id": self._name, "group.id": self._name,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False, "isolation.level": isolation_level,
-                "auto.offset.reset": "earliest", "fetch.wait.max.ms": FETCH_WAIT_MS, "fetch.min.bytes": 1,
-                "enable.partition.eof": False, **self._security.librdkafka()}
+                "enable.auto.commit": False, "enable.auto.offset.store": False,
+                "isolation.level": isolation_level, "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": FETCH_WAIT_MS, "fetch.min.bytes": 1, "enable.partition.eof": False,
+                **self._security.librdkafka()}
 
     async def start(self) -> None:
-        """Read every partition up to its current end, then keep following in the background."""
+        """Read every partition up to its current end, then keep following in the background. A
+        start that fails (MissingTopic, say) leaves nothing open."""
+        await start_or_close(self._start, self.stop)
+
+    async def _start(self) -> None:
+        self._consumer = Consumer(self._config("read_committed"))
         for topic in self._topics:
-            self._partitions += [TopicPartition(topic, p) for p in await topic_partitions(self._bootstrap, topic, self._security)]
+            ids = await asyncio.to_thread(partition_ids, self._consumer, topic)
+            self._partitions += [TopicPartition(topic, p) for p in ids]
         if self._dead_letter is not None:
             self._dead_lettered = await dead_lettered(self._bootstrap, self._topics.values(), self._security)
         # A partition holds nothing before its first offset: the feed has read up to it (librdkafka
         # tells no position until it has fetched a record or a transaction marker).
         starts = await self._offsets("read_committed", EARLIEST)
         self._read_up_to = dict(starts)
-        self._consumer = Consumer(self._config("read_committed"))
         self._consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in self._partitions])
         self._task = asyncio.create_task(self._follow(), name=self._name)
         await self.caught_up(timeout=None)
@@ -154,7 +158,7 @@ class TopicFeed:
         """Wait until every record committed before this call has been applied (TimeoutError
         after `timeout`); with `include_open`, also those of the transactions under way at the
         call, once they have committed (see the module's docstring)."""
-        if self._consumer is None:
+        if self._task is None:
             raise RuntimeError(f"{self._name} is not started")
         ends = await self._offsets("read_uncommitted" if include_open else "read_committed", LATEST)
 
@@ -173,7 +177,8 @@ class TopicFeed:
         try:
             found = await loop.run_in_executor(self._asking, reader.offsets_for_times, query, END_QUERY_TIMEOUT_S)
         except KafkaException as error:
-            raise TimeoutError(f"{self._name}: the broker did not tell where the partitions end: {error}") from error
+            where = "end" if at == LATEST else "start"
+            raise TimeoutError(f"{self._name}: the broker did not tell where the partitions {where}: {error}") from error
         return {(tp.topic, tp.partition): tp.offset for tp in found}
 
     async def _end_reader(self, isolation_level: str) -> Consumer:
@@ -187,15 +192,8 @@ class TopicFeed:
         return self._end_readers[isolation_level]
 
     async def _follow(self) -> None:
-        loop = asyncio.get_running_loop()
         consumer = self._consumer
-        while True:
-            try:
-                records = await loop.run_in_executor(self._fetching, available, consumer, MOST_PER_BATCH, POLL_WAIT_S)
-            except KafkaException as error:  # librdkafka retries on its own; the model keeps following
-                log.warning("%s: %s", self._name, error)
-                await asyncio.sleep(POLL_WAIT_S)
-                continue
+        async for records in batches(consumer, self._fetching, MOST_PER_BATCH, POLL_WAIT_S, self._name):
             for record in records:
                 if record.error() is not None:
                     log.warning("%s: %s", self._name, record.error())

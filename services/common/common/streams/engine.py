@@ -54,6 +54,7 @@ from common import metrics
 from common.codec import MalformedRecord, decode
 from common.dlq import dead_letter_headers, error_line
 from common.kafkaio import key_partition
+from common.rdkafka import available, partition_ids
 from common.streams.store import ChangelogStore, due_of, partition_of
 from common.topics import TopicSpec
 
@@ -449,7 +450,7 @@ class StreamEngine:
         if not key:
             return False
         if topic not in self._partition_counts:
-            self._partition_counts[topic] = len(self._consumer.list_topics(topic, timeout=30).topics[topic].partitions)
+            self._partition_counts[topic] = len(partition_ids(self._consumer, topic))
         right = key_partition(key, self._partition_counts[topic])
         if right == record.partition():
             return False
@@ -709,20 +710,6 @@ def _quietly(close) -> None:
 def transactional_id(settings: EngineSettings) -> str:
     """The worker's transactional id: its group and instance (the ACLs grant the group's prefix)."""
     return f"{settings.group}-{settings.instance}"
-
-
-def available(consumer: Consumer, most: int, wait_s: float) -> list:
-    """What has arrived, at once; else the first record within `wait_s` and whatever came with
-    it. (librdkafka's batch consume waits for a full batch or the whole timeout: that put
-    max_wait_s on every record of a quiet stream, and half a second on every fetch of a
-    restore.)"""
-    records = consumer.consume(most, 0)
-    if records:
-        return records
-    first = consumer.poll(wait_s)
-    if first is None:
-        return []
-    return [first, *consumer.consume(most - 1, 0)]
 
 
 def start_engine(engine: StreamEngine, name: str) -> threading.Thread:

@@ -8,14 +8,15 @@ have told a caller anything.
 
 librdkafka (confluent-kafka) produces the commands and fetches the replies on its own
 threads. A thread of the bus waits for replies and hands each batch to the event loop,
-where the callers wait; a command that could not be written fails its caller at once.
+where the callers wait (as a read model's feed does); a command that could not be written
+fails its caller at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -23,9 +24,9 @@ from handoff.v1 import handoff_commands_pb2 as commands_pb2
 
 from common.codec import MalformedRecord, decode
 from common.dlq import dead_letter
-from common.kafkaio import partition_for, topic_partitions
+from common.kafkaio import partition_for
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
-from common.streams.engine import available
+from common.rdkafka import batches, partition_ids, start_or_close
 from common.topics import HANDOFF_COMMANDS, HANDOFF_REPLIES
 
 log = logging.getLogger(__name__)
@@ -55,13 +56,15 @@ class CommandBus:
         self._consumer: Consumer | None = None
         self._waiting: dict[str, asyncio.Future[commands_pb2.CommandReply]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._fetching: ThreadPoolExecutor | None = None
+        self._task: asyncio.Task[None] | None = None
         self._dead_letters: set[asyncio.Task[None]] = set()  # sends under way, held until done
 
     async def start(self) -> None:
-        partitions = await topic_partitions(self._bootstrap, HANDOFF_REPLIES.name, self._security)
-        mine = TopicPartition(HANDOFF_REPLIES.name, partition_for(self.replica, partitions))
+        """Start reading replies; a start that fails (MissingTopic, say) leaves nothing open."""
+        await start_or_close(self._start, self.stop)
+
+    async def _start(self) -> None:
         client = {"bootstrap.servers": self._bootstrap, "client.id": self.replica, **self._security.librdkafka()}
         # Keyed the way the owner's engine and Kafka's Java clients key: murmur2, so a command
         # lands on the partition of its customer's owner.
@@ -72,23 +75,27 @@ class CommandBus:
                                    "enable.auto.offset.store": False, "isolation.level": "read_committed",
                                    "fetch.wait.max.ms": REPLY_FETCH_WAIT_MS, "fetch.min.bytes": 1,
                                    "enable.partition.eof": False})
+        partitions = await asyncio.to_thread(partition_ids, self._consumer, HANDOFF_REPLIES.name)
+        mine = TopicPartition(HANDOFF_REPLIES.name, partition_for(self.replica, partitions))
         # From the partition's end now (its last stable offset), so no reply to a command sent
         # after start() is skipped.
         _, end = await asyncio.to_thread(self._consumer.get_watermark_offsets, mine, 30, False)
         self._consumer.assign([TopicPartition(mine.topic, mine.partition, end)])
         self._loop = asyncio.get_running_loop()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._pump, name="command-replies", daemon=True)
-        self._thread.start()
+        self._fetching = ThreadPoolExecutor(1, thread_name_prefix="command-replies")
+        self._task = asyncio.create_task(self._follow(), name="command-replies")
 
     async def stop(self) -> None:
         """Stop reading replies, deliver what is still queued, close the clients; safe twice."""
-        # The bus's thread serves the delivery reports that the dead letters under way wait for.
+        # The follower serves the delivery reports that the dead letters under way wait for.
         await asyncio.gather(*self._dead_letters, return_exceptions=True)
-        self._stop.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
-            self._thread = None
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._fetching is not None:  # its thread may still wait for a batch: the consumer closes after it
+            await asyncio.to_thread(self._fetching.shutdown)
+            self._fetching = None
         if self._producer is not None:
             await asyncio.to_thread(self._producer.flush, 10)
             self._producer = None
@@ -114,7 +121,8 @@ class CommandBus:
             self._waiting.pop(command_id, None)
 
     def _delivered(self, command_id: str, error: KafkaError | None, _message) -> None:
-        """On the bus's thread: a command that could not be written fails its caller now."""
+        """A command that could not be written fails its caller now. (Delivery reports come on the
+        event loop while the bus follows, on another thread while `stop` flushes.)"""
         if error is not None:
             self._loop.call_soon_threadsafe(self._not_written, command_id, error)
 
@@ -123,19 +131,13 @@ class CommandBus:
         if waiting is not None and not waiting.done():
             waiting.set_exception(CommandTimeout(f"command {command_id} could not be written: {error.str()}"))
 
-    def _pump(self) -> None:
-        """On the bus's thread: wait for replies and hand each batch to the event loop."""
-        while not self._stop.is_set():
-            try:
-                records = available(self._consumer, MOST_PER_BATCH, POLL_WAIT_S)
-                self._producer.poll(0)  # delivery reports: a failed command fails its caller
-            except KafkaException as error:
-                log.warning("reading replies: %s", error)
-                self._stop.wait(POLL_WAIT_S)  # not asking again at once
-                continue
+    async def _follow(self) -> None:
+        """Hand each batch of replies to their callers, and serve the producer's delivery reports."""
+        async for records in batches(self._consumer, self._fetching, MOST_PER_BATCH, POLL_WAIT_S, "reading replies"):
+            self._producer.poll(0)
             replies = [record for record in records if record.error() is None and record.key() == self._key]
             if replies:
-                self._loop.call_soon_threadsafe(self._answer, replies)
+                self._answer(replies)
 
     def _answer(self, records: list) -> None:
         for record in records:

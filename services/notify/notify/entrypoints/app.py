@@ -39,6 +39,7 @@ from common import metrics as common_metrics
 from common.clock import Clock, MergedEventTime, WallClock, epoch_us
 from common.dlq import dead_letter_headers
 from common.kafkaio import key_partition
+from common.rdkafka import partition_ids
 from common.streams.engine import EngineSettings, Sender, StreamEngine
 from common.streams.store import ChangelogStore
 from common.topics import HANDOFF_EVENTS, NOTIFICATIONS, NOTIFY_APP, REPEAT_CONTACTS, SLA_EVENTS, TopicSpec, changelog_name
@@ -194,7 +195,7 @@ class NotifyProcessor:
         if topic in self._known_partitions:
             return self._known_partitions[topic]
         admin = AdminClient({k: v for k, v in self._client.items()})
-        return len(admin.list_topics(topic, timeout=30).topics[topic].partitions)
+        return len(partition_ids(admin, topic))
 
 
 def build(engine_settings: EngineSettings, routing: RoutingConfig, clock: Clock, silences: ActiveSilences,
