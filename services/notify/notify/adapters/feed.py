@@ -3,24 +3,33 @@
 notifications.v1 is keyed by receiver, so one partition holds all of a receiver's
 notifications in order; a cursor is that partition and the offset of the last one seen.
 Any replica can serve any receiver, and a reconnecting client resumes where it stopped.
-A subscription from now on is served by the replica's one reader of the topic (the API's
-read model), which hands each record to every live subscriber of its receiver; one that
-resumes from a cursor reads with a consumer of its own.
+Subscriptions are served by the replica's one reader of the topic (the API's read model),
+which hands each record to every subscriber of its receiver. One that resumes from a cursor
+behind that reader first reads what it missed with a consumer of its own, up to where the
+reader was when it subscribed, then goes on with the reader: each notification once, none
+missed, and no consumer per subscriber once it has caught up.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 from common.codec import MalformedRecord, decode
 from common.kafkaio import known_partitions, partition_for
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
+from common.rdkafka import batches
 from common.topics import NOTIFICATIONS
+
+# A subscriber's own consumer: a fetch returns as soon as a record is readable, else after this.
+FETCH_WAIT_MS = 500
+POLL_WAIT_S = 0.25
+MOST_PER_BATCH = 1000
 
 
 class BadCursor(ValueError):
@@ -43,37 +52,67 @@ class Cursor:
         return cls(int(partition), int(offset))
 
 
-async def follow(bootstrap: str, receiver: str, cursor: Cursor | None,
-                 security: KafkaSecurity = PLAINTEXT) -> AsyncIterator[tuple[Cursor, object]]:
-    """Yield (cursor, NotificationEvent) for `receiver`: after `cursor`, or from now on."""
-    partitions = await known_partitions(bootstrap, NOTIFICATIONS.name, security)
-    partition = partition_for(receiver, partitions)
+async def receiver_partition(bootstrap: str, receiver: str, cursor: Cursor | None,
+                             security: KafkaSecurity = PLAINTEXT) -> int:
+    """The partition of notifications.v1 that holds `receiver`'s notifications; BadCursor if
+    `cursor` points elsewhere."""
+    partition = partition_for(receiver, await known_partitions(bootstrap, NOTIFICATIONS.name, security))
     if cursor is not None and cursor.partition != partition:
         raise BadCursor(f"cursor {cursor} does not belong to receiver {receiver!r}")
+    return partition
+
+
+async def read(bootstrap: str, receiver: str, partition: int, start: int | None, until: int | None = None,
+               security: KafkaSecurity = PLAINTEXT) -> AsyncIterator[tuple[Cursor, object]]:
+    """Yield (cursor, NotificationEvent) for `receiver` from offset `start` of its `partition`
+    (None: from its end now) up to offset `until` (None: for ever), read with a consumer of
+    its own (librdkafka, fetching on its threads). From a `start` whose records retention
+    has deleted, it reads from the first one kept."""
     # read_committed: notify writes notifications.v1 in transactions; an aborted batch's
     # records must never reach a subscriber.
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100,
-                                isolation_level="read_committed", **security.aiokafka())
-    await consumer.start()
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"subscriber-{receiver}",
+                         "client.id": f"subscriber-{receiver}", "enable.auto.commit": False,
+                         "enable.auto.offset.store": False, "isolation.level": "read_committed",
+                         "auto.offset.reset": "earliest", "fetch.wait.max.ms": FETCH_WAIT_MS,
+                         "fetch.min.bytes": 1, "enable.partition.eof": False, **security.librdkafka()})
+    thread = ThreadPoolExecutor(1, thread_name_prefix="subscriber")
+    key, tp = receiver.encode(), TopicPartition(NOTIFICATIONS.name, partition)
     try:
-        tp = TopicPartition(NOTIFICATIONS.name, partition)
-        consumer.assign([tp])
-        if cursor is None:
-            await consumer.seek_to_end(tp)
-        else:
-            consumer.seek(tp, cursor.offset + 1)
-        while True:
-            batch = await consumer.getmany(tp, timeout_ms=1000)
-            for record in batch.get(tp, ()):
-                if record.key != receiver.encode():
+        consumer.assign([TopicPartition(tp.topic, partition, OFFSET_END if start is None else start)])
+        if until is not None and start is not None and start >= until:
+            return
+        async for records in batches(consumer, thread, MOST_PER_BATCH, POLL_WAIT_S, f"subscriber {receiver}"):
+            for record in records:
+                if record.error() is not None or record.key() != key:
                     continue
+                if until is not None and record.offset() >= until:
+                    return
                 try:
-                    event = decode(NOTIFICATIONS, record.value)
+                    event = decode(NOTIFICATIONS, record.value())
                 except MalformedRecord:
                     continue
-                yield Cursor(partition, record.offset), event
+                yield Cursor(partition, record.offset()), event
+            if until is not None and consumer.position([tp])[0].offset >= until:
+                return
     finally:
-        await consumer.stop()
+        # The thread may still wait for a batch: the consumer closes after it.
+        await asyncio.to_thread(thread.shutdown)
+        await asyncio.to_thread(consumer.close)
+
+
+async def follow(bootstrap: str, receiver: str, cursor: Cursor | None,
+                 security: KafkaSecurity = PLAINTEXT) -> AsyncIterator[tuple[Cursor, object]]:
+    """Yield (cursor, NotificationEvent) for `receiver`: after `cursor`, or from now on, with a
+    consumer of its own (where no shared reader runs)."""
+    partition = await receiver_partition(bootstrap, receiver, cursor, security)
+    async for item in read(bootstrap, receiver, partition, None if cursor is None else cursor.offset + 1,
+                           security=security):
+        yield item
+
+
+# (start, until) -> what a subscriber missed on its receiver's partition, from offset start up
+# to until (not included): `read` for one receiver and partition.
+CatchUp = Callable[[int, int], AsyncIterator[tuple[Cursor, object]]]
 
 
 class FellBehind(RuntimeError):
@@ -98,23 +137,39 @@ class _Waiting:
 
 
 class LiveSubscribers:
-    """Every subscription from now on of this replica, fed by one reader of notifications.v1
-    (`publish` is its TopicFeed observer) instead of a consumer each."""
+    """Every subscription of this replica, fed by one reader of notifications.v1 (`publish` is
+    its TopicFeed observer) instead of a consumer each."""
 
     def __init__(self, capacity: int = 10_000) -> None:
         self._capacity = capacity
         self._by_receiver: dict[bytes, set[_Waiting]] = {}
+        # By partition, the offset after the last record published: every record from there on
+        # reaches the subscribers registered now, in offset order.
+        self._next: dict[int, int] = {}
 
     def publish(self, record, event) -> None:
         """Hand one record of notifications.v1 to the live subscribers of its receiver."""
+        self._next[record.partition] = record.offset + 1
         for waiting in tuple(self._by_receiver.get(record.key, ())):
             waiting.push((Cursor(record.partition, record.offset), event))
 
-    async def follow(self, receiver: str) -> AsyncIterator[tuple[Cursor, object]]:
-        """Yield (cursor, NotificationEvent) for `receiver` from now on; FellBehind if too slow."""
+    async def follow(self, receiver: str, after: Cursor | None = None,
+                     catch_up: CatchUp | None = None) -> AsyncIterator[tuple[Cursor, object]]:
+        """Yield (cursor, NotificationEvent) for `receiver` from now on, or after `after`; FellBehind
+        if too slow. What the reader published before the subscription and after `after` is
+        read with `catch_up` (required with `after`) while the reader's records wait."""
         key, waiting = receiver.encode(), _Waiting(self._capacity)
+        # Registered and told where the reader stands in one step: nothing falls between.
         self._by_receiver.setdefault(key, set()).add(waiting)
+        last = -1
         try:
+            if after is not None:
+                last, until = after.offset, self._next.get(after.partition, 0)
+                if last + 1 < until:
+                    async for position, event in catch_up(last + 1, until):
+                        last = position.offset
+                        yield position, event
+                    last = until - 1
             while True:
                 await waiting.ready.wait()
                 waiting.ready.clear()
@@ -122,7 +177,9 @@ class LiveSubscribers:
                     raise FellBehind(f"the subscriber fell more than {self._capacity} notifications behind; "
                                      "subscribe again with the last cursor received")
                 while waiting.items:
-                    yield waiting.items.popleft()
+                    position, event = waiting.items.popleft()
+                    if position.offset > last:  # a cursor ahead of this replica's reader: not again
+                        yield position, event
         finally:
             subscribers = self._by_receiver.get(key, set())
             subscribers.discard(waiting)

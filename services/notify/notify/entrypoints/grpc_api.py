@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 import grpc
 from handoff.v1 import notification_service_pb2 as api_pb2
@@ -31,7 +32,7 @@ from common.topics import NOTIFICATIONS, SILENCES
 from notify import metrics
 from notify.adapters import api_codec as codec
 from notify.adapters.codec import subscription_delivery
-from notify.adapters.feed import BadCursor, Cursor, FellBehind, LiveSubscribers, follow
+from notify.adapters.feed import BadCursor, Cursor, FellBehind, LiveSubscribers, follow, read, receiver_partition
 from notify.adapters.notification_store import NotificationStore
 from notify.adapters.silence_store import SilenceStore
 from notify.adapters.writer import RecordWriter
@@ -244,8 +245,12 @@ class NotificationApi(api_grpc.NotificationServiceServicer):
         try:
             # The pipeline decides what a subscriber gets (grouping, silences, dedup) and
             # records it as a `delivered` event carrying the notification: those are streamed.
-            events = (follow(self._bootstrap, department, cursor, self._security) if cursor is not None or self._live is None
-                      else self._live.follow(department))
+            if self._live is None:
+                events = follow(self._bootstrap, department, cursor, self._security)
+            else:
+                partition = await receiver_partition(self._bootstrap, department, cursor, self._security)
+                events = self._live.follow(department, cursor, partial(
+                    read, self._bootstrap, department, partition, security=self._security))
             async for position, event in events:
                 notification = subscription_delivery(event)
                 if notification is not None:
