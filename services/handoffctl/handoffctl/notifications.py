@@ -34,9 +34,10 @@ NOTIFICATION_COLUMNS = (Column("id"), Column("occurred", 4, short=short_time), C
                         Column("department", 3), Column("priority", 6), Column("receiver", 5), Column("title", 7, flexible=True),
                         Column("state", 2))
 
-# A stream the service drops (it restarts, or is unreachable for a while) is resumed from
-# the last cursor. CANCELLED here comes from the server: our own cancel returns first.
-_RECONNECT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
+# A stream the service drops (it restarts, or is unreachable for a while, or ends a stream that
+# fell too far behind with ABORTED) is resumed from the last cursor. CANCELLED here comes from
+# the server: our own cancel returns first.
+_RECONNECT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED}
 _MAX_BACKOFF = 10.0
 
 

@@ -257,8 +257,8 @@ class NotificationApi(api_grpc.NotificationServiceServicer):
                     await context.write(api_pb2.SubscribeResponse(notification=notification, cursor=str(position)))
         except BadCursor as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        except FellBehind as error:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
+        except FellBehind as error:  # nothing is lost: the client resumes from its last cursor
+            await context.abort(grpc.StatusCode.ABORTED, str(error))
         finally:
             metrics.SUBSCRIBERS.dec()
 
