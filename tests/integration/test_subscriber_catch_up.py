@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from common.kafkaio import known_partitions, partition_for
 from common.topics import NOTIFICATIONS
 from notify.adapters.codec import encode_acknowledged
 from notify.adapters.feed import read, receiver_partition
@@ -43,22 +44,14 @@ def end_of(bootstrap: str, partition: int) -> int:
         reader.close()
 
 
-def offsets_of(bootstrap: str, partition: int, receiver: str, notification_ids: set[str]) -> dict[str, int]:
-    """Where the given notifications of `receiver` sit, read from the partition's start."""
+def offsets_of(bootstrap: str, partition: int, receiver: str, until: int) -> dict[str, int]:
+    """Where each notification of `receiver` sits on the partition, up to `until`."""
 
     async def scan() -> dict[str, int]:
-        found: dict[str, int] = {}
-        stream = read(bootstrap, receiver, partition, 0)
-        try:
-            while len(found) < len(notification_ids):
-                cursor, event = await asyncio.wait_for(anext(stream), LIMIT_S)
-                if event.acknowledged.notification_id in notification_ids:
-                    found[event.acknowledged.notification_id] = cursor.offset
-        finally:
-            await stream.aclose()
-        return found
+        return {event.acknowledged.notification_id: cursor.offset
+                async for cursor, event in read(bootstrap, receiver, partition, 0, until)}
 
-    return asyncio.run(scan())
+    return asyncio.run(asyncio.wait_for(scan(), LIMIT_S))
 
 
 def test_catching_up_reads_the_receivers_committed_records_in_the_range_and_stops_at_its_end(
@@ -66,15 +59,14 @@ def test_catching_up_reads_the_receivers_committed_records_in_the_range_and_stop
     # given two receivers that share a partition and an aborted batch among their records; the
     # range ends where the partition ends, after another receiver's record and a commit marker
     mine = f"billing-{uuid.uuid4().hex[:8]}"
-    partition = asyncio.run(receiver_partition(kafka_bootstrap, mine, None))
-    other = next(name for name in (f"claims-{n}" for n in range(1000))
-                 if asyncio.run(receiver_partition(kafka_bootstrap, name, None)) == partition)
+    partitions = asyncio.run(known_partitions(kafka_bootstrap, NOTIFICATIONS.name))
+    partition = partition_for(mine, partitions)
+    other = next(name for name in (f"claims-{n}" for n in range(1000)) if partition_for(name, partitions) == partition)
     first = write(kafka_bootstrap, partition, [mine, other, mine])
     write(kafka_bootstrap, partition, [mine, mine], commit=False)
     second = write(kafka_bootstrap, partition, [mine, other])
     until = end_of(kafka_bootstrap, partition)
-    ids = {notification_id for receiver, notification_id in first + second if receiver == mine}
-    start = offsets_of(kafka_bootstrap, partition, mine, ids)[first[0][1]] + 1  # as a cursor would say
+    start = offsets_of(kafka_bootstrap, partition, mine, until)[first[0][1]] + 1  # as a cursor would say
 
     async def catch_up() -> list[str]:
         return [event.acknowledged.notification_id

@@ -36,7 +36,7 @@ from common.codec import MalformedRecord, decode
 from common.dlq import DeadLetterSend, dead_letter, dead_lettered, error_line
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.metrics import READ_MODEL_FAILURES
-from common.rdkafka import batches, partition_ids, start_or_close
+from common.rdkafka import batches, follower_config, partition_ids, start_or_close
 from common.topics import TopicSpec
 
 log = logging.getLogger(__name__)
@@ -111,13 +111,8 @@ class TopicFeed:
             READ_MODEL_FAILURES.labels(name, topic)
 
     def _config(self, isolation_level: str) -> dict[str, object]:
-        # The client requires a group id; the feed never joins the group: it assigns itself every
-        # partition and commits nothing.
-        return {"bootstrap.servers": self._bootstrap, "client.id": self._name, "group.id": self._name,
-                "enable.auto.commit": False, "enable.auto.offset.store": False,
-                "isolation.level": isolation_level, "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": FETCH_WAIT_MS, "fetch.min.bytes": 1, "enable.partition.eof": False,
-                **self._security.librdkafka()}
+        return follower_config(self._bootstrap, self._name, isolation_level, FETCH_WAIT_MS,
+                               **{"auto.offset.reset": "earliest"}, **self._security.librdkafka())
 
     async def start(self) -> None:
         """Read every partition up to its current end, then keep following in the background. A

@@ -16,6 +16,17 @@ from common.kafkaio import MissingTopic
 log = logging.getLogger(__name__)
 
 
+def follower_config(bootstrap: str, client_id: str, isolation_level: str, fetch_wait_ms: int,
+                    group: str | None = None, **more: object) -> dict[str, object]:
+    """A consumer that assigns itself its partitions, never joins its group and commits nothing
+    (librdkafka requires a group id all the same: `group`, else `client_id`). A fetch returns as
+    soon as one record is readable, else after `fetch_wait_ms` at the broker. `more` adds or
+    overrides settings (security, an offset reset)."""
+    return {"bootstrap.servers": bootstrap, "client.id": client_id, "group.id": group or client_id,
+            "enable.auto.commit": False, "enable.auto.offset.store": False, "isolation.level": isolation_level,
+            "fetch.wait.max.ms": fetch_wait_ms, "fetch.min.bytes": 1, "enable.partition.eof": False, **more}
+
+
 def available(consumer: Consumer, most: int, wait_s: float) -> list:
     """What has arrived, at once; else the first record within `wait_s` and whatever came with
     it. (librdkafka's batch consume waits for a full batch or the whole timeout: that put

@@ -26,7 +26,7 @@ from common.codec import MalformedRecord, decode
 from common.dlq import dead_letter
 from common.kafkaio import partition_for
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
-from common.rdkafka import batches, partition_ids, start_or_close
+from common.rdkafka import batches, follower_config, partition_ids, start_or_close
 from common.topics import HANDOFF_COMMANDS, HANDOFF_REPLIES
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,8 @@ class CommandBus:
         # lands on the partition of its customer's owner.
         self._producer = Producer({**client, "enable.idempotence": True, "acks": "all",
                                    "linger.ms": PRODUCE_LINGER_MS, "partitioner": "murmur2_random"})
-        # The client requires a group id; the bus never joins the group and commits nothing.
-        self._consumer = Consumer({**client, "group.id": f"{self.replica}-replies", "enable.auto.commit": False,
-                                   "enable.auto.offset.store": False, "isolation.level": "read_committed",
-                                   "fetch.wait.max.ms": REPLY_FETCH_WAIT_MS, "fetch.min.bytes": 1,
-                                   "enable.partition.eof": False})
+        self._consumer = Consumer(follower_config(self._bootstrap, self.replica, "read_committed", REPLY_FETCH_WAIT_MS,
+                                                  group=f"{self.replica}-replies", **self._security.librdkafka()))
         partitions = await asyncio.to_thread(partition_ids, self._consumer, HANDOFF_REPLIES.name)
         mine = TopicPartition(HANDOFF_REPLIES.name, partition_for(self.replica, partitions))
         # From the partition's end now (its last stable offset), so no reply to a command sent

@@ -18,12 +18,12 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from common.codec import MalformedRecord, decode
 from common.kafkaio import known_partitions, partition_for
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
-from common.rdkafka import batches
+from common.rdkafka import batches, follower_config
 from common.topics import NOTIFICATIONS
 
 # A subscriber's own consumer: a fetch returns as soon as a record is readable, else after this.
@@ -62,52 +62,40 @@ async def receiver_partition(bootstrap: str, receiver: str, cursor: Cursor | Non
     return partition
 
 
-async def read(bootstrap: str, receiver: str, partition: int, start: int | None, until: int | None = None,
+async def read(bootstrap: str, receiver: str, partition: int, start: int, until: int,
                security: KafkaSecurity = PLAINTEXT) -> AsyncIterator[tuple[Cursor, object]]:
-    """Yield (cursor, NotificationEvent) for `receiver` from offset `start` of its `partition`
-    (None: from its end now) up to offset `until` (None: for ever), read with a consumer of
-    its own (librdkafka, fetching on its threads). From a `start` whose records retention
-    has deleted, it reads from the first one kept."""
+    """Yield (cursor, NotificationEvent) for `receiver` from offset `start` of its `partition` up
+    to offset `until` (not included), read with a consumer of its own (librdkafka, fetching on
+    its threads): what a subscriber missed. From a `start` whose records retention has deleted,
+    it reads from the first one kept."""
+    if start >= until:
+        return
     # read_committed: notify writes notifications.v1 in transactions; an aborted batch's
     # records must never reach a subscriber.
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"subscriber-{receiver}",
-                         "client.id": f"subscriber-{receiver}", "enable.auto.commit": False,
-                         "enable.auto.offset.store": False, "isolation.level": "read_committed",
-                         "auto.offset.reset": "earliest", "fetch.wait.max.ms": FETCH_WAIT_MS,
-                         "fetch.min.bytes": 1, "enable.partition.eof": False, **security.librdkafka()})
+    consumer = Consumer(follower_config(bootstrap, f"subscriber-{receiver}", "read_committed", FETCH_WAIT_MS,
+                                        **{"auto.offset.reset": "earliest"}, **security.librdkafka()))
     thread = ThreadPoolExecutor(1, thread_name_prefix="subscriber")
-    key, tp = receiver.encode(), TopicPartition(NOTIFICATIONS.name, partition)
+    key, tp = receiver.encode(), TopicPartition(NOTIFICATIONS.name, partition, start)
     try:
-        consumer.assign([TopicPartition(tp.topic, partition, OFFSET_END if start is None else start)])
-        if until is not None and start is not None and start >= until:
-            return
+        consumer.assign([tp])
         async for records in batches(consumer, thread, MOST_PER_BATCH, POLL_WAIT_S, f"subscriber {receiver}"):
             for record in records:
                 if record.error() is not None or record.key() != key:
                     continue
-                if until is not None and record.offset() >= until:
+                if record.offset() >= until:
                     return
                 try:
                     event = decode(NOTIFICATIONS, record.value())
                 except MalformedRecord:
                     continue
                 yield Cursor(partition, record.offset()), event
-            if until is not None and consumer.position([tp])[0].offset >= until:
+            # Past the range without a record of its own beyond it (markers, other receivers).
+            if consumer.position([tp])[0].offset >= until:
                 return
     finally:
         # The thread may still wait for a batch: the consumer closes after it.
         await asyncio.to_thread(thread.shutdown)
         await asyncio.to_thread(consumer.close)
-
-
-async def follow(bootstrap: str, receiver: str, cursor: Cursor | None,
-                 security: KafkaSecurity = PLAINTEXT) -> AsyncIterator[tuple[Cursor, object]]:
-    """Yield (cursor, NotificationEvent) for `receiver`: after `cursor`, or from now on, with a
-    consumer of its own (where no shared reader runs)."""
-    partition = await receiver_partition(bootstrap, receiver, cursor, security)
-    async for item in read(bootstrap, receiver, partition, None if cursor is None else cursor.offset + 1,
-                           security=security):
-        yield item
 
 
 # (start, until) -> what a subscriber missed on its receiver's partition, from offset start up

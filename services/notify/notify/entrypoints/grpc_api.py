@@ -32,7 +32,7 @@ from common.topics import NOTIFICATIONS, SILENCES
 from notify import metrics
 from notify.adapters import api_codec as codec
 from notify.adapters.codec import subscription_delivery
-from notify.adapters.feed import BadCursor, Cursor, FellBehind, LiveSubscribers, follow, read, receiver_partition
+from notify.adapters.feed import BadCursor, Cursor, FellBehind, LiveSubscribers, read, receiver_partition
 from notify.adapters.notification_store import NotificationStore
 from notify.adapters.silence_store import SilenceStore
 from notify.adapters.writer import RecordWriter
@@ -246,11 +246,10 @@ class NotificationApi(api_grpc.NotificationServiceServicer):
             # The pipeline decides what a subscriber gets (grouping, silences, dedup) and
             # records it as a `delivered` event carrying the notification: those are streamed.
             if self._live is None:
-                events = follow(self._bootstrap, department, cursor, self._security)
-            else:
-                partition = await receiver_partition(self._bootstrap, department, cursor, self._security)
-                events = self._live.follow(department, cursor, partial(
-                    read, self._bootstrap, department, partition, security=self._security))
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "this replica does not serve this call")
+            partition = await receiver_partition(self._bootstrap, department, cursor, self._security)
+            events = self._live.follow(department, cursor, partial(
+                read, self._bootstrap, department, partition, security=self._security))
             async for position, event in events:
                 notification = subscription_delivery(event)
                 if notification is not None:
