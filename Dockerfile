@@ -10,10 +10,14 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# The code generator lives in its own environment, so no build tool reaches the runtime one.
+# The build tools (the code generator, mypyc and a C compiler for the sla worker's hot path)
+# live in their own environment, so none of them reaches the runtime one.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 COPY requirements.lock ./
 RUN python -m venv /opt/protoc \
- && /opt/protoc/bin/pip install --constraint requirements.lock grpcio-tools
+ && /opt/protoc/bin/pip install --constraint requirements.lock grpcio-tools mypy setuptools
 COPY proto/ proto/
 RUN mkdir -p services/common/gen \
  && /opt/protoc/bin/python -m grpc_tools.protoc -Iproto --python_out=services/common/gen \
@@ -25,6 +29,10 @@ COPY devstack/ devstack/
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --constraint requirements.lock . \
  && /opt/venv/bin/python -c "import handoff.v1.handoff_service_pb2, handoff_svc, sla, notify, gateways"
+# The sla worker's hot path compiled (devstack/compile.py), put over the installed sources.
+RUN /opt/protoc/bin/python devstack/compile.py --out /src/compiled \
+ && cp -r compiled/sla compiled/common compiled/*__mypyc*.so /opt/venv/lib/python3.11/site-packages/ \
+ && /opt/venv/bin/python -c "import sla.domain.clocks as m; assert m.__file__.endswith('.so'), m.__file__"
 
 # --- runtime: the virtualenv, the config files, a user that is not root --------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -7,6 +7,8 @@ DEPS := $(VENV)/.deps
 INSTALLED := $(VENV)/.installed
 GEN := services/common/gen
 GENERATED := $(GEN)/.generated
+COMPILED := $(VENV)/compiled/SOURCES
+COMPILE_SOURCES := $(shell find services/sla/sla services/common/common -name '*.py')
 PROTOS := $(wildcard proto/handoff/v1/*.proto)
 PYTEST_ARGS ?=
 
@@ -36,7 +38,13 @@ $(INSTALLED): $(GENERATED) pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-install: $(INSTALLED) ## Virtualenv, pinned dependencies, generated protobuf code
+# The sla worker's hot path compiled with mypyc (devstack/compile.py), rebuilt when a source
+# of the copied packages changes; the services devstack starts run it.
+$(COMPILED): $(INSTALLED) $(COMPILE_SOURCES) devstack/compile.py
+	$(PY) -m devstack.compile --out $(VENV)/compiled
+	@touch $@
+
+install: $(INSTALLED) $(COMPILED) ## Virtualenv, pinned dependencies, generated protobuf code, compiled sla modules
 	@true
 
 proto: $(DEPS) ## Regenerate the protobuf and gRPC code from proto/
@@ -81,7 +89,7 @@ bench: install kafka-jars ## Benchmarks; prints a table and writes bench/results
 
 lock: $(INSTALLED) ## Re-pin requirements.lock from pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -m pip freeze --exclude-editable | sed '1i # Every package the project installs, pinned. Regenerate with '"'"'make lock'"'"' after changing pyproject.toml.' > requirements.lock
+	$(PY) -m pip freeze --all --exclude-editable | grep -v '^pip==' | sed '1i # Every package the project installs, pinned. Regenerate with '"'"'make lock'"'"' after changing pyproject.toml.' > requirements.lock
 
 clean: ## Remove the virtualenv, generated code and local data (not the Kafka jar cache)
 	rm -rf $(VENV) $(GEN) var .run .pytest_cache

@@ -16,6 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from devstack.compile import compiled_path
+
 RESULTS_FILE = Path(__file__).resolve().parent / "results.json"
 
 
@@ -30,7 +32,9 @@ def machine() -> dict:
     except OSError:
         pass
     return {"cores": os.cpu_count(), "cpu": model, "load_average_1m_at_end": round(os.getloadavg()[0], 2), "python": sys.version.split()[0],
-            "implementation": platform.python_implementation(), "platform": platform.platform()}
+            "implementation": platform.python_implementation(), "platform": platform.platform(),
+            # Whether the services ran sla's hot path compiled (devstack.compile) or its sources.
+            "compiled_hot_path": compiled_path() is not None}
 
 
 def document(parameters: dict, results: dict, runtime_s: float, error: str | None) -> dict:
@@ -292,7 +296,8 @@ def print_table(doc: dict, console: Console | None = None) -> None:
     results = doc["results"]
     cores = doc["machine"]["cores"] or 1
     table = Table(title=f"handoff bench {doc['date']} — {doc['machine']['cores']} cores, "
-                        f"Python {doc['machine']['python']}, {doc['runtime_s']} s")
+                        f"Python {doc['machine']['python']}"
+                        f"{', sla hot path compiled' if doc['machine'].get('compiled_hot_path') else ''}, {doc['runtime_s']} s")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("unit")

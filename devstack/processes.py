@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import lifeline
+from devstack.compile import with_compiled
 
 
 # How long a service may take to print its ready line (it restores its state first).
@@ -76,7 +77,7 @@ def launch_service(name: str, module: str, env: dict[str, str], log_dir: Path) -
     log_file = log_path.open("a")
     process = subprocess.Popen(
         lifeline.command([sys.executable, "-m", module]),
-        env={**os.environ, **env},
+        env=with_compiled({**os.environ, **env}),
         stdout=subprocess.PIPE,
         stderr=log_file,
         text=True,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 _HEADER = struct.Struct(">HqB")
 HEADER_SIZE = _HEADER.size
@@ -114,7 +115,7 @@ class ChangelogStore:
             if before is _MISSING:
                 self._values.pop(key, None)
             else:
-                self._values[key] = before
+                self._values[key] = cast(bytes, before)
         self._touched.clear()
         return keys
 

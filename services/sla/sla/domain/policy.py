@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sla.domain.calendar import Calendar
@@ -82,7 +82,7 @@ class Policy:
             ]
         )
         digest = hashlib.sha256(definition.encode()).hexdigest()[:12]
-        return Policy(**{**self.__dict__, "version": digest})
+        return replace(self, version=digest)
 
 
 @dataclass(frozen=True)

@@ -72,12 +72,15 @@ class SlaWorker:
         return events
 
     def _advance(self, partition: int, instant) -> None:
+        assert self.event_time is not None  # only on event time
         before = self.event_time.mark(partition)
         if self.event_time.advance(partition, instant) != before:
             self._moved.add(partition)
 
     def save_marks(self) -> None:
         """Store the watermarks that moved since the last call (once per batch)."""
+        if self.event_time is None:
+            return
         for partition in self._moved:
             mark = epoch_us(self.event_time.mark(partition))
             self._marks[f"mark-{partition}"] = framed(partition, mark.to_bytes(8, "big"))
