@@ -76,6 +76,8 @@ CHANGELOG_ENDS_TIMEOUT_S = 2.0
 PRODUCE_LINGER_MS = 100
 # How long past its own timeout a transactional call may run before the engine counts as stuck.
 STUCK_MARGIN_S = 5.0
+# How long a stopping engine waits for its producer to close (see _close_producer).
+PRODUCER_CLOSE_S = 10.0
 # Python's cyclic collector runs a full collection, which walks every object not frozen, once
 # the middle generation has been collected 10 times and a quarter of the heap is new: a
 # worker filling its stores meets that again and again (sla paused 6 to 8 times for about
@@ -339,6 +341,7 @@ class StreamEngine:
         self._in_transaction = False
         self._closing = True
         _quietly(self._consumer.close)
+        _close_producer(self._producer)
         self._closing = False
         lost = self._owned
         for store in self._stores:
@@ -660,6 +663,7 @@ class StreamEngine:
         finally:
             self._closing = True
             self._consumer.close()
+            _close_producer(self._producer)
 
     def stop(self) -> None:
         """Finish the batch under way (it commits), then leave."""
@@ -705,6 +709,23 @@ def _quietly(close) -> None:
         close()
     except (KafkaException, RuntimeError) as error:
         log.warning("closing a failed client: %s", error)
+
+
+def _close_producer(producer: Producer) -> None:
+    """Close a producer now, so its threads and connections end with the engine rather than
+    when the collector finds it. What it still holds after the flush (only when the broker is
+    gone) could not be delivered: it is purged first, since librdkafka's close waits for every
+    queued record. Bounded: a close that does not return is left to the process's exit."""
+
+    def close() -> None:
+        _quietly(producer.purge)
+        _quietly(producer.close)
+
+    closer = threading.Thread(target=close, name="producer-close", daemon=True)
+    closer.start()
+    closer.join(PRODUCER_CLOSE_S)
+    if closer.is_alive():
+        log.warning("the producer did not close within %s s; it ends with the process", PRODUCER_CLOSE_S)
 
 
 def transactional_id(settings: EngineSettings) -> str:
