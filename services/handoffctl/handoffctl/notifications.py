@@ -80,6 +80,11 @@ def watch(
                         return
                 return  # the service ended the stream
             except grpc.RpcError as error:
+                # The stream is the error, and its traceback holds the frame that raised it:
+                # a cycle, which the cyclic collector would finalize at any moment, also in
+                # the middle of the next call while grpc holds the lock the finalizer needs
+                # (a hang). Without the traceback the stream goes when its name is rebound.
+                error.__traceback__ = None
                 if not (reconnect and error.code() in _RECONNECT):
                     _resume_hint(department, cursor)
                     fail(error, token)
