@@ -81,6 +81,11 @@ def write_departments(path: Path) -> Path:
     return path
 
 
+def native_threads() -> set[str]:
+    """This process's threads as the kernel lists them: librdkafka's as well as Python's."""
+    return set(os.listdir(f"/proc/{os.getpid()}/task"))
+
+
 def unique(prefix: str) -> str:
     """A name no other test uses, valid as a department, case id or customer_ref (a department of
     the suite's departments file when `prefix` is a department)."""

@@ -18,14 +18,11 @@ from common.localkafka import LocalKafka, create_topics
 from common.streams.engine import PRODUCER_CLOSE_S, EngineSettings, start_engine
 from common.topics import HANDOFF_COMMANDS
 from handoff_svc.entrypoints.app import build
+from tests.support import native_threads
 
 # The consumer's close gives up on a broker that is gone after its own timeouts; the
 # producer's is bounded by PRODUCER_CLOSE_S.
 STOP_LIMIT_S = 30 + PRODUCER_CLOSE_S
-
-
-def native_threads() -> set[str]:
-    return set(os.listdir(f"/proc/{os.getpid()}/task"))
 
 
 @pytest.mark.parametrize("broker", ["running", "killed"])

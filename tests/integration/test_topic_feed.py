@@ -4,7 +4,6 @@ record + 1: transaction markers, aborted records, records deleted from the start
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 
 import pytest
@@ -17,6 +16,7 @@ from common.kafkaio import MissingTopic
 from common.topics import TopicSpec
 from notify.adapters.api_codec import encode_silence
 from tests.integration.test_silence_feed_dead_letters import a_silence
+from tests.support import native_threads
 
 pytestmark = pytest.mark.integration
 START_LIMIT_S = 30.0
@@ -146,7 +146,3 @@ def test_a_feed_of_a_topic_that_does_not_exist_says_so_and_leaves_no_thread_behi
     # threads are the process's, not Python's)
     assert message == f"topic {missing.name} does not exist; create the project's topics first"
     assert native_threads() <= before
-
-
-def native_threads() -> set[str]:
-    return set(os.listdir(f"/proc/{os.getpid()}/task"))
