@@ -12,12 +12,18 @@ same bytes.
     python -m bench.slacpu --legs 20000
     python -m bench.slacpu --legs 20000 --lifecycle --contacts --clock event --calendar office --profile
     python -m bench.slacpu --legs 20000 --fixed-clock    # digests to compare two versions by
+    python -m bench.slacpu --history 200000              # the replay's own history, phase (f)'s shape
+
+With --history, the records are those `handoffctl import` writes for the history phase (f)
+replays (devstack.history on the shipped policies), in the importer's order, then a
+heartbeat per partition: the replay's work without the broker.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import hashlib
 import heapq
 import os
@@ -32,12 +38,15 @@ from handoff.v1 import contacts_pb2, handoff_events_pb2, types_pb2
 from common.clock import EventTime, WallClock
 from common.codec import decode, new_envelope, to_timestamp
 from common.kafkaio import key_partition
+from common.streams.engine import GC_THRESHOLDS
 from common.streams.store import due_of, partition_of
+from common.ticks import heartbeat_value
 from common.topics import CONTACTS, HANDOFF_EVENTS
 from sla.adapters.policy_file import load_policies
 from sla.entrypoints.app import SlaProcessor
 
 PARTITIONS = 4
+SHIPPED_POLICIES = Path(__file__).resolve().parent.parent / "config" / "sla-policies.yaml"
 BATCH = 2_000
 # A Monday morning before the spring DST change in Berlin: office hours, a weekend and a
 # change of offset fall inside a replay of a few days.
@@ -109,8 +118,34 @@ def _contact(number: int, at: datetime, customers: int) -> tuple[str, bytes]:
     return customer_ref, message.SerializeToString()
 
 
+def history_records(events: int) -> list[tuple[object, int, bytes]]:
+    """(topic, partition, value) of the replay's history of about `events` events, as the
+    importer writes them, and the heartbeats it sends after them."""
+    from bench.replay import write_replay_history
+    from bench.sizing import events_in
+    from handoff_svc.adapters import csvimport
+    from handoff_svc.entrypoints.importer import kafka_record
+
+    # The history lies in the past of today (its month depends on the date); the records'
+    # recorded_at is fixed, so the digests depend on the code and the month alone.
+    recorded_at = EVENT_TIME_START
+    with tempfile.TemporaryDirectory(prefix="slacpu-history-") as workdir:
+        handoffs, contacts = write_replay_history(Path(workdir), events, "slacpu")
+        plan = csvimport.validate(handoffs, contacts, datetime.now(timezone.utc))
+    schedule = plan.schedule()
+    specs = {HANDOFF_EVENTS.name: HANDOFF_EVENTS, CONTACTS.name: CONTACTS}
+    found = []
+    for moment in schedule:
+        topic, key, value = kafka_record(plan.event(moment), recorded_at)
+        found.append((specs[topic], key_partition(key, PARTITIONS), value))
+    last = schedule[-1][0]
+    return found + [(HANDOFF_EVENTS, p, heartbeat_value(last, p, "slacpu", recorded_at)) for p in range(PARTITIONS)]
+
+
 def records(args: argparse.Namespace) -> list[tuple[object, int, bytes]]:
     """(topic, partition, value) in the order one worker would read them, time order on event time."""
+    if args.history:
+        return history_records(args.history)
     department = f"slacpu-{args.calendar}"
     start = EVENT_TIME_START if args.clock == "event" or args.fixed_clock else datetime.now(timezone.utc)
     step = timedelta(seconds=args.spacing_s)
@@ -197,9 +232,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--spacing-s", type=float, default=0.001, help="event time between created legs")
     parser.add_argument("--fixed-clock", action="store_true",
                         help="wall time and recorded_at stand still: the digests depend on the code alone")
+    parser.add_argument("--history", type=int, metavar="EVENTS",
+                        help="replay about EVENTS events of phase (f)'s history on the shipped policies "
+                             "(event time; the options that shape synthetic legs do not apply)")
     parser.add_argument("--profile", action="store_true", help="print the functions that took the most CPU")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args(argv)
+    if args.history:
+        args.clock, args.calendar, args.fixed_clock = "event", "office", True
     args.customers = args.customers or max(args.legs // 20, 1)
     return args
 
@@ -209,8 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="slacpu-") as workdir:
         policy_file = Path(workdir) / "sla-policies.yaml"
         policy_file.write_text(POLICIES.format(ack=args.ack, resolve=args.resolve))
-        harness = Harness(args, policy_file)
+        harness = Harness(args, SHIPPED_POLICIES if args.history else policy_file)
     batches = records(args)
+    # The collector as the stream engine sets it: its thresholds, what is held so far frozen.
+    gc.set_threshold(*GC_THRESHOLDS)
+    gc.freeze()
     profiler = cProfile.Profile() if args.profile else None
     started = time.process_time()
     if profiler:
@@ -221,8 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         profiler.disable()
     spent = time.process_time() - started
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"{len(batches)} records ({args.legs} legs, {args.customers} customers, {args.calendar}, {args.clock} "
-          f"time{', lifecycle' if args.lifecycle else ''}{', contacts' if args.contacts else ''}): "
+    shape = ("the replay's history, shipped policies" if args.history else
+             f"{args.legs} legs, {args.customers} customers, {args.calendar}, {args.clock} "
+             f"time{', lifecycle' if args.lifecycle else ''}{', contacts' if args.contacts else ''}")
+    print(f"{len(batches)} records ({shape}): "
           f"{spent:.2f} CPU s, {spent / len(batches) * 1e6:.1f} µs per record, "
           f"{len(batches) / spent:,.0f} records per CPU-second{' (profiled)' if profiler else ''}")
     print(f"outputs {len(harness.outputs)}, digest {harness.digest()}, state digest {harness.state_digest()}, "

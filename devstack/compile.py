@@ -30,9 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # The packages copied whole into the compiled directory, by the directory that holds each.
 PACKAGES = {"sla": ROOT / "services/sla", "common": ROOT / "services/common"}
 # Compiled modules, relative to the compiled directory. Everything the sla worker runs per
-# record, apart from the stream engine (async generators, which mypyc does not compile).
+# record, apart from the stream engine (async generators, which mypyc does not compile), the
+# policies (a target may be given as a plain timedelta: a field of two types would reach
+# every reader) and the repeat codec (protobuf's enum stubs do not type-check there).
 MODULES = (
     "sla/domain/clocks.py",
+    "sla/domain/calendar.py",
+    "sla/domain/repeats.py",
     "sla/adapters/codec.py",
     "sla/adapters/customers.py",
     "sla/entrypoints/engine.py",

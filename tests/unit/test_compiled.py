@@ -53,7 +53,8 @@ def digests(args: list[str], compiled_modules: bool) -> str:
 @pytest.mark.parametrize("args", [
     ["--legs", "4000", "--customers", "500"],
     ["--legs", "3000", "--customers", "300", "--lifecycle", "--contacts", "--clock", "event", "--calendar", "office"],
-], ids=["wall-time", "event-time-lifecycle"])
+    ["--history", "6000"],
+], ids=["wall-time", "event-time-lifecycle", "replay-history"])
 def test_the_compiled_modules_emit_and_store_what_the_sources_do(args):
     pure = digests(args, compiled_modules=False)
     assert pure.startswith("outputs ") and "digest" in pure

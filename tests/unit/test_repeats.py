@@ -183,10 +183,6 @@ def test_the_earliest_breach_is_kept():
     assert leg().with_breach(R2).with_breach(R1).with_breach(R3).breached_at == R1
 
 
-def test_a_leg_from_a_table_document_reads_its_changes_back_as_tuples():
-    assert LegHistory("h-1", "case-1", "billing", AT, [[R1, RESOLVED]]).changes == ((R1, RESOLVED),)
-
-
 OPEN = leg("h-open", AT - 2 * DAY)
 RESOLVED_LEG = leg("h-done", AT - 3 * DAY, (AT - DAY, RESOLVED))
 

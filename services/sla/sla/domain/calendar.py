@@ -301,16 +301,18 @@ def _since_midnight(reading: time, is_end: bool = False) -> timedelta:
                      microseconds=reading.microsecond)
 
 
-def day_windows(day: int, windows: Iterable[Window]) -> tuple[Window, ...]:
-    """A weekday's windows, sorted; ValueError naming the day if one is malformed or two overlap."""
+def day_windows(day: object, windows: Iterable[object]) -> tuple[Window, ...]:
+    """A weekday's windows, sorted; ValueError naming the day if one is malformed or two overlap.
+    Both are taken as what a caller may give: the checks are what refuses anything else."""
     if not isinstance(day, int) or not 0 <= day <= 6:
         raise ValueError(f"weekday {day!r} is not 0 (Monday) to 6 (Sunday)")
-    windows = tuple(windows)
+    checked: list[Window] = []
     for window in windows:
         if not (isinstance(window, tuple) and len(window) == 2
                 and all(isinstance(t, time) and t.tzinfo is None for t in window)):
             raise ValueError(f"{DAY_NAMES[day]}: a window is a pair of naive times, not {window!r}")
-    ordered = tuple(sorted(windows))
+        checked.append((window[0], window[1]))
+    ordered = tuple(sorted(checked))
     for begin, end in ordered:
         if _length((begin, end)) <= _ZERO:
             raise ValueError(f"{DAY_NAMES[day]}: window {_text((begin, end))} must end after it starts "

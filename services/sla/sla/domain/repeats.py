@@ -63,7 +63,9 @@ class RepeatRules:
                                f"({self.window})", "transfer_grace")
         if not isinstance(self.currency, str) or not _CURRENCY.match(self.currency):
             raise InvalidRules(f"{self.currency!r} is not an ISO 4217 code such as EUR", "currency")
-        for channel, cost in self.cost_per_contact.items():
+        # Read as what a file may hold: the checks below are what refuses anything else.
+        costs: Mapping[str, object] = self.cost_per_contact
+        for channel, cost in costs.items():
             if channel not in CHANNELS:
                 raise InvalidRules(f"unknown channel {channel!r}; use {', '.join(CHANNELS)}", "cost_per_contact",
                                    channel)
@@ -99,10 +101,6 @@ class LegHistory:
     changes: tuple[tuple[datetime, str], ...] = ()
     # The earliest instant any of the leg's clocks breached.
     breached_at: datetime | None = None
-
-    def __post_init__(self) -> None:
-        # A table document gives back lists.
-        object.__setattr__(self, "changes", tuple((at, what) for at, what in self.changes))
 
     def is_open_at(self, at: datetime) -> bool:
         """Created by `at` and not ended (resolved, transferred, cancelled) at `at`; a reopen opens it again."""
