@@ -83,9 +83,18 @@ class Parameters:
     lifecycle_time_limit_s: float = 2400.0
     # Phases to run, comma-separated letters (a-m; "notify" is h, "soak" is l, "lifecycle" is m); empty: all.
     only: str = ""
+    # Where the results go; empty: bench/results.json for a run of every phase, and
+    # bench/results-partial.json with --only, which leaves the full run's file as it was.
+    results: str = ""
 
 
 _ALIASES = {"notify": "h", "soak": "l", "lifecycle": "m"}
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_FILE = BENCH_DIR / "results.json"
+PARTIAL_RESULTS_FILE = BENCH_DIR / "results-partial.json"
+_RESULTS_HELP = (f"where the results go (default: {RESULTS_FILE.relative_to(BENCH_DIR.parent)} for a run of every "
+                 f"phase, {PARTIAL_RESULTS_FILE.relative_to(BENCH_DIR.parent)} with --only: a partial run leaves the "
+                 "full run's file as it was)")
 PHASES = tuple("abcdefghiklm")
 _ONLY_HELP = ("phases to run, comma-separated: letters among " + ", ".join(PHASES)
               + " (or notify, soak, lifecycle); e.g. --only a,b. Default: every phase")
@@ -98,6 +107,8 @@ def parse_args(argv: list[str] | None) -> Parameters:
         flag = f"--{name.replace('_', '-')}"
         if name == "only":
             parser.add_argument(flag, default=value, help=_ONLY_HELP)
+        elif name == "results":
+            parser.add_argument(flag, default=value, metavar="PATH", help=_RESULTS_HELP)
         elif isinstance(value, tuple):
             parser.add_argument(flag, type=int, nargs="+", default=list(value), help="(default: %(default)s)")
         else:
@@ -111,6 +122,13 @@ def parse_args(argv: list[str] | None) -> Parameters:
 
 def _only_names(only: str) -> list[str]:
     return [name.strip().lower() for name in only.split(",") if name.strip()]
+
+
+def results_path(params: Parameters) -> Path:
+    """Where this run's results go: --results, else the full run's file or, with --only, the partial one."""
+    if params.results:
+        return Path(params.results)
+    return PARTIAL_RESULTS_FILE if _only_names(params.only) else RESULTS_FILE
 
 
 def runs(params: Parameters, phase: str) -> bool:

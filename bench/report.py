@@ -16,9 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from bench.params import RESULTS_FILE
 from devstack.compile import compiled_path
-
-RESULTS_FILE = Path(__file__).resolve().parent / "results.json"
 
 
 def machine() -> dict:

@@ -17,7 +17,8 @@ needs topics and a consumer group that hold nothing else, so it gets a broker an
 worker of its own, started after the first stack has stopped (one JVM at a time on a
 small machine).
 Everything started here is stopped in a `finally`, also on Ctrl-C or SIGTERM; a failed run
-keeps its work directory (service and broker logs). `--only c,h` runs some phases only.
+keeps its work directory (service and broker logs). `--only c,h` runs some phases only, and
+writes bench/results-partial.json: the full run's bench/results.json stays as it was.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from bench.latency import breach_latency
 from bench.lifecycle import measure_lifecycle
 from bench.notifybench import ROUTING_WITH_LOG, latency_departments, measure_notify
 from bench.notifybench import derive as derive_notify
-from bench.params import Parameters, parse_args, runs, write_departments, write_policy
+from bench.params import Parameters, parse_args, results_path, runs, write_departments, write_policy
 from bench.pipelinebench import measure_pipelines
 from bench.rawkafka import copy_loop, create_bench_topics, delete_bench_topics, prefill, producer_performance
 from bench.replay import POLICY_FILE, replay, write_replay_history
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parameters = {**asdict(params), "run_id": run_id, "external_kafka": bool(external),
                   "latency_department_names": departments}
     doc = report.document(parameters, results, time.monotonic() - started, error)
-    path = report.write(doc)
+    path = report.write(doc, results_path(params))
     report.print_table(doc, console)
     console.print(f"results: {path}")
     if error:

@@ -28,6 +28,7 @@ import hashlib
 import heapq
 import os
 import pstats
+import resource
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -270,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(batches)} records ({shape}): "
           f"{spent:.2f} CPU s, {spent / len(batches) * 1e6:.1f} µs per record, "
           f"{len(batches) / spent:,.0f} records per CPU-second{' (profiled)' if profiler else ''}")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"outputs {len(harness.outputs)}, digest {harness.digest()}, state digest {harness.state_digest()}, "
-          f"load average {load}")
+          f"load average {load}, peak RSS {peak_mb:,.0f} MB")
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(args.top)
     return 0
