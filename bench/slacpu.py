@@ -36,6 +36,7 @@ from pathlib import Path
 
 from handoff.v1 import contacts_pb2, handoff_events_pb2, types_pb2
 
+from bench.replay import write_replay_history
 from common.clock import EventTime, WallClock
 from common.codec import decode, new_envelope, to_timestamp
 from common.kafkaio import key_partition
@@ -43,6 +44,8 @@ from common.streams.engine import GC_THRESHOLDS
 from common.streams.store import due_of, partition_of
 from common.ticks import heartbeat_value
 from common.topics import CONTACTS, HANDOFF_EVENTS
+from handoff_svc.adapters import csvimport
+from handoff_svc.entrypoints.importer import kafka_record
 from sla.adapters.policy_file import load_policies
 from sla.entrypoints.app import SlaProcessor
 
@@ -122,11 +125,6 @@ def _contact(number: int, at: datetime, customers: int) -> tuple[str, bytes]:
 def history_records(events: int) -> list[tuple[object, int, bytes]]:
     """(topic, partition, value) of the replay's history of about `events` events, as the
     importer writes them, and the heartbeats it sends after them."""
-    from bench.replay import write_replay_history
-    from bench.sizing import events_in
-    from handoff_svc.adapters import csvimport
-    from handoff_svc.entrypoints.importer import kafka_record
-
     # The history lies in the past of today (its month depends on the date); the records'
     # recorded_at is fixed, so the digests depend on the code and the month alone.
     recorded_at = EVENT_TIME_START
