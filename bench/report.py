@@ -16,7 +16,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench.params import RESULTS_FILE
 from devstack.compile import compiled_path
 
 
@@ -41,7 +40,7 @@ def document(parameters: dict, results: dict, runtime_s: float, error: str | Non
             "parameters": parameters, "results": results, "runtime_s": round(runtime_s, 1), "error": error}
 
 
-def write(doc: dict, path: Path = RESULTS_FILE) -> Path:
+def write(doc: dict, path: Path) -> Path:
     path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
     return path
 

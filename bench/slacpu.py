@@ -238,7 +238,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args(argv)
     if args.history:
-        args.clock, args.calendar, args.fixed_clock = "event", "office", True
+        args.clock, args.fixed_clock = "event", True
     args.customers = args.customers or max(args.legs // 20, 1)
     return args
 
