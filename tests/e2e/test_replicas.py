@@ -84,13 +84,22 @@ class Replicas:
             self._channels[name] = (address, admin_channel(address))
         return api_grpc.HandoffServiceStub(self._channels[name][1])
 
-    def acknowledgements_applied(self, name: str, department: str) -> float:
-        """How many acknowledgements of `department`'s legs replica `name` applied as partition owner."""
+    def _samples(self, name: str, sample_name: str) -> list:
         with urllib.request.urlopen(self.stack.services[name].endpoints["metrics"], timeout=TIMEOUT) as page:
             text = page.read().decode()
-        return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-                   if sample.name == "handoff_leg_changes_total"
-                   and sample.labels == {"department": department, "change": "acknowledged"})
+        return [sample for family in text_string_to_metric_families(text) for sample in family.samples
+                if sample.name == sample_name]
+
+    def acknowledgements_applied(self, name: str, department: str) -> float:
+        """How many acknowledgements of `department`'s legs replica `name` applied as partition owner."""
+        return sum(sample.value for sample in self._samples(name, "handoff_leg_changes_total")
+                   if sample.labels == {"department": department, "change": "acknowledged"})
+
+    def commands_by_route(self, name: str) -> dict[str, float]:
+        """Commands replica `name`'s owner took, by route: handed over by its own edge (local) or
+        read from the command topic (topic)."""
+        return {sample.labels["route"]: sample.value
+                for sample in self._samples(name, "handoff_owner_commands_total")}
 
     def close(self) -> None:
         for _, ch in self._channels.values():
@@ -142,6 +151,7 @@ def test_commands_through_either_replica_reach_the_owner_of_every_partition(repl
     # given 48 legs of 24 customers spread over every partition, created through replica 1
     department = unique("billing")
     refs = customers(24)
+    before = {name: replicas.commands_by_route(name) for name in (FIRST, SECOND)}
     legs = [replicas[FIRST].CreateHandoff(create_request(ref, department), timeout=TIMEOUT) for ref in refs * 2]
     # when each is acknowledged through replica 2
     acknowledged = [replicas[SECOND].AcknowledgeHandoff(acknowledge_request(leg.handoff_id), timeout=TIMEOUT)
@@ -153,6 +163,13 @@ def test_commands_through_either_replica_reach_the_owner_of_every_partition(repl
     applied = {name: replicas.acknowledgements_applied(name, department) for name in (FIRST, SECOND)}
     assert all(count > 0 for count in applied.values()), applied
     assert sum(applied.values()) == len(legs)
+    # and each replica applied the commands of its own partitions from its own edge and the
+    # others' from the command topic: 48 creates and 48 acknowledgements, taken once each
+    taken = {name: {route: count - before[name].get(route, 0.0)
+                    for route, count in replicas.commands_by_route(name).items()} for name in (FIRST, SECOND)}
+    assert all(taken[name].get("local", 0) > 0 and taken[name].get("topic", 0) > 0 for name in taken), taken
+    assert sum(count for routes in taken.values() for count in routes.values()) == 2 * len(legs), taken
+    assert sum(routes.get("forwarded", 0) for routes in taken.values()) == 0, taken
 
 
 def test_both_replicas_read_the_same_legs(replicas: Replicas) -> None:

@@ -116,6 +116,18 @@ class Consumer:
     def consumer_group_metadata(self) -> object:
         return object()
 
+    def position(self, partitions):
+        return self._offsets(partitions, getattr(self, "positions", {}))
+
+    def committed(self, partitions, timeout=None):
+        return self._offsets(partitions, getattr(self, "committed_offsets", {}))
+
+    @staticmethod
+    def _offsets(partitions, known: dict[tuple[str, int], int]):
+        # librdkafka's OFFSET_INVALID (-1001) where nothing is known
+        return [engine_module.TopicPartition(tp.topic, tp.partition, known.get((tp.topic, tp.partition), -1001))
+                for tp in partitions]
+
     def seek(self, tp) -> None:
         self.seeks.append((tp.topic, tp.partition, tp.offset))
 
@@ -302,3 +314,88 @@ def test_a_transaction_that_failed_in_the_background_aborts_the_batch_instead_of
     assert ("abort",) in engine._producer.calls
     assert engine._consumer.seeks == [(TOPIC, 0, 5)]
     assert engine.recoveries == []
+
+
+class OwnWork(Processor):
+    """Writes work of its own at the end of a pass, which no input record carries (as the
+    handoff owner applies commands its edge hands over)."""
+
+    fenced = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending = 0
+        self.aborts = 0
+
+    def before_commit(self) -> None:
+        if self.pending:
+            self.store["own"] = framed(0, b"v")
+
+    def committed(self) -> None:
+        self.pending = 0
+
+    def aborted(self) -> None:
+        self.aborts += 1
+
+
+@pytest.fixture
+def fenced(engine):
+    engine._processor = OwnWork()
+    engine._stores = engine._processor.stores
+    engine._fenced = True
+    engine._aborted = engine._processor.aborted
+    engine._committed = engine._processor.committed
+    return engine
+
+
+def test_a_transaction_of_a_fenced_processors_own_work_carries_where_it_reads_its_partitions(fenced):
+    # given a member that has read partition 0 up to offset 7 and nothing of partition 1
+    fenced._consumer.positions = {(TOPIC, 0): 7}
+    # when a pass without records writes work of the processor's own
+    fenced._processor.pending = 1
+    fenced._run_batch([])
+    # then its transaction carries the read position, which only the partitions' owner may commit
+    assert fenced._producer.transactions() == [[("produce", "values-changelog"), ("offsets", [(TOPIC, 0, 7)])]]
+
+
+def test_without_read_positions_the_fence_uses_the_committed_offsets_then_the_partitions_start(fenced):
+    # given a member that has read nothing since its assignment
+    fenced._consumer.committed_offsets = {(TOPIC, 1): 40}
+    fenced._processor.pending = 1
+    fenced._run_batch([])
+    assert fenced._producer.transactions()[-1][-1] == ("offsets", [(TOPIC, 1, 40)])
+    # and in a group that never committed, the first owned partition's start (what it would read from)
+    fenced._consumer.committed_offsets = {}
+    fenced._processor.pending = 1
+    fenced._run_batch([])
+    assert fenced._producer.transactions()[-1][-1] == ("offsets", [(TOPIC, 0, 0)])
+
+
+def test_a_transaction_whose_fence_is_refused_is_aborted_and_the_processor_told(fenced):
+    # given a coordinator that refuses the offsets (this member lost its partitions)
+    fenced._consumer.positions = {(TOPIC, 0): 7}
+    fenced._producer.send_offsets_to_transaction = _refused
+    fenced._processor.pending = 1
+    fenced._run_batch([])
+    # then nothing is committed, the store is rolled back and the processor takes its work up again
+    assert fenced._producer.transactions() == []
+    assert "own" not in fenced._processor.store
+    assert fenced._processor.aborts == 1
+
+
+def test_records_offsets_are_the_fence_when_a_batch_has_them(fenced):
+    fenced._consumer.positions = {(TOPIC, 0): 99}
+    fenced._run_batch([Record(1, 9, b"write")])
+    assert fenced._producer.transactions() == [[("produce", "values-changelog"), ("offsets", [(TOPIC, 1, 10)])]]
+
+
+def test_a_processor_that_is_not_fenced_commits_its_own_work_without_offsets(engine):
+    # (as sla and notify commit what their timers fire)
+    engine._processor.store["timer"] = framed(0, b"v")
+    engine._run_batch([])
+    assert engine._producer.transactions() == [[("produce", "values-changelog")]]
+
+
+def _refused(offsets, metadata, timeout=None) -> None:
+    raise KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION, "the group has a newer generation",
+                                    txn_requires_abort=True))

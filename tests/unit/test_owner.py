@@ -15,7 +15,7 @@ from handoff.v1 import handoff_service_pb2 as api_pb2
 from handoff.v1 import types_pb2
 
 from common.codec import new_envelope, to_timestamp
-from common.topics import HANDOFF_EVENTS, HANDOFF_REPLIES
+from common.topics import HANDOFF_EVENTS
 from handoff_svc.adapters.codec import decode_event
 from handoff_svc.entrypoints.owner import CommandOwner
 from tests.unit.conftest import T0
@@ -48,12 +48,9 @@ class Owner:
             reply_to="replica-1", customer_ref=customer_ref, actor=actor, occurred_at=to_timestamp(AT),
             **{kind: request},
         )
-        before = len(self.sent)
-        self._owner.on_command(message, 0)
-        assert len(self.sent) > before
-        topic, key, value = self.sent[-1]
-        assert (topic, key) == (HANDOFF_REPLIES.name, "replica-1")
-        return commands_pb2.CommandReply.FromString(value)
+        reply = self._owner.on_command(message, 0)
+        assert reply.command_id == f"cmd-{self._commands}"
+        return commands_pb2.CommandReply.FromString(reply.SerializeToString())
 
     def events(self) -> list:
         return [decode_event(handoff_events_pb2.HandoffEvent.FromString(v)) for t, _, v in self.sent

@@ -14,6 +14,12 @@ LEG_CHANGES = Counter(
 )
 KNOWN_LEGS = Gauge("handoff_known_legs", "Legs held by this replica's read model.")
 CONTACTS_RECORDED = Counter("handoff_contacts_recorded_total", "Contacts recorded, by channel.", ["channel"])
+COMMANDS = Counter(
+    "handoff_owner_commands_total",
+    "Commands this replica's owner took: from the command topic (topic), handed over by its own edge (local), "
+    "or handed over and sent on to the partition's new owner (forwarded).",
+    ["route"],
+)
 
 
 class _OpenLegs:

@@ -138,7 +138,10 @@ class Processor(Protocol):
 
     # Optional: a processor may also define
     #   committed() -> None: the batch's transaction is committed (start what had to wait for it);
-    #   wake_s() -> float | None: how soon it wants a pass without new records (work of its own).
+    #   aborted() -> None: the batch's transaction was thrown away (take its own work up again);
+    #   wake_s() -> float | None: how soon it wants a pass without new records (work of its own);
+    #   fenced: bool = True: it writes work of its own that no input record carries (see
+    #     _fence), so every transaction must prove that this member still owns its partitions.
 
 
 class Abort(Exception):
@@ -165,6 +168,8 @@ class StreamEngine:
         self._inputs = {spec.name: spec for spec in processor.inputs}
         self._committed = getattr(processor, "committed", None)
         self._wake_s = getattr(processor, "wake_s", None)
+        self._aborted = getattr(processor, "aborted", None)
+        self._fenced = getattr(processor, "fenced", False)
         self._stores = processor.stores
         sender._engine = self
         common = {"bootstrap.servers": settings.bootstrap, **settings.client}
@@ -287,6 +292,8 @@ class StreamEngine:
             if self._committed is not None:
                 self._committed()
             return
+        if self._in_transaction and not offsets and self._fenced:
+            offsets = self._fence()
         if offsets:
             self._begin()
             self._bounded(self._producer.send_offsets_to_transaction,
@@ -303,6 +310,31 @@ class StreamEngine:
             self._schedule(store, ((key, value) for _, key, value in written if value is not None))
         if self._committed is not None:
             self._committed()
+
+    def _fence(self) -> dict[tuple[str, int], int]:
+        """Offsets for a transaction that no input record started (a fenced processor's own
+        work): where this member reads its owned partitions now. Committing them changes
+        nothing, but the group coordinator takes them only from the current owner of the
+        partitions (the consumer's group metadata names its generation): a member that lost its
+        partitions without knowing it yet sees its transaction refused and the batch aborted,
+        instead of writing beside their new owner. The read positions if it has read there,
+        else the committed offsets, else (a group that never committed) the partition's start."""
+        owned = [TopicPartition(topic, partition) for topic in self._inputs for partition in sorted(self._owned)]
+        if not owned:
+            return {}
+        for find in (self._consumer.position, self._committed_offsets, self._starts):
+            offsets = {(tp.topic, tp.partition): tp.offset for tp in find(owned) if tp.offset >= 0}
+            if offsets:
+                return offsets
+        raise Abort("no offset of the owned partitions is known to fence the transaction with")
+
+    def _committed_offsets(self, owned: list[TopicPartition]) -> list[TopicPartition]:
+        return self._consumer.committed(owned, timeout=self._txn_timeout_s)
+
+    def _starts(self, owned: list[TopicPartition]) -> list[TopicPartition]:
+        first = owned[0]
+        low, _ = self._consumer.get_watermark_offsets(first, timeout=self._txn_timeout_s)
+        return [TopicPartition(first.topic, first.partition, low)]
 
     def _offsets_due(self, offsets: dict[tuple[str, int], int]) -> bool:
         """Offsets held back from batches that wrote nothing are committed at the latest
@@ -347,6 +379,8 @@ class StreamEngine:
         for store in self._stores:
             store.rollback()
             store.drop(lost | frozenset(self._parked))
+        if self._aborted is not None:
+            self._aborted()
         self._timers.clear()
         self._parked.clear()
         self._deferred.clear()
@@ -376,6 +410,8 @@ class StreamEngine:
                 return
             self._in_transaction = False
         metrics.ENGINE_ABORTS.labels(self._settings.group).inc()
+        if self._aborted is not None:
+            self._aborted()
         for store in self._stores:
             keys = store.rollback()
             self._schedule(store, ((key, store[key]) for key in keys if key in store))

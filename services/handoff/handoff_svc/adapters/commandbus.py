@@ -6,6 +6,10 @@ partition that key lands on. Replies are read committed: the owner writes a repl
 transaction of its batch, and a batch that is aborted (and applied again) must never
 have told a caller anything.
 
+A command for a partition this replica's own engine owns does not take that way: it goes
+to the engine through the CommandInbox (adapters/inbox.py), which answers once the batch
+that applied it is committed.
+
 librdkafka (confluent-kafka) produces the commands and fetches the replies on its own
 threads. A thread of the bus waits for replies and hands each batch to the event loop,
 where the callers wait (as a read model's feed does); a command that could not be written
@@ -28,6 +32,7 @@ from common.kafkaio import partition_for
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.rdkafka import batches, follower_config, partition_ids, start_or_close
 from common.topics import HANDOFF_COMMANDS, HANDOFF_REPLIES
+from handoff_svc.adapters.inbox import CommandInbox
 
 log = logging.getLogger(__name__)
 # A fetch waits up to this long for a reply, but returns as soon as one is readable: the
@@ -47,8 +52,11 @@ class CommandTimeout(TimeoutError):
 
 
 class CommandBus:
-    def __init__(self, bootstrap: str, replica: str, security: KafkaSecurity = PLAINTEXT) -> None:
+    def __init__(self, bootstrap: str, replica: str, security: KafkaSecurity = PLAINTEXT,
+                 inbox: CommandInbox | None = None) -> None:
         self.replica = replica
+        self._inbox = inbox
+        self._command_partitions: list[int] = []
         self._key = replica.encode()
         self._security = security
         self._bootstrap = bootstrap
@@ -73,6 +81,8 @@ class CommandBus:
         self._consumer = Consumer(follower_config(self._bootstrap, self.replica, "read_committed", REPLY_FETCH_WAIT_MS,
                                                   group=f"{self.replica}-replies", **self._security.librdkafka()))
         partitions = await asyncio.to_thread(partition_ids, self._consumer, HANDOFF_REPLIES.name)
+        if self._inbox is not None:
+            self._command_partitions = await asyncio.to_thread(partition_ids, self._consumer, HANDOFF_COMMANDS.name)
         mine = TopicPartition(HANDOFF_REPLIES.name, partition_for(self.replica, partitions))
         # From the partition's end now (its last stable offset), so no reply to a command sent
         # after start() is skipped.
@@ -107,8 +117,12 @@ class CommandBus:
         waiting = self._loop.create_future()
         self._waiting[command_id] = waiting
         try:
-            self._producer.produce(HANDOFF_COMMANDS.name, command.SerializeToString(), command.customer_ref.encode(),
-                                   on_delivery=partial(self._delivered, command_id))
+            partition = self._owned_partition(command.customer_ref)
+            if partition is not None:
+                self._inbox.put(command, partition, self._from_engine)
+            else:
+                self._producer.produce(HANDOFF_COMMANDS.name, command.SerializeToString(), command.customer_ref.encode(),
+                                       on_delivery=partial(self._delivered, command_id))
             return await asyncio.wait_for(waiting, timeout)
         except asyncio.TimeoutError:
             raise CommandTimeout(f"no reply to command {command_id} within {timeout:.0f}s") from None
@@ -116,6 +130,26 @@ class CommandBus:
             raise CommandTimeout(f"command {command_id} could not be written: {error}") from None
         finally:
             self._waiting.pop(command_id, None)
+
+    def _owned_partition(self, customer_ref: str) -> int | None:
+        """The customer's command partition if this replica's engine owns it (so the inbox takes
+        the command), else None."""
+        if self._inbox is None or not self._command_partitions:
+            return None
+        partition = partition_for(customer_ref, self._command_partitions)
+        return partition if self._inbox.owns(partition) else None
+
+    def _from_engine(self, reply: commands_pb2.CommandReply) -> None:
+        """The engine's answer to a command from the inbox (called on the engine's thread)."""
+        try:
+            self._loop.call_soon_threadsafe(self._settle_reply, reply)
+        except RuntimeError:
+            pass  # the loop has closed: no caller waits any more
+
+    def _settle_reply(self, reply: commands_pb2.CommandReply) -> None:
+        waiting = self._waiting.get(reply.command_id)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(reply)
 
     def _delivered(self, command_id: str, error: KafkaError | None, _message) -> None:
         """A command that could not be written fails its caller now. (Delivery reports come on the
@@ -148,9 +182,7 @@ class CommandBus:
                 self._dead_letters.add(sending)
                 sending.add_done_callback(self._dead_letters.discard)
                 continue
-            waiting = self._waiting.get(reply.command_id)
-            if waiting is not None and not waiting.done():
-                waiting.set_result(reply)
+            self._settle_reply(reply)
 
     async def _send_dead_letter(self, topic: str, key: bytes | None, value: bytes | None,
                                 headers: list[tuple[str, bytes]]) -> None:

@@ -8,7 +8,10 @@ transaction, and the edge reads replies read_committed: a caller is told only wh
 broker holds.
 
 The edge, on the asyncio loop beside the engine's thread, serves HandoffService: it
-sends commands over the CommandBus and answers reads from the LegStore its LegFeed keeps.
+sends commands over the CommandBus and answers reads from the LegStore its LegFeed keeps. A
+command for a partition this replica's engine owns skips both topics: the bus hands it to
+the engine through the CommandInbox (adapters/inbox.py), and the engine answers once the
+batch that applied it is committed.
 """
 
 from __future__ import annotations
@@ -24,16 +27,22 @@ from common.settings import ServiceSettings, read_model_history
 from common.streams.engine import EngineSettings, Sender, StreamEngine
 from common.streams.service import Registration
 from common.streams.store import ChangelogStore
-from common.topics import HANDOFF_APP, HANDOFF_COMMANDS, HANDOFF_EVENTS, TABLES, TopicSpec, changelog_name
+from common.topics import HANDOFF_APP, HANDOFF_COMMANDS, HANDOFF_EVENTS, HANDOFF_REPLIES, TABLES, TopicSpec, changelog_name
 from handoff_svc import metrics
 from handoff_svc.adapters.commandbus import CommandBus
 from handoff_svc.adapters.legstore import LegFeed, LegStore
 from handoff_svc.entrypoints.grpc_api import HandoffApi
+from handoff_svc.adapters.inbox import CommandInbox
 from handoff_svc.entrypoints.owner import CommandOwner, ImportedLegs
 from handoff_svc.settings import Retention
 
 APP_ID = HANDOFF_APP
 SERVICE_NAME = handoff_service_pb2.DESCRIPTOR.services_by_name["HandoffService"].full_name
+# Commands from the inbox applied in one pass at most (the engine's batches are 2,000 records).
+INBOX_PER_PASS = 1_000
+# How long a pass waits for records while the inbox is empty: librdkafka's poll cannot be
+# woken, so this is the longest a command from the edge waits for the engine to look.
+INBOX_POLL_S = 0.002
 
 
 class OwnerProcessor:
@@ -43,16 +52,24 @@ class OwnerProcessor:
     # Both are written by this project's clients, with Kafka's partitioner.
     keyed_inputs: tuple[TopicSpec, ...] = ()
 
+    # Commands from the inbox write what no input record carries: see inbox.py.
+    fenced = True
+
     def __init__(self, clock: Clock, send: Sender, retention: Retention = Retention()) -> None:
         self.legs, self.requests = (ChangelogStore(name, changelog_name(APP_ID, name)) for name in TABLES[APP_ID])
         self.stores = (self.legs, self.requests)
         self._clock = clock
+        self._send = send
+        self._owned: frozenset[int] = frozenset()
+        self.inbox = CommandInbox()
         self.owner = CommandOwner(self.legs, self.requests, send, clock, retention)
         self.imported = ImportedLegs(self.legs, clock, retention)
 
     def process(self, spec: TopicSpec, message, partition: int) -> None:
         if spec is HANDOFF_COMMANDS:
-            self.owner.on_command(message, partition)
+            reply = self.owner.on_command(message, partition)
+            self._send(HANDOFF_REPLIES.name, message.reply_to, reply.SerializeToString())
+            metrics.COMMANDS.labels("topic").inc()
         else:
             self.imported.on_event(message, partition)
 
@@ -64,13 +81,33 @@ class OwnerProcessor:
         return epoch_us(self._clock.now())
 
     def before_commit(self) -> None:
-        pass
+        """Apply the commands the edge handed over; one whose partition went elsewhere meanwhile
+        goes to the command topic, where its new owner finds it."""
+        for waiting in self.inbox.take(INBOX_PER_PASS):
+            command = waiting.command
+            if waiting.partition in self._owned:
+                self.inbox.reply(waiting, self.owner.on_command(command, waiting.partition))
+                metrics.COMMANDS.labels("local").inc()
+            else:
+                self._send(HANDOFF_COMMANDS.name, command.customer_ref, command.SerializeToString())
+                metrics.COMMANDS.labels("forwarded").inc()
+
+    def committed(self) -> None:
+        self.inbox.committed()
+
+    def aborted(self) -> None:
+        self.inbox.aborted()
+
+    def wake_s(self) -> float:
+        return 0.0 if self.inbox.waiting() else INBOX_POLL_S
 
     def assigned(self, partitions: frozenset[int]) -> None:
-        pass
+        self._owned = partitions
+        self.inbox.own(partitions)
 
     def revoked(self, partitions: frozenset[int]) -> None:
-        pass
+        self._owned -= partitions
+        self.inbox.own(self._owned)
 
     def rolled_back(self, store: ChangelogStore, keys: list[str]) -> None:
         pass
@@ -102,11 +139,13 @@ class Edge:
         await self.feed.stop()
 
 
-def edge(settings: ServiceSettings, security: ServerSecurity, clock: Clock, departments: Departments) -> Edge:
-    """HandoffService over a command bus and a read model of every leg."""
+def edge(settings: ServiceSettings, security: ServerSecurity, clock: Clock, departments: Departments,
+         inbox: CommandInbox | None = None) -> Edge:
+    """HandoffService over a command bus and a read model of every leg; `inbox` is the
+    replica's own engine, for the commands of the partitions it owns."""
     store = LegStore(read_model_history())
     feed = LegFeed(settings.kafka_bootstrap, store, settings.kafka_security)
-    bus = CommandBus(settings.kafka_bootstrap, settings.instance, settings.kafka_security)
+    bus = CommandBus(settings.kafka_bootstrap, settings.instance, settings.kafka_security, inbox)
     metrics.KNOWN_LEGS.set_function(lambda: len(store))
     metrics.watch_open_legs(store)
     api = HandoffApi(store, feed, bus, clock, security.customer_ref_keys, departments)

@@ -28,8 +28,8 @@ def main() -> None:
     except (SettingsError, DepartmentsFileError, KafkaRefused) as error:
         fail_start(str(error))
     clock = WallClock()
-    engine, _ = build(engine_config, clock, retention)
-    api = edge(settings, security, clock, departments)
+    engine, owner = build(engine_config, clock, retention)
+    api = edge(settings, security, clock, departments, owner.inbox)
     parts = ServiceParts(engine, api.registrations, api.on_ready, api.on_stopped)
     sys.exit(asyncio.run(serve("handoff", settings, security, parts)))
 

@@ -23,7 +23,7 @@ from common.clock import Clock, epoch_us
 from common.codec import from_timestamp, new_envelope
 from common.ids import derived_event_id, new_event_id
 from common.streams.store import forget_due, framed, payload_of
-from common.topics import CONTACTS, HANDOFF_EVENTS, HANDOFF_REPLIES
+from common.topics import CONTACTS, HANDOFF_EVENTS
 from common.validation import InvalidField
 from handoff_svc import metrics
 from handoff_svc.adapters import codec
@@ -72,8 +72,8 @@ class CommandOwner:
         self._clock = clock
         self._retention = retention
 
-    def on_command(self, message: commands_pb2.HandoffCommand, partition: int) -> None:
-        """Apply one command (or replay its stored reply) and answer the waiting replica."""
+    def on_command(self, message: commands_pb2.HandoffCommand, partition: int) -> commands_pb2.CommandReply:
+        """Apply one command (or replay its stored reply); the reply for the waiting caller."""
         kind = message.WhichOneof("command")
         request = getattr(message, kind)
         # Scoped by caller: a request id is the caller's own idempotency key.
@@ -87,7 +87,7 @@ class CommandOwner:
             self._replies[done_key] = framed(partition, reply.SerializeToString(), forget_at)
         reply.command_id = message.envelope.event_id
         reply.envelope.CopyFrom(new_envelope("handoff", self._clock.now(), self._clock.now(), event_id=new_event_id()))
-        self._send(HANDOFF_REPLIES.name, message.reply_to, reply.SerializeToString())
+        return reply
 
     def _apply(self, kind: str, request, message, done_key: str, partition: int) -> commands_pb2.CommandReply:
         at = from_timestamp(message.occurred_at)

@@ -1,0 +1,129 @@
+"""Commands the edge hands to its own engine (the inbox): applied in the engine's next pass,
+answered only once the batch that applied them is committed, taken up again after an abort,
+and sent on through the command topic when the partition went elsewhere meanwhile."""
+
+from __future__ import annotations
+
+from handoff.v1 import handoff_commands_pb2 as commands_pb2
+from handoff.v1 import handoff_service_pb2 as api_pb2
+
+from common.codec import new_envelope, to_timestamp
+from common.streams.store import ChangelogStore
+from common.topics import HANDOFF_COMMANDS, HANDOFF_EVENTS, HANDOFF_REPLIES
+from handoff_svc.entrypoints.app import INBOX_POLL_S, OwnerProcessor
+from tests.unit.conftest import T0
+
+
+class FixedClock:
+    def now(self):
+        return T0
+
+
+class Replica:
+    """An owner's processor and its inbox, with the engine's part played by hand."""
+
+    def __init__(self, owned: frozenset[int] = frozenset({0, 1})) -> None:
+        self.sent: list[tuple[str, str, bytes]] = []
+        self.processor = OwnerProcessor(FixedClock(), lambda topic, key, value: self.sent.append((topic, key, value)))
+        self.processor.assigned(owned)
+        self.answers: list[commands_pb2.CommandReply] = []
+
+    def hand_over(self, request_id: str, partition: int = 0) -> str:
+        """The edge puts a create in the inbox; its command id."""
+        command_id = f"cmd-{request_id}"
+        request = api_pb2.CreateHandoffRequest(request_id=request_id, case_id="case-1", customer_ref="cust-1",
+                                               department="billing")
+        command = commands_pb2.HandoffCommand(
+            envelope=new_envelope("handoff", T0, T0, event_id=command_id, request_id=request_id),
+            reply_to="replica-1", customer_ref="cust-1", actor="agent-7", occurred_at=to_timestamp(T0), create=request)
+        self.processor.inbox.put(command, partition, self.answers.append)
+        return command_id
+
+    def topics(self) -> list[str]:
+        return [topic for topic, _, _ in self.sent]
+
+    def writes(self) -> list[tuple[int, str, bytes | None]]:
+        return [write for store in self.processor.stores for write in store.writes()]
+
+
+def _commit(stores: tuple[ChangelogStore, ...]) -> None:
+    for store in stores:
+        store.commit()
+
+
+def test_a_handed_over_command_is_applied_in_the_next_pass_and_answered_once_its_batch_commits():
+    replica = Replica()
+    # given a command in the inbox: the engine is asked to look at once
+    command_id = replica.hand_over("req-1")
+    assert replica.processor.wake_s() == 0.0
+    # when the engine's pass reaches the end of its batch
+    replica.processor.before_commit()
+    # then the command's event and stores are written in the batch, and no reply goes to the reply topic
+    assert replica.topics() == [HANDOFF_EVENTS.name]
+    assert {key for _, key, _ in replica.writes()} == {"create:agent-7:req-1", replica_leg(replica)}
+    # and the caller hears nothing before the commit
+    assert replica.answers == []
+    _commit(replica.processor.stores)
+    replica.processor.committed()
+    [reply] = replica.answers
+    assert reply.command_id == command_id and reply.handoffs[0].department == "billing"
+    # and an empty inbox lets the engine wait for records again
+    assert replica.processor.wake_s() == INBOX_POLL_S
+
+
+def replica_leg(replica: Replica) -> str:
+    [key] = [key for key, _ in replica.processor.legs.items()]
+    return key
+
+
+def test_an_aborted_batch_puts_its_commands_back_first_in_line_and_answers_none_of_them():
+    replica = Replica()
+    first, second = replica.hand_over("req-1"), replica.hand_over("req-2")
+    replica.processor.before_commit()
+    # when the batch's transaction is aborted (the stores roll back with it)
+    for store in replica.processor.stores:
+        store.rollback()
+    replica.processor.aborted()
+    assert replica.answers == []
+    # and a command arrives meanwhile
+    third = replica.hand_over("req-3")
+    # then the next pass applies the aborted ones again, in their order, before the newcomer
+    replica.sent.clear()
+    replica.processor.before_commit()
+    _commit(replica.processor.stores)
+    replica.processor.committed()
+    assert [reply.command_id for reply in replica.answers] == [first, second, third]
+    # and each create is written once, by the batch that committed
+    assert replica.topics() == [HANDOFF_EVENTS.name] * 3
+    assert len(replica.processor.legs) == 3
+
+
+def test_a_command_whose_partition_went_elsewhere_is_sent_on_through_the_command_topic():
+    replica = Replica(owned=frozenset({0, 1}))
+    # given a command handed over while partition 1 was this replica's
+    command_id = replica.hand_over("req-1", partition=1)
+    # when partition 1 goes to another replica before the engine gets to it
+    replica.processor.revoked(frozenset({1}))
+    assert not replica.processor.inbox.owns(1)
+    replica.processor.before_commit()
+    # then the command goes to the command topic as it was (the new owner answers on the reply topic)
+    [(topic, key, value)] = replica.sent
+    assert (topic, key) == (HANDOFF_COMMANDS.name, "cust-1")
+    assert commands_pb2.HandoffCommand.FromString(value).envelope.event_id == command_id
+    # and nothing is applied or answered here
+    assert replica.writes() == []
+    replica.processor.committed()
+    assert replica.answers == []
+
+
+def test_a_command_from_the_topic_is_still_answered_on_the_reply_topic():
+    replica = Replica()
+    request = api_pb2.CreateHandoffRequest(request_id="req-1", case_id="case-1", customer_ref="cust-1",
+                                           department="billing")
+    command = commands_pb2.HandoffCommand(
+        envelope=new_envelope("handoff", T0, T0, event_id="cmd-1", request_id="req-1"),
+        reply_to="replica-2", customer_ref="cust-1", actor="agent-7", occurred_at=to_timestamp(T0), create=request)
+    replica.processor.process(HANDOFF_COMMANDS, command, 0)
+    topic, key, value = replica.sent[-1]
+    assert (topic, key) == (HANDOFF_REPLIES.name, "replica-2")
+    assert commands_pb2.CommandReply.FromString(value).command_id == "cmd-1"
