@@ -6,9 +6,9 @@ partition that key lands on. Replies are read committed: the owner writes a repl
 transaction of its batch, and a batch that is aborted (and applied again) must never
 have told a caller anything.
 
-A command for a partition this replica's own engine owns does not take that way: it goes
-to the engine through the CommandInbox (adapters/inbox.py), which answers once the batch
-that applied it is committed.
+A command for a partition this replica's own engine owns is handed to that engine through
+the CommandInbox (adapters/inbox.py) instead of the command topic; its reply comes back on
+the reply topic like any other.
 
 librdkafka (confluent-kafka) produces the commands and fetches the replies on its own
 threads. A thread of the bus waits for replies and hands each batch to the event loop,
@@ -119,7 +119,7 @@ class CommandBus:
         try:
             partition = self._owned_partition(command.customer_ref)
             if partition is not None:
-                self._inbox.put(command, partition, self._from_engine)
+                self._inbox.put(command, partition)
             else:
                 self._producer.produce(HANDOFF_COMMANDS.name, command.SerializeToString(), command.customer_ref.encode(),
                                        on_delivery=partial(self._delivered, command_id))
@@ -138,18 +138,6 @@ class CommandBus:
             return None
         partition = partition_for(customer_ref, self._command_partitions)
         return partition if self._inbox.owns(partition) else None
-
-    def _from_engine(self, reply: commands_pb2.CommandReply) -> None:
-        """The engine's answer to a command from the inbox (called on the engine's thread)."""
-        try:
-            self._loop.call_soon_threadsafe(self._settle_reply, reply)
-        except RuntimeError:
-            pass  # the loop has closed: no caller waits any more
-
-    def _settle_reply(self, reply: commands_pb2.CommandReply) -> None:
-        waiting = self._waiting.get(reply.command_id)
-        if waiting is not None and not waiting.done():
-            waiting.set_result(reply)
 
     def _delivered(self, command_id: str, error: KafkaError | None, _message) -> None:
         """A command that could not be written fails its caller now. (Delivery reports come on the
@@ -182,7 +170,9 @@ class CommandBus:
                 self._dead_letters.add(sending)
                 sending.add_done_callback(self._dead_letters.discard)
                 continue
-            self._settle_reply(reply)
+            waiting = self._waiting.get(reply.command_id)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(reply)
 
     async def _send_dead_letter(self, topic: str, key: bytes | None, value: bytes | None,
                                 headers: list[tuple[str, bytes]]) -> None:

@@ -9,13 +9,14 @@ broker holds.
 
 The edge, on the asyncio loop beside the engine's thread, serves HandoffService: it
 sends commands over the CommandBus and answers reads from the LegStore its LegFeed keeps. A
-command for a partition this replica's engine owns skips both topics: the bus hands it to
-the engine through the CommandInbox (adapters/inbox.py), and the engine answers once the
-batch that applied it is committed.
+command for a partition this replica's engine owns skips the command topic: the bus hands it
+to the engine through the CommandInbox (adapters/inbox.py); its reply goes through the reply
+topic like any other.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from handoff.v1 import handoff_service_pb2, handoff_service_pb2_grpc
@@ -24,7 +25,7 @@ from common.clock import Clock, epoch_us
 from common.departments import Departments
 from common.security import ServerSecurity
 from common.settings import ServiceSettings, read_model_history
-from common.streams.engine import EngineSettings, Sender, StreamEngine
+from common.streams.engine import Abort, EngineSettings, Sender, StreamEngine
 from common.streams.service import Registration
 from common.streams.store import ChangelogStore
 from common.topics import HANDOFF_APP, HANDOFF_COMMANDS, HANDOFF_EVENTS, HANDOFF_REPLIES, TABLES, TopicSpec, changelog_name
@@ -36,6 +37,7 @@ from handoff_svc.adapters.inbox import CommandInbox
 from handoff_svc.entrypoints.owner import CommandOwner, ImportedLegs
 from handoff_svc.settings import Retention
 
+log = logging.getLogger(__name__)
 APP_ID = HANDOFF_APP
 SERVICE_NAME = handoff_service_pb2.DESCRIPTOR.services_by_name["HandoffService"].full_name
 # Commands from the inbox applied in one pass at most (the engine's batches are 2,000 records).
@@ -62,16 +64,21 @@ class OwnerProcessor:
         self._send = send
         self._owned: frozenset[int] = frozenset()
         self.inbox = CommandInbox()
+        self._failed: set[str] = set()  # ids of handed-over commands whose application raised
         self.owner = CommandOwner(self.legs, self.requests, send, clock, retention)
         self.imported = ImportedLegs(self.legs, clock, retention)
 
     def process(self, spec: TopicSpec, message, partition: int) -> None:
         if spec is HANDOFF_COMMANDS:
-            reply = self.owner.on_command(message, partition)
-            self._send(HANDOFF_REPLIES.name, message.reply_to, reply.SerializeToString())
-            metrics.COMMANDS.labels("topic").inc()
+            self._apply(message, partition, "topic")
         else:
             self.imported.on_event(message, partition)
+
+    def _apply(self, command, partition: int, route: str) -> None:
+        """Apply `command` and write its reply for the waiting replica, in the batch."""
+        reply = self.owner.on_command(command, partition)
+        self._send(HANDOFF_REPLIES.name, command.reply_to, reply.SerializeToString())
+        metrics.COMMANDS.labels(route).inc()
 
     def due(self, store: ChangelogStore, key: str, partition: int) -> None:
         """The only instant the owner's values ask for: when a reply or a closed leg is forgotten."""
@@ -81,14 +88,21 @@ class OwnerProcessor:
         return epoch_us(self._clock.now())
 
     def before_commit(self) -> None:
-        """Apply the commands the edge handed over; one whose partition went elsewhere meanwhile
-        goes to the command topic, where its new owner finds it."""
+        """Apply the commands the edge handed over. One whose partition went elsewhere meanwhile
+        goes to the command topic, where its new owner finds it; so does one that failed here,
+        where the engine tries it a bounded number of times and then dead-letters it."""
         for waiting in self.inbox.take(INBOX_PER_PASS):
             command = waiting.command
-            if waiting.partition in self._owned:
-                self.inbox.reply(waiting, self.owner.on_command(command, waiting.partition))
-                metrics.COMMANDS.labels("local").inc()
+            command_id = command.envelope.event_id
+            if waiting.partition in self._owned and command_id not in self._failed:
+                try:
+                    self._apply(command, waiting.partition, "local")
+                except Exception as error:
+                    log.exception("applying command %s from the edge failed; it goes to the command topic", command_id)
+                    self._failed.add(command_id)
+                    raise Abort(f"command {command_id}: {error}") from error
             else:
+                self._failed.discard(command_id)
                 self._send(HANDOFF_COMMANDS.name, command.customer_ref, command.SerializeToString())
                 metrics.COMMANDS.labels("forwarded").inc()
 
