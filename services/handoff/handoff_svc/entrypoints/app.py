@@ -31,9 +31,9 @@ from common.streams.store import ChangelogStore
 from common.topics import HANDOFF_APP, HANDOFF_COMMANDS, HANDOFF_EVENTS, HANDOFF_REPLIES, TABLES, TopicSpec, changelog_name
 from handoff_svc import metrics
 from handoff_svc.adapters.commandbus import CommandBus
+from handoff_svc.adapters.inbox import CommandInbox
 from handoff_svc.adapters.legstore import LegFeed, LegStore
 from handoff_svc.entrypoints.grpc_api import HandoffApi
-from handoff_svc.adapters.inbox import CommandInbox
 from handoff_svc.entrypoints.owner import CommandOwner, ImportedLegs
 from handoff_svc.settings import Retention
 
