@@ -86,6 +86,16 @@ def native_threads() -> set[str]:
     return set(os.listdir(f"/proc/{os.getpid()}/task"))
 
 
+def threads_left(before: set[str], within_s: float = 5.0) -> set[str]:
+    """The threads not in `before` that are still there after up to `within_s`: a thread whose
+    work is done (a closed client's, a joined Python thread) leaves the kernel's list a moment
+    after the call that waited for it returns."""
+    deadline = time.monotonic() + within_s
+    while native_threads() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return native_threads() - before
+
+
 def unique(prefix: str) -> str:
     """A name no other test uses, valid as a department, case id or customer_ref (a department of
     the suite's departments file when `prefix` is a department)."""

@@ -18,7 +18,7 @@ from common.localkafka import LocalKafka, create_topics
 from common.streams.engine import PRODUCER_CLOSE_S, EngineSettings, start_engine
 from common.topics import HANDOFF_COMMANDS
 from handoff_svc.entrypoints.app import build
-from tests.support import native_threads
+from tests.support import native_threads, threads_left
 
 # The consumer's close gives up on a broker that is gone after its own timeouts; the
 # producer's is bounded by PRODUCER_CLOSE_S.
@@ -52,9 +52,6 @@ def test_a_stopped_engine_leaves_no_client_thread_behind(tmp_path: Path, broker:
         # then the engine ended in time, and no thread of its clients is left
         assert not thread.is_alive(), f"the engine did not stop within {STOP_LIMIT_S} s"
         assert time.monotonic() - started < STOP_LIMIT_S
-        deadline = time.monotonic() + 5
-        while native_threads() - before and time.monotonic() < deadline:
-            time.sleep(0.1)  # librdkafka's threads end just after close returns
-        assert native_threads() - before == set()
+        assert threads_left(before) == set()
         if broker == "running":
             assert engine.failure is None

@@ -16,7 +16,7 @@ from common.kafkaio import MissingTopic
 from common.topics import TopicSpec
 from notify.adapters.api_codec import encode_silence
 from tests.integration.test_silence_feed_dead_letters import a_silence
-from tests.support import native_threads
+from tests.support import native_threads, threads_left
 
 pytestmark = pytest.mark.integration
 START_LIMIT_S = 30.0
@@ -145,4 +145,4 @@ def test_a_feed_of_a_topic_that_does_not_exist_says_so_and_leaves_no_thread_behi
     # then the error names the topic, and the failed start closed its client (librdkafka's
     # threads are the process's, not Python's)
     assert message == f"topic {missing.name} does not exist; create the project's topics first"
-    assert native_threads() <= before
+    assert threads_left(before) == set()
