@@ -21,6 +21,15 @@ class FixedClock:
         return T0
 
 
+def create_command(request_id: str, reply_to: str) -> commands_pb2.HandoffCommand:
+    """A create of customer cust-1 that replica `reply_to` sends; its id is cmd-<request_id>."""
+    request = api_pb2.CreateHandoffRequest(request_id=request_id, case_id="case-1", customer_ref="cust-1",
+                                           department="billing")
+    return commands_pb2.HandoffCommand(
+        envelope=new_envelope("handoff", T0, T0, event_id=f"cmd-{request_id}", request_id=request_id),
+        reply_to=reply_to, customer_ref="cust-1", actor="agent-7", occurred_at=to_timestamp(T0), create=request)
+
+
 class Replica:
     """An owner's processor and its inbox, with the engine's part played by hand."""
 
@@ -31,14 +40,9 @@ class Replica:
 
     def hand_over(self, request_id: str, partition: int = 0) -> str:
         """The edge puts a create in the inbox; its command id."""
-        command_id = f"cmd-{request_id}"
-        request = api_pb2.CreateHandoffRequest(request_id=request_id, case_id="case-1", customer_ref="cust-1",
-                                               department="billing")
-        command = commands_pb2.HandoffCommand(
-            envelope=new_envelope("handoff", T0, T0, event_id=command_id, request_id=request_id),
-            reply_to="replica-1", customer_ref="cust-1", actor="agent-7", occurred_at=to_timestamp(T0), create=request)
+        command = create_command(request_id, "replica-1")
         self.processor.inbox.put(command, partition)
-        return command_id
+        return command.envelope.event_id
 
     def topics(self) -> list[str]:
         return [topic for topic, _, _ in self.sent]
@@ -125,15 +129,10 @@ def test_a_command_whose_partition_went_elsewhere_is_sent_on_through_the_command
 
 def test_a_command_from_the_topic_is_still_answered_on_the_reply_topic():
     replica = Replica()
-    request = api_pb2.CreateHandoffRequest(request_id="req-1", case_id="case-1", customer_ref="cust-1",
-                                           department="billing")
-    command = commands_pb2.HandoffCommand(
-        envelope=new_envelope("handoff", T0, T0, event_id="cmd-1", request_id="req-1"),
-        reply_to="replica-2", customer_ref="cust-1", actor="agent-7", occurred_at=to_timestamp(T0), create=request)
-    replica.processor.process(HANDOFF_COMMANDS, command, 0)
+    replica.processor.process(HANDOFF_COMMANDS, create_command("req-1", "replica-2"), 0)
     topic, key, value = replica.sent[-1]
     assert (topic, key) == (HANDOFF_REPLIES.name, "replica-2")
-    assert commands_pb2.CommandReply.FromString(value).command_id == "cmd-1"
+    assert commands_pb2.CommandReply.FromString(value).command_id == "cmd-req-1"
 
 
 def test_a_handed_over_command_that_fails_aborts_its_batch_then_goes_to_the_command_topic(monkeypatch):

@@ -60,6 +60,9 @@ class CommandInbox:
     def own(self, partitions: frozenset[int]) -> None:
         self._owned = partitions
 
+    def give_up(self, partitions: frozenset[int]) -> None:
+        self._owned = self._owned - partitions
+
     def waiting(self) -> bool:
         return bool(self._queue)
 

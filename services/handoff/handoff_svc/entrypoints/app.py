@@ -23,6 +23,7 @@ from handoff.v1 import handoff_service_pb2, handoff_service_pb2_grpc
 
 from common.clock import Clock, epoch_us
 from common.departments import Departments
+from common.metrics import child
 from common.security import ServerSecurity
 from common.settings import ServiceSettings, read_model_history
 from common.streams.engine import Abort, EngineSettings, Sender, StreamEngine
@@ -62,8 +63,7 @@ class OwnerProcessor:
         self.stores = (self.legs, self.requests)
         self._clock = clock
         self._send = send
-        self._owned: frozenset[int] = frozenset()
-        self.inbox = CommandInbox()
+        self.inbox = CommandInbox()  # also holds what this member owns: the edge and before_commit ask it
         self._failed: set[str] = set()  # ids of handed-over commands whose application raised
         self.owner = CommandOwner(self.legs, self.requests, send, clock, retention)
         self.imported = ImportedLegs(self.legs, clock, retention)
@@ -78,7 +78,7 @@ class OwnerProcessor:
         """Apply `command` and write its reply for the waiting replica, in the batch."""
         reply = self.owner.on_command(command, partition)
         self._send(HANDOFF_REPLIES.name, command.reply_to, reply.SerializeToString())
-        metrics.COMMANDS.labels(route).inc()
+        child(metrics.COMMANDS, route).inc()
 
     def due(self, store: ChangelogStore, key: str, partition: int) -> None:
         """The only instant the owner's values ask for: when a reply or a closed leg is forgotten."""
@@ -94,7 +94,7 @@ class OwnerProcessor:
         for waiting in self.inbox.take(INBOX_PER_PASS):
             command = waiting.command
             command_id = command.envelope.event_id
-            if waiting.partition in self._owned and command_id not in self._failed:
+            if self.inbox.owns(waiting.partition) and command_id not in self._failed:
                 try:
                     self._apply(command, waiting.partition, "local")
                 except Exception as error:
@@ -104,7 +104,7 @@ class OwnerProcessor:
             else:
                 self._failed.discard(command_id)
                 self._send(HANDOFF_COMMANDS.name, command.customer_ref, command.SerializeToString())
-                metrics.COMMANDS.labels("forwarded").inc()
+                child(metrics.COMMANDS, "forwarded").inc()
 
     def committed(self) -> None:
         self.inbox.committed()
@@ -116,12 +116,10 @@ class OwnerProcessor:
         return 0.0 if self.inbox.waiting() else INBOX_POLL_S
 
     def assigned(self, partitions: frozenset[int]) -> None:
-        self._owned = partitions
         self.inbox.own(partitions)
 
     def revoked(self, partitions: frozenset[int]) -> None:
-        self._owned -= partitions
-        self.inbox.own(self._owned)
+        self.inbox.give_up(partitions)
 
     def rolled_back(self, store: ChangelogStore, keys: list[str]) -> None:
         pass
