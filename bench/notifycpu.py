@@ -35,15 +35,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from handoff.v1 import channel_gateway_pb2, sla_events_pb2, types_pb2
+from handoff.v1 import sla_events_pb2, types_pb2
 
 from bench.notifybench import ROUTING_WITH_LOG
 from common.clock import WallClock
 from common.codec import decode, new_envelope, to_timestamp
 from common.kafkaio import key_partition
 from common.topics import NOTIFICATIONS, SLA_EVENTS
-from notify.adapters.codec import deliver_request
-from notify.adapters.gateways import Outcome
+from notify.adapters.gateways import Outcome, deliver_batches
 from notify.adapters.notification_store import NotificationStore
 from notify.adapters.routing_file import load_routing
 from notify.entrypoints.app import NotifyProcessor
@@ -61,8 +60,8 @@ class AnsweringGateways:
         return True
 
     async def deliver(self, kind: str, deliveries, timeout: float) -> list[Outcome]:
-        channel_gateway_pb2.DeliverBatchRequest(deliveries=[
-            deliver_request(d.delivery_id, kind, d.target, d.notification) for d in deliveries]).SerializeToString()
+        for batch in deliver_batches(kind, deliveries):
+            batch.SerializeToString()
         return [Outcome(True, receipt=d.delivery_id) for d in deliveries]
 
 

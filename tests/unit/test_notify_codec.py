@@ -122,6 +122,21 @@ def test_a_notification_survives_the_round_trip_through_protobuf_digest_items_in
     assert restored(stored(digest)) == digest
 
 
+def test_a_gateway_request_carries_the_notification_as_it_was_stored():
+    from notify.adapters.codec import deliver_request, notification_from, notification_pb, stored, stored_bytes
+    from notify.adapters.state import Job, job_from, job_value
+
+    notification = notify_breach(sla_breach())
+    job = job_from("d-1", job_value(Job("d-1", notification, "ops-log", 3, 7, T0)))
+    assert job.encoded == stored_bytes(stored(notification))
+
+    request = deliver_request("d-1", "log", "ops", job.encoded)
+
+    assert (request.delivery_id, request.channel, request.target) == ("d-1", "log", "ops")
+    assert request.notification == notification_pb(notification)
+    assert notification_from(request.notification) == notification
+
+
 def test_the_subscription_stream_reads_only_deliveries_that_carry_their_notification():
     from notify.adapters.codec import encode_delivered, subscription_delivery
 

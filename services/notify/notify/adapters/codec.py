@@ -161,15 +161,28 @@ def notification_from(message: notifications_pb2.Notification) -> Notification:
 _EXTRA_LABELS = ("group_key", "flush", "origin_id", "origin_receiver")
 
 
-def stored(notification: Notification) -> str:
-    """A notification as a table value (JSON text)."""
-    return base64.b64encode(notification_pb(notification).SerializeToString()).decode()
+def notification_bytes(notification: Notification) -> bytes:
+    """A notification's message, serialized."""
+    return notification_pb(notification).SerializeToString()
+
+
+def notification_parsed(data: bytes) -> Notification:
+    """The notification `notification_bytes` gave."""
+    return notification_from(notifications_pb2.Notification.FromString(data))
+
+
+def stored(notification: Notification, encoded: bytes = b"") -> str:
+    """A notification as a table value (JSON text); `encoded`: its notification_bytes, if known."""
+    return base64.b64encode(encoded or notification_bytes(notification)).decode()
+
+
+def stored_bytes(text: str) -> bytes:
+    """The notification_bytes a `stored` value holds."""
+    return base64.b64decode(text)
 
 
 def restored(text: str) -> Notification:
-    message = notifications_pb2.Notification()
-    message.ParseFromString(base64.b64decode(text))
-    return notification_from(message)
+    return notification_parsed(stored_bytes(text))
 
 
 # --- notification events ------------------------------------------------------------------
@@ -292,8 +305,16 @@ def subscription_delivery(event: notifications_pb2.NotificationEvent) -> notific
     return event.delivered.notification
 
 
-def deliver_request(delivery_id: str, kind: str, target: str, notification: Notification):
-    """A ChannelGateway DeliverRequest, its notification filled in place (not built, then copied)."""
-    request = channel_gateway_pb2.DeliverRequest(delivery_id=delivery_id, channel=kind, target=target)
-    _fill_notification(request.notification, notification)
+def fill_deliver_request(request: channel_gateway_pb2.DeliverRequest, delivery_id: str, kind: str, target: str,
+                         encoded: bytes) -> channel_gateway_pb2.DeliverRequest:
+    """`request` (empty) made the ChannelGateway DeliverRequest of one delivery, in place (a
+    batch's entries are filled where they stand, not built, then copied); `encoded`: the
+    notification's notification_bytes (parsed, not rebuilt field by field)."""
+    request.delivery_id, request.channel, request.target = delivery_id, kind, target
+    request.notification.MergeFromString(encoded)
     return request
+
+
+def deliver_request(delivery_id: str, kind: str, target: str, encoded: bytes) -> channel_gateway_pb2.DeliverRequest:
+    """A ChannelGateway DeliverRequest on its own."""
+    return fill_deliver_request(channel_gateway_pb2.DeliverRequest(), delivery_id, kind, target, encoded)

@@ -10,15 +10,15 @@ then on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 from handoff.v1 import channel_gateway_pb2, channel_gateway_pb2_grpc
 
 from common.grpcclient import aio_channel
-from notify.adapters.codec import deliver_request
+from notify.adapters.codec import deliver_request, fill_deliver_request, notification_bytes
 from notify.domain.notifications import Notification
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -28,6 +28,9 @@ _CODES = {code.value[0]: code for code in grpc.StatusCode}
 # requests (a gRPC message may hold 4 MiB).
 MAX_BATCH = 1000
 MAX_BATCH_BYTES = 1 << 20
+# A DeliverRequest's framing within a batch: a tag and a length before it and before each of
+# its four fields, a length taking at most three bytes below 2 MiB.
+FRAMING = 20
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,16 @@ class Delivery:
     delivery_id: str
     target: str
     notification: Notification
+    # The notification serialized (codec.notification_bytes): given when the caller has it.
+    encoded: bytes = field(default=b"", repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.encoded:
+            object.__setattr__(self, "encoded", notification_bytes(self.notification))
+
+    def size_bound(self, kind: str) -> int:
+        """At least the bytes of its DeliverRequest (through `kind`) within a DeliverBatch."""
+        return len(self.encoded) + len(self.delivery_id) + len(self.target) + len(kind) + FRAMING
 
 
 class NoGateway(LookupError):
@@ -83,26 +96,28 @@ class Gateways:
     async def deliver(self, kind: str, deliveries: Sequence[Delivery], timeout: float) -> list[Outcome]:
         """Deliver each of `deliveries` through the `kind` gateway within `timeout` seconds: one
         DeliverBatch per megabyte of requests, all at once; their outcomes in the same order."""
-        requests = [deliver_request(d.delivery_id, kind, d.target, d.notification) for d in deliveries]
         stub = self._stub(kind)
         if kind not in self._unbatched:
-            answers = await asyncio.gather(*(self._batch(stub, chunk, timeout) for chunk in _chunks(requests)))
+            answers = await asyncio.gather(*(self._batch(stub, kind, batch, timeout)
+                                             for batch in deliver_batches(kind, deliveries)))
             if kind not in self._unbatched:  # else: UNIMPLEMENTED just now, so one Deliver each below
                 return [outcome for answer in answers for outcome in answer]
-        return list(await asyncio.gather(*(self._one(stub, request, timeout) for request in requests)))
+        return list(await asyncio.gather(*(
+            self._one(stub, deliver_request(d.delivery_id, kind, d.target, d.encoded), timeout)
+            for d in deliveries)))
 
-    async def _batch(self, stub: channel_gateway_pb2_grpc.ChannelGatewayStub,
-                     requests: list[channel_gateway_pb2.DeliverRequest], timeout: float) -> list[Outcome]:
+    async def _batch(self, stub: channel_gateway_pb2_grpc.ChannelGatewayStub, kind: str,
+                     batch: channel_gateway_pb2.DeliverBatchRequest, timeout: float) -> list[Outcome]:
+        count = len(batch.deliveries)
         try:
-            response = await stub.DeliverBatch(channel_gateway_pb2.DeliverBatchRequest(deliveries=requests),
-                                               timeout=timeout)
+            response = await stub.DeliverBatch(batch, timeout=timeout)
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.UNIMPLEMENTED:
-                self._unbatched.add(requests[0].channel)
-            return [Outcome.refused(error.code(), error.details())] * len(requests)
-        if len(response.results) != len(requests):
-            reason = f"the gateway answered {len(response.results)} results for {len(requests)} deliveries"
-            return [Outcome(False, retryable=True, reason=reason)] * len(requests)
+                self._unbatched.add(kind)
+            return [Outcome.refused(error.code(), error.details())] * count
+        if len(response.results) != count:
+            reason = f"the gateway answered {len(response.results)} results for {count} deliveries"
+            return [Outcome(False, retryable=True, reason=reason)] * count
         return [Outcome(True, receipt=result.receipt) if result.code == 0
                 else Outcome.refused(_CODES.get(result.code, grpc.StatusCode.UNKNOWN), result.message)
                 for result in response.results]
@@ -122,16 +137,17 @@ class Gateways:
         self._stubs.clear()
 
 
-def _chunks(requests: list[channel_gateway_pb2.DeliverRequest]):
-    """The requests in runs of at most MAX_BATCH and MAX_BATCH_BYTES (a bigger request goes alone)."""
-    chunk: list[channel_gateway_pb2.DeliverRequest] = []
+def deliver_batches(kind: str, deliveries: Sequence[Delivery]) -> Iterator[channel_gateway_pb2.DeliverBatchRequest]:
+    """The DeliverBatch requests of `deliveries`, in order: at most MAX_BATCH deliveries and
+    MAX_BATCH_BYTES each (a bigger delivery goes alone)."""
+    batch = channel_gateway_pb2.DeliverBatchRequest()
     size = 0
-    for request in requests:
-        length = request.ByteSize()
-        if chunk and (size + length > MAX_BATCH_BYTES or len(chunk) == MAX_BATCH):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(request)
+    for delivery in deliveries:
+        length = delivery.size_bound(kind)
+        if batch.deliveries and (size + length > MAX_BATCH_BYTES or len(batch.deliveries) == MAX_BATCH):
+            yield batch
+            batch, size = channel_gateway_pb2.DeliverBatchRequest(), 0
+        fill_deliver_request(batch.deliveries.add(), delivery.delivery_id, kind, delivery.target, delivery.encoded)
         size += length
-    if chunk:
-        yield chunk
+    if batch.deliveries:
+        yield batch

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from notify.adapters.codec import restored, stored
+from notify.adapters.codec import notification_bytes, notification_parsed, restored, stored, stored_bytes
 from notify.adapters.routing_file import RoutingConfig
 from notify.domain import escalation, grouping
 from notify.domain.notifications import Notification
@@ -25,19 +25,27 @@ class Job:
     attempts: int = 0
     # When the next attempt is due (None: at once); kept, so a restart keeps the backoff.
     next_attempt_at: datetime | None = None
+    # The notification serialized (codec.notification_bytes), as its `pending` entry holds it
+    # and each gateway call sends it: made once.
+    encoded: bytes = field(default=b"", repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.encoded:
+            self.encoded = notification_bytes(self.notification)
 
 
 def job_value(job: Job) -> dict:
-    return {"n": stored(job.notification), "channel": job.channel, "partition": job.partition,
+    return {"n": stored(job.notification, job.encoded), "channel": job.channel, "partition": job.partition,
             "offset": job.offset, "first": job.first_attempt_at.isoformat(), "attempts": job.attempts,
             "next": job.next_attempt_at.isoformat() if job.next_attempt_at else None}
 
 
 def job_from(delivery_id: str, value: dict) -> Job:
     upcoming = value.get("next")
-    return Job(delivery_id, restored(value["n"]), value["channel"], value["partition"], value["offset"],
+    encoded = stored_bytes(value["n"])
+    return Job(delivery_id, notification_parsed(encoded), value["channel"], value["partition"], value["offset"],
                datetime.fromisoformat(value["first"]), value.get("attempts", 0),
-               datetime.fromisoformat(upcoming) if upcoming else None)
+               datetime.fromisoformat(upcoming) if upcoming else None, encoded)
 
 
 def escalation_value(state: escalation.EscalationState, notification: Notification, partition: int) -> dict:
