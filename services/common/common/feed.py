@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -160,6 +160,23 @@ class TopicFeed:
         def done() -> bool:
             return all(self._read_up_to.get(tp, 0) >= end for tp, end in ends.items())
 
+        async with self._progress:
+            await asyncio.wait_for(self._progress.wait_for(done), timeout)
+
+    async def reached(self, positions: Mapping[tuple[str, int], int], timeout: float | None = 5.0) -> None:
+        """Wait until the records before `positions` ((topic, partition) -> offset) of the
+        topics it follows have been applied (TimeoutError after `timeout`). A transaction's
+        records are read, read_committed, once its markers are written: from then on every
+        reader's `caught_up()` counts them."""
+        if self._task is None:
+            raise RuntimeError(f"{self._name} is not started")
+        wanted = {tp: offset for tp, offset in positions.items() if tp[0] in self._topics}
+
+        def done() -> bool:
+            return all(self._read_up_to.get(tp, 0) >= offset for tp, offset in wanted.items())
+
+        if done():
+            return
         async with self._progress:
             await asyncio.wait_for(self._progress.wait_for(done), timeout)
 
