@@ -146,3 +146,43 @@ def test_a_feed_of_a_topic_that_does_not_exist_says_so_and_leaves_no_thread_behi
     # threads are the process's, not Python's)
     assert message == f"topic {missing.name} does not exist; create the project's topics first"
     assert threads_left(before) == set()
+
+
+def test_reached_returns_once_the_records_before_the_given_positions_are_applied(
+        kafka_bootstrap: str, topic: TopicSpec) -> None:
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": f"feed-test-{uuid.uuid4()}"})
+    producer.init_transactions(30)
+
+    async def scenario() -> tuple[list[str], list[str], Recorded]:
+        recorded = Recorded()
+        feed = await started(kafka_bootstrap, topic, recorded)
+        try:
+            # given a transaction whose records are written (acknowledged) but not committed
+            written: dict[tuple[str, int], int] = {}
+
+            def note(error, message) -> None:
+                assert error is None
+                written[message.topic(), message.partition()] = message.offset() + 1
+
+            producer.begin_transaction()
+            silence = a_silence()
+            producer.produce(topic.name, encode_silence(silence), silence.silence_id.encode(), partition=1,
+                             on_delivery=note)
+            await asyncio.to_thread(producer.flush, 30)
+            # then the feed has not reached where they were written: they are not readable yet
+            with pytest.raises(TimeoutError):
+                await feed.reached(written, timeout=1.0)
+            before = list(recorded.applied)
+            # when the transaction commits
+            await asyncio.to_thread(producer.commit_transaction, 30)
+            # then it reaches them, and has applied them by then
+            await feed.reached(written, timeout=START_LIMIT_S)
+            # and positions on topics it does not follow, or already passed, are no wait
+            await feed.reached({("another-topic", 0): 10**9, **written}, timeout=0.0)
+            return before, [silence.silence_id], recorded
+        finally:
+            await feed.stop()
+
+    before, committed, recorded = asyncio.run(scenario())
+    assert before == []
+    assert recorded.applied == committed

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -77,6 +78,8 @@ class CommandBus:
         self._consumer: Consumer | None = None
         self._waiting: dict[str, asyncio.Future[commands_pb2.CommandReply]] = {}
         self._written: dict[str, Written] = {}  # where the commands answered from the inbox wrote
+        # Answers from the engine's thread, for the event loop (deque's append and popleft are atomic).
+        self._handed: deque[tuple[str, commands_pb2.CommandReply, Written]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fetching: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
@@ -158,14 +161,19 @@ class CommandBus:
             self._written.pop(command_id, None)
 
     def _handed_back(self, command_id: str, reply: commands_pb2.CommandReply, written: Written) -> None:
-        """The engine's answer to a command from the inbox (on the engine's thread)."""
-        self._loop.call_soon_threadsafe(self._answer_handed_back, command_id, reply, written)
+        """The engine's answer to a command from the inbox (on the engine's thread). A batch's
+        answers wake the event loop once: the first queued asks it to take them all."""
+        self._handed.append((command_id, reply, written))
+        if len(self._handed) == 1:
+            self._loop.call_soon_threadsafe(self._answer_handed_back)
 
-    def _answer_handed_back(self, command_id: str, reply: commands_pb2.CommandReply, written: Written) -> None:
-        waiting = self._waiting.get(command_id)
-        if waiting is not None and not waiting.done():  # else the caller gave up waiting
-            self._written[command_id] = written
-            waiting.set_result(reply)
+    def _answer_handed_back(self) -> None:
+        while self._handed:
+            command_id, reply, written = self._handed.popleft()
+            waiting = self._waiting.get(command_id)
+            if waiting is not None and not waiting.done():  # else the caller gave up waiting
+                self._written[command_id] = written
+                waiting.set_result(reply)
 
     def _owned_partition(self, customer_ref: str) -> int | None:
         """The customer's command partition if this replica's engine owns it (so the inbox takes
