@@ -381,9 +381,9 @@ def test_a_raw_customer_id_never_reaches_kafka(stack, stubs) -> None:
     assert {e.WhichOneof("entry") for e in timeline.entries} == {"handoff", "contact"}
     # and the pseudonym is what Kafka holds, the raw id in no record of any topic
     records = every_record(stack.bootstrap)
-    # (one replica owns every partition: its commands go to its engine in process and their
-    # answers come back the same way, through neither handoff.commands.v1 nor handoff.replies.v1)
-    for topic in ("handoff.events.v1", "contacts.v1"):
+    # (one replica owns every partition: its commands go to its engine in process, not to
+    # handoff.commands.v1; the answers come back on handoff.replies.v1)
+    for topic in ("handoff.events.v1", "handoff.replies.v1", "contacts.v1"):
         assert any(pseudonym.encode() in (r.value or b"") for r in records[topic]), topic
     leaks = [(topic, r.partition, r.offset) for topic, batch in records.items() for r in batch
              if raw.encode() in (r.key or b"") + (r.value or b"") + b"".join(v for _, v in r.headers or ())]

@@ -1,11 +1,8 @@
 """Commands the edge hands to its own engine (the inbox): applied in the engine's next pass,
-answered once the batch is committed with where their records were written (not through the
-reply topic), taken up again unanswered after an abort, and sent on through the command
-topic when the partition went elsewhere meanwhile."""
+their replies written to the reply topic in the batch, taken up again after an abort, and
+sent on through the command topic when the partition went elsewhere meanwhile."""
 
 from __future__ import annotations
-
-from functools import partial
 
 import pytest
 from handoff.v1 import handoff_commands_pb2 as commands_pb2
@@ -33,51 +30,19 @@ def create_command(request_id: str, reply_to: str) -> commands_pb2.HandoffComman
         reply_to=reply_to, customer_ref="cust-1", actor="agent-7", occurred_at=to_timestamp(T0), create=request)
 
 
-class Written:
-    """A record as librdkafka's delivery report shows it."""
-
-    def __init__(self, topic: str, partition: int, offset: int) -> None:
-        self._where = (topic, partition, offset)
-
-    def topic(self) -> str:
-        return self._where[0]
-
-    def partition(self) -> int:
-        return self._where[1]
-
-    def offset(self) -> int:
-        return self._where[2]
-
-
 class Replica:
-    """An owner's processor and its inbox, with the engine's part played by hand: every record
-    is written at the next offset of partition 3, its delivery reported at the commit."""
+    """An owner's processor and its inbox, with the engine's part played by hand."""
 
     def __init__(self, owned: frozenset[int] = frozenset({0, 1})) -> None:
         self.sent: list[tuple[str, str, bytes]] = []
-        self.reports: list = []
-        self.answers: list[tuple[commands_pb2.CommandReply, dict]] = []
-        self.processor = OwnerProcessor(FixedClock(), self._send)
+        self.processor = OwnerProcessor(FixedClock(), lambda topic, key, value: self.sent.append((topic, key, value)))
         self.processor.assigned(owned)
-
-    def _send(self, topic: str, key: str, value: bytes, on_delivery=None) -> None:
-        self.sent.append((topic, key, value))
-        if on_delivery is not None:
-            self.reports.append(partial(on_delivery, None, Written(topic, 3, 10 + len(self.sent))))
 
     def hand_over(self, request_id: str, partition: int = 0) -> str:
         """The edge puts a create in the inbox; its command id."""
         command = create_command(request_id, "replica-1")
-        self.processor.inbox.put(command, partition, lambda reply, written: self.answers.append((reply, written)))
+        self.processor.inbox.put(command, partition)
         return command.envelope.event_id
-
-    def commit(self) -> None:
-        """The engine commits the batch: the stores, the delivery reports, then `committed`."""
-        _commit(self.processor.stores)
-        reports, self.reports = self.reports, []
-        for report in reports:
-            report()
-        self.processor.committed()
 
     def topics(self) -> list[str]:
         return [topic for topic, _, _ in self.sent]
@@ -85,31 +50,32 @@ class Replica:
     def writes(self) -> list[tuple[int, str, bytes | None]]:
         return [write for store in self.processor.stores for write in store.writes()]
 
+    def replies(self) -> list[commands_pb2.CommandReply]:
+        return [commands_pb2.CommandReply.FromString(value) for topic, key, value in self.sent
+                if (topic, key) == (HANDOFF_REPLIES.name, "replica-1")]
+
 
 def _commit(stores: tuple[ChangelogStore, ...]) -> None:
     for store in stores:
         store.commit()
 
 
-def test_a_handed_over_command_is_applied_in_the_next_pass_and_answered_once_committed():
+def test_a_handed_over_command_is_applied_in_the_next_pass_with_its_reply_in_the_batch():
     replica = Replica()
     # given a command in the inbox: the engine is asked to look at once
     command_id = replica.hand_over("req-1")
     assert replica.processor.wake_s() == 0.0
     # when the engine's pass reaches the end of its batch
     replica.processor.before_commit()
-    # then the command's event and its stores are written in the batch, and no reply record
-    assert replica.topics() == [HANDOFF_EVENTS.name]
+    # then the command's event, its stores and its reply are written in the batch: the caller
+    # reads the reply once the transaction's records are readable, as for a command from the topic
+    assert replica.topics() == [HANDOFF_EVENTS.name, HANDOFF_REPLIES.name]
     assert {key for _, key, _ in replica.writes()} == {"create:agent-7:req-1", replica_leg(replica)}
-    # and its caller hears nothing before the commit
-    assert replica.answers == []
-    # when the batch is committed
-    replica.commit()
-    # then the caller is answered, with where the event was written (the read model waits for it there)
-    [(reply, written)] = replica.answers
+    [reply] = replica.replies()
     assert reply.command_id == command_id and reply.handoffs[0].department == "billing"
-    assert written == {(HANDOFF_EVENTS.name, 3): 12}
-    # and an empty inbox lets the engine wait for records again
+    # and once committed, an empty inbox lets the engine wait for records again
+    _commit(replica.processor.stores)
+    replica.processor.committed()
     assert replica.processor.wake_s() == INBOX_POLL_S
 
 
@@ -128,14 +94,12 @@ def test_an_aborted_batch_puts_its_commands_back_first_in_line():
     replica.processor.aborted()
     # and a command arrives meanwhile
     third = replica.hand_over("req-3")
-    # then the aborted batch answered no one
-    assert replica.answers == []
-    # and the next pass applies the aborted ones again, in their order, before the newcomer
+    # then the next pass applies the aborted ones again, in their order, before the newcomer
     replica.sent.clear()
-    replica.reports.clear()
     replica.processor.before_commit()
-    replica.commit()
-    assert [reply.command_id for reply, _ in replica.answers] == [first, second, third]
+    _commit(replica.processor.stores)
+    replica.processor.committed()
+    assert [reply.command_id for reply in replica.replies()] == [first, second, third]
     # and each create is written once, by the batch that committed
     assert replica.topics().count(HANDOFF_EVENTS.name) == 3
     assert len(replica.processor.legs) == 3
@@ -159,9 +123,8 @@ def test_a_command_whose_partition_went_elsewhere_is_sent_on_through_the_command
     assert (topic, key) == (HANDOFF_COMMANDS.name, "cust-1")
     assert commands_pb2.HandoffCommand.FromString(value).envelope.event_id == command_id
     # and nothing is applied or answered here
-    replica.commit()
     assert replica.writes() == []
-    assert replica.answers == []
+    assert replica.replies() == []
 
 
 def test_a_command_from_the_topic_is_still_answered_on_the_reply_topic():

@@ -55,7 +55,6 @@ class Producer:
         self.timing_out: set[str] = set()
         self.clock: list[float] | None = None
         self.timeouts: list[float | None] = []
-        self.reports: list[tuple] = []
 
     def _maybe_time_out(self, call: str, timeout) -> None:
         self.timeouts.append(timeout)
@@ -72,16 +71,6 @@ class Producer:
             self.refusing_produce -= 1
             raise KafkaException(KafkaError(KafkaError._STATE, "Unable to produce message: Local: Erroneous state"))
         self.calls.append(("produce", topic))
-        if "on_delivery" in options:
-            self.reports.append((options["on_delivery"], topic))
-
-    def poll(self, timeout: float) -> int:
-        """Serves the delivery reports waiting (each record at offset 0 of partition 0)."""
-        reports, self.reports = self.reports, []
-        for report, topic in reports:
-            report(None, (topic, 0, 0))
-        self.calls.append(("poll",))
-        return len(reports)
 
     def send_offsets_to_transaction(self, offsets, metadata, timeout=None) -> None:
         self._maybe_time_out("offsets", timeout)
@@ -106,7 +95,7 @@ class Producer:
                 groups.append([])
             elif call[0] == "abort":
                 groups.pop()
-            elif call[0] not in ("commit", "poll"):
+            elif call[0] != "commit":
                 groups[-1].append(call)
         return groups
 
@@ -445,19 +434,3 @@ def test_a_backlog_starts_with_a_small_batch_and_doubles_up_to_the_most(engine):
     assert engine._poll() == []
     backlog.arrive(5_000)
     assert len(engine._poll()) == 250
-
-
-def test_a_records_delivery_report_is_served_before_the_processor_hears_of_the_commit(engine):
-    # given a processor that asks where its output is written, and hears of each commit
-    heard: list[str] = []
-    engine._committed = lambda: heard.append("committed")
-
-    def process(spec, message, partition):
-        engine.produce("outputs", b"k", b"v", on_delivery=lambda error, where: heard.append(f"written {where}"))
-
-    engine._processor.process = process
-    # when a batch with that output commits
-    engine._run_batch([Record(0, 5, b"skip")])
-    # then the report came first, after the commit returned
-    assert heard == ["written ('outputs', 0, 0)", "committed"]
-    assert [call[0] for call in engine._producer.calls[-3:]] == ["offsets", "commit", "poll"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -104,7 +104,6 @@ class TopicFeed:
         self._partitions: list[TopicPartition] = []
         self._read_up_to: dict[tuple[str, int], int] = {}
         self._progress = asyncio.Condition()
-        self._reaching: dict[asyncio.Future[None], dict[tuple[str, int], int]] = {}  # see reached()
         self._task: asyncio.Task[None] | None = None
         self._dead_letter = dead_letter
         self._dead_lettered: set[tuple[str, int, int]] = set()
@@ -164,35 +163,6 @@ class TopicFeed:
         async with self._progress:
             await asyncio.wait_for(self._progress.wait_for(done), timeout)
 
-    async def reached(self, positions: Mapping[tuple[str, int], int], timeout: float | None = 5.0) -> None:
-        """Wait until the records before `positions` ((topic, partition) -> offset) of the
-        topics it follows have been applied (TimeoutError after `timeout`). A transaction's
-        records are read, read_committed, once its markers are written: from then on every
-        reader's `caught_up()` counts them."""
-        if self._task is None:
-            raise RuntimeError(f"{self._name} is not started")
-        wanted = {tp: offset for tp, offset in positions.items() if tp[0] in self._topics}
-        if self._holds(wanted):
-            return
-        # Woken only once its own positions are read (not on every batch, as caught_up's
-        # waiters are): a replica's many writers each wait here.
-        reaching = asyncio.get_running_loop().create_future()
-        self._reaching[reaching] = wanted
-        try:
-            await asyncio.wait_for(reaching, timeout)
-        finally:
-            self._reaching.pop(reaching, None)
-
-    def _holds(self, positions: Mapping[tuple[str, int], int]) -> bool:
-        return all(self._read_up_to.get(tp, 0) >= offset for tp, offset in positions.items())
-
-    def _wake_reaching(self) -> None:
-        for reaching, wanted in list(self._reaching.items()):
-            if self._holds(wanted):
-                del self._reaching[reaching]
-                if not reaching.done():
-                    reaching.set_result(None)
-
     async def _offsets(self, isolation_level: str, at: int) -> dict[tuple[str, int], int]:
         """Where every partition ends (LATEST: the last stable offsets with read_committed, the
         high watermarks with read_uncommitted) or starts (EARLIEST)."""
@@ -230,8 +200,6 @@ class TopicFeed:
             for tp in consumer.position(self._partitions):
                 if tp.offset >= 0:
                     self._read_up_to[tp.topic, tp.partition] = tp.offset
-            if self._reaching:
-                self._wake_reaching()
             async with self._progress:
                 self._progress.notify_all()
 

@@ -86,8 +86,6 @@ PRODUCER_CLOSE_S = 10.0
 GC_THRESHOLDS = (700, 10, 100)
 # The exit code of a service whose engine is stuck (sysexits' EX_TEMPFAIL: start it again).
 EXIT_STUCK = 75
-# Told where a record was written: librdkafka's delivery report (error or None, the message).
-Delivered = Callable[[KafkaError | None, Any], None]
 
 
 @dataclass(frozen=True)
@@ -162,11 +160,10 @@ class Sender:
         self._engine: StreamEngine | None = None
 
     def __call__(self, topic: str, key: str | bytes | None, value: bytes,
-                 headers: list[tuple[str, bytes]] | None = None, partition: int | None = None,
-                 on_delivery: Delivered | None = None) -> None:
+                 headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
         if self._engine is None:
             raise RuntimeError("the engine is not running")
-        self._engine.produce(topic, key, value, headers, partition, on_delivery)
+        self._engine.produce(topic, key, value, headers, partition)
 
 
 class StreamEngine:
@@ -270,18 +267,14 @@ class StreamEngine:
         return waited if waited > self._txn_timeout_s + STUCK_MARGIN_S else 0.0
 
     def produce(self, topic: str, key: str | bytes | None, value: bytes | None,
-                headers: list[tuple[str, bytes]] | None = None, partition: int | None = None,
-                on_delivery: Delivered | None = None) -> None:
-        """Send one record inside the running batch's transaction; `on_delivery` hears where
-        it was written, before the processor's `committed()` of its batch."""
+                headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
+        """Send one record inside the running batch's transaction."""
         self._begin()
         options: dict[str, Any] = {"key": key, "value": value}
         if headers:
             options["headers"] = headers
         if partition is not None:
             options["partition"] = partition
-        if on_delivery is not None:
-            options["on_delivery"] = on_delivery
         while True:
             try:
                 self._producer.produce(topic, **options)
@@ -316,8 +309,6 @@ class StreamEngine:
             started = time.perf_counter()
             self._commit_transaction()
             metrics.ENGINE_COMMIT_SECONDS.observe(time.perf_counter() - started)
-            # The commit flushed every record: their delivery reports are served now.
-            self._producer.poll(0)
         self._deferred = {}
         self._deferred_since = time.monotonic()
         for store, written in writes.items():

@@ -7,10 +7,8 @@ transaction of its batch, and a batch that is aborted (and applied again) must n
 have told a caller anything.
 
 A command for a partition this replica's own engine owns is handed to that engine through
-the CommandInbox (adapters/inbox.py) instead of the command topic. The engine hands its
-reply back once the batch is committed, with where the command's records were written, and
-the caller is answered once this replica's read model has read them (`visible`): then every
-read that follows, on any replica, sees the write.
+the CommandInbox (adapters/inbox.py) instead of the command topic; its reply comes back on
+the reply topic like any other.
 
 librdkafka (confluent-kafka) produces the commands and fetches the replies on its own
 threads. A thread of the bus waits for replies and hands each batch to the event loop,
@@ -22,9 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import deque
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -37,7 +32,7 @@ from common.kafkaio import partition_for
 from common.kafkasecurity import PLAINTEXT, KafkaSecurity
 from common.rdkafka import batches, follower_config, partition_ids, start_or_close
 from common.topics import HANDOFF_COMMANDS, HANDOFF_REPLIES
-from handoff_svc.adapters.inbox import CommandInbox, Written
+from handoff_svc.adapters.inbox import CommandInbox
 
 log = logging.getLogger(__name__)
 # A fetch waits up to this long for a reply, but returns as soon as one is readable: the
@@ -56,20 +51,11 @@ class CommandTimeout(TimeoutError):
     broker away; retrying with the same request id is safe."""
 
 
-# Waits until the read model has read what was written (TimeoutError after the seconds given).
-Visible = Callable[[Written, float], Awaitable[None]]
-
-
 class CommandBus:
     def __init__(self, bootstrap: str, replica: str, security: KafkaSecurity = PLAINTEXT,
-                 inbox: CommandInbox | None = None, visible: Visible | None = None) -> None:
-        """`inbox` (with `visible`): this replica's own engine, for the commands of the
-        partitions it owns."""
-        if (inbox is None) != (visible is None):
-            raise ValueError("an inbox is used with a read model to wait for")
+                 inbox: CommandInbox | None = None) -> None:
         self.replica = replica
         self._inbox = inbox
-        self._visible = visible
         self._command_partitions: list[int] = []
         self._key = replica.encode()
         self._security = security
@@ -77,9 +63,6 @@ class CommandBus:
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._waiting: dict[str, asyncio.Future[commands_pb2.CommandReply]] = {}
-        self._written: dict[str, Written] = {}  # where the commands answered from the inbox wrote
-        # Answers from the engine's thread, for the event loop (deque's append and popleft are atomic).
-        self._handed: deque[tuple[str, commands_pb2.CommandReply, Written]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fetching: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
@@ -135,45 +118,18 @@ class CommandBus:
         self._waiting[command_id] = waiting
         try:
             partition = self._owned_partition(command.customer_ref)
-            if partition is None:
+            if partition is not None:
+                self._inbox.put(command, partition)
+            else:
                 self._producer.produce(HANDOFF_COMMANDS.name, command.SerializeToString(), command.customer_ref.encode(),
                                        on_delivery=partial(self._delivered, command_id))
-                return await asyncio.wait_for(waiting, timeout)
-            deadline = time.monotonic() + timeout
-            self._inbox.put(command, partition, partial(self._handed_back, command_id))
-            reply = await asyncio.wait_for(waiting, timeout)
-            # None: the engine sent it on to the partition's new owner, which answered on the reply
-            # topic; empty: it wrote nothing (a retry answered with its stored reply).
-            written = self._written.pop(command_id, None)
-            if written:
-                try:
-                    await self._visible(written, max(deadline - time.monotonic(), 0.0))
-                except TimeoutError:
-                    # Committed all the same, and the caller is told so; a read waits for the model.
-                    log.warning("command %s: the read model had not read its records in time", command_id)
-            return reply
+            return await asyncio.wait_for(waiting, timeout)
         except asyncio.TimeoutError:
             raise CommandTimeout(f"no reply to command {command_id} within {timeout:.0f}s") from None
         except (BufferError, KafkaException) as error:
             raise CommandTimeout(f"command {command_id} could not be written: {error}") from None
         finally:
             self._waiting.pop(command_id, None)
-            self._written.pop(command_id, None)
-
-    def _handed_back(self, command_id: str, reply: commands_pb2.CommandReply, written: Written) -> None:
-        """The engine's answer to a command from the inbox (on the engine's thread). A batch's
-        answers wake the event loop once: the first queued asks it to take them all."""
-        self._handed.append((command_id, reply, written))
-        if len(self._handed) == 1:
-            self._loop.call_soon_threadsafe(self._answer_handed_back)
-
-    def _answer_handed_back(self) -> None:
-        while self._handed:
-            command_id, reply, written = self._handed.popleft()
-            waiting = self._waiting.get(command_id)
-            if waiting is not None and not waiting.done():  # else the caller gave up waiting
-                self._written[command_id] = written
-                waiting.set_result(reply)
 
     def _owned_partition(self, customer_ref: str) -> int | None:
         """The customer's command partition if this replica's engine owns it (so the inbox takes
@@ -236,4 +192,3 @@ def _settle(future: asyncio.Future[None], error: KafkaError | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(KafkaException(error))
-

@@ -3,50 +3,39 @@
 A replica's edge and the engine that owns some partitions of handoff.commands.v1 run in one
 process. A command whose customer's partition this replica owns waits here, and the engine
 applies it in its next pass, in the batch's transaction, like a command read from the topic.
-That saves the command's produce, its fetch and its decoding; and its reply's, which does
-not go through handoff.replies.v1 either: once the batch is committed, the engine hands
-each reply back (`answer`) with where the command's records were written.
+That saves the command's produce, its fetch and its decoding.
 
-The caller is answered only once this replica's read model has read those records. A read
-waits until its read model has reached the partitions' last stable offsets, and those pass
-a transaction's records only once the transaction's markers are written, after the commit
-has returned to the engine; the read model reads read_committed, so when it holds the
-records, the markers are written, and every read that follows the answer, on any replica,
-sees the write.
+The reply still goes through handoff.replies.v1, in the batch's transaction, and the edge
+still waits to read it there. That is what makes a write visible to every read that follows
+its answer, on any replica: a read waits until its read model has reached the partitions'
+last stable offsets, and those pass a transaction's records only once the transaction's
+markers are written, after the commit has returned to the engine. The reply is read
+read_committed, so the caller hears of the write no sooner than that.
 
 Ownership is checked twice. The edge asks `owns` to choose the way (the answer may be a
 moment old); the engine's thread decides, with the assignment it holds: a command whose
 partition it no longer owns (a rebalance in between) is written to the command topic in the
-batch's transaction, and the partition's new owner applies it and answers on the reply
-topic. A transaction that applied commands from here carries the owned partitions' offsets
-(the engine's `fenced`), so a member that lost its partitions without knowing it cannot
-commit one.
+batch's transaction, and the partition's new owner applies it. A transaction that applied
+commands from here carries the owned partitions' offsets (the engine's `fenced`), so a
+member that lost its partitions without knowing it cannot commit one.
 
-A batch that is aborted puts its commands back, first in line, and answers none of them; the
-engine applies them again in a later pass. A caller whose command is never applied (the
-process stops) is told so by its timeout, and retries with the same request id.
+A batch that is aborted puts its commands back, first in line; the engine applies them again
+in a later pass. A caller whose command is never applied (the process stops) is told so by
+its timeout, and retries with the same request id.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from handoff.v1 import handoff_commands_pb2 as commands_pb2
-
-# Where a batch's records were written: (topic, partition) -> the offset after the last.
-Written = dict[tuple[str, int], int]
-# Called on the engine's thread once the command's batch is committed, with its reply and
-# where its records were written.
-Answer = Callable[[commands_pb2.CommandReply, Written], None]
 
 
 @dataclass(frozen=True)
 class Waiting:
     command: commands_pb2.HandoffCommand
     partition: int
-    answer: Answer
 
 
 class CommandInbox:
@@ -57,15 +46,14 @@ class CommandInbox:
         self._queue: deque[Waiting] = deque()
         self._owned: frozenset[int] = frozenset()
         self._taken: list[Waiting] = []
-        self._applied: list[tuple[Answer, commands_pb2.CommandReply, Written]] = []
 
     # --- the edge ----------------------------------------------------------------------
 
     def owns(self, partition: int) -> bool:
         return partition in self._owned
 
-    def put(self, command: commands_pb2.HandoffCommand, partition: int, answer: Answer) -> None:
-        self._queue.append(Waiting(command, partition, answer))
+    def put(self, command: commands_pb2.HandoffCommand, partition: int) -> None:
+        self._queue.append(Waiting(command, partition))
 
     # --- the engine's thread -----------------------------------------------------------
 
@@ -86,19 +74,11 @@ class CommandInbox:
         self._taken.extend(taken)
         return taken
 
-    def applied(self, waiting: Waiting, reply: commands_pb2.CommandReply, written: Written) -> None:
-        """`waiting` is applied in the batch under way: answered once the batch is committed."""
-        self._applied.append((waiting.answer, reply, written))
-
     def committed(self) -> None:
-        """The batch's commands are applied for good (or sent on): answer their callers."""
+        """The batch's commands are applied for good (or sent on)."""
         self._taken = []
-        applied, self._applied = self._applied, []
-        for answer, reply, written in applied:
-            answer(reply, written)
 
     def aborted(self) -> None:
-        """The batch's commands go back first in line, in their order, unanswered."""
+        """The batch's commands go back first in line, in their order."""
         taken, self._taken = self._taken, []
-        self._applied = []
         self._queue.extendleft(reversed(taken))

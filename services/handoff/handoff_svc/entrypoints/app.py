@@ -9,17 +9,15 @@ broker holds.
 
 The edge, on the asyncio loop beside the engine's thread, serves HandoffService: it
 sends commands over the CommandBus and answers reads from the LegStore its LegFeed keeps. A
-command for a partition this replica's engine owns skips the command and reply topics: the
-bus hands it to the engine through the CommandInbox (adapters/inbox.py), and the engine
-hands the reply back once the batch is committed, with where the command's records were
-written; the caller is answered once the LegFeed has read them.
+command for a partition this replica's engine owns skips the command topic: the bus hands it
+to the engine through the CommandInbox (adapters/inbox.py); its reply goes through the reply
+topic like any other.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import partial
 
 from handoff.v1 import handoff_service_pb2, handoff_service_pb2_grpc
 
@@ -34,7 +32,7 @@ from common.streams.store import ChangelogStore
 from common.topics import HANDOFF_APP, HANDOFF_COMMANDS, HANDOFF_EVENTS, HANDOFF_REPLIES, TABLES, TopicSpec, changelog_name
 from handoff_svc import metrics
 from handoff_svc.adapters.commandbus import CommandBus
-from handoff_svc.adapters.inbox import CommandInbox, Written
+from handoff_svc.adapters.inbox import CommandInbox
 from handoff_svc.adapters.legstore import LegFeed, LegStore
 from handoff_svc.entrypoints.grpc_api import HandoffApi
 from handoff_svc.entrypoints.owner import CommandOwner, ImportedLegs
@@ -48,27 +46,6 @@ INBOX_PER_PASS = 1_000
 # How long a pass waits for records while the inbox is empty: librdkafka's poll cannot be
 # woken, so this is the longest a command from the edge waits for the engine to look.
 INBOX_POLL_S = 0.002
-
-
-class NotingSend:
-    """The owner's sender: while `into` is set (a command from the inbox being applied), it
-    notes there where each record is written, the offset after it per partition."""
-
-    def __init__(self, send: Sender) -> None:
-        self._send = send
-        self.into: Written | None = None
-
-    def __call__(self, topic: str, key: str, value: bytes) -> None:
-        if self.into is None:
-            self._send(topic, key, value)
-        else:
-            self._send(topic, key, value, on_delivery=partial(_note, self.into))
-
-
-def _note(into: Written, error, message) -> None:
-    if error is None:
-        where = (message.topic(), message.partition())
-        into[where] = max(into.get(where, 0), message.offset() + 1)
 
 
 class OwnerProcessor:
@@ -88,18 +65,20 @@ class OwnerProcessor:
         self._send = send
         self.inbox = CommandInbox()  # also holds what this member owns: the edge and before_commit ask it
         self._failed: set[str] = set()  # ids of handed-over commands whose application raised
-        self._noting = NotingSend(send)
-        self.owner = CommandOwner(self.legs, self.requests, self._noting, clock, retention)
+        self.owner = CommandOwner(self.legs, self.requests, send, clock, retention)
         self.imported = ImportedLegs(self.legs, clock, retention)
 
     def process(self, spec: TopicSpec, message, partition: int) -> None:
         if spec is HANDOFF_COMMANDS:
-            # The reply, for the replica that waits, in the batch.
-            reply = self.owner.on_command(message, partition)
-            self._send(HANDOFF_REPLIES.name, message.reply_to, reply.SerializeToString())
-            child(metrics.COMMANDS, "topic").inc()
+            self._apply(message, partition, "topic")
         else:
             self.imported.on_event(message, partition)
+
+    def _apply(self, command, partition: int, route: str) -> None:
+        """Apply `command` and write its reply for the waiting replica, in the batch."""
+        reply = self.owner.on_command(command, partition)
+        self._send(HANDOFF_REPLIES.name, command.reply_to, reply.SerializeToString())
+        child(metrics.COMMANDS, route).inc()
 
     def due(self, store: ChangelogStore, key: str, partition: int) -> None:
         """The only instant the owner's values ask for: when a reply or a closed leg is forgotten."""
@@ -111,24 +90,17 @@ class OwnerProcessor:
     def before_commit(self) -> None:
         """Apply the commands the edge handed over. One whose partition went elsewhere meanwhile
         goes to the command topic, where its new owner finds it; so does one that failed here,
-        where the engine tries it a bounded number of times and then dead-letters it. Each
-        applied one is answered once the batch is committed (`committed`)."""
+        where the engine tries it a bounded number of times and then dead-letters it."""
         for waiting in self.inbox.take(INBOX_PER_PASS):
             command = waiting.command
             command_id = command.envelope.event_id
             if self.inbox.owns(waiting.partition) and command_id not in self._failed:
-                written: Written = {}
-                self._noting.into = written
                 try:
-                    reply = self.owner.on_command(command, waiting.partition)
+                    self._apply(command, waiting.partition, "local")
                 except Exception as error:
                     log.exception("applying command %s from the edge failed; it goes to the command topic", command_id)
                     self._failed.add(command_id)
                     raise Abort(f"command {command_id}: {error}") from error
-                finally:
-                    self._noting.into = None
-                self.inbox.applied(waiting, reply, written)
-                child(metrics.COMMANDS, "local").inc()
             else:
                 self._failed.discard(command_id)
                 self._send(HANDOFF_COMMANDS.name, command.customer_ref, command.SerializeToString())
@@ -185,7 +157,7 @@ def edge(settings: ServiceSettings, security: ServerSecurity, clock: Clock, depa
     replica's own engine, for the commands of the partitions it owns."""
     store = LegStore(read_model_history())
     feed = LegFeed(settings.kafka_bootstrap, store, settings.kafka_security)
-    bus = CommandBus(settings.kafka_bootstrap, settings.instance, settings.kafka_security, inbox, feed.reached)
+    bus = CommandBus(settings.kafka_bootstrap, settings.instance, settings.kafka_security, inbox)
     metrics.KNOWN_LEGS.set_function(lambda: len(store))
     metrics.watch_open_legs(store)
     api = HandoffApi(store, feed, bus, clock, security.customer_ref_keys, departments)
