@@ -12,6 +12,7 @@ import pytest
 
 from common.settings import SettingsError
 from devstack.gateways import start_gateway
+from notify.adapters.codec import notification_bytes
 from notify.adapters.gateways import Delivery, Gateways
 from notify.domain.notifications import BREACH, Notification
 from notify.settings import notify_settings
@@ -47,7 +48,7 @@ def deliver(address: str, ca_file: Path | None, delivery_id: str):
     async def call():
         gateways = Gateways({"log": address}, TOKEN, ca_file)
         try:
-            [outcome] = await gateways.deliver("log", [Delivery(delivery_id, "billing", NOTE)], timeout=10)
+            [outcome] = await gateways.deliver("log", [Delivery(delivery_id, "billing", notification_bytes(NOTE))], timeout=10)
             return outcome
         finally:
             await gateways.close()

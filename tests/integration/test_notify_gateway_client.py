@@ -11,6 +11,7 @@ import pytest
 from handoff.v1 import channel_gateway_pb2, channel_gateway_pb2_grpc
 
 from notify.adapters import gateways as gateway_client
+from notify.adapters.codec import notification_bytes
 from notify.adapters.gateways import Delivery, Gateways
 from notify.domain.notifications import BREACH, Notification
 from tests.unit.conftest import T0
@@ -62,7 +63,7 @@ async def delivered_through(servicer, ids: list[str], rounds: int = 1):
     await server.start()
     gateways = Gateways({"log": f"127.0.0.1:{port}"}, "a-token")
     try:
-        return [await gateways.deliver("log", [Delivery(i, "ops", NOTE) for i in ids], timeout=10)
+        return [await gateways.deliver("log", [Delivery(i, "ops", notification_bytes(NOTE)) for i in ids], timeout=10)
                 for _ in range(rounds)]
     finally:
         await gateways.close()
@@ -93,10 +94,10 @@ def test_each_result_of_a_batch_is_classified_for_the_retry_policy():
 
 
 def test_a_batch_is_split_into_calls_of_at_most_a_megabyte(monkeypatch):
-    one = Delivery("ok-0", "ops", NOTE)
+    one = Delivery("ok-0", "ops", notification_bytes(NOTE))
     size = one.size_bound("log")
     alone = channel_gateway_pb2.DeliverBatchRequest(
-        deliveries=[gateway_client.deliver_request(one.delivery_id, "log", one.target, one.encoded)])
+        deliveries=[gateway_client.deliver_request(one.delivery_id, "log", one.target, one.notification)])
     assert alone.ByteSize() <= size  # a bound: no call is bigger than it was meant to be
     monkeypatch.setattr(gateway_client, "MAX_BATCH_BYTES", 2 * size + 1)
     servicer = Scripted()

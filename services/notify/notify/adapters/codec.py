@@ -171,9 +171,14 @@ def notification_parsed(data: bytes) -> Notification:
     return notification_from(notifications_pb2.Notification.FromString(data))
 
 
-def stored(notification: Notification, encoded: bytes = b"") -> str:
-    """A notification as a table value (JSON text); `encoded`: its notification_bytes, if known."""
-    return base64.b64encode(encoded or notification_bytes(notification)).decode()
+def stored(notification: Notification) -> str:
+    """A notification as a table value (JSON text)."""
+    return stored_text(notification_bytes(notification))
+
+
+def stored_text(encoded: bytes) -> str:
+    """A serialized notification (notification_bytes) as a table value."""
+    return base64.b64encode(encoded).decode()
 
 
 def stored_bytes(text: str) -> bytes:

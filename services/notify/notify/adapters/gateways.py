@@ -18,8 +18,7 @@ import grpc
 from handoff.v1 import channel_gateway_pb2, channel_gateway_pb2_grpc
 
 from common.grpcclient import aio_channel
-from notify.adapters.codec import deliver_request, fill_deliver_request, notification_bytes
-from notify.domain.notifications import Notification
+from notify.adapters.codec import deliver_request, fill_deliver_request
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                        grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED})
@@ -53,17 +52,12 @@ class Delivery:
 
     delivery_id: str
     target: str
-    notification: Notification
-    # The notification serialized (codec.notification_bytes): given when the caller has it.
-    encoded: bytes = field(default=b"", repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if not self.encoded:
-            object.__setattr__(self, "encoded", notification_bytes(self.notification))
+    # The notification serialized (codec.notification_bytes), as it is sent.
+    notification: bytes = field(repr=False)
 
     def size_bound(self, kind: str) -> int:
         """At least the bytes of its DeliverRequest (through `kind`) within a DeliverBatch."""
-        return len(self.encoded) + len(self.delivery_id) + len(self.target) + len(kind) + FRAMING
+        return len(self.notification) + len(self.delivery_id) + len(self.target) + len(kind) + FRAMING
 
 
 class NoGateway(LookupError):
@@ -103,7 +97,7 @@ class Gateways:
             if kind not in self._unbatched:  # else: UNIMPLEMENTED just now, so one Deliver each below
                 return [outcome for answer in answers for outcome in answer]
         return list(await asyncio.gather(*(
-            self._one(stub, deliver_request(d.delivery_id, kind, d.target, d.encoded), timeout)
+            self._one(stub, deliver_request(d.delivery_id, kind, d.target, d.notification), timeout)
             for d in deliveries)))
 
     async def _batch(self, stub: channel_gateway_pb2_grpc.ChannelGatewayStub, kind: str,
@@ -147,7 +141,7 @@ def deliver_batches(kind: str, deliveries: Sequence[Delivery]) -> Iterator[chann
         if batch.deliveries and (size + length > MAX_BATCH_BYTES or len(batch.deliveries) == MAX_BATCH):
             yield batch
             batch, size = channel_gateway_pb2.DeliverBatchRequest(), 0
-        fill_deliver_request(batch.deliveries.add(), delivery.delivery_id, kind, delivery.target, delivery.encoded)
+        fill_deliver_request(batch.deliveries.add(), delivery.delivery_id, kind, delivery.target, delivery.notification)
         size += length
     if batch.deliveries:
         yield batch

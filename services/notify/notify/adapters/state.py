@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from notify.adapters.codec import notification_bytes, notification_parsed, restored, stored, stored_bytes
+from notify.adapters.codec import notification_bytes, notification_parsed, restored, stored, stored_bytes, stored_text
 from notify.adapters.routing_file import RoutingConfig
 from notify.domain import escalation, grouping
 from notify.domain.notifications import Notification
@@ -35,7 +35,7 @@ class Job:
 
 
 def job_value(job: Job) -> dict:
-    return {"n": stored(job.notification, job.encoded), "channel": job.channel, "partition": job.partition,
+    return {"n": stored_text(job.encoded), "channel": job.channel, "partition": job.partition,
             "offset": job.offset, "first": job.first_attempt_at.isoformat(), "attempts": job.attempts,
             "next": job.next_attempt_at.isoformat() if job.next_attempt_at else None}
 

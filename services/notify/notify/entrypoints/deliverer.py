@@ -197,8 +197,7 @@ class Deliverer:
         jobs = [job for job, _ in starts]
         try:
             outcomes = await self._gateways.deliver(
-                kind, [Delivery(job.delivery_id, target, job.notification, job.encoded) for job, target in starts],
-                timeout)
+                kind, [Delivery(job.delivery_id, target, job.encoded) for job, target in starts], timeout)
         except Exception as error:  # noqa: BLE001 - whatever breaks, the engine hears of it and retries
             outcomes = [Outcome(False, retryable=True, reason=f"{type(error).__name__}: {error}")] * len(jobs)
         self._outcomes.extend(zip(jobs, [kind] * len(jobs), outcomes))
