@@ -95,7 +95,7 @@ class Worker:
     tables; what they send is kept, and SLA events are read back only when told (`tick`)."""
 
     def __init__(self, mode: str, customers: dict | None = None, clocks: dict | None = None,
-                 partitions: Iterable[int] = (P,)) -> None:
+                 partitions: Iterable[int] = (P,), marks: dict | None = None) -> None:
         self.mode = mode
         self.customers = {} if customers is None else customers
         self.clocks = {} if clocks is None else clocks
@@ -104,7 +104,7 @@ class Worker:
         self.sla_events: list = []
         self.repeats: list[contacts_pb2.RepeatContactDetected] = []
         self.sla = SlaWorker(self.clocks, self.customers, POLICIES, EventTime() if mode == EVENT else self.wall,
-                             self._send_sla, self._send_repeat, recorded=self.wall)
+                             self._send_sla, self._send_repeat, recorded=self.wall, marks=marks)
         self.event_time, self.engine, self.tracker = self.sla.event_time, self.sla.engine, self.sla.tracker
         self.assign(frozenset(partitions))
 

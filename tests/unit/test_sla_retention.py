@@ -1,6 +1,7 @@
 """sla's state stays bounded: a leg whose clocks all stopped, and a customer with nothing open
 or waiting, are forgotten the repeat window after the last thing that happened to them, on
-wall time and on event time; an open leg or a waiting contact keeps them."""
+wall time and on event time; an open leg or a waiting contact keeps them, and on event time
+so do contacts not read that far yet."""
 
 from __future__ import annotations
 
@@ -8,15 +9,24 @@ import pytest
 
 from common.streams.store import ChangelogStore
 from tests.unit.conftest import T0
-from tests.unit.test_repeat_tracker import CUSTOMER, DAY, EVENT, H, MIN, MODES, RULES, WALL, Worker, contact, created, resolved
+from tests.unit.test_repeat_tracker import (
+    CAUSE, CUSTOMER, DAY, EVENT, H, MIN, MODES, OTHER, RULES, WALL, Worker, contact, created, resolved, summary,
+)
 
 WINDOW = RULES.window
 
 
 def at(worker: Worker, instant) -> None:
-    """Time reaches `instant` (the wall clock, or a heartbeat on event time) and the timer runs."""
+    """Time reaches `instant` (the wall clock; on event time a heartbeat, and another customer's
+    contact at it read) and the timer runs."""
     worker.caught_up(instant)
+    if worker.mode == EVENT:
+        other_contact(worker, instant)
     worker.tick(instant)
+
+
+def other_contact(worker: Worker, instant) -> None:
+    worker.contact(contact(f"other-{instant:%j%H%M}", instant, customer=OTHER, case_id="case-9"))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -79,3 +89,45 @@ def test_event_time_forgets_by_the_watermark_not_the_wall_clock():
     worker.wall.at = T0 + 10 * WINDOW  # the wall clock is far ahead; the watermark is not
     worker.tick(worker.wall.at)
     assert "h-1" in worker.clocks and CUSTOMER in worker.customers
+
+
+def test_on_event_time_a_customer_is_kept_until_its_partition_s_contacts_are_read_past_its_time():
+    # given a customer whose leg was resolved, and leg changes read far past the window after
+    # it while its contacts lag behind (contacts.v1 is read apart from handoff.events.v1)
+    worker = Worker(EVENT)
+    worker.feed([created("h-1", T0), contact("c-1", T0 + 30 * MIN), resolved("h-1", T0 + H)])
+    worker.heartbeat(T0 + 3 * WINDOW)
+    worker.tick(T0 + 3 * WINDOW)
+    assert CUSTOMER in worker.customers
+
+    # when the customer's contact from before the window ran out arrives
+    worker.contact(contact("c-2", T0 + 2 * H))
+
+    # then it is a repeat on the resolved leg, as live processing has it
+    assert [summary(m) for m in worker.repeats] == [
+        ("c-2", "c-1", CAUSE["after_resolution"], "h-1", "billing", 450, "EUR")
+    ]
+
+    # and once the partition's contacts are read past the customer's time, it is forgotten
+    other_contact(worker, T0 + 2 * H + WINDOW - MIN)
+    assert CUSTOMER in worker.customers
+    other_contact(worker, T0 + 2 * H + WINDOW + MIN)
+    assert CUSTOMER not in worker.customers
+
+
+def test_on_event_time_the_contacts_read_mark_is_restored_with_the_watermark():
+    # given a worker whose partition's contacts were read to a day on, its marks stored
+    customers, clocks, marks = {}, {}, {}
+    before = Worker(EVENT, customers, clocks, marks=marks)
+    before.feed([created("h-1", T0), resolved("h-1", T0 + H)])
+    other_contact(before, T0 + DAY)
+    before.sla.save_marks()
+
+    # when a worker restarts on the same tables, and time passes the customer's time
+    after = Worker(EVENT, customers, clocks, marks=marks)
+    after.heartbeat(T0 + H + WINDOW + MIN)
+    after.tick(T0 + H + WINDOW + MIN)
+
+    # then it knows the contacts were read to a day on, not past the customer's time: kept
+    assert after.sla.contacts_read.mark(0) == T0 + DAY
+    assert CUSTOMER in customers

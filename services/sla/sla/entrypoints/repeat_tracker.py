@@ -9,6 +9,10 @@ interleave: on event time until the partition's watermark has passed it, or a he
 says the partition's changes up to it are all in; on wall time until the wall clock has
 passed it (at once, for a contact from the past).
 
+A customer is forgotten a repeat window after the last thing that happened to it. On event
+time that waits, besides, until the partition's contacts have been read past that instant:
+a contact still on its way from before it would otherwise find the customer's legs gone.
+
 A repeat is sent in the same batch as the customer's record that remembers the contact, so
 a crash loses neither and repeats neither.
 """
@@ -53,11 +57,12 @@ def _breaches(events: list[ClockEvent]) -> list[datetime]:
 
 
 class RepeatTracker:
-    """`clock` is wall time (`recorded` unless given); `event_time` replaces it for replay."""
+    """`clock` is wall time (`recorded` unless given); `event_time` replaces it for replay,
+    with `contacts_read`, how far each partition's contacts have been read."""
 
     def __init__(self, customers: MutableMapping[str, bytes], breached_by: BreachedBy,
                  rules: RepeatRules, send: Send, recorded: Clock, event_time: EventTime | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, contacts_read: EventTime | None = None) -> None:
         self._customers = customers
         self._breached_by = breached_by
         self._rules = rules
@@ -70,6 +75,11 @@ class RepeatTracker:
         self._decoded: dict[str, tuple[bytes, CustomerRecord, LegForms]] = {}
         # Per partition, the instant of its latest heartbeat: its leg changes up to then are all in.
         self._sealed: dict[int, datetime] = {}
+        self._contacts_read = contacts_read
+        # Per partition, the customers whose time to be forgotten has come on the leg changes
+        # but not yet on the contacts read (event time), by that time; and the same, as a set.
+        self._held: dict[int, DueIndex] = {}
+        self._held_refs: set[str] = set()
 
     def _load(self, customer_ref: str, partition: int) -> CustomerRecord:
         raw = self._customers.get(customer_ref)
@@ -122,9 +132,24 @@ class RepeatTracker:
         if raw is None or header_of(raw).tag:
             return
         forget_at = self._forget_at(self._load(customer_ref, partition))
-        if forget_at is not None and self._now(partition) >= forget_at:
-            del self._customers[customer_ref]
-            self._decoded.pop(customer_ref, None)
+        if forget_at is None or self._now(partition) < forget_at:
+            return
+        if self._contacts_read is not None and self._contacts_read.mark(partition) < forget_at:
+            if customer_ref not in self._held_refs:
+                self._held_refs.add(customer_ref)
+                self._held.setdefault(partition, DueIndex()).add(forget_at, customer_ref)
+            return
+        del self._customers[customer_ref]
+        self._decoded.pop(customer_ref, None)
+
+    def forget_held(self, partition: int) -> None:
+        """`partition`'s contacts have been read further: forget the customers held for that."""
+        held = self._held.get(partition)
+        if not held or self._contacts_read is None:
+            return
+        for customer_ref in dict.fromkeys(held.pop_due(self._contacts_read.mark(partition))):
+            self._held_refs.discard(customer_ref)
+            self.forget_if_due(customer_ref, partition)
 
     def _now(self, partition: int) -> datetime:
         return self._event_time.mark(partition) if self._event_time is not None else self._clock.now()
@@ -187,11 +212,12 @@ class RepeatTracker:
         if tuple(legs) != record.legs:
             self._save(leg_info.customer_ref, record._replace(legs=tuple(legs)))
 
-    def on_contact(self, message, partition: int) -> None:
-        """Examine a contact once time has passed it (at once when it already has)."""
+    def on_contact(self, message, partition: int) -> datetime:
+        """Examine a contact once time has passed it (at once when it already has); returns its instant."""
         contact = repeat_codec.decode_contact(message)
         self._take_contact(contact, partition)
         self.settle(partition)
+        return contact.contacted_at
 
     def _take_contact(self, contact: Contact, partition: int) -> None:
         record = self._load(contact.customer_ref, partition)
@@ -260,6 +286,9 @@ class RepeatTracker:
     def rebuild(self, partitions: frozenset[int]) -> None:
         """Re-index the waiting contacts of the partitions this worker now owns."""
         self._waiting.clear()
+        # Held customers of partitions kept stay held (their timers have fired); others go.
+        for partition in set(self._held) - partitions:
+            self._held_refs.difference_update(self._held.pop(partition).pop_due(_END_OF_TIME))
         self.reindex(customer_ref for customer_ref, raw in self._customers.items()
                      if header_of(raw).partition in partitions and header_of(raw).tag)
 

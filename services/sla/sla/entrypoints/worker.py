@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 
-from common.clock import Clock, EventTime, WallClock, epoch_us, from_epoch_us
+from common.clock import EPOCH, Clock, EventTime, WallClock, epoch_us, from_epoch_us
 from common.streams.store import framed, payload_of
 from sla.adapters import codec
 from sla.domain.clocks import ClockEvent
@@ -26,9 +26,12 @@ class SlaWorker:
                  recorded: Clock | None = None, marks: MutableMapping[str, bytes] | None = None) -> None:
         recorded = recorded or WallClock()
         self.event_time = clock if isinstance(clock, EventTime) else None
+        # On event time, how far each partition's contacts have been read (contacts.v1 is
+        # read apart from handoff.events.v1, and either may run ahead of the other).
+        self.contacts_read = EventTime() if self.event_time is not None else None
         self.engine = ClockEngine(clock_table, policies, clock, send_sla, recorded=recorded)
         self.tracker = RepeatTracker(customers, self.engine.breached_by, policies.repeats, send_repeat, recorded,
-                                     self.event_time, clock)
+                                     self.event_time, clock, self.contacts_read)
         self._marks = {} if marks is None else marks
         self._moved: set[int] = set()
 
@@ -36,7 +39,7 @@ class SlaWorker:
         """The watermark, the leg's clocks, the customer's legs, then the contacts it releases."""
         at = codec.occurred_at(message)
         if self.event_time is not None:
-            self._advance(partition, at)
+            self._advance(self.event_time, partition, at)
         events: list[ClockEvent] = []
         if message.WhichOneof("change") != "heartbeat":
             events = self.engine.on_handoff_event(message, partition, at)
@@ -47,7 +50,11 @@ class SlaWorker:
         return events
 
     def on_contact(self, message, partition: int) -> None:
-        self.tracker.on_contact(message, partition)
+        """The contact waits for its instant, then the customers held for contacts up to it go."""
+        contacted_at = self.tracker.on_contact(message, partition)
+        if self.contacts_read is not None:
+            self._advance(self.contacts_read, partition, contacted_at)
+            self.tracker.forget_held(partition)
 
     def on_due(self, key: str, partition: int) -> list[ClockEvent]:
         """A leg's clocks (`key` a handoff id) have something due: emit it, and the customer's
@@ -71,29 +78,32 @@ class SlaWorker:
         self.tracker.settle_all()
         return events
 
-    def _advance(self, partition: int, instant) -> None:
-        assert self.event_time is not None  # only on event time
-        before = self.event_time.mark(partition)
-        if self.event_time.advance(partition, instant) != before:
+    def _times(self) -> tuple[tuple[str, EventTime], ...]:
+        """The event times whose marks are stored, by the prefix of their keys (none on wall time)."""
+        if self.event_time is None or self.contacts_read is None:
+            return ()
+        return ("mark", self.event_time), ("contacts", self.contacts_read)
+
+    def _advance(self, time: EventTime, partition: int, instant) -> None:
+        before = time.mark(partition)
+        if time.advance(partition, instant) != before:
             self._moved.add(partition)
 
     def save_marks(self) -> None:
-        """Store the watermarks that moved since the last call (once per batch)."""
-        if self.event_time is None:
-            return
-        for partition in self._moved:
-            mark = epoch_us(self.event_time.mark(partition))
-            self._marks[f"mark-{partition}"] = framed(partition, mark.to_bytes(8, "big"))
+        """Store the marks of the partitions whose marks moved since the last call (once per batch)."""
+        for prefix, time in self._times():
+            for partition in self._moved:
+                mark = epoch_us(time.mark(partition))
+                self._marks[f"{prefix}-{partition}"] = framed(partition, mark.to_bytes(8, "big"))
         self._moved.clear()
 
     def load_marks(self, partitions: frozenset[int]) -> None:
-        """Take the stored watermarks of `partitions` (after an assignment or a rollback)."""
-        if self.event_time is None:
-            return
-        for partition in partitions:
-            raw = self._marks.get(f"mark-{partition}")
-            if raw is not None:
-                self.event_time.reset(partition, from_epoch_us(int.from_bytes(payload_of(raw), "big")))
+        """Take the stored marks of `partitions` (after an assignment or a rollback); a mark
+        never stored goes back to the epoch."""
+        for prefix, time in self._times():
+            for partition in partitions:
+                raw = self._marks.get(f"{prefix}-{partition}")
+                time.reset(partition, EPOCH if raw is None else from_epoch_us(int.from_bytes(payload_of(raw), "big")))
         self._moved -= partitions
 
     def assign(self, partitions: frozenset[int]) -> None:
