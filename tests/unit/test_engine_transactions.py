@@ -399,3 +399,38 @@ def test_a_processor_that_is_not_fenced_commits_its_own_work_without_offsets(eng
 def _refused(offsets, metadata, timeout=None) -> None:
     raise KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION, "the group has a newer generation",
                                     txn_requires_abort=True))
+
+
+class Backlog:
+    """A consumer with `waiting` records on partition 0; `consume` takes at most what it is asked."""
+
+    def __init__(self, waiting: int) -> None:
+        self.waiting = waiting
+        self.offset = 0
+
+    def consume(self, most: int, timeout: float) -> list[Record]:
+        taken = min(most, self.waiting)
+        self.waiting -= taken
+        self.offset += taken
+        return [Record(0, self.offset - taken + n, b"skip") for n in range(taken)]
+
+    def poll(self, timeout: float):
+        return None
+
+    def arrive(self, records: int) -> None:
+        self.waiting += records
+
+
+def test_a_backlog_starts_with_a_small_batch_and_doubles_up_to_the_most(engine):
+    # given 10,000 records waiting (engine defaults: first batch 250, at most 2,000)
+    engine._consumer = backlog = Backlog(10_000)
+    # when the engine polls until they are taken
+    sizes = []
+    while backlog.waiting:
+        sizes.append(len(engine._poll()))
+    # then the batches grow from the first batch's size to the most, and take everything
+    assert sizes == [250, 500, 1000, 2000, 2000, 2000, 2000, 250]
+    # and once caught up, the next burst starts small again
+    assert engine._poll() == []
+    backlog.arrive(5_000)
+    assert len(engine._poll()) == 250

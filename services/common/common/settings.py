@@ -108,6 +108,7 @@ def engine_settings(service: ServiceSettings, group: str, env: Mapping[str, str]
         instance=service.instance,
         # Unset, each takes the engine's own default.
         max_batch=int(_positive(env, "ENGINE_MAX_BATCH", EngineSettings.max_batch)),
+        first_batch=int(_positive(env, "ENGINE_FIRST_BATCH", EngineSettings.first_batch)),
         max_wait_s=_positive(env, "ENGINE_MAX_WAIT_S", EngineSettings.max_wait_s, float),
         max_attempts=int(_positive(env, "ENGINE_MAX_ATTEMPTS", EngineSettings.max_attempts)),
         session_timeout_ms=int(_positive(env, "ENGINE_SESSION_TIMEOUT_MS", EngineSettings.session_timeout_ms)),

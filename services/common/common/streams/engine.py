@@ -96,6 +96,11 @@ class EngineSettings:
     group: str
     instance: str
     max_batch: int = 2_000
+    # A backlog's first batch takes at most this many records, each next one up to twice as
+    # many as the last, up to max_batch: a burst's first outputs are committed after a few
+    # milliseconds of work instead of a whole batch's, and a running backlog still goes in
+    # full batches.
+    first_batch: int = 250
     # How long a pass waits for records when no timer is due sooner.
     max_wait_s: float = 0.1
     max_attempts: int = 3
@@ -214,6 +219,7 @@ class StreamEngine:
         self._producer = Producer(self._producer_config)
         self._client = common
         self._in_transaction = False
+        self._batch_limit = min(settings.first_batch, settings.max_batch)
         self._txn_timeout_s = settings.transaction_timeout_ms / 1000
         self._call_since: float | None = None  # when the transactional call under way began
         # Input positions of batches that wrote nothing, not yet committed (see _commit).
@@ -686,8 +692,11 @@ class StreamEngine:
             self._close()
 
     def _poll(self) -> list:
-        """The next batch (see available)."""
-        return available(self._consumer, self._settings.max_batch, self._wait_s())
+        """The next batch (see available), at most twice the last one (EngineSettings.first_batch)."""
+        settings = self._settings
+        records = available(self._consumer, self._batch_limit, self._wait_s())
+        self._batch_limit = min(settings.max_batch, max(settings.first_batch, 2 * len(records)))
+        return records
 
     def _close(self) -> None:
         try:
