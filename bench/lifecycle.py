@@ -10,10 +10,10 @@ tables are not on this path (no command is sent): the soak and the e2e retention
 cover them.
 
 The broker's log cleaner compacts only closed segments, and the changelogs roll theirs
-every 7 days by default (a production cluster keeps them that long). For the phase, each
-changelog rolls every `lifecycle_segment_s`, keeps a tombstone as long and is cleaned once
-a tenth of it is new (CLEANABLE_RATIO), so what forgotten entries leave behind compacts
-away within the run; the settings are put back afterwards.
+hourly (common.topics.CHANGELOG_CONFIGS). For the phase, each changelog rolls every
+`lifecycle_segment_s`, keeps a tombstone as long and is cleaned once a tenth of it is new
+(CLEANABLE_RATIO), so what forgotten entries leave behind compacts away within the run; the
+catalogue's settings are put back afterwards.
 
 After every chunk, and once more when the last leg has passed its retention (and a few
 more legs have moved event time on): each service's RSS, the legs the handoff read model
@@ -42,7 +42,7 @@ from bench.params import Parameters
 from bench.probes import KafkaProbe, gauge, rss_bytes
 from bench.soak import compress_retention, wait_until_quiet
 from common.codec import new_envelope, to_timestamp
-from common.topics import HANDOFF_APP, HANDOFF_EVENTS, NOTIFY_APP, SLA_APP, TABLES, changelog_name
+from common.topics import CHANGELOG_CONFIGS, HANDOFF_APP, HANDOFF_EVENTS, NOTIFY_APP, SLA_APP, TABLES, changelog_name
 from devstack.stack import Stack
 
 SERVICES = ("handoff", "sla", "notify")
@@ -103,10 +103,11 @@ def changelog_bytes(data_dir: Path) -> dict[str, int]:
 
 def _changelog_configs(bootstrap: str, segment_ms: int | None) -> None:
     """Every changelog rolls a segment and keeps a tombstone `segment_ms`, and is cleaned once a
-    tenth of it is dirty (None: as before again)."""
+    tenth of it is dirty (None: the catalogue's settings again)."""
     configs = {"segment.ms": str(segment_ms), "delete.retention.ms": str(segment_ms),
                "min.cleanable.dirty.ratio": str(CLEANABLE_RATIO)} if segment_ms is not None else \
-        dict.fromkeys(("segment.ms", "delete.retention.ms", "min.cleanable.dirty.ratio"), ("DELETE", None))
+        {"segment.ms": CHANGELOG_CONFIGS["segment.ms"], "delete.retention.ms": CHANGELOG_CONFIGS["delete.retention.ms"],
+         "min.cleanable.dirty.ratio": ("DELETE", None)}
     resources = [ConfigResource(ConfigResourceType.TOPIC, changelog_name(app, table), configs=dict(configs))
                  for app, tables in TABLES.items() for table in tables]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)

@@ -32,6 +32,8 @@ class Workload:
     module: str
     replicas: int
     env: dict[str, str] = field(default_factory=dict)
+    # A stream worker: a StatefulSet, for the stable pod names its static group membership and
+    # transactional id are made of (its stores live in memory, rebuilt from the changelogs).
     stateful: bool = False
     kafka_user: str | None = None
     # Secret name -> (variable, key) pairs read from it.
@@ -39,7 +41,6 @@ class Workload:
     cpu: str = "250m"
     memory: str = "512Mi"
     memory_limit: str = "1Gi"
-    store_size: str = "10Gi"
     # Scaled by a HorizontalPodAutoscaler on CPU, from `replicas` up to MAX_REPLICAS_ON_CPU: the
     # gRPC-facing processes, whose work follows their callers rather than a consumer group's lag
     # (the stream workers are scaled on lag by KEDA: deploy.generate.SCALED_ON_LAG).
@@ -55,7 +56,7 @@ WORKLOADS = (
     # sla's clocks (SLA_ROLE=worker) and the SlaService its clients call (SLA_ROLE=api, Service
     # sla-api): a worker keeps its memory for the clocks, not for a read model of every leg.
     Workload("sla", "sla", 3, {"SLA_ROLE": "worker", "SLA_POLICY_FILE": f"{CONFIG_DIR}/sla-policies.yaml"},
-             stateful=True, kafka_user="sla", memory="1Gi", memory_limit="2Gi", store_size="20Gi"),
+             stateful=True, kafka_user="sla", memory="1Gi", memory_limit="2Gi"),
     Workload("sla-api", "sla", 2, {"SLA_ROLE": "api", "SLA_POLICY_FILE": f"{CONFIG_DIR}/sla-policies.yaml"},
              kafka_user="sla", memory="1Gi", memory_limit="2Gi", scales_on_cpu=True),
     # notify's pipeline (NOTIFY_ROLE=worker) and the NotificationService its clients call
@@ -123,7 +124,9 @@ def _env(workload: Workload) -> list[dict[str, Any]]:
 
 
 def _volumes(workload: Workload) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(volumes, mounts): config, tokens, TLS, Kafka's CA, scratch space; the store comes from the PVC."""
+    """(volumes, mounts): config, tokens, TLS, Kafka's CA, scratch space. A stream worker's
+    stores live in memory and are restored from their changelogs at every start: no volume
+    keeps them (one would only pin the pod to its volume's zone)."""
     sources = [
         ("config", CONFIG_DIR, {"configMap": {"name": "handoff-config"}}),
         ("tokens", "/etc/handoff/tokens", {"secret": {"secretName": "handoff-tokens"}}),
@@ -134,12 +137,9 @@ def _volumes(workload: Workload) -> tuple[list[dict[str, Any]], list[dict[str, A
         sources.append(("kafka-ca", "/etc/kafka-ca", {"secret": {"secretName": "handoff-kafka-cluster-ca-cert"}}))
     if workload.name == "gateway-webhook":
         sources.append(("webhook", "/etc/handoff/webhook", {"secret": {"secretName": "handoff-webhook-secrets"}}))
-    if not workload.stateful:
-        sources.append(("data", "/var/lib/handoff", {"emptyDir": {"sizeLimit": "256Mi"}}))
+    sources.append(("data", "/var/lib/handoff", {"emptyDir": {"sizeLimit": "256Mi"}}))
     volumes = [{"name": name, **source} for name, _, source in sources]
     mounts = [{"name": name, "mountPath": path, "readOnly": name not in ("tmp", "data")} for name, path, _ in sources]
-    if workload.stateful:
-        mounts.append({"name": "data", "mountPath": "/var/lib/handoff"})
     return volumes, mounts
 
 
@@ -195,12 +195,7 @@ def workload(item: Workload) -> dict[str, Any]:
     spec: dict[str, Any] = {"replicas": item.replicas, "selector": {"matchLabels": labels(item)},
                             "template": _pod(item)}
     if item.stateful:
-        spec |= {
-            "serviceName": f"{item.name}-pods",
-            "podManagementPolicy": "Parallel",
-            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
-                "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": item.store_size}}}}],
-        }
+        spec |= {"serviceName": f"{item.name}-pods", "podManagementPolicy": "Parallel"}
     return {"apiVersion": "apps/v1", "kind": "StatefulSet" if item.stateful else "Deployment",
             "metadata": {"name": item.name, "labels": labels(item), "annotations": ACCEPTED_FINDINGS}, "spec": spec}
 

@@ -38,7 +38,11 @@ def test_every_topic_of_the_catalogue_has_its_kafka_topic(objects, overlay):
         retention = -1 if spec.retention_hours is None else spec.retention_hours * 3_600_000
         assert topic["config"]["retention.ms"] == retention
     for app, tables in TABLES.items():
-        assert all(topics[changelog_name(app, table)]["config"]["cleanup.policy"] == "compact" for table in tables)
+        for table in tables:
+            config = topics[changelog_name(app, table)]["config"]
+            # compacted, rolled hourly so the cleaner reaches superseded values within the hour
+            assert (config["cleanup.policy"], config["segment.ms"], config["delete.retention.ms"]) == (
+                "compact", 3_600_000, 3_600_000)
 
 
 def test_the_catalogue_lists_every_topic_each_service_reads():
@@ -76,15 +80,19 @@ def test_only_notify_reads_a_dead_letter_topic_the_silences_one_its_read_model_s
     assert readable == {("notify", "notify.silences.v1.dlq")}
 
 
-def test_stores_run_as_statefulsets_with_volumes_and_gateways_as_deployments(objects):
+def test_stream_workers_run_as_statefulsets_without_volumes_and_gateways_as_deployments(objects):
     items = objects["production"]
     stateful, stateless = of_kind(items, "StatefulSet"), of_kind(items, "Deployment")
     assert set(stateful) == {"handoff", "sla", "notify"}
     assert set(stateless) == {"sla-api", "notify-api", "gateway-webhook", "gateway-email", "gateway-log"}
-    for item in stateful.values():
-        claim = item["spec"]["volumeClaimTemplates"][0]
+    for item in [*stateful.values(), *stateless.values()]:
+        # stable pod names for the workers' static membership; stores in memory, no claim that
+        # would pin a pod to its volume's zone; scratch space on an emptyDir
+        assert "volumeClaimTemplates" not in item["spec"]
+        volumes = {volume["name"]: volume for volume in item["spec"]["template"]["spec"]["volumes"]}
         mounts = item["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
-        assert {"name": claim["metadata"]["name"], "mountPath": "/var/lib/handoff"} in mounts
+        assert "emptyDir" in volumes["data"]
+        assert {"name": "data", "mountPath": "/var/lib/handoff", "readOnly": False} in mounts
 
 
 def test_every_pod_is_locked_down_probed_sized_spread_and_budgeted(objects):

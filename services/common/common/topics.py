@@ -68,6 +68,23 @@ TABLES: dict[str, tuple[str, ...]] = {
 }
 
 
+# A worker restores a store by reading its changelog from the beginning, so a restore reads
+# whatever the broker's log cleaner has not removed yet. The cleaner never touches a
+# partition's active segment, and by default a segment rolls after 7 days: a week of every
+# superseded value and tombstone. Each changelog rolls a segment at least hourly, so a
+# restore reads the live state, the changes of about the last hour, and what the cleaner has
+# not reached (at most as much again as the rest, by its default dirty ratio of one half). A
+# tombstone is kept an hour after its segment was cleaned: a restore that read the value it
+# deletes reads the tombstone too, as long as the restore takes less than that (the startup
+# probe allows 30 minutes).
+CHANGELOG_SEGMENT_MS = 3_600_000
+CHANGELOG_CONFIGS: dict[str, str] = {
+    "cleanup.policy": "compact",
+    "segment.ms": str(CHANGELOG_SEGMENT_MS),
+    "delete.retention.ms": str(CHANGELOG_SEGMENT_MS),
+}
+
+
 def changelog_name(app: str, table: str) -> str:
     """The changelog topic of `app`'s store (`<app>-<store>-changelog`)."""
     return f"{app}-{table}-changelog"
