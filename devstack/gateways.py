@@ -23,17 +23,24 @@ DEV_GRPC_LIMITS = {"GRPC_CALLS_PER_SECOND": "5000", "GRPC_MAX_STREAMS_PER_PRINCI
                    "GRPC_MAX_CONCURRENT_STREAMS": "1000"}
 
 
-def gateway_env(kind: str, workdir: Path) -> dict[str, str]:
-    """The environment a `kind` gateway of a dev stack under `workdir` runs with by default."""
+def gateway_name(kind: str, replica: int = 1) -> str:
+    """The name of a `kind` gateway's process (its log, its data directory): `gateway-<kind>`,
+    and `gateway-<kind>-<replica>` for a second replica and more."""
+    return f"gateway-{kind}" if replica == 1 else f"gateway-{kind}-{replica}"
+
+
+def gateway_env(kind: str, workdir: Path, replica: int = 1) -> dict[str, str]:
+    """The environment a `kind` gateway (`replica` of them) of a dev stack under `workdir`
+    runs with by default."""
     if kind not in KINDS:
         raise ValueError(f"unknown gateway kind {kind!r}; expected one of {', '.join(KINDS)}")
-    data_dir = workdir / "data" / f"gateway-{kind}"
+    data_dir = workdir / "data" / gateway_name(kind, replica)
     env = {
         "GATEWAY_KIND": kind,
         "GRPC_PORT": "0",
         "METRICS_PORT": "0",
         "DATA_DIR": str(data_dir),
-        "INSTANCE": f"gateway-{kind}-1",
+        "INSTANCE": f"gateway-{kind}-{replica}",
         "AUTH_TOKENS_FILE": str(TOKENS_FILE),
         **DEV_GRPC_LIMITS,
     }
@@ -46,11 +53,11 @@ def gateway_env(kind: str, workdir: Path) -> dict[str, str]:
     return env
 
 
-def launch_gateway(kind: str, workdir: Path, env: dict[str, str] | None = None) -> ServiceProcess:
+def launch_gateway(kind: str, workdir: Path, env: dict[str, str] | None = None, replica: int = 1) -> ServiceProcess:
     """Run `python -m gateways` of `kind` with `env` over the defaults, without waiting for it
-    (devstack.processes.wait_ready does); its log is `workdir/logs/gateway-<kind>.log`."""
-    settings = {**gateway_env(kind, workdir), **(env or {})}
-    return launch_service(f"gateway-{kind}", "gateways", settings, workdir / "logs")
+    (devstack.processes.wait_ready does); its log is `workdir/logs/<gateway_name>.log`."""
+    settings = {**gateway_env(kind, workdir, replica), **(env or {})}
+    return launch_service(gateway_name(kind, replica), "gateways", settings, workdir / "logs")
 
 
 def start_gateway(

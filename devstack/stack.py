@@ -19,7 +19,7 @@ from pathlib import Path
 from common import lifeline
 from common.localkafka import LocalKafka, create_topics, wait_for_kafka
 from devstack.gateways import KINDS as GATEWAY_KINDS
-from devstack.gateways import DEV_GRPC_LIMITS, GATEWAY_READY_SECONDS, launch_gateway
+from devstack.gateways import DEV_GRPC_LIMITS, GATEWAY_READY_SECONDS, gateway_name, launch_gateway
 from devstack.processes import (SERVICE_READY_SECONDS, ServiceFailed, ServiceProcess, launch_each, launch_service,
                                 wait_ready)
 
@@ -64,7 +64,8 @@ class Stack:
         self._env = env or {}
         self._gateways = gateways
         self._routing_file = (routing_file or ROUTING_FILE).resolve()
-        self._gateway_ports: dict[str, str] = {}
+        # (kind, replica) -> the port a gateway listens on, kept so a restart takes it again.
+        self._gateway_ports: dict[tuple[str, int], str] = {}
         self.kafka: LocalKafka | None = None
         self.services: dict[str, ServiceProcess] = {}
         self._service_env: dict[str, dict[str, str]] = {}
@@ -100,11 +101,15 @@ class Stack:
         }
 
     def _gateway_env(self) -> dict[str, str]:
-        """Where notify finds the gateways this stack runs, and the token it calls them with."""
+        """Where notify finds the gateways this stack runs (each replica of each kind), and the
+        token it calls them with."""
         if not self._gateway_ports:
             return {}
+        replicas: dict[str, list[str]] = {}
+        for (kind, _), port in sorted(self._gateway_ports.items()):
+            replicas.setdefault(kind, []).append(f"127.0.0.1:{port}")
         return {"NOTIFY_GATEWAY_TOKEN": SERVICE_TOKEN,
-                **{f"NOTIFY_GATEWAY_{kind.upper()}": f"127.0.0.1:{port}" for kind, port in self._gateway_ports.items()}}
+                **{f"NOTIFY_GATEWAY_{kind.upper()}": ",".join(addresses) for kind, addresses in replicas.items()}}
 
     def start_kafka(self) -> None:
         """Start (or reach) Kafka and create the project's topics."""
@@ -155,28 +160,31 @@ class Stack:
         name, instance = self._started_as[key]
         return self.start_service(name, instance)
 
-    def start_gateway(self, kind: str) -> ServiceProcess:
-        """Start (or restart) the `kind` gateway; a restart takes the port it had before."""
-        self._gateways_ready({kind: self._launch_gateway(kind)})
-        return self.services[f"gateway-{kind}"]
+    def start_gateway(self, kind: str, replica: int = 1) -> ServiceProcess:
+        """Start (or restart) replica `replica` of the `kind` gateway (services key: gateway_name);
+        a restart takes the port it had before. notify started afterwards calls every replica."""
+        name = gateway_name(kind, replica)
+        self._gateways_ready({name: (kind, replica, self._launch_gateway(kind, replica))})
+        return self.services[name]
 
-    def _launch_gateway(self, kind: str) -> ServiceProcess:
+    def _launch_gateway(self, kind: str, replica: int = 1) -> ServiceProcess:
         env = {"GRPC_HOST": "127.0.0.1"}
-        if kind in self._gateway_ports:
-            env["GRPC_PORT"] = self._gateway_ports[kind]
+        if (kind, replica) in self._gateway_ports:
+            env["GRPC_PORT"] = self._gateway_ports[kind, replica]
         if kind == "email":
             env.update({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": self.services[SMTP_SINK].endpoints["smtp"]})
-        return launch_gateway(kind, self.workdir, env)
+        return launch_gateway(kind, self.workdir, env, replica)
 
-    def _gateways_ready(self, launched: dict[str, ServiceProcess]) -> None:
-        self._when_ready({f"gateway-{kind}": process for kind, process in launched.items()}, GATEWAY_READY_SECONDS)
-        for kind, process in launched.items():
-            self._gateway_ports[kind] = process.grpc.rpartition(":")[2]
+    def _gateways_ready(self, launched: dict[str, tuple[str, int, ServiceProcess]]) -> None:
+        self._when_ready({name: process for name, (_, _, process) in launched.items()}, GATEWAY_READY_SECONDS)
+        for kind, replica, process in launched.values():
+            self._gateway_ports[kind, replica] = process.grpc.rpartition(":")[2]
 
     def start_gateways(self) -> None:
         """An SMTP sink (aiosmtpd, printing each message to its log), then every gateway, side by side."""
         self.services[SMTP_SINK] = _start_smtp_sink(self.workdir / "logs")
-        self._gateways_ready(launch_each({kind: partial(self._launch_gateway, kind) for kind in GATEWAY_KINDS}))
+        launched = launch_each({kind: partial(self._launch_gateway, kind) for kind in GATEWAY_KINDS})
+        self._gateways_ready({gateway_name(kind): (kind, 1, process) for kind, process in launched.items()})
 
     def start(self) -> "Stack":
         """The broker (or the external one's topics), the gateways if asked, then the three

@@ -1,12 +1,13 @@
 """Crash safety of notify on the stream engine: kill -9 at random moments (once onto an
-empty data directory) while thousands of breaches are being delivered through the webhook
-gateway, and every breach reaches every receiver exactly once.
+empty data directory) while thousands of breaches are being delivered through two replicas
+of the webhook gateway, and every breach reaches every receiver exactly once.
 
 Breaches are written straight to sla.events.v1 (sla itself is not needed); two routes send
-each to two receivers, each with a webhook, so the gateway makes two deliveries per breach.
+each to two receivers, each with a webhook, so the gateways make two deliveries per breach.
 A notify killed after a gateway call and before the batch recording its outcome committed
-calls again after its restart with the same delivery id: the gateway answers from its
-journal without sending, which is what keeps the receiver's count at one.
+calls again after its restart with the same delivery id: it goes to the same replica (the
+one the id names), which answers from its journal without sending; that is what keeps the
+receiver's count at one. A replica's journal knows only what that replica sent.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ BREACHES = 3_000
 WRITE_SECONDS = 15.0
 SETTLE_TIMEOUT_S = 120.0
 HOOKS = ("billing", "billing-oncall")
+REPLICAS = ("gateway-webhook", "gateway-webhook-2")
 ROUTING = """
 receivers:
   - name: ops
@@ -86,6 +88,7 @@ def test_kill9_of_notify_delivers_every_breach_exactly_once_per_receiver(tmp_pat
         stack = Stack(tmp_path, write_policies(tmp_path), bootstrap=kafka.bootstrap, routing_file=routing)
         try:
             stack.start_gateway("webhook")
+            stack.start_gateway("webhook", replica=2)
             stack.start_service("notify")
             # given thousands of breaches being written, each for two receivers
             legs: list[str] = []
@@ -112,7 +115,10 @@ def test_kill9_of_notify_delivers_every_breach_exactly_once_per_receiver(tmp_pat
                 while time.monotonic() < deadline and set(arrived()) < wanted:
                     time.sleep(0.5)
                 time.sleep(3)  # anything sent twice would come now
-                duplicates = counter(stack, "gateway-webhook", "handoff_gateway_deliveries", outcome="duplicate")
+                sent = [counter(stack, name, "handoff_gateway_deliveries", outcome="delivered")
+                        for name in REPLICAS]
+                duplicates = sum(counter(stack, name, "handoff_gateway_deliveries", outcome="duplicate")
+                                 for name in REPLICAS)
         finally:
             with lock:
                 stack.stop()
@@ -126,4 +132,7 @@ def test_kill9_of_notify_delivers_every_breach_exactly_once_per_receiver(tmp_pat
     twice = {pair: n for pair, n in counts.items() if n > 1}
     assert not twice, f"{len(twice)} delivered more than once, e.g. {list(twice.items())[:3]}"
     assert receiver.repeated_deliveries() == {} and receiver.bad_signatures == 0
-    print(f"{len(wanted)} deliveries, each once; calls the gateway answered from its journal: {duplicates:.0f}")
+    # and both replicas took their share
+    assert all(count > len(wanted) / 4 for count in sent), sent
+    print(f"{len(wanted)} deliveries, each once, {sent} sent by each replica; "
+          f"calls the gateways answered from their journals: {duplicates:.0f}")

@@ -1,6 +1,7 @@
 """notify's gateway client against real gRPC servers on loopback: deliveries go out in
 DeliverBatch calls, each result classified for the retry policy; a gateway that only
-implements Deliver is sent one Deliver per delivery."""
+implements Deliver is sent one Deliver per delivery; with several replicas, each delivery
+goes to the replica its id names."""
 
 from __future__ import annotations
 
@@ -56,24 +57,30 @@ class Scripted(channel_gateway_pb2_grpc.ChannelGatewayServicer):
             for item in request.deliveries])
 
 
-async def delivered_through(servicer, ids: list[str], rounds: int = 1):
-    server = grpc.aio.server()
-    channel_gateway_pb2_grpc.add_ChannelGatewayServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    gateways = Gateways({"log": f"127.0.0.1:{port}"}, "a-token")
+async def delivered_through(servicer, ids: list[str], rounds: int = 1, *more_replicas):
+    """Deliver `ids` `rounds` times through the gateway `servicer` serves (and the replicas
+    the other servicers serve, in that order); the outcomes of each round."""
+    servers, addresses = [], []
+    for each in (servicer, *more_replicas):
+        server = grpc.aio.server()
+        channel_gateway_pb2_grpc.add_ChannelGatewayServicer_to_server(each, server)
+        addresses.append(f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}")
+        await server.start()
+        servers.append(server)
+    gateways = Gateways({"log": addresses}, "a-token")
     try:
         return [await gateways.deliver("log", [Delivery(i, "ops", notification_bytes(NOTE)) for i in ids], timeout=10)
-                for _ in range(rounds)]
+                for _ in range(rounds)], addresses
     finally:
         await gateways.close()
-        await server.stop(None)
+        for server in servers:
+            await server.stop(None)
 
 
 def test_a_gateway_without_deliver_batch_is_sent_one_deliver_per_delivery():
     servicer = OnlyDeliver()
 
-    first, second = asyncio.run(delivered_through(servicer, ["d-1", "d-2", "d-3"], rounds=2))
+    (first, second), _ = asyncio.run(delivered_through(servicer, ["d-1", "d-2", "d-3"], rounds=2))
 
     assert [o.receipt for o in first] == [o.receipt for o in second] == ["r-d-1", "r-d-2", "r-d-3"]
     assert all(o.delivered for o in first + second)
@@ -84,7 +91,7 @@ def test_a_gateway_without_deliver_batch_is_sent_one_deliver_per_delivery():
 def test_each_result_of_a_batch_is_classified_for_the_retry_policy():
     servicer = Scripted()
 
-    [outcomes] = asyncio.run(delivered_through(servicer, ["ok-1", "busy-1", "gone-1"]))
+    [outcomes], _ = asyncio.run(delivered_through(servicer, ["ok-1", "busy-1", "gone-1"]))
 
     assert servicer.calls == [["ok-1", "busy-1", "gone-1"]]
     ok, busy, gone = outcomes
@@ -102,7 +109,23 @@ def test_a_batch_is_split_into_calls_of_at_most_a_megabyte(monkeypatch):
     monkeypatch.setattr(gateway_client, "MAX_BATCH_BYTES", 2 * size + 1)
     servicer = Scripted()
 
-    [outcomes] = asyncio.run(delivered_through(servicer, [f"ok-{n}" for n in range(5)]))
+    [outcomes], _ = asyncio.run(delivered_through(servicer, [f"ok-{n}" for n in range(5)]))
 
     assert sorted(servicer.calls) == [["ok-0", "ok-1"], ["ok-2", "ok-3"], ["ok-4"]]
     assert [o.receipt for o in outcomes] == [f"r-ok-{n}" for n in range(5)]
+
+
+def test_with_several_replicas_each_delivery_goes_to_the_replica_its_id_names_every_time():
+    replicas = [Scripted(), Scripted(), Scripted()]
+    ids = [f"ok-{n}" for n in range(300)]
+
+    # delivered twice over (a retry of each), through three replicas
+    (first, second), addresses = asyncio.run(delivered_through(replicas[0], ids, 2, *replicas[1:]))
+
+    # each replica was sent exactly the ids that name it, in one batch each round, and both times
+    for replica, address in zip(replicas, addresses):
+        named = [i for i in ids if gateway_client.replica_for(i, addresses) == address]
+        assert 50 < len(named) < 150
+        assert replica.calls == [named, named]
+    # and the outcomes come back in the order of the deliveries
+    assert [o.receipt for o in first] == [o.receipt for o in second] == [f"r-{i}" for i in ids]

@@ -17,9 +17,11 @@ def test_notify_gets_each_running_gateways_address_and_the_service_token(tmp_pat
     routing = tmp_path / "routing.yaml"
     stack = Stack(tmp_path, tmp_path / "policies.yaml", bootstrap="127.0.0.1:9092", gateways=True,
                   routing_file=routing)
-    stack._gateway_ports.update({"webhook": "7001", "email": "7002", "log": "7003"})  # as start_gateway records
+    # as start_gateway records them: one replica of each kind, and a second of the webhook gateway
+    stack._gateway_ports.update({("webhook", 2): "7004", ("webhook", 1): "7001", ("email", 1): "7002",
+                                 ("log", 1): "7003"})
     env = stack.service_env("notify")
     assert env["NOTIFY_ROUTING_FILE"] == str(routing.resolve())
     assert (env["NOTIFY_GATEWAY_WEBHOOK"], env["NOTIFY_GATEWAY_EMAIL"], env["NOTIFY_GATEWAY_LOG"]) == (
-        "127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003")
+        "127.0.0.1:7001,127.0.0.1:7004", "127.0.0.1:7002", "127.0.0.1:7003")
     assert env["NOTIFY_GATEWAY_TOKEN"] == SERVICE_TOKEN

@@ -84,14 +84,20 @@ def test_an_escalation_notice_is_the_original_for_the_next_receiver_with_a_stabl
 
 
 def test_notify_settings_read_the_routing_file_and_gateways() -> None:
-    settings = notify_settings({"NOTIFY_GATEWAY_WEBHOOK": "127.0.0.1:7001", "NOTIFY_GATEWAY_TOKEN": "t"})
+    settings = notify_settings({"NOTIFY_GATEWAY_WEBHOOK": "127.0.0.1:7001", "NOTIFY_GATEWAY_TOKEN": "t",
+                                "NOTIFY_GATEWAY_LOG": "log-0.log-pods:50051, log-1.log-pods:50051"})
     assert settings.routing_file == Path("config/routing.yaml")
-    assert dict(settings.gateways) == {"webhook": "127.0.0.1:7001"}
+    assert dict(settings.gateways) == {"webhook": ("127.0.0.1:7001",),
+                                       "log": ("log-0.log-pods:50051", "log-1.log-pods:50051")}
     assert settings.history_age == timedelta(hours=24)
     assert notify_settings({"NOTIFY_HISTORY_AGE": "2d"}).history_age == timedelta(days=2)
 
 
 @pytest.mark.parametrize("env, named", [({"NOTIFY_GATEWAY_EMAIL": "nohost"}, "NOTIFY_GATEWAY_EMAIL"),
+                                        ({"NOTIFY_GATEWAY_EMAIL": "a:1,", "NOTIFY_GATEWAY_TOKEN": "t"},
+                                         "NOTIFY_GATEWAY_EMAIL"),
+                                        ({"NOTIFY_GATEWAY_EMAIL": "a:1,a:1", "NOTIFY_GATEWAY_TOKEN": "t"},
+                                         "NOTIFY_GATEWAY_EMAIL=.* lists a replica twice"),
                                         ({"NOTIFY_GATEWAY_LOG": "127.0.0.1:1"}, "NOTIFY_GATEWAY_TOKEN"),
                                         ({"NOTIFY_HISTORY_AGE": "a day"}, "NOTIFY_HISTORY_AGE"),
                                         ({"NOTIFY_HISTORY_AGE": "0s"}, "NOTIFY_HISTORY_AGE")])

@@ -18,32 +18,42 @@ DEFAULT_RETENTION = timedelta(days=7)
 
 @dataclass(frozen=True)
 class NotifySettings:
-    """The routing file; where each channel gateway listens (host:port), the token to call them
-    with, and the CA that signed their certificates (TLS when set); how old a notification may
-    be, when notify reads it, and still be delivered (older ones are history: recorded only)."""
+    """The routing file; where each channel gateway's replicas listen (host:port each), the
+    token to call them with, and the CA that signed their certificates (TLS when set); how old
+    a notification may be, when notify reads it, and still be delivered (older ones are
+    history: recorded only)."""
 
     routing_file: Path
-    gateways: Mapping[str, str] = field(default_factory=dict)
+    gateways: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     gateway_token: str = ""
     gateway_ca_file: Path | None = None
     history_age: timedelta = timedelta(hours=24)
     retention: timedelta = DEFAULT_RETENTION
 
 
-def notify_settings(env: Mapping[str, str] | None = None) -> NotifySettings:
-    """NOTIFY_ROUTING_FILE (default config/routing.yaml), NOTIFY_GATEWAY_{WEBHOOK,EMAIL,LOG}, NOTIFY_GATEWAY_TOKEN,
-    NOTIFY_GATEWAY_CA_FILE, NOTIFY_HISTORY_AGE (default 24h), NOTIFY_RETENTION (default 7d)."""
-    env = os.environ if env is None else env
-    gateways: dict[str, str] = {}
-    for kind in GATEWAY_KINDS:
-        name = f"NOTIFY_GATEWAY_{kind.upper()}"
-        address = env.get(name, "").strip()
-        if not address:
-            continue
+def _addresses(name: str, value: str) -> tuple[str, ...]:
+    """The replicas' addresses a NOTIFY_GATEWAY_* variable lists (host:port, comma-separated)."""
+    addresses = tuple(address.strip() for address in value.split(","))
+    for address in addresses:
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise SettingsError(f"{name}={address!r} is not host:port")
-        gateways[kind] = address
+            raise SettingsError(f"{name}={value!r}: {address!r} is not host:port")
+    if len(set(addresses)) < len(addresses):
+        raise SettingsError(f"{name}={value!r} lists a replica twice")
+    return addresses
+
+
+def notify_settings(env: Mapping[str, str] | None = None) -> NotifySettings:
+    """NOTIFY_ROUTING_FILE (default config/routing.yaml), NOTIFY_GATEWAY_{WEBHOOK,EMAIL,LOG}
+    (host:port, or the host:port of each replica, comma-separated), NOTIFY_GATEWAY_TOKEN,
+    NOTIFY_GATEWAY_CA_FILE, NOTIFY_HISTORY_AGE (default 24h), NOTIFY_RETENTION (default 7d)."""
+    env = os.environ if env is None else env
+    gateways: dict[str, tuple[str, ...]] = {}
+    for kind in GATEWAY_KINDS:
+        name = f"NOTIFY_GATEWAY_{kind.upper()}"
+        value = env.get(name, "").strip()
+        if value:
+            gateways[kind] = _addresses(name, value)
     token = env.get("NOTIFY_GATEWAY_TOKEN", "")
     if gateways and not token:
         raise SettingsError("NOTIFY_GATEWAY_TOKEN is required when a NOTIFY_GATEWAY_* address is set")

@@ -1,15 +1,21 @@
 """ChannelGateway clients: deliveries sent in batches, each outcome classified for the retry
-policy.
+policy, each delivery to the gateway replica its id names.
 
 docs/gateways.md: UNAVAILABLE and DEADLINE_EXCEEDED are worth another try; everything
 else (FAILED_PRECONDITION, INVALID_ARGUMENT, PERMISSION_DENIED, ...) is permanent. A gateway
 that does not implement DeliverBatch (UNIMPLEMENTED) is sent one Deliver per delivery from
 then on.
+
+A gateway replica remembers the ids it has sent (its journal), and only its own. With the
+addresses of several replicas, a delivery goes to the replica `replica_for` picks from its
+id alone, so every attempt at it, from any notify replica (after a takeover too), reaches the
+replica whose journal knows it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,50 +70,78 @@ class NoGateway(LookupError):
     """No gateway is configured for a channel kind."""
 
 
-class Gateways:
-    """One client channel per configured gateway kind (webhook, email, log), made on first use."""
+def replica_for(delivery_id: str, addresses: Sequence[str]) -> str:
+    """The replica, of `addresses`, that delivers `delivery_id`: the same wherever and whenever
+    it is asked (rendezvous hashing: the address that scores highest with the id). Adding a
+    replica moves only the ids it now wins; removing one moves only the ids it had."""
+    if len(addresses) == 1:
+        return addresses[0]
+    return max(addresses, key=lambda address: hashlib.blake2b(
+        f"{address}\n{delivery_id}".encode(), digest_size=8).digest())
 
-    def __init__(self, addresses: Mapping[str, str], token: str, ca_file: Path | None = None) -> None:
-        self._addresses = dict(addresses)
+
+class Gateways:
+    """A client channel per gateway replica (`addresses`: for each kind, webhook, email, log, the
+    address of its gateway or those of its replicas), made on first use."""
+
+    def __init__(self, addresses: Mapping[str, str | Sequence[str]], token: str, ca_file: Path | None = None) -> None:
+        self._addresses = {kind: (replicas,) if isinstance(replicas, str) else tuple(replicas)
+                           for kind, replicas in addresses.items()}
         self._token = token
         self._ca_file = ca_file
         self._stubs: dict[str, channel_gateway_pb2_grpc.ChannelGatewayStub] = {}
         self._channels: list[grpc.aio.Channel] = []
-        self._unbatched: set[str] = set()  # kinds whose gateway answered DeliverBatch UNIMPLEMENTED
+        self._unbatched: set[str] = set()  # replicas that answered DeliverBatch UNIMPLEMENTED
 
     def configured(self, kind: str) -> bool:
         return bool(self._addresses.get(kind))
 
-    def _stub(self, kind: str) -> channel_gateway_pb2_grpc.ChannelGatewayStub:
-        if kind not in self._stubs:
-            if not self.configured(kind):
-                raise NoGateway(f"no {kind} gateway is configured (NOTIFY_GATEWAY_{kind.upper()})")
-            channel = aio_channel(self._addresses[kind], self._token, self._ca_file)
+    def _stub(self, address: str) -> channel_gateway_pb2_grpc.ChannelGatewayStub:
+        if address not in self._stubs:
+            channel = aio_channel(address, self._token, self._ca_file)
             self._channels.append(channel)
-            self._stubs[kind] = channel_gateway_pb2_grpc.ChannelGatewayStub(channel)
-        return self._stubs[kind]
+            self._stubs[address] = channel_gateway_pb2_grpc.ChannelGatewayStub(channel)
+        return self._stubs[address]
 
     async def deliver(self, kind: str, deliveries: Sequence[Delivery], timeout: float) -> list[Outcome]:
-        """Deliver each of `deliveries` through the `kind` gateway within `timeout` seconds: one
-        DeliverBatch per megabyte of requests, all at once; their outcomes in the same order."""
-        stub = self._stub(kind)
-        if kind not in self._unbatched:
-            answers = await asyncio.gather(*(self._batch(stub, kind, batch, timeout)
+        """Deliver each of `deliveries` through the `kind` gateway within `timeout` seconds, each
+        to its replica (replica_for); their outcomes in the same order."""
+        if not self.configured(kind):
+            raise NoGateway(f"no {kind} gateway is configured (NOTIFY_GATEWAY_{kind.upper()})")
+        replicas = self._addresses[kind]
+        if len(replicas) == 1:
+            return await self._deliver_to(replicas[0], kind, deliveries, timeout)
+        shares: dict[str, list[int]] = {}
+        for index, delivery in enumerate(deliveries):
+            shares.setdefault(replica_for(delivery.delivery_id, replicas), []).append(index)
+        answers = await asyncio.gather(*(
+            self._deliver_to(address, kind, [deliveries[i] for i in indexes], timeout)
+            for address, indexes in shares.items()))
+        by_index = {index: outcome for indexes, answer in zip(shares.values(), answers)
+                    for index, outcome in zip(indexes, answer)}
+        return [by_index[index] for index in range(len(deliveries))]
+
+    async def _deliver_to(self, address: str, kind: str, deliveries: Sequence[Delivery],
+                          timeout: float) -> list[Outcome]:
+        """One DeliverBatch per megabyte of requests to the replica at `address`, all at once."""
+        stub = self._stub(address)
+        if address not in self._unbatched:
+            answers = await asyncio.gather(*(self._batch(stub, address, batch, timeout)
                                              for batch in deliver_batches(kind, deliveries)))
-            if kind not in self._unbatched:  # else: UNIMPLEMENTED just now, so one Deliver each below
+            if address not in self._unbatched:  # else: UNIMPLEMENTED just now, so one Deliver each below
                 return [outcome for answer in answers for outcome in answer]
         return list(await asyncio.gather(*(
             self._one(stub, deliver_request(d.delivery_id, kind, d.target, d.notification), timeout)
             for d in deliveries)))
 
-    async def _batch(self, stub: channel_gateway_pb2_grpc.ChannelGatewayStub, kind: str,
+    async def _batch(self, stub: channel_gateway_pb2_grpc.ChannelGatewayStub, address: str,
                      batch: channel_gateway_pb2.DeliverBatchRequest, timeout: float) -> list[Outcome]:
         count = len(batch.deliveries)
         try:
             response = await stub.DeliverBatch(batch, timeout=timeout)
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.UNIMPLEMENTED:
-                self._unbatched.add(kind)
+                self._unbatched.add(address)
             return [Outcome.refused(error.code(), error.details())] * count
         if len(response.results) != count:
             reason = f"the gateway answered {len(response.results)} results for {count} deliveries"
