@@ -2,7 +2,10 @@
 
 A process that runs a stream engine runs as a StatefulSet: its pod's stable name is the
 worker's static group membership and transactional id, so a restarted pod takes its
-partitions back without a rebalance and fences its own previous incarnation; the channel gateways keep nothing and run as Deployments. Every pod: not
+partitions back without a rebalance and fences its own previous incarnation. The channel
+gateways run as StatefulSets too: notify sends each delivery to the replica its id names, by
+the pod's stable name, and that replica's delivery journal lives on a volume claim, so it
+still knows what it sent after a move to another node (docs/gateways.md, Idempotency). Every pod: not
 root, read-only root file system, no privilege escalation, no capabilities, resources set,
 gRPC probes (liveness and start-up ask the `liveness` health name, readiness asks the
 overall one, which turns SERVING only once tables and read models have recovered), spread
@@ -23,6 +26,9 @@ SCALE_DOWN_WINDOW_S = 600
 GRPC_PORT, METRICS_PORT = 50051, 9464
 KAFKA_BOOTSTRAP = "handoff-kafka-kafka-bootstrap:9093"
 CONFIG_DIR = "/etc/handoff/config"
+# Replicas of each channel gateway; notify lists each by its pod's name (NOTIFY_GATEWAY_*), so
+# a change of this count is a change of notify's settings too (a new rollout of both).
+GATEWAY_REPLICAS = 2
 PART_OF = "handoff-tracking"
 
 
@@ -35,6 +41,9 @@ class Workload:
     # A stream worker: a StatefulSet, for the stable pod names its static group membership and
     # transactional id are made of (its stores live in memory, rebuilt from the changelogs).
     stateful: bool = False
+    # A channel gateway: a StatefulSet too, its delivery journal (DATA_DIR) on a volume claim of
+    # this size.
+    journal_size: str | None = None
     kafka_user: str | None = None
     # Secret name -> (variable, key) pairs read from it.
     secret_env: tuple[tuple[str, str, str], ...] = ()
@@ -65,21 +74,22 @@ WORKLOADS = (
     Workload("notify", "notify", 3, {
         "NOTIFY_ROLE": "worker",
         "NOTIFY_ROUTING_FILE": f"{CONFIG_DIR}/routing.yaml",
-        "NOTIFY_GATEWAY_WEBHOOK": f"gateway-webhook:{GRPC_PORT}",
-        "NOTIFY_GATEWAY_EMAIL": f"gateway-email:{GRPC_PORT}",
-        "NOTIFY_GATEWAY_LOG": f"gateway-log:{GRPC_PORT}",
+        **{f"NOTIFY_GATEWAY_{kind.upper()}": ",".join(
+            f"gateway-{kind}-{n}.gateway-{kind}-pods:{GRPC_PORT}" for n in range(GATEWAY_REPLICAS))
+           for kind in ("webhook", "email", "log")},
         "NOTIFY_GATEWAY_CA_FILE": "/etc/handoff/tls/ca.crt",
     }, stateful=True, kafka_user="notify", secret_env=(("NOTIFY_GATEWAY_TOKEN", "handoff-gateway-token", "token"),)),
     Workload("notify-api", "notify", 2, {"NOTIFY_ROLE": "api", "NOTIFY_ROUTING_FILE": f"{CONFIG_DIR}/routing.yaml"},
              kafka_user="notify", scales_on_cpu=True),
-    Workload("gateway-webhook", "gateways", 2, {"GATEWAY_KIND": "webhook",
-                                                 "WEBHOOK_SECRETS_FILE": "/etc/handoff/webhook/secrets.yaml"},
-             cpu="100m", memory="128Mi", memory_limit="256Mi"),
-    Workload("gateway-email", "gateways", 2, {"GATEWAY_KIND": "email", "SMTP_STARTTLS": "require"},
+    Workload("gateway-webhook", "gateways", GATEWAY_REPLICAS,
+             {"GATEWAY_KIND": "webhook", "WEBHOOK_SECRETS_FILE": "/etc/handoff/webhook/secrets.yaml"},
+             cpu="100m", memory="128Mi", memory_limit="256Mi", journal_size="1Gi"),
+    Workload("gateway-email", "gateways", GATEWAY_REPLICAS, {"GATEWAY_KIND": "email", "SMTP_STARTTLS": "require"},
              secret_env=(("SMTP_HOST", "handoff-smtp", "host"), ("SMTP_FROM", "handoff-smtp", "from"),
                          ("SMTP_USER", "handoff-smtp", "user"), ("SMTP_PASSWORD", "handoff-smtp", "password")),
-             cpu="100m", memory="128Mi", memory_limit="256Mi"),
-    Workload("gateway-log", "gateways", 2, {"GATEWAY_KIND": "log"}, cpu="100m", memory="128Mi", memory_limit="256Mi"),
+             cpu="100m", memory="128Mi", memory_limit="256Mi", journal_size="1Gi"),
+    Workload("gateway-log", "gateways", GATEWAY_REPLICAS, {"GATEWAY_KIND": "log"},
+             cpu="100m", memory="128Mi", memory_limit="256Mi", journal_size="1Gi"),
 )
 
 
@@ -92,6 +102,11 @@ ACCEPTED_FINDINGS = {
     # come from Secrets and never appear in a manifest.
     "checkov.io/skip2": "CKV_K8S_35=settings are environment variables, filled from Secrets",
 }
+
+
+def _is_statefulset(workload: Workload) -> bool:
+    """Stream workers and channel gateways: pods with stable names."""
+    return workload.stateful or workload.journal_size is not None
 
 
 def labels(workload: Workload) -> dict[str, str]:
@@ -137,9 +152,12 @@ def _volumes(workload: Workload) -> tuple[list[dict[str, Any]], list[dict[str, A
         sources.append(("kafka-ca", "/etc/kafka-ca", {"secret": {"secretName": "handoff-kafka-cluster-ca-cert"}}))
     if workload.name == "gateway-webhook":
         sources.append(("webhook", "/etc/handoff/webhook", {"secret": {"secretName": "handoff-webhook-secrets"}}))
-    sources.append(("data", "/var/lib/handoff", {"emptyDir": {"sizeLimit": "256Mi"}}))
+    if workload.journal_size is None:
+        sources.append(("data", "/var/lib/handoff", {"emptyDir": {"sizeLimit": "256Mi"}}))
     volumes = [{"name": name, **source} for name, _, source in sources]
     mounts = [{"name": name, "mountPath": path, "readOnly": name not in ("tmp", "data")} for name, path, _ in sources]
+    if workload.journal_size is not None:  # the volume claim's
+        mounts.append({"name": "data", "mountPath": "/var/lib/handoff", "readOnly": False})
     return volumes, mounts
 
 
@@ -194,9 +212,12 @@ def _pod(workload: Workload) -> dict[str, Any]:
 def workload(item: Workload) -> dict[str, Any]:
     spec: dict[str, Any] = {"replicas": item.replicas, "selector": {"matchLabels": labels(item)},
                             "template": _pod(item)}
-    if item.stateful:
+    if _is_statefulset(item):
         spec |= {"serviceName": f"{item.name}-pods", "podManagementPolicy": "Parallel"}
-    return {"apiVersion": "apps/v1", "kind": "StatefulSet" if item.stateful else "Deployment",
+    if item.journal_size is not None:
+        spec["volumeClaimTemplates"] = [{"metadata": {"name": "data"}, "spec": {
+            "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": item.journal_size}}}}]
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet" if _is_statefulset(item) else "Deployment",
             "metadata": {"name": item.name, "labels": labels(item), "annotations": ACCEPTED_FINDINGS}, "spec": spec}
 
 
@@ -206,7 +227,7 @@ def services(item: Workload) -> list[dict[str, Any]]:
              {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"}]
     made = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": item.name, "labels": labels(item)},
              "spec": {"selector": labels(item), "ports": ports}}]
-    if item.stateful:
+    if _is_statefulset(item):
         made.append({"apiVersion": "v1", "kind": "Service",
                      "metadata": {"name": f"{item.name}-pods", "labels": labels(item)},
                      "spec": {"clusterIP": "None", "selector": labels(item), "ports": ports}})
@@ -240,7 +261,7 @@ def autoscaler(item: Workload) -> dict[str, Any]:
     """A HorizontalPodAutoscaler on CPU: never below the workload's own replica count."""
     return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": item.name},
             "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet" if item.stateful else "Deployment",
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet" if _is_statefulset(item) else "Deployment",
                                    "name": item.name},
                 "minReplicas": item.replicas,
                 "maxReplicas": MAX_REPLICAS_ON_CPU,

@@ -80,19 +80,39 @@ def test_only_notify_reads_a_dead_letter_topic_the_silences_one_its_read_model_s
     assert readable == {("notify", "notify.silences.v1.dlq")}
 
 
-def test_stream_workers_run_as_statefulsets_without_volumes_and_gateways_as_deployments(objects):
+def test_stream_workers_run_as_statefulsets_without_volumes_and_gateways_with_their_journal_on_one(objects):
     items = objects["production"]
     stateful, stateless = of_kind(items, "StatefulSet"), of_kind(items, "Deployment")
-    assert set(stateful) == {"handoff", "sla", "notify"}
-    assert set(stateless) == {"sla-api", "notify-api", "gateway-webhook", "gateway-email", "gateway-log"}
-    for item in [*stateful.values(), *stateless.values()]:
-        # stable pod names for the workers' static membership; stores in memory, no claim that
-        # would pin a pod to its volume's zone; scratch space on an emptyDir
-        assert "volumeClaimTemplates" not in item["spec"]
+    gateways = {"gateway-webhook", "gateway-email", "gateway-log"}
+    assert set(stateful) == {"handoff", "sla", "notify"} | gateways
+    assert set(stateless) == {"sla-api", "notify-api"}
+    for name, item in [*stateful.items(), *stateless.items()]:
         volumes = {volume["name"]: volume for volume in item["spec"]["template"]["spec"]["volumes"]}
         mounts = item["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
-        assert "emptyDir" in volumes["data"]
         assert {"name": "data", "mountPath": "/var/lib/handoff", "readOnly": False} in mounts
+        if name in gateways:
+            # the delivery journal survives a move to another node: a volume claim per pod
+            [claim] = item["spec"]["volumeClaimTemplates"]
+            assert claim["metadata"]["name"] == "data" and "data" not in volumes
+        else:
+            # stores in memory: no claim that would pin a pod to its volume's zone
+            assert "volumeClaimTemplates" not in item["spec"]
+            assert "emptyDir" in volumes["data"]
+
+
+@pytest.mark.parametrize("overlay", ["dev", "production"])
+def test_notify_calls_each_gateway_replica_by_its_pod_s_name(objects, overlay):
+    items = objects[overlay]
+    statefulsets = of_kind(items, "StatefulSet")
+    env = {e["name"]: e.get("value") for e in statefulsets["notify"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    headless = {item["metadata"]["name"] for item in of_kind(items, "Service").values()
+                if item["spec"].get("clusterIP") == "None"}
+    for kind in ("webhook", "email", "log"):
+        name = f"gateway-{kind}"
+        replicas = statefulsets[name]["spec"]["replicas"]
+        assert statefulsets[name]["spec"]["serviceName"] == f"{name}-pods" and f"{name}-pods" in headless
+        assert env[f"NOTIFY_GATEWAY_{kind.upper()}"] == ",".join(
+            f"{name}-{n}.{name}-pods:50051" for n in range(replicas))
 
 
 def test_every_pod_is_locked_down_probed_sized_spread_and_budgeted(objects):
