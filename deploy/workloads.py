@@ -32,6 +32,16 @@ GATEWAY_REPLICAS = 2
 PART_OF = "handoff-tracking"
 
 
+def pods_service(name: str) -> str:
+    """The headless Service that names a StatefulSet's pods (`<pod>.<it>` in the namespace)."""
+    return f"{name}-pods"
+
+
+def pod_addresses(name: str, replicas: int) -> str:
+    """The gRPC address of each pod of the StatefulSet `name`, comma-separated."""
+    return ",".join(f"{name}-{n}.{pods_service(name)}:{GRPC_PORT}" for n in range(replicas))
+
+
 @dataclass(frozen=True)
 class Workload:
     name: str
@@ -74,8 +84,7 @@ WORKLOADS = (
     Workload("notify", "notify", 3, {
         "NOTIFY_ROLE": "worker",
         "NOTIFY_ROUTING_FILE": f"{CONFIG_DIR}/routing.yaml",
-        **{f"NOTIFY_GATEWAY_{kind.upper()}": ",".join(
-            f"gateway-{kind}-{n}.gateway-{kind}-pods:{GRPC_PORT}" for n in range(GATEWAY_REPLICAS))
+        **{f"NOTIFY_GATEWAY_{kind.upper()}": pod_addresses(f"gateway-{kind}", GATEWAY_REPLICAS)
            for kind in ("webhook", "email", "log")},
         "NOTIFY_GATEWAY_CA_FILE": "/etc/handoff/tls/ca.crt",
     }, stateful=True, kafka_user="notify", secret_env=(("NOTIFY_GATEWAY_TOKEN", "handoff-gateway-token", "token"),)),
@@ -213,7 +222,7 @@ def workload(item: Workload) -> dict[str, Any]:
     spec: dict[str, Any] = {"replicas": item.replicas, "selector": {"matchLabels": labels(item)},
                             "template": _pod(item)}
     if _is_statefulset(item):
-        spec |= {"serviceName": f"{item.name}-pods", "podManagementPolicy": "Parallel"}
+        spec |= {"serviceName": pods_service(item.name), "podManagementPolicy": "Parallel"}
     if item.journal_size is not None:
         spec["volumeClaimTemplates"] = [{"metadata": {"name": "data"}, "spec": {
             "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": item.journal_size}}}}]
@@ -229,7 +238,7 @@ def services(item: Workload) -> list[dict[str, Any]]:
              "spec": {"selector": labels(item), "ports": ports}}]
     if _is_statefulset(item):
         made.append({"apiVersion": "v1", "kind": "Service",
-                     "metadata": {"name": f"{item.name}-pods", "labels": labels(item)},
+                     "metadata": {"name": pods_service(item.name), "labels": labels(item)},
                      "spec": {"clusterIP": "None", "selector": labels(item), "ports": ports}})
     return made
 

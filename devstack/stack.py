@@ -163,9 +163,8 @@ class Stack:
     def start_gateway(self, kind: str, replica: int = 1) -> ServiceProcess:
         """Start (or restart) replica `replica` of the `kind` gateway (services key: gateway_name);
         a restart takes the port it had before. notify started afterwards calls every replica."""
-        name = gateway_name(kind, replica)
-        self._gateways_ready({name: (kind, replica, self._launch_gateway(kind, replica))})
-        return self.services[name]
+        self._gateways_ready({(kind, replica): self._launch_gateway(kind, replica)})
+        return self.services[gateway_name(kind, replica)]
 
     def _launch_gateway(self, kind: str, replica: int = 1) -> ServiceProcess:
         env = {"GRPC_HOST": "127.0.0.1"}
@@ -175,16 +174,17 @@ class Stack:
             env.update({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": self.services[SMTP_SINK].endpoints["smtp"]})
         return launch_gateway(kind, self.workdir, env, replica)
 
-    def _gateways_ready(self, launched: dict[str, tuple[str, int, ServiceProcess]]) -> None:
-        self._when_ready({name: process for name, (_, _, process) in launched.items()}, GATEWAY_READY_SECONDS)
-        for kind, replica, process in launched.values():
-            self._gateway_ports[kind, replica] = process.grpc.rpartition(":")[2]
+    def _gateways_ready(self, launched: dict[tuple[str, int], ServiceProcess]) -> None:
+        """Wait for the gateways launched, by (kind, replica), and keep their ports."""
+        self._when_ready({gateway_name(*key): process for key, process in launched.items()}, GATEWAY_READY_SECONDS)
+        for key, process in launched.items():
+            self._gateway_ports[key] = process.grpc.rpartition(":")[2]
 
     def start_gateways(self) -> None:
         """An SMTP sink (aiosmtpd, printing each message to its log), then every gateway, side by side."""
         self.services[SMTP_SINK] = _start_smtp_sink(self.workdir / "logs")
         launched = launch_each({kind: partial(self._launch_gateway, kind) for kind in GATEWAY_KINDS})
-        self._gateways_ready({gateway_name(kind): (kind, 1, process) for kind, process in launched.items()})
+        self._gateways_ready({(kind, 1): process for kind, process in launched.items()})
 
     def start(self) -> "Stack":
         """The broker (or the external one's topics), the gateways if asked, then the three

@@ -46,7 +46,7 @@ def tls_gateway(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[
 
 def deliver(address: str, ca_file: Path | None, delivery_id: str):
     async def call():
-        gateways = Gateways({"log": address}, TOKEN, ca_file)
+        gateways = Gateways({"log": [address]}, TOKEN, ca_file)
         try:
             [outcome] = await gateways.deliver("log", [Delivery(delivery_id, "billing", notification_bytes(NOTE))], timeout=10)
             return outcome

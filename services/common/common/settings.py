@@ -43,12 +43,20 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return port
 
 
+def host_ports(name: str, value: str) -> tuple[str, ...]:
+    """The `host:port` entries of the comma-separated setting `name`, each checked (a port of
+    1..65535); a bad one raises SettingsError naming the variable and the entry."""
+    entries = tuple(entry.strip() for entry in value.split(","))
+    for entry in entries:
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"{name}={value!r}: {entry!r} is not host:port")
+    return entries
+
+
 def _bootstrap(env: Mapping[str, str]) -> str:
     servers = _text(env, "KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-    for server in servers.split(","):
-        host, _, port = server.strip().rpartition(":")
-        if not host or not port.isdigit():
-            raise SettingsError(f"KAFKA_BOOTSTRAP={servers!r}: {server!r} is not host:port")
+    host_ports("KAFKA_BOOTSTRAP", servers)
     return servers
 
 

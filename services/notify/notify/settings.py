@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from common.settings import SettingsError
+from common.settings import SettingsError, host_ports
 from common.yamlfile import parse_duration
 
 GATEWAY_KINDS = ("webhook", "email", "log")
@@ -33,11 +33,7 @@ class NotifySettings:
 
 def _addresses(name: str, value: str) -> tuple[str, ...]:
     """The replicas' addresses a NOTIFY_GATEWAY_* variable lists (host:port, comma-separated)."""
-    addresses = tuple(address.strip() for address in value.split(","))
-    for address in addresses:
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise SettingsError(f"{name}={value!r}: {address!r} is not host:port")
+    addresses = host_ports(name, value)
     if len(set(addresses)) < len(addresses):
         raise SettingsError(f"{name}={value!r} lists a replica twice")
     return addresses

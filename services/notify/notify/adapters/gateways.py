@@ -82,11 +82,10 @@ def replica_for(delivery_id: str, addresses: Sequence[str]) -> str:
 
 class Gateways:
     """A client channel per gateway replica (`addresses`: for each kind, webhook, email, log, the
-    address of its gateway or those of its replicas), made on first use."""
+    addresses of its replicas), made on first use."""
 
-    def __init__(self, addresses: Mapping[str, str | Sequence[str]], token: str, ca_file: Path | None = None) -> None:
-        self._addresses = {kind: (replicas,) if isinstance(replicas, str) else tuple(replicas)
-                           for kind, replicas in addresses.items()}
+    def __init__(self, addresses: Mapping[str, Sequence[str]], token: str, ca_file: Path | None = None) -> None:
+        self._addresses = {kind: tuple(replicas) for kind, replicas in addresses.items()}
         self._token = token
         self._ca_file = ca_file
         self._stubs: dict[str, channel_gateway_pb2_grpc.ChannelGatewayStub] = {}
@@ -109,8 +108,6 @@ class Gateways:
         if not self.configured(kind):
             raise NoGateway(f"no {kind} gateway is configured (NOTIFY_GATEWAY_{kind.upper()})")
         replicas = self._addresses[kind]
-        if len(replicas) == 1:
-            return await self._deliver_to(replicas[0], kind, deliveries, timeout)
         shares: dict[str, list[int]] = {}
         for index, delivery in enumerate(deliveries):
             shares.setdefault(replica_for(delivery.delivery_id, replicas), []).append(index)
